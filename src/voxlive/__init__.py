@@ -1,0 +1,3 @@
+"""voxlive: real-time audio classification over WebSockets, batched across streams."""
+
+__version__ = "0.1.0"

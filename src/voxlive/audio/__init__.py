@@ -1,0 +1,1 @@
+"""Pure numpy signal handling: ring buffer, resampling, gates, smoothing, file decoding."""

@@ -1,0 +1,40 @@
+"""The model interface every backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What is serving. ``fallback`` says why a fallback model is in use (``None``: no fallback)."""
+
+    name: str
+    backend: str
+    labels: tuple[str, ...]
+    sample_rate: int
+    device: str = "cpu"
+    fallback: str | None = None
+
+
+class Classifier(Protocol):
+    """A batch audio classifier.
+
+    ``predict`` is called from one worker thread at a time (the batcher's), never from the
+    event loop. It takes float32 windows of shape (batch, samples) at ``info.sample_rate`` Hz,
+    all the same length, and returns probabilities of shape (batch, len(info.labels)).
+    A window's result must not depend on the other windows in its batch. A row of zeros means
+    "no speech in this window" and is reported as ``ambient``.
+    """
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def warmup(self, window_samples: int) -> None:
+        """Run the model once or twice so the first real request is not slow."""
+        ...

@@ -1,0 +1,95 @@
+"""Hugging Face transformers backend: any audio-classification model id or local folder."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from voxlive.errors import ConfigError
+from voxlive.inference.base import ModelInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "7wolf/wav2vec2-base-gender-classification"
+# The default model's config names its labels LABEL_0/LABEL_1; the reference's own experiments
+# showed 0 = male, 1 = female.
+BUILTIN_LABELS: dict[str, tuple[str, ...]] = {DEFAULT_MODEL: ("male", "female")}
+_GENERIC = re.compile(r"^LABEL_\d+$")
+
+
+def resolve_labels(model: str, id2label: dict[int, str], override: Sequence[str] | None) -> tuple[str, ...]:
+    """Label names in class-index order: ``override``, else the config's, else built-in names."""
+    n = len(id2label)
+    names = tuple(id2label[i] for i in range(n))
+    if override:
+        if len(override) != n:
+            raise ConfigError(f"labels: expected {n} names for model {model}, got {len(override)}")
+        return tuple(override)
+    if all(_GENERIC.match(name) for name in names) and model in BUILTIN_LABELS:
+        return BUILTIN_LABELS[model]
+    return names
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: expected a visible CUDA GPU for 'cuda', got none (torch.cuda)")
+    return device
+
+
+class TransformersClassifier:
+    """``AutoModelForAudioClassification`` with the model's own feature extractor."""
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        labels: Sequence[str] | None = None,
+        device: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        import torch
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self._device = pick_device(device)
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(model_id)
+        model: Any = AutoModelForAudioClassification.from_pretrained(model_id)
+        self._model = model.to(self._device).eval()
+        id2label = {int(k): str(v) for k, v in self._model.config.id2label.items()}
+        self._info = ModelInfo(
+            name=model_id,
+            backend="transformers",
+            labels=resolve_labels(model_id, id2label, labels),
+            sample_rate=int(self._extractor.sampling_rate),
+            device=self._device,
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        inputs = self._extractor(
+            list(batch), sampling_rate=self._info.sample_rate, return_tensors="pt"
+        )
+        inputs = {k: v.to(self._device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            logits = self._model(**inputs).logits.float()
+        probs: np.ndarray = torch.softmax(logits, dim=-1).cpu().numpy()
+        return probs
+
+    def warmup(self, window_samples: int) -> None:
+        rng = np.random.default_rng(0)
+        for batch in (1, 2):
+            self.predict(0.1 * rng.standard_normal((batch, window_samples)).astype(np.float32))

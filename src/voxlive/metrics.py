@@ -1,0 +1,54 @@
+"""Prometheus metrics. One registry per server instance, so tests can run several side by side."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The counters voxlive exports at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.streams_open = Gauge("voxlive_streams_open", "WebSocket streams open now", registry=r)
+        self.streams_total = Counter("voxlive_streams", "WebSocket streams accepted", registry=r)
+        self.streams_refused = Counter(
+            "voxlive_streams_refused", "WebSocket streams refused", ["reason"], registry=r
+        )
+        self.windows = Counter(
+            "voxlive_windows",
+            "windows by outcome: classified, gated (ambient), failed, dropped",
+            ["outcome"],
+            registry=r,
+        )
+        self.dropped_audio = Counter(
+            "voxlive_dropped_audio_seconds", "audio dropped because inference fell behind", registry=r
+        )
+        self.results_unsent = Counter(
+            "voxlive_results_unsent", "results dropped because a client did not read them", registry=r
+        )
+        self.client_errors = Counter(
+            "voxlive_client_errors", "error messages sent to clients", ["code"], registry=r
+        )
+        self.batch_size = Histogram(
+            "voxlive_batch_size", "windows per model call",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=r,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "voxlive_queue_wait_seconds", "time from a window being ready to its model call",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inference_time = Histogram(
+            "voxlive_inference_seconds", "model call duration per batch",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.result_latency = Histogram(
+            "voxlive_result_latency_seconds", "time from a window's last sample to its result",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Streams of windows and the batcher that feeds them to the model. No sockets here."""

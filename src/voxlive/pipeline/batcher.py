@@ -1,0 +1,180 @@
+"""The batcher: the one owner of the model.
+
+It collects pending windows from every stream, round-robin (one window per stream per round, so a
+client sending faster than real time cannot take over the model), up to ``max_batch`` windows of
+equal length, waiting at most ``max_wait_ms`` after the oldest window became ready. It runs the
+model on its own worker thread, never on the event loop, and hands each result back to its
+stream. An exception or a time-out fails only that batch's windows.
+
+When nothing is pending it sleeps on an event: an idle server uses no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from voxlive.inference.base import Classifier
+from voxlive.metrics import Metrics
+from voxlive.pipeline.stream import Stream, Window
+
+log = logging.getLogger(__name__)
+
+
+class Batcher:
+    """Cross-stream batching in front of one :class:`Classifier`.
+
+    Call :meth:`start` inside a running event loop and :meth:`close` when done. Streams are
+    registered with :meth:`add`; after pushing audio their owner calls :meth:`notify`.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        timeout_s: float = 30.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self.timeout_s = timeout_s
+        self._metrics = metrics
+        self._streams: dict[str, Stream] = {}
+        self._rr = 0
+        self._wake = asyncio.Event()
+        self._executor = self._new_executor()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    @staticmethod
+    def _new_executor() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxlive-model")
+
+    # ---- registration -----------------------------------------------------------------------
+    def add(self, stream: Stream) -> None:
+        self._streams[stream.id] = stream
+
+    def remove(self, stream: Stream) -> None:
+        self._streams.pop(stream.id, None)
+
+    def notify(self) -> None:
+        """Some stream has new pending windows. Cheap; safe to call often."""
+        self._wake.set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="voxlive-batcher")
+
+    async def close(self) -> None:
+        """Stop batching and release the worker thread. Idempotent."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def predict(self, audio: np.ndarray) -> np.ndarray:
+        """Run the model on the worker thread (used by warm-up and the batch loop)."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self.classifier.predict, audio)
+        return await asyncio.wait_for(future, self.timeout_s)
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def _pending(self) -> tuple[int, float | None]:
+        count, oldest = 0, None
+        for stream in self._streams.values():
+            if stream.pending:
+                count += stream.pending
+                slot = stream.oldest_pending()
+                if slot is not None and (oldest is None or slot.ready_at < oldest):
+                    oldest = slot.ready_at
+        return count, oldest
+
+    async def _wait_for_batch(self) -> None:
+        while True:
+            self._wake.clear()
+            count, oldest = self._pending()
+            if count == 0:
+                await self._wake.wait()
+                continue
+            if count >= self.max_batch or oldest is None:
+                return
+            remaining = oldest + self.max_wait_s - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _collect(self) -> list[Window]:
+        streams = [s for s in self._streams.values() if s.pending]
+        if not streams:
+            return []
+        self._rr = (self._rr + 1) % len(streams)
+        order = streams[self._rr :] + streams[: self._rr]
+        batch: list[Window] = []
+        length: int | None = None
+        while len(batch) < self.max_batch:
+            took = False
+            for stream in order:
+                if len(batch) >= self.max_batch:
+                    break
+                window = stream.take(length)
+                if window is not None:
+                    length = len(window.audio)
+                    batch.append(window)
+                    took = True
+            if not took:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            await self._wait_for_batch()
+            batch = self._collect()
+            if batch:
+                await self._infer(batch)
+
+    async def _infer(self, batch: list[Window]) -> None:
+        started = time.monotonic()
+        if self._metrics:
+            self._metrics.batch_size.observe(len(batch))
+            for w in batch:
+                self._metrics.queue_wait.observe(max(started - w.ready_at, 0.0))
+        try:
+            probs = await self.predict(np.stack([w.audio for w in batch]))
+            if probs.shape[0] != len(batch):
+                raise ValueError(f"model returned {probs.shape[0]} rows for a batch of {len(batch)}")
+        except TimeoutError:
+            log.error("model call exceeded %.1f s; failing %d windows", self.timeout_s, len(batch))
+            # The hung call keeps its thread; later batches get a fresh one.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            self._fail(batch, f"inference timed out after {self.timeout_s:g} s")
+        except Exception:
+            log.exception("model call failed; failing %d windows", len(batch))
+            self._fail(batch, "inference failed")
+        else:
+            for w, p in zip(batch, probs, strict=True):
+                w.stream.complete(w.index, p)
+        finally:
+            self.batches += 1
+            if self._metrics:
+                self._metrics.inference_time.observe(time.monotonic() - started)
+
+    @staticmethod
+    def _fail(batch: list[Window], message: str) -> None:
+        for w in batch:
+            w.stream.fail(w.index, message)

@@ -1,0 +1,55 @@
+"""Classifying a whole recording through the same stream + batcher pipeline (CLI, POST /classify)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from typing import Any
+
+import numpy as np
+
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.stream import Stream, StreamConfig
+
+_ids = itertools.count()
+
+
+async def classify_samples(
+    batcher: Batcher, samples: np.ndarray, config: StreamConfig
+) -> list[dict[str, Any]]:
+    """Classify mono float32 samples at ``config.sample_rate``; returns the result messages.
+
+    Audio is fed in blocks with back-pressure, so nothing is dropped however long the file and
+    memory stays bounded by the stream's buffer.
+    """
+    block = config.hop * max(batcher.max_batch, 4)
+    # Room for one block of new windows on top of the window being cut.
+    config = dataclasses.replace(
+        config, buffer_ms=max(config.buffer_ms, (block + config.window + config.hop) * 1000 // config.sample_rate + 1)
+    )
+    wake = asyncio.Event()
+    stream = Stream(f"file-{next(_ids)}", config, on_ready=wake.set)
+    batcher.add(stream)
+    out: list[dict[str, Any]] = []
+    try:
+        for start in range(0, max(len(samples), 1), block):
+            stream.push(samples[start : start + block])
+            batcher.notify()
+            while stream.pending or stream.inflight:
+                out.extend(stream.pop_messages())
+                await wake.wait()
+                wake.clear()
+        stream.finish()
+        batcher.notify()
+        while not stream.drained:
+            out.extend(stream.pop_messages())
+            if stream.drained:
+                break
+            await wake.wait()
+            wake.clear()
+        out.extend(stream.pop_messages())
+    finally:
+        batcher.remove(stream)
+        stream.close()
+    return out

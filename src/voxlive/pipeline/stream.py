@@ -1,0 +1,324 @@
+"""One audio stream: ring buffer → overlapping windows → ordered results.
+
+The stream owns its buffer and all per-stream state. It never waits: ``push`` cuts new windows
+(gating quiet ones at once), the batcher ``take``s pending windows and later ``complete``s or
+``fail``s them, and ``pop_messages`` returns the results that are ready, in window order.
+
+Drop policies (both counted and reported):
+- audio: the ring holds ``buffer_ms``; a pending window whose start has been overwritten is
+  dropped (inference fell behind), so latency stays bounded by the buffer;
+- results: at most ``max_unsent`` finished results wait for a client that does not read; the
+  oldest are dropped beyond that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from voxlive.audio.gate import AMBIENT, RmsGate
+from voxlive.audio.ring import RingBuffer
+from voxlive.audio.smoothing import MajoritySmoother
+from voxlive.metrics import Metrics
+from voxlive.protocol import messages
+
+# A final partial window shorter than this is not classified (too short for any model).
+MIN_TAIL_MS = 100
+
+
+class SlotState(Enum):
+    PENDING = "pending"
+    INFLIGHT = "inflight"
+    DONE = "done"
+    FAILED = "failed"
+    DROPPED = "dropped"
+
+
+@dataclass(slots=True)
+class Slot:
+    index: int
+    start: int  # stream position in samples at the model rate
+    length: int  # samples
+    ready_at: float  # monotonic seconds when its last sample arrived
+    state: SlotState = SlotState.PENDING
+    probs: np.ndarray | None = None
+    gated: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Per-stream options (immutable; the stream keeps its state elsewhere)."""
+
+    sample_rate: int
+    window_ms: int
+    hop_ms: int
+    buffer_ms: int
+    labels: tuple[str, ...]
+    gate_rms: float = 0.01
+    smoothing: int = 4
+    max_unsent: int = 256
+
+    @property
+    def window(self) -> int:
+        return self.sample_rate * self.window_ms // 1000
+
+    @property
+    def hop(self) -> int:
+        return self.sample_rate * self.hop_ms // 1000
+
+    @property
+    def buffer(self) -> int:
+        return self.sample_rate * self.buffer_ms // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A window handed to the batcher."""
+
+    stream: Stream
+    index: int
+    audio: np.ndarray
+    ready_at: float
+
+
+class Stream:
+    """See the module docstring. Not thread-safe: used from the event loop only."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        config: StreamConfig,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = stream_id
+        self.config = config
+        self.on_ready = on_ready
+        self._metrics = metrics
+        self._clock = clock
+        self._ring = RingBuffer(config.buffer)
+        self._gate = RmsGate(config.gate_rms)
+        self._smoother = MajoritySmoother(config.smoothing)
+        self._slots: deque[Slot] = deque()
+        self._next_index = 0
+        self._next_start = 0
+        self._seq = 0
+        self.pending = 0  # windows waiting for the batcher
+        self.inflight = 0  # windows in a model call
+        self.finished = False  # no more audio will come
+        self.closed = False
+        self.stats = {"windows": 0, "results": 0, "gated": 0, "failed": 0, "dropped_windows": 0,
+                      "unsent_dropped": 0}  # fmt: skip
+
+    # ---- audio in ---------------------------------------------------------------------------
+    @property
+    def samples_received(self) -> int:
+        return self._ring.written
+
+    @property
+    def dropped_ms(self) -> float:
+        return self.stats["dropped_windows"] * self.config.hop_ms
+
+    def push(self, samples: np.ndarray) -> None:
+        """Append mono float32 samples at the model rate and cut every window now complete."""
+        if self.finished:
+            raise RuntimeError("push after finish")
+        if len(samples) == 0:
+            return
+        now = self._clock()
+        self._ring.write(samples)
+        cfg = self.config
+        lost = 0
+        while self._next_start + cfg.window <= self._ring.written:
+            if self._next_start < self._ring.oldest:  # overwritten within this very push
+                lost += 1
+                self.stats["windows"] += 1
+            else:
+                self._add_slot(self._next_start, cfg.window, now)
+            self._next_start += cfg.hop
+        self._count_dropped(lost)
+        self._drop_overwritten()
+        self._bound_unsent()
+
+    def finish(self) -> None:
+        """No more audio: classify the tail that no full window covered, then drain."""
+        if self.finished:
+            return
+        self.finished = True
+        cfg, total = self.config, self._ring.written
+        covered = self._next_start - cfg.hop + cfg.window if self._next_index else 0
+        if total - covered >= cfg.sample_rate * MIN_TAIL_MS // 1000:
+            length = min(cfg.window, total)
+            self._add_slot(total - length, length, self._clock())
+        self._notify()
+
+    def _add_slot(self, start: int, length: int, now: float) -> None:
+        slot = Slot(self._next_index, start, length, now)
+        self._next_index += 1
+        self.stats["windows"] += 1
+        if self._gate.is_ambient(self._ring.view(start, length)):
+            slot.state, slot.gated = SlotState.DONE, True
+            self._count("gated")
+            self._slots.append(slot)
+            self._notify()
+        else:
+            self._slots.append(slot)
+            self.pending += 1
+
+    def _drop_overwritten(self) -> None:
+        oldest = self._ring.oldest
+        if not self.pending or oldest == 0:
+            return
+        dropped = 0
+        for slot in self._slots:
+            if slot.start >= oldest:
+                break
+            if slot.state is SlotState.PENDING:
+                slot.state = SlotState.DROPPED
+                self.pending -= 1
+                dropped += 1
+        self._count_dropped(dropped)
+
+    def _count_dropped(self, dropped: int) -> None:
+        if dropped:
+            self.stats["dropped_windows"] += dropped
+            if self._metrics:
+                self._metrics.windows.labels("dropped").inc(dropped)
+                self._metrics.dropped_audio.inc(dropped * self.config.hop_ms / 1000)
+            self._notify()
+
+    def _bound_unsent(self) -> None:
+        limit = self.config.max_unsent + self.config.buffer // max(self.config.hop, 1) + 1
+        while len(self._slots) > limit and self._slots[0].state in (
+            SlotState.DONE, SlotState.FAILED, SlotState.DROPPED,
+        ):  # fmt: skip
+            if self._slots.popleft().state is not SlotState.DROPPED:
+                self.stats["unsent_dropped"] += 1
+                if self._metrics:
+                    self._metrics.results_unsent.inc()
+
+    # ---- the batcher's side -----------------------------------------------------------------
+    def oldest_pending(self) -> Slot | None:
+        for slot in self._slots:
+            if slot.state is SlotState.PENDING:
+                return slot
+        return None
+
+    def take(self, length: int | None = None) -> Window | None:
+        """The oldest pending window (only if it has ``length`` samples, when given)."""
+        slot = self.oldest_pending()
+        if slot is None or (length is not None and slot.length != length):
+            return None
+        slot.state = SlotState.INFLIGHT
+        self.pending -= 1
+        self.inflight += 1
+        return Window(self, slot.index, self._ring.view(slot.start, slot.length), slot.ready_at)
+
+    def _slot(self, index: int) -> Slot | None:
+        if not self._slots:
+            return None
+        pos = index - self._slots[0].index
+        return self._slots[pos] if 0 <= pos < len(self._slots) else None
+
+    def complete(self, index: int, probs: np.ndarray) -> None:
+        self._settle(index, SlotState.DONE, probs=probs)
+
+    def fail(self, index: int, message: str) -> None:
+        self._settle(index, SlotState.FAILED, error=message)
+
+    def _settle(self, index: int, state: SlotState, probs: Any = None, error: str | None = None) -> None:
+        self.inflight -= 1
+        if self.closed:
+            return
+        slot = self._slot(index)
+        if slot is None or slot.state is not SlotState.INFLIGHT:
+            return
+        slot.state, slot.probs, slot.error = state, probs, error
+        self._count("classified" if state is SlotState.DONE else "failed")
+        self._notify()
+
+    # ---- results out ------------------------------------------------------------------------
+    @property
+    def drained(self) -> bool:
+        """Finished, and every window has been answered and popped."""
+        return self.finished and not self._slots and not self.pending and not self.inflight
+
+    def pop_messages(self) -> list[dict[str, Any]]:
+        """Messages for the finished windows at the head, in window order."""
+        out: list[dict[str, Any]] = []
+        now = self._clock()
+        while self._slots and self._slots[0].state not in (SlotState.PENDING, SlotState.INFLIGHT):
+            slot = self._slots.popleft()
+            if slot.state is SlotState.DROPPED:
+                continue
+            out.append(self._message(slot, now))
+            self._seq += 1
+        return out
+
+    def _message(self, slot: Slot, now: float) -> dict[str, Any]:
+        rate = self.config.sample_rate
+        start_ms = slot.start * 1000 / rate
+        end_ms = (slot.start + slot.length) * 1000 / rate
+        latency_ms = (now - slot.ready_at) * 1000
+        if slot.state is SlotState.FAILED:
+            self.stats["failed"] += 1
+            return dict(
+                messages.error(
+                    "inference_failed", slot.error or "inference failed",
+                    seq=self._seq, start_ms=start_ms, end_ms=end_ms,
+                )  # fmt: skip
+            )
+        scores: dict[str, float] = {}
+        if slot.gated or slot.probs is None:
+            label, confidence = AMBIENT, 1.0
+            self.stats["gated"] += 1
+        else:
+            probs, labels = slot.probs, self.config.labels
+            scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
+            if float(np.sum(probs)) < 0.5:  # the model found no speech (see Classifier)
+                label, confidence = AMBIENT, 1.0
+            else:
+                best = int(np.argmax(probs))
+                label, confidence = labels[best], float(probs[best])
+        self.stats["results"] += 1
+        if self._metrics:
+            self._metrics.result_latency.observe(max(latency_ms, 0) / 1000)
+        return messages.result(
+            seq=self._seq, start_ms=start_ms, end_ms=end_ms, label=label, confidence=confidence,
+            scores=scores, smoothed=self._smoother.update(label), gated=slot.gated,
+            latency_ms=latency_ms, dropped_ms=self.dropped_ms,
+        )  # fmt: skip
+
+    def end_message(self) -> dict[str, Any]:
+        s = self.stats
+        return dict(
+            messages.end(
+                stream_id=self.id,
+                duration_ms=self._ring.written * 1000 / self.config.sample_rate,
+                windows=s["windows"], results=s["results"] - s["gated"], gated=s["gated"],
+                failed=s["failed"], dropped_windows=s["dropped_windows"], dropped_ms=self.dropped_ms,
+            )  # fmt: skip
+        )
+
+    def close(self) -> None:
+        """Forget everything; late results from the batcher are ignored. Idempotent."""
+        self.closed = True
+        self._slots.clear()
+        self.pending = 0
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics:
+            self._metrics.windows.labels(outcome).inc()
+
+    def _notify(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()

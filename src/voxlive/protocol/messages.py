@@ -1,0 +1,164 @@
+"""Server → client message builders and the JSON encoding. Pure; golden examples in spec/vectors.
+
+Every message is a JSON object with a ``type``. The builders are the only place message shapes are
+defined, so the documentation (docs/protocol.md), the golden vectors and the browser's types can be
+checked against them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+
+class ReadyMessage(TypedDict):
+    type: Literal["ready"]
+    stream_id: str
+    model: str
+    backend: str
+    labels: list[str]
+    fallback: str | None
+    window_ms: int
+    hop_ms: int
+    sample_rate: int
+    model_sample_rate: int
+
+
+class ResultMessage(TypedDict):
+    type: Literal["result"]
+    seq: int
+    start_ms: float
+    end_ms: float
+    label: str
+    # "class" is a keyword in Python, so it is added by result() rather than declared here.
+    confidence: float
+    scores: dict[str, float]
+    smoothed: str
+    gated: bool
+    latency_ms: float
+    dropped_ms: float
+
+
+class ErrorMessage(TypedDict, total=False):
+    type: Literal["error"]
+    code: str
+    message: str
+    seq: int
+    start_ms: float
+    end_ms: float
+
+
+class EndMessage(TypedDict):
+    type: Literal["end"]
+    stream_id: str
+    duration_ms: float
+    windows: int
+    results: int
+    gated: int
+    failed: int
+    dropped_windows: int
+    dropped_ms: float
+
+
+def ready(
+    *,
+    stream_id: str,
+    model: str,
+    backend: str,
+    labels: Sequence[str],
+    fallback: str | None,
+    window_ms: int,
+    hop_ms: int,
+    sample_rate: int,
+    model_sample_rate: int,
+) -> ReadyMessage:
+    return {
+        "type": "ready",
+        "stream_id": stream_id,
+        "model": model,
+        "backend": backend,
+        "labels": list(labels),
+        "fallback": fallback,
+        "window_ms": window_ms,
+        "hop_ms": hop_ms,
+        "sample_rate": sample_rate,
+        "model_sample_rate": model_sample_rate,
+    }
+
+
+def result(
+    *,
+    seq: int,
+    start_ms: float,
+    end_ms: float,
+    label: str,
+    confidence: float,
+    scores: Mapping[str, float],
+    smoothed: str,
+    gated: bool,
+    latency_ms: float,
+    dropped_ms: float,
+) -> dict[str, Any]:
+    """A classified window. ``class`` repeats ``label`` for the reference client."""
+    return {
+        "type": "result",
+        "seq": seq,
+        "start_ms": round(start_ms, 3),
+        "end_ms": round(end_ms, 3),
+        "label": label,
+        "class": label,
+        "confidence": round(confidence, 6),
+        "scores": {k: round(float(v), 6) for k, v in scores.items()},
+        "smoothed": smoothed,
+        "gated": gated,
+        "latency_ms": round(latency_ms, 3),
+        "dropped_ms": round(dropped_ms, 3),
+    }
+
+
+def error(
+    code: str,
+    message: str,
+    *,
+    seq: int | None = None,
+    start_ms: float | None = None,
+    end_ms: float | None = None,
+) -> ErrorMessage:
+    msg: ErrorMessage = {"type": "error", "code": code, "message": message}
+    if seq is not None:
+        msg["seq"] = seq
+    if start_ms is not None:
+        msg["start_ms"] = round(start_ms, 3)
+    if end_ms is not None:
+        msg["end_ms"] = round(end_ms, 3)
+    return msg
+
+
+def end(
+    *,
+    stream_id: str,
+    duration_ms: float,
+    windows: int,
+    results: int,
+    gated: int,
+    failed: int,
+    dropped_windows: int,
+    dropped_ms: float,
+) -> EndMessage:
+    return {
+        "type": "end",
+        "stream_id": stream_id,
+        "duration_ms": round(duration_ms, 3),
+        "windows": windows,
+        "results": results,
+        "gated": gated,
+        "failed": failed,
+        "dropped_windows": dropped_windows,
+        "dropped_ms": round(dropped_ms, 3),
+    }
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """Serialise a message as compact JSON text."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)

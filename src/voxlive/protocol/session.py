@@ -1,0 +1,160 @@
+"""The per-stream protocol state machine: client frames in, typed events out. No I/O.
+
+States: ``awaiting_start`` → ``streaming`` → ``stopped``. A binary frame in ``awaiting_start``
+starts the stream implicitly with the default (or query-parameter) format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from voxlive.errors import FormatError, FrameError, MessageError, StateError
+from voxlive.protocol.frames import (
+    AudioFormat,
+    decode_pcm,
+    decode_wav,
+    is_wav,
+    make_format,
+)
+
+START_KEYS = frozenset({"type", "sample_rate", "encoding", "channels", "token", "stream_id"})
+
+
+class State(Enum):
+    AWAITING_START = "awaiting_start"
+    STREAMING = "streaming"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The stream's format is fixed; the server answers with ``ready``."""
+
+    format: AudioFormat
+    token: str | None = None
+    stream_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """Decoded audio: float32 samples of shape (frames, channels) at ``sample_rate`` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The client sent ``stop``: flush, send ``end``, close 1000."""
+
+
+Event = Started | Audio | Stopped
+
+
+def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
+    """Validate a ``start`` message (or query parameters of the same keys)."""
+    unknown = sorted(set(obj) - START_KEYS)
+    if unknown:
+        raise FormatError(f"start: expected keys among {sorted(START_KEYS)}, got unknown {unknown}")
+    fmt = make_format(
+        obj.get("sample_rate", default.sample_rate),
+        obj.get("encoding", default.encoding),
+        obj.get("channels", default.channels),
+    )
+    token, stream_id = obj.get("token"), obj.get("stream_id")
+    for key, value in (("token", token), ("stream_id", stream_id)):
+        if value is not None and not isinstance(value, str):
+            raise FormatError(f"start: expected {key} to be a string, got {type(value).__name__}")
+    return Started(fmt, token, stream_id)
+
+
+def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
+    """Read start keys from URL query parameters; ``None`` when none are given."""
+    keys = {k: v for k, v in params.items() if k in START_KEYS and k != "type"}
+    if not keys:
+        return None
+    obj: dict[str, Any] = dict(keys)
+    for key in ("sample_rate", "channels"):
+        if key in obj:
+            try:
+                obj[key] = int(obj[key])
+            except ValueError:
+                raise FormatError(f"{key}: expected an integer, got {obj[key]!r}") from None
+    return parse_start(obj, default)
+
+
+class Session:
+    """Turns client frames into events, enforcing the message order.
+
+    ``default`` is the format used when audio arrives without a ``start``; ``preset`` is a start
+    already given through query parameters (then a later ``start`` message is an error).
+    """
+
+    def __init__(self, default: AudioFormat, preset: Started | None = None) -> None:
+        self.state = State.AWAITING_START
+        self.format = default
+        self._preset = preset
+        if preset is not None:
+            self.state = State.STREAMING
+            self.format = preset.format
+
+    def receive_text(self, text: str) -> list[Event]:
+        """Handle a text frame. Raises a ClientError subclass on bad input."""
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise MessageError(
+                f"expected a JSON object, got text that is not JSON ({len(text)} chars)",
+                code="bad_json",
+            ) from None
+        if not isinstance(obj, dict):
+            raise MessageError(f"expected a JSON object, got {type(obj).__name__}")
+        kind = obj.get("type")
+        if kind == "start":
+            if self.state is not State.AWAITING_START:
+                raise StateError(
+                    f"expected audio frames or stop while {self.state.value}, got a second start"
+                )
+            started = parse_start(obj, self.format)
+            self.format = started.format
+            self.state = State.STREAMING
+            return [started]
+        if kind == "stop":
+            if self.state is State.STOPPED:
+                raise StateError("expected nothing after stop, got another stop")
+            events: list[Event] = []
+            if self.state is State.AWAITING_START:
+                events.append(Started(self.format))
+            self.state = State.STOPPED
+            events.append(Stopped())
+            return events
+        if not isinstance(kind, str):
+            raise MessageError(f"expected a string 'type' field, got {kind!r}")
+        raise MessageError(f"expected type 'start' or 'stop', got {kind[:40]!r}", code="unknown_type")
+
+    def receive_bytes(self, data: bytes) -> list[Event]:
+        """Handle a binary frame: raw PCM in the stream's format, or a complete WAV file."""
+        if self.state is State.STOPPED:
+            raise StateError("expected nothing after stop, got an audio frame")
+        events: list[Event] = []
+        if self.state is State.AWAITING_START:
+            self.state = State.STREAMING
+            events.append(Started(self.format))
+        events.append(decode_frame(data, self.format))
+        return events
+
+
+def decode_frame(data: bytes, fmt: AudioFormat) -> Audio:
+    """Decode one binary frame. WAV frames describe themselves; anything else is raw PCM."""
+    if is_wav(data):
+        try:
+            samples, rate = decode_wav(data)
+        except FormatError as exc:  # a bad WAV frame spoils that frame, not the stream
+            raise FrameError(exc.message, code="unsupported_format") from None
+        return Audio(samples, rate)
+    return Audio(decode_pcm(data, fmt), fmt.sample_rate)

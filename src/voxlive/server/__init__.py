@@ -1,0 +1,1 @@
+"""The only I/O layer: ASGI app, WebSocket connections, HTTP endpoints."""

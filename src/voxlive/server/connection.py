@@ -1,0 +1,224 @@
+"""One WebSocket stream: a reader that never waits on the model, and a sender.
+
+The reader decodes frames, resamples, pushes into the stream and returns to ``receive()`` at
+once. The sender wakes when results are ready and writes them in order. Client mistakes produce
+``error`` messages; only errors that leave the stream unusable close it, with a close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from voxlive.audio.resample import StreamResampler, to_mono
+from voxlive.errors import ClientError, FrameTooLarge
+from voxlive.pipeline.stream import Stream
+from voxlive.protocol import messages
+from voxlive.protocol.frames import DEFAULT_FORMAT
+from voxlive.protocol.session import Audio, Session, Started, Stopped, parse_query
+from voxlive.server.service import Service
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+MAX_QUEUED_CONTROL = 64
+STOP_DRAIN_S = 30.0
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, service: Service) -> None:
+        self.ws = ws
+        self.service = service
+        self.id = secrets.token_hex(8)
+        self._wake = asyncio.Event()
+        self._control: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED_CONTROL)
+        self._close: tuple[int, str] | None = None
+        self._stopping = False
+        self._resampler: StreamResampler | None = None
+
+    # ---- entry point ------------------------------------------------------------------------
+    async def run(self) -> None:
+        service, settings = self.service, self.service.settings
+        await self.ws.accept()
+        refusal = self._admission()
+        if refusal is not None:
+            code, message = refusal
+            service.metrics.streams_refused.labels(code).inc()
+            await self._send_now(messages.error(code, message))
+            await self.ws.close(CLOSE_TRY_AGAIN, code)
+            return
+        try:
+            preset = parse_query(dict(self.ws.query_params), DEFAULT_FORMAT)
+        except ClientError as exc:
+            await self._send_now(messages.error(exc.code, exc.message))
+            await self.ws.close(exc.close_code or 1008, exc.code)
+            return
+        assert service.batcher is not None
+        self.session = Session(DEFAULT_FORMAT, preset)
+        self.stream = Stream(
+            self.id, service.stream_config(), on_ready=self._wake.set, metrics=service.metrics
+        )
+        self._resampler = StreamResampler(self.stream.config.sample_rate)
+        service.batcher.add(self.stream)
+        service.connections.add(self)
+        service.metrics.streams_open.inc()
+        service.metrics.streams_total.inc()
+        if preset is not None:
+            self._queue(self._ready_message())
+        sender = asyncio.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
+        try:
+            outcome = await self._read_loop()
+            if outcome == "disconnect":
+                sender.cancel()
+            else:  # stop or a fatal client error: let the sender finish and close
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(sender), STOP_DRAIN_S)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            service.batcher.remove(self.stream)
+            self.stream.close()
+            service.connections.discard(self)
+            service.metrics.streams_open.dec()
+
+    def _admission(self) -> tuple[str, str] | None:
+        service = self.service
+        if not service.ready:
+            return "not_ready", f"expected a ready server, got status {service.status!r}; retry later"
+        limit = service.settings.max_streams
+        if len(service.connections) >= limit:
+            return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
+        return None
+
+    async def shutdown(self) -> None:
+        """Server shutdown: send what is ready, then close 1001. Idempotent."""
+        if self._close is None:
+            self._close = (CLOSE_GOING_AWAY, "server shutting down")
+            self._wake.set()
+
+    # ---- reading ----------------------------------------------------------------------------
+    async def _read_loop(self) -> str:
+        limit = self.service.settings.max_frame_bytes
+        while True:
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return "disconnect"
+            try:
+                data, text = msg.get("bytes"), msg.get("text")
+                size = len(data) if data is not None else len(text or "")
+                if size > limit:
+                    raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {limit} bytes")
+                events = self.session.receive_bytes(data) if data is not None else (
+                    self.session.receive_text(text or "")
+                )  # fmt: skip
+                for event in events:
+                    self._handle(event)
+            except ClientError as exc:
+                self._error(exc.code, exc.message)
+                if exc.close_code is not None:
+                    self._close = (exc.close_code, exc.code)
+                    self._wake.set()
+                    return "fatal"
+            if self._stopping:
+                return "stop"
+
+    def _handle(self, event: Started | Audio | Stopped) -> None:
+        if isinstance(event, Started):
+            self._queue(self._ready_message())
+        elif isinstance(event, Audio):
+            assert self._resampler is not None
+            samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
+            self.stream.push(samples)
+            if self.stream.pending:
+                self._batcher_notify()
+        else:
+            assert self._resampler is not None
+            tail = self._resampler.flush()
+            if len(tail):
+                self.stream.push(tail)
+            self.stream.finish()
+            self._stopping = True
+            self._batcher_notify()
+            self._wake.set()
+
+    def _batcher_notify(self) -> None:
+        if self.service.batcher is not None:
+            self.service.batcher.notify()
+
+    def _ready_message(self) -> dict[str, Any]:
+        assert self.service.classifier is not None
+        info, s = self.service.classifier.info, self.service.settings
+        return dict(
+            messages.ready(
+                stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
+                fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
+                sample_rate=self.session.format.sample_rate, model_sample_rate=info.sample_rate,
+            )  # fmt: skip
+        )
+
+    def _error(self, code: str, message: str) -> None:
+        self.service.metrics.client_errors.labels(code).inc()
+        self._queue(dict(messages.error(code, message)))
+
+    def _queue(self, message: dict[str, Any]) -> None:
+        self._control.append(message)
+        self._wake.set()
+
+    # ---- sending ----------------------------------------------------------------------------
+    async def _send_now(self, message: Any) -> None:
+        await self.ws.send_text(messages.encode(message))
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._control:
+                    await self._send_now(self._control.popleft())
+                for message in self.stream.pop_messages():
+                    await self._send_now(message)
+                if self._close is not None:
+                    if self._close[0] == CLOSE_GOING_AWAY:
+                        self.stream.finish()
+                        await self._drain(timeout_s=5.0)
+                    await self._close_ws(*self._close)
+                    return
+                if self._stopping and self.stream.drained:
+                    await self._send_now(self.stream.end_message())
+                    await self._close_ws(CLOSE_NORMAL, "stream ended")
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client went away mid-send: the reader will see it
+            log.debug("stream %s: send failed: %s", self.id, exc)
+
+    async def _drain(self, timeout_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self.stream.drained:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            self._wake.clear()
+            for message in self.stream.pop_messages():
+                await self._send_now(message)
+        await self._send_now(self.stream.end_message())
+
+    async def _close_ws(self, code: int, reason: str) -> None:
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await self.ws.close(code, reason)
+
+
+async def audio_endpoint(ws: WebSocket) -> None:
+    service: Service = ws.app.state.service
+    await Connection(ws, service).run()

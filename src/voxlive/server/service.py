@@ -1,0 +1,119 @@
+"""The long-lived state of a running server: settings, model, batcher, open connections.
+
+The lifespan owns it: :meth:`Service.start` begins loading the model in a worker thread (so
+``/healthz`` answers at once and ``/readyz`` turns ready only after warm-up) and
+:meth:`Service.stop` shuts down in a fixed order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from voxlive.inference.base import Classifier
+from voxlive.inference.loader import load_classifier
+from voxlive.metrics import Metrics
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.stream import StreamConfig
+from voxlive.settings import Settings
+
+if TYPE_CHECKING:
+    from voxlive.server.connection import Connection
+
+log = logging.getLogger(__name__)
+
+Status = Literal["loading", "ready", "failed", "stopping"]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier | None = None,
+        loader: Callable[[Settings], Classifier] = load_classifier,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.classifier = classifier
+        self.batcher: Batcher | None = None
+        self.status: Status = "loading"
+        self.error: str | None = None
+        self.connections: set[Connection] = set()
+        self._loader = loader
+        self._on_fatal = on_fatal
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    def stream_config(self) -> StreamConfig:
+        assert self.classifier is not None
+        s, info = self.settings, self.classifier.info
+        return StreamConfig(
+            sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
+            buffer_ms=s.buffer_ms, labels=info.labels, gate_rms=s.gate_rms,
+            smoothing=s.smoothing, max_unsent=s.max_unsent_results,
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """What /readyz reports."""
+        out: dict[str, Any] = {"status": self.status}
+        if self.error:
+            out["error"] = self.error
+        if self.classifier is not None:
+            info = self.classifier.info
+            out.update(
+                model=info.name, backend=info.backend, labels=list(info.labels),
+                device=info.device, sample_rate=info.sample_rate, fallback=info.fallback,
+            )  # fmt: skip
+        out.update(
+            window_ms=self.settings.window_ms, hop_ms=self.settings.hop_ms,
+            streams_open=len(self.connections), max_streams=self.settings.max_streams,
+        )  # fmt: skip
+        return out
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._load(), name="voxlive-load")
+
+    async def _load(self) -> None:
+        try:
+            if self.classifier is None:
+                self.classifier = await asyncio.to_thread(self._loader, self.settings)
+            clf = self.classifier
+            window = clf.info.sample_rate * self.settings.window_ms // 1000
+            await asyncio.to_thread(clf.warmup, window)
+            self.batcher = Batcher(
+                clf, max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
+                metrics=self.metrics,
+            )  # fmt: skip
+            self.batcher.start()
+            self.status = "ready"
+            info = clf.info
+            log.info(
+                "ready: model=%s backend=%s device=%s labels=%s window=%dms hop=%dms",
+                info.name, info.backend, info.device, ",".join(info.labels),
+                self.settings.window_ms, self.settings.hop_ms,
+            )  # fmt: skip
+            if info.fallback:
+                log.warning("FALLBACK IN USE: %s", info.fallback)
+        except Exception as exc:
+            self.status = "failed"
+            self.error = str(exc)
+            log.error("startup failed: %s", exc)
+            if self._on_fatal is not None:
+                self._on_fatal(exc)
+
+    async def stop(self) -> None:
+        """Shutdown order: unready → close streams (1001) → stop the batcher."""
+        self.status = "stopping"
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        for conn in list(self.connections):
+            await conn.shutdown()
+        if self.batcher is not None:
+            await self.batcher.close()

@@ -1,0 +1,140 @@
+"""One typed, frozen configuration built once at startup.
+
+Every field is settable as a command-line flag (``--window-ms``) and as an environment variable
+(``VOXLIVE_WINDOW_MS``); the flag wins. Units are in the names. Validation errors name the key and
+the bad value in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voxlive.errors import ConfigError
+
+ENV_PREFIX = "VOXLIVE_"
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "interface to listen on (0.0.0.0 for all)")
+    port: int = _opt(8000, "TCP port")
+    model: str = _opt(
+        "auto",
+        "'auto' (default wav2vec2 model, else the pitch fallback), 'pitch' (offline F0 "
+        "classifier), a Hugging Face model id, or a local folder made with save_pretrained",
+    )
+    labels: tuple[str, ...] = _opt((), "comma-separated label names in class-index order")
+    device: str = _opt("auto", "where the model runs", ("auto", "cpu", "cuda"))
+    threads: int = _opt(0, "torch intra-op threads (0: torch's default, one per core)")
+    window_ms: int = _opt(1000, "length of each classified window, ms")
+    hop_ms: int = _opt(500, "step between window starts, ms (window - hop = overlap)")
+    max_batch: int = _opt(8, "most windows per model call, across all streams")
+    max_wait_ms: float = _opt(
+        30.0, "longest a ready window waits for more windows to fill a batch, ms"
+    )
+    buffer_ms: int = _opt(
+        4000,
+        "audio each stream may hold unclassified, ms; when inference falls behind, the oldest "
+        "windows are dropped (counted and reported) so latency stays bounded",
+    )
+    gate_rms: float = _opt(
+        0.01, "windows with RMS level below this (full scale 1.0) are 'ambient' (0: no gate)"
+    )
+    smoothing: int = _opt(4, "majority vote over this many recent labels (1: off)")
+    pitch_threshold_hz: float = _opt(160.0, "pitch model: median F0 below this is male, Hz")
+    max_streams: int = _opt(64, "most concurrent WebSocket streams; more are refused (1013)")
+    max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
+    max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
+    max_unsent_results: int = _opt(
+        256, "results held for a client that does not read; the oldest are dropped beyond this"
+    )
+    web_dir: str = _opt("web/dist", "built web app served at / (ignored when missing)")
+    log_level: str = _opt("info", "log level", ("debug", "info", "warning", "error"))
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, key: str, expected: str) -> None:
+            if not ok:
+                raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key)!r}")
+
+        need(1 <= self.port <= 65535, "port", "1..65535")
+        need(self.threads >= 0, "threads", ">= 0")
+        need(100 <= self.window_ms <= 30_000, "window_ms", "100..30000 ms")
+        need(10 <= self.hop_ms <= self.window_ms, "hop_ms", f"10..window_ms ({self.window_ms}) ms")
+        need(1 <= self.max_batch <= 256, "max_batch", "1..256")
+        need(0 <= self.max_wait_ms <= 10_000, "max_wait_ms", "0..10000 ms")
+        need(
+            self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,
+            "buffer_ms",
+            f"window_ms + hop_ms ({self.window_ms + self.hop_ms})..600000 ms",
+        )
+        need(0 <= self.gate_rms < 1, "gate_rms", "0 <= gate_rms < 1")
+        need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
+        need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
+        need(self.max_streams >= 1, "max_streams", ">= 1")
+        need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
+        need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
+        need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
+        need(bool(self.model.strip()), "model", "a model name")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices:
+                need(getattr(self, f.name) in choices, f.name, f"one of {', '.join(choices)}")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise ConfigError(f"{f.name} ({source}): expected {kind}, got {raw!r}") from None
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; defaults stay ``None`` so the environment can fill them."""
+    for f in dataclasses.fields(Settings):
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        parser.add_argument(
+            flag(f.name),
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            choices=f.metadata.get("choices"),
+            help=f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]",
+        )
+
+
+def build(args: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Settings from parsed flags (strings or None), then ``VOXLIVE_*`` variables, then defaults."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = args.get(f.name)
+        if raw is not None:
+            values[f.name] = _convert(f, str(raw), flag(f.name))
+        elif env_name(f.name) in environ:
+            values[f.name] = _convert(f, environ[env_name(f.name)], env_name(f.name))
+    return Settings(**values)

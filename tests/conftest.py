@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import SHARED  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"expected the shared recordings at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small randomly initialised wav2vec2 classifier saved with save_pretrained.
+
+    Random weights: honest for plumbing and speed, says nothing about accuracy.
+    """
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-wav2vec2")
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1},
+    )  # fmt: skip
+    model = Wav2Vec2ForSequenceClassification(config)
+    model.save_pretrained(path)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=False,
+    ).save_pretrained(path)  # fmt: skip
+    return path
