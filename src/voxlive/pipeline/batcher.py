@@ -88,7 +88,8 @@ class Batcher:
         """Run the model on the worker thread (used by warm-up and the batch loop)."""
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self.classifier.predict, audio)
-        return await asyncio.wait_for(future, self.timeout_s)
+        async with asyncio.timeout(self.timeout_s):
+            return await future
 
     # ---- the loop ---------------------------------------------------------------------------
     def _pending(self) -> tuple[int, float | None]:
@@ -113,8 +114,10 @@ class Batcher:
             remaining = oldest + self.max_wait_s - time.monotonic()
             if remaining <= 0:
                 return
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
             except TimeoutError:
                 return
 

@@ -80,7 +80,8 @@ class Connection:
                 sender.cancel()
             else:  # stop or a fatal client error: let the sender finish and close
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(sender), STOP_DRAIN_S)
+                    async with asyncio.timeout(STOP_DRAIN_S):
+                        await asyncio.shield(sender)
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -208,7 +209,8 @@ class Connection:
             if remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
             self._wake.clear()
             for message in self.stream.pop_messages():
                 await self._send_now(message)

@@ -1,0 +1,54 @@
+"""The transformers backend, with a tiny random wav2vec2 loaded through from_pretrained(path)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxlive.errors import ConfigError, ModelLoadError
+from voxlive.inference.hf import DEFAULT_MODEL, TransformersClassifier, resolve_labels
+from voxlive.inference.loader import load_classifier
+from voxlive.settings import Settings
+
+
+def test_loads_by_path_and_names_generic_labels(tiny_model_dir: Path) -> None:
+    clf = TransformersClassifier(str(tiny_model_dir), labels=("low", "high"), device="cpu")
+    assert clf.info.labels == ("low", "high") and clf.info.sample_rate == 16_000
+    probs = clf.predict(np.random.default_rng(0).standard_normal((3, 8000)).astype(np.float32))
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_scores_do_not_depend_on_batch_mates(tiny_model_dir: Path) -> None:
+    clf = TransformersClassifier(str(tiny_model_dir), device="cpu")
+    rng = np.random.default_rng(1)
+    windows = (0.2 * rng.standard_normal((5, 16_000))).astype(np.float32)
+    alone = np.concatenate([clf.predict(w[None]) for w in windows])
+    together = clf.predict(windows)
+    np.testing.assert_allclose(alone, together, atol=1e-4)
+
+
+def test_label_resolution() -> None:
+    generic = {0: "LABEL_0", 1: "LABEL_1"}
+    assert resolve_labels(DEFAULT_MODEL, generic, None) == ("male", "female")
+    assert resolve_labels("some/model", generic, None) == ("LABEL_0", "LABEL_1")
+    assert resolve_labels("x", {0: "cat", 1: "dog"}, None) == ("cat", "dog")
+    with pytest.raises(ConfigError, match="expected 2 names for model x, got 3"):
+        resolve_labels("x", generic, ("a", "b", "c"))
+
+
+def test_a_named_model_that_cannot_load_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="could not load model .*--model pitch"):
+        load_classifier(Settings(model=str(tmp_path / "missing")))
+
+
+def test_auto_falls_back_to_pitch_when_the_default_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import voxlive.inference.loader as loader
+
+    def unreachable(model: str, settings: Settings) -> None:
+        raise OSError("hub unreachable")
+
+    monkeypatch.setattr(loader, "_load_transformers", unreachable)
+    clf = load_classifier(Settings(model="auto"))
+    assert clf.info.backend == "pitch"
+    assert clf.info.fallback is not None and "OSError" in clf.info.fallback
