@@ -25,7 +25,7 @@ def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any
 @dataclass(frozen=True)
 class Settings:
     host: str = _opt("127.0.0.1", "interface to listen on (0.0.0.0 for all)")
-    port: int = _opt(8000, "TCP port")
+    port: int = _opt(8000, "TCP port (0: any free port)")
     model: str = _opt(
         "auto",
         "'auto' (default wav2vec2 model, else the pitch fallback), 'pitch' (offline F0 "
@@ -64,7 +64,7 @@ class Settings:
             if not ok:
                 raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key)!r}")
 
-        need(1 <= self.port <= 65535, "port", "1..65535")
+        need(0 <= self.port <= 65535, "port", "0..65535 (0: any free port)")
         need(self.threads >= 0, "threads", ">= 0")
         need(100 <= self.window_ms <= 30_000, "window_ms", "100..30000 ms")
         need(10 <= self.hop_ms <= self.window_ms, "hop_ms", f"10..window_ms ({self.window_ms}) ms")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.stream import Stream, StreamConfig
 
@@ -16,7 +17,7 @@ _ids = itertools.count()
 
 
 async def classify_samples(
-    batcher: Batcher, samples: np.ndarray, config: StreamConfig
+    batcher: Batcher, samples: np.ndarray, config: StreamConfig, metrics: Metrics | None = None
 ) -> list[dict[str, Any]]:
     """Classify mono float32 samples at ``config.sample_rate``; returns the result messages.
 
@@ -29,7 +30,7 @@ async def classify_samples(
         config, buffer_ms=max(config.buffer_ms, (block + config.window + config.hop) * 1000 // config.sample_rate + 1)
     )
     wake = asyncio.Event()
-    stream = Stream(f"file-{next(_ids)}", config, on_ready=wake.set)
+    stream = Stream(f"file-{next(_ids)}", config, on_ready=wake.set, metrics=metrics)
     batcher.add(stream)
     out: list[dict[str, Any]] = []
     try:

@@ -67,7 +67,9 @@ async def classify(request: Request) -> Response:
         samples = await asyncio.to_thread(decode_file, bytes(body), info.sample_rate)
     except ClientError as exc:
         return _error(400, exc.code, exc.message)
-    results = await classify_samples(service.batcher, samples, service.stream_config())
+    results = await classify_samples(
+        service.batcher, samples, service.stream_config(), service.metrics
+    )
     return JSONResponse(
         {
             "model": info.name,

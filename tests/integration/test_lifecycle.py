@@ -1,0 +1,136 @@
+"""Leaks, idle CPU and the HTTP API, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import threading
+import time
+
+import httpx
+import numpy as np
+import websockets
+
+from helpers import SHARED, load, majority, pcm16, running_server
+
+
+async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
+    """The reference started a thread per connection and never stopped it."""
+    female, rate = load("female_speech.wav")
+    chunk = pcm16(female[: rate * 3 // 2])
+    async with running_server() as srv:
+
+        async def cycle(i: int) -> None:
+            async with websockets.connect(srv.ws_url) as ws:
+                await ws.send(chunk)
+                if i % 2:  # half stop politely and read to the end, half just vanish
+                    await ws.send(json.dumps({"type": "stop"}))
+                    async for _ in ws:
+                        pass
+
+        await cycle(1)  # warm up lazily created threads (the model worker)
+        await asyncio.sleep(0.2)
+        threads, tasks = threading.active_count(), len(asyncio.all_tasks())
+        for i in range(50):
+            await cycle(i)
+        for _ in range(100):  # vanished clients are noticed asynchronously
+            if not srv.service.connections:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        gc.collect()
+        assert not srv.service.connections
+        assert not srv.service.batcher._streams
+        assert threading.active_count() == threads
+        assert len(asyncio.all_tasks()) == tasks
+        metrics = srv.service.metrics
+        assert metrics.streams_open._value.get() == 0
+        assert metrics.streams_total._value.get() == 51
+
+
+async def test_idle_server_with_open_streams_uses_no_cpu() -> None:
+    """The reference busy-waited one core per connection, forever."""
+    async with running_server() as srv:
+        sockets = [await websockets.connect(srv.ws_url) for _ in range(4)]
+        for ws in sockets:
+            await ws.send(json.dumps({"type": "start"}))
+            await ws.recv()
+        await asyncio.sleep(0.2)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(1.5)
+        cpu = time.process_time() - cpu0
+        wall = time.monotonic() - wall0
+        for ws in sockets:
+            await ws.close()
+    assert cpu / wall < 0.05, f"idle server used {100 * cpu / wall:.1f}% CPU"
+
+
+async def test_health_ready_metrics_and_classify() -> None:
+    async with running_server(max_upload_bytes=400_000) as srv, httpx.AsyncClient(
+        base_url=srv.url, timeout=30
+    ) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready" and ready["model"] == "pitch"
+        assert ready["labels"] == ["male", "female"] and ready["window_ms"] == 1000
+
+        mp3 = (SHARED / "female_speech.mp3").read_bytes()
+        body = (await client.post("/classify", content=mp3)).json()
+        assert body["duration_ms"] > 4000 and body["model"] == "pitch"
+        labels = [r["label"] for r in body["results"] if r["label"] != "ambient"]
+        assert majority(labels) == "female"
+
+        bad = await client.post("/classify", content=b"definitely not audio" * 10)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_audio_file"
+        assert (await client.post("/classify", content=b"")).status_code == 400
+        big = await client.post("/classify", content=b"\x00" * 500_000)
+        assert big.status_code == 413
+
+        text = (await client.get("/metrics")).text
+        assert 'voxlive_windows_total{outcome="classified"}' in text
+        assert "voxlive_batch_size_bucket" in text and "voxlive_streams_open 0.0" in text
+
+
+async def test_readyz_is_503_while_the_model_loads() -> None:
+    from voxlive.inference.pitch import PitchClassifier
+    from voxlive.server.app import create_app
+    from voxlive.settings import Settings
+
+    gate = threading.Event()
+
+    def slow_loader(settings: Settings) -> PitchClassifier:
+        gate.wait(10)
+        return PitchClassifier()
+
+    app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=slow_loader)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url="http://t"
+    ) as client:
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "loading"
+        assert (await client.get("/healthz")).status_code == 200
+        gate.set()
+        for _ in range(200):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_shutdown_closes_open_streams_with_1001() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        ws = await websockets.connect(srv.ws_url)
+        await ws.send(pcm16(female[: 2 * rate]))
+        await asyncio.sleep(0.3)
+        srv.server.should_exit = True
+        received = []
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for m in ws:
+                received.append(json.loads(m))
+    assert ws.close_code in (1001, 1012)
+    assert received[0]["type"] == "ready"
+    assert np.any([m["type"] == "result" for m in received])

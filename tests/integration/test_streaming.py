@@ -1,0 +1,195 @@
+"""A real server on a free loopback port, real WebSocket clients, real recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import websockets
+
+from helpers import collect, load, majority, pcm16, running_server, stream_audio, StreamRun
+from voxlive.protocol.frames import encode_wav_s16
+
+
+def speech_labels(run: StreamRun) -> list[str]:
+    return [r["label"] for r in run.results if r["label"] != "ambient"]
+
+
+def assert_well_ordered(run: StreamRun, duration_ms: float) -> None:
+    seqs = [m["seq"] for m in run.messages if "seq" in m]
+    assert seqs == list(range(len(seqs)))
+    starts = [r["start_ms"] for r in run.results]
+    assert starts == sorted(starts)
+    assert run.results[-1]["end_ms"] == pytest.approx(duration_ms, abs=1)
+
+
+async def test_two_concurrent_streams_each_get_only_their_own_results() -> None:
+    """Real-time pace; the reference mixed every client's audio in one shared queue."""
+    female, rate = load("female_speech.wav")
+    male, _ = load("male_speech.wav")
+    async with running_server() as srv:
+        runs = await asyncio.gather(
+            stream_audio(srv.ws_url, female, rate, speed=1.0),
+            stream_audio(srv.ws_url, male, rate, speed=1.0),
+        )
+    f_run, m_run = runs
+    assert majority(speech_labels(f_run)) == "female"
+    assert majority(speech_labels(m_run)) == "male"
+    assert all(r["smoothed"] in ("female", "ambient") for r in f_run.results)
+    assert sum(r["smoothed"] == "male" for r in m_run.results) >= 0.8 * len(m_run.results)
+    # Each stream's timeline covers its own recording and nothing else.
+    assert_well_ordered(f_run, 1000 * len(female) / rate)
+    assert_well_ordered(m_run, 1000 * len(male) / rate)
+    for run in runs:
+        [end] = run.of("end")
+        assert end["dropped_windows"] == 0 and end["failed"] == 0
+        assert run.close_code == 1000
+        assert all(r["latency_ms"] < 1000 for r in run.results)
+    assert f_run.of("ready")[0]["stream_id"] != m_run.of("ready")[0]["stream_id"]
+
+
+async def test_faster_than_real_time_at_44k_stereo_float() -> None:
+    female, rate = load("female_speech.wav")
+    import soxr
+
+    hi = soxr.resample(female, rate, 44_100).astype(np.float32)
+    stereo = np.stack([hi, hi], axis=1).astype("<f4")
+    async with running_server() as srv:
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws:
+            reader = asyncio.create_task(collect(ws, run))
+            await ws.send(json.dumps({"type": "start", "sample_rate": 44_100,
+                                      "encoding": "pcm_f32le", "channels": 2}))  # fmt: skip
+            for i in range(0, len(stereo), 4410):
+                await ws.send(stereo[i : i + 4410].tobytes())
+                await asyncio.sleep(0.025)  # 100 ms of audio every 25 ms: 4x real time
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 30)
+    assert run.of("ready")[0]["sample_rate"] == 44_100
+    assert majority(speech_labels(run)) == "female"
+    assert run.of("end")[0]["dropped_windows"] == 0
+    assert_well_ordered(run, 1000 * len(female) / rate)
+
+
+async def test_tiny_wav2vec2_loaded_by_path_serves_results(tiny_model_dir: Path) -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(model=str(tiny_model_dir), labels=("low", "high")) as srv:
+        async with __import__("httpx").AsyncClient() as client:
+            ready = (await client.get(srv.url + "/readyz")).json()
+        run = await stream_audio(srv.ws_url, female, rate, speed=4.0)
+    assert ready["backend"] == "transformers" and ready["model"] == str(tiny_model_dir)
+    assert ready["labels"] == ["low", "high"] and ready["fallback"] is None
+    assert run.results and {r["label"] for r in run.results} <= {"low", "high", "ambient"}
+    for r in run.results:
+        if not r["gated"]:
+            assert set(r["scores"]) == {"low", "high"}
+            assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_stop_flushes_every_buffered_window() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(buffer_ms=10_000) as srv:
+        run = await stream_audio(srv.ws_url, female, rate, speed=0)  # all at once, then stop
+    [end] = run.of("end")
+    assert end["windows"] == end["results"] + end["gated"] + end["failed"] + end["dropped_windows"]
+    assert end["dropped_windows"] == 0 and len(run.results) == end["windows"]
+    assert end["duration_ms"] == pytest.approx(1000 * len(female) / rate, abs=0.1)
+    assert_well_ordered(run, end["duration_ms"])
+    assert run.messages[-1]["type"] == "end" and run.close_code == 1000
+
+
+async def test_reference_client_wav_frames_get_results_with_class() -> None:
+    """The reference React page: no start message, one 1024-sample 16 kHz WAV per frame."""
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws:
+            reader = asyncio.create_task(collect(ws, run))
+            for i in range(0, len(female) - 1024, 1024):
+                await ws.send(encode_wav_s16(female[i : i + 1024], rate))
+                await asyncio.sleep(0.016)  # 64 ms of audio every 16 ms
+            for _ in range(100):
+                if len(run.results) >= 6:
+                    break
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(reader, 10)
+    assert len(run.results) >= 6
+    assert all("class" in r and r["class"] == r["label"] for r in run.results)
+    assert majority(speech_labels(run)) == "female"
+
+
+async def test_bad_input_gets_errors_while_another_stream_is_unaffected() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        good = asyncio.create_task(stream_audio(srv.ws_url, female, rate, speed=2.0))
+        bad = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws:
+            reader = asyncio.create_task(collect(ws, bad))
+            await ws.send(json.dumps({"type": "start", "sample_rate": 16_000, "encoding": "pcm_f32le"}))
+            await ws.send(b"\x01\x02\x03")  # not a multiple of 4 bytes
+            await ws.send("this is not json")
+            await ws.send(json.dumps({"type": "dance"}))
+            await ws.send(json.dumps({"type": "start"}))  # a second start
+            await ws.send(np.array([np.nan] * 4, "<f4").tobytes())
+            await ws.send(b"")
+            await ws.send(b"RIFF\xff\xff\xff\xffWAVEfmt ")  # truncated WAV
+            for i in range(0, len(female), 1600):  # then good audio: the stream goes on
+                await ws.send(female[i : i + 1600].astype("<f4").tobytes())
+                await asyncio.sleep(0.05)
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 30)
+        good_run = await good
+    codes = [e["code"] for e in bad.of("error")]
+    assert codes == ["bad_frame", "bad_json", "unknown_type", "unexpected_message", "bad_frame",
+                     "bad_frame", "bad_frame"]  # fmt: skip
+    assert all("Traceback" not in e["message"] and "/" not in e["message"] for e in bad.of("error"))
+    assert majority(speech_labels(bad)) == "female" and bad.close_code == 1000
+    assert not good_run.of("error") and good_run.close_code == 1000
+    assert majority(speech_labels(good_run)) == "female"
+
+
+async def test_unsupported_start_closes_with_1003() -> None:
+    async with running_server() as srv:
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": 4000}))
+            await asyncio.wait_for(collect(ws, run), 10)
+    assert run.close_code == 1003
+    [err] = run.of("error")
+    assert err["code"] == "unsupported_format" and "got 4000" in err["message"]
+
+
+async def test_query_parameters_start_the_stream() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url + "?sample_rate=16000&encoding=pcm_s16le") as ws:
+            reader = asyncio.create_task(collect(ws, run))
+            await ws.send(pcm16(female[: 2 * rate]))
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 10)
+    assert run.messages[0]["type"] == "ready" and len(run.results) >= 3
+
+
+async def test_stream_limit_refuses_with_1013() -> None:
+    async with running_server(max_streams=1) as srv:
+        async with websockets.connect(srv.ws_url) as first:
+            await first.send(json.dumps({"type": "start"}))
+            await first.recv()  # ready: the first stream is admitted
+            run = StreamRun()
+            async with websockets.connect(srv.ws_url) as second:
+                await asyncio.wait_for(collect(second, run), 10)
+    assert run.close_code == 1013 and run.of("error")[0]["code"] == "too_many_streams"
+
+
+async def test_oversized_frame_closes_with_1009() -> None:
+    async with running_server(max_frame_bytes=4096) as srv:
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws:
+            await ws.send(b"\x00" * 5000)
+            await asyncio.wait_for(collect(ws, run), 10)
+    assert run.close_code == 1009
+    assert "5000 bytes exceeds the limit of 4096 bytes" in run.of("error")[0]["message"]
