@@ -65,7 +65,9 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    log.info("voxlive %s on http://%s:%d (WebSocket /audio)", __version__, settings.host, settings.port)
+    log.info(
+        "voxlive %s on http://%s:%d (WebSocket /audio)", __version__, settings.host, settings.port
+    )
     server.run()
     return exit_code
 
@@ -74,7 +76,9 @@ def _table(name: str, results: Sequence[dict[str, Any]]) -> str:
     lines = [f"{name}", f"{'start_s':>8} {'end_s':>8}  {'label':<10} {'conf':>5}  smoothed"]
     for r in results:
         if r["type"] == "error":
-            lines.append(f"{r['start_ms'] / 1000:8.2f} {r['end_ms'] / 1000:8.2f}  error: {r['message']}")
+            lines.append(
+                f"{r['start_ms'] / 1000:8.2f} {r['end_ms'] / 1000:8.2f}  error: {r['message']}"
+            )
             continue
         lines.append(
             f"{r['start_ms'] / 1000:8.2f} {r['end_ms'] / 1000:8.2f}  {r['label']:<10} "

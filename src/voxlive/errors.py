@@ -46,7 +46,7 @@ class FrameError(ClientError):
 
 
 class MessageError(ClientError):
-    """A text message is not valid JSON, has the wrong shape, or an unknown type. The stream goes on."""
+    """A text message is not JSON, has the wrong shape, or an unknown type. The stream goes on."""
 
     code = "bad_message"
 

@@ -25,10 +25,14 @@ class Metrics:
             registry=r,
         )
         self.dropped_audio = Counter(
-            "voxlive_dropped_audio_seconds", "audio dropped because inference fell behind", registry=r
+            "voxlive_dropped_audio_seconds",
+            "audio dropped because inference fell behind",
+            registry=r,
         )
         self.results_unsent = Counter(
-            "voxlive_results_unsent", "results dropped because a client did not read them", registry=r
+            "voxlive_results_unsent",
+            "results dropped because a client did not read them",
+            registry=r,
         )
         self.client_errors = Counter(
             "voxlive_client_errors", "error messages sent to clients", ["code"], registry=r

@@ -68,9 +68,10 @@ async def test_idle_server_with_open_streams_uses_no_cpu() -> None:
 
 
 async def test_health_ready_metrics_and_classify() -> None:
-    async with running_server(max_upload_bytes=400_000) as srv, httpx.AsyncClient(
-        base_url=srv.url, timeout=30
-    ) as client:
+    async with (
+        running_server(max_upload_bytes=400_000) as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=30) as client,
+    ):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = (await client.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["model"] == "pitch"
@@ -106,9 +107,10 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
 
     app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=slow_loader)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://t"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
         r = await client.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "loading"
         assert (await client.get("/healthz")).status_code == 200

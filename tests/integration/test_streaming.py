@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import websockets
 
-from helpers import collect, load, majority, pcm16, running_server, stream_audio, StreamRun
+from helpers import StreamRun, collect, load, majority, pcm16, running_server, stream_audio
 from voxlive.protocol.frames import encode_wav_s16
 
 
@@ -128,7 +128,9 @@ async def test_bad_input_gets_errors_while_another_stream_is_unaffected() -> Non
         bad = StreamRun()
         async with websockets.connect(srv.ws_url) as ws:
             reader = asyncio.create_task(collect(ws, bad))
-            await ws.send(json.dumps({"type": "start", "sample_rate": 16_000, "encoding": "pcm_f32le"}))
+            await ws.send(
+                json.dumps({"type": "start", "sample_rate": 16_000, "encoding": "pcm_f32le"})
+            )
             await ws.send(b"\x01\x02\x03")  # not a multiple of 4 bytes
             await ws.send("this is not json")
             await ws.send(json.dumps({"type": "dance"}))
@@ -175,13 +177,12 @@ async def test_query_parameters_start_the_stream() -> None:
 
 
 async def test_stream_limit_refuses_with_1013() -> None:
-    async with running_server(max_streams=1) as srv:
-        async with websockets.connect(srv.ws_url) as first:
-            await first.send(json.dumps({"type": "start"}))
-            await first.recv()  # ready: the first stream is admitted
-            run = StreamRun()
-            async with websockets.connect(srv.ws_url) as second:
-                await asyncio.wait_for(collect(second, run), 10)
+    async with running_server(max_streams=1) as srv, websockets.connect(srv.ws_url) as first:
+        await first.send(json.dumps({"type": "start"}))
+        await first.recv()  # ready: the first stream is admitted
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as second:
+            await asyncio.wait_for(collect(second, run), 10)
     assert run.close_code == 1013 and run.of("error")[0]["code"] == "too_many_streams"
 
 

@@ -41,9 +41,9 @@ class FakeModel:
         pass
 
 
-async def _drain(stream: Stream, n: int, timeout: float = 5.0) -> list[dict]:  # type: ignore[type-arg]
+async def _drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict]:  # type: ignore[type-arg]
     out: list[dict] = []  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while len(out) < n:
         out.extend(stream.pop_messages())
         assert time.monotonic() < deadline, f"got {len(out)} of {n} results"
@@ -99,7 +99,7 @@ async def test_a_full_batch_does_not_wait() -> None:
     try:
         s.push(np.full(200, 0.5, np.float32))
         batcher.notify()
-        await _drain(s, 2, timeout=2.0)
+        await _drain(s, 2, within_s=2.0)
     finally:
         await batcher.close()
     assert model.batches == [2]

@@ -1,5 +1,6 @@
 """Property tests: arbitrary input raises only the documented errors."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -12,7 +13,9 @@ from voxlive.protocol.session import Session
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -26,10 +29,8 @@ def test_arbitrary_bytes(data: bytes) -> None:
             assert out.dtype == np.float32 and np.all(np.isfinite(out))
         except ClientError:
             pass
-    try:
+    with contextlib.suppress(ClientError):
         Session(DEFAULT_FORMAT).receive_bytes(data)
-    except ClientError:
-        pass
 
 
 @settings(max_examples=400, deadline=None)
@@ -43,29 +44,25 @@ def test_arbitrary_wav_bodies(body: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from([b"fmt ", b"data", b"LIST"]), st.integers(0, 2**32 - 1), st.binary(max_size=64))
+@given(
+    st.sampled_from([b"fmt ", b"data", b"LIST"]), st.integers(0, 2**32 - 1), st.binary(max_size=64)
+)
 def test_wav_chunks_with_any_size(chunk: bytes, size: int, body: bytes) -> None:
     header = b"RIFF\x00\x00\x00\x00WAVE" + chunk + size.to_bytes(4, "little")
-    try:
+    with contextlib.suppress(ClientError):
         decode_wav(header + body)
-    except ClientError:
-        pass
 
 
 @settings(max_examples=400, deadline=None)
 @given(json_values)
 def test_arbitrary_json_messages(value: object) -> None:
     for obj in (value, {"type": "start", "sample_rate": value}, {"type": value}):
-        try:
+        with contextlib.suppress(ClientError):
             Session(DEFAULT_FORMAT).receive_text(json.dumps(obj))
-        except ClientError:
-            pass
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text(text: str) -> None:
-    try:
+    with contextlib.suppress(ClientError):
         Session(DEFAULT_FORMAT).receive_text(text)
-    except ClientError:
-        pass

@@ -10,9 +10,7 @@ from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.session import Session, Started, Stopped
 
-VECTORS = json.loads(
-    (Path(__file__).parents[2] / "spec" / "vectors" / "messages.json").read_text()
-)
+VECTORS = json.loads((Path(__file__).parents[2] / "spec" / "vectors" / "messages.json").read_text())
 
 
 def _build(msg: dict[str, Any]) -> dict[str, Any]:

@@ -38,17 +38,37 @@ def test_label_resolution() -> None:
 
 
 def test_a_named_model_that_cannot_load_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="could not load model .*--model pitch"):
+    with pytest.raises(ModelLoadError, match=r"could not load model .*--model pitch"):
         load_classifier(Settings(model=str(tmp_path / "missing")))
 
 
-def test_auto_falls_back_to_pitch_when_the_default_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_pitch_when_the_default_cannot_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import voxlive.inference.loader as loader
 
-    def unreachable(model: str, settings: Settings) -> None:
+    def unreachable(settings: Settings) -> None:
         raise OSError("hub unreachable")
 
-    monkeypatch.setattr(loader, "_load_transformers", unreachable)
+    monkeypatch.setattr(loader, "_load_default", unreachable)
     clf = load_classifier(Settings(model="auto"))
     assert clf.info.backend == "pitch"
     assert clf.info.fallback is not None and "OSError" in clf.info.fallback
+
+
+def test_hub_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from voxlive.inference.loader import hub_reachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert hub_reachable(timeout_s=1)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # closed now
+    assert not hub_reachable(timeout_s=1)

@@ -20,7 +20,9 @@ def test_silence_and_noise_are_not_voiced() -> None:
     np.testing.assert_array_equal(clf.predict(batch), 0.0)
 
 
-@pytest.mark.parametrize(("name", "label"), [("female_speech.wav", "female"), ("male_speech.wav", "male")])
+@pytest.mark.parametrize(
+    ("name", "label"), [("female_speech.wav", "female"), ("male_speech.wav", "male")]
+)
 def test_shared_recordings(name: str, label: str, shared: object) -> None:
     x, rate = load(name)
     windows = np.stack([x[s : s + rate] for s in range(0, len(x) - rate + 1, rate // 2)])

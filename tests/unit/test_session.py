@@ -23,7 +23,9 @@ def test_explicit_start_then_audio_then_stop() -> None:
     [ev] = s.receive_text(_start(sample_rate=48_000, encoding="pcm_f32le", channels=2))
     assert isinstance(ev, Started) and ev.format.sample_rate == 48_000
     [audio] = s.receive_bytes(np.zeros(8, "<f4").tobytes())
-    assert isinstance(audio, Audio) and audio.samples.shape == (4, 2) and audio.sample_rate == 48_000
+    assert (
+        isinstance(audio, Audio) and audio.samples.shape == (4, 2) and audio.sample_rate == 48_000
+    )
     [stop] = s.receive_text('{"type": "stop"}')
     assert isinstance(stop, Stopped)
 
@@ -44,7 +46,9 @@ def test_wav_frames_describe_themselves() -> None:
 def test_second_start_is_an_error_and_stream_goes_on() -> None:
     s = Session(DEFAULT_FORMAT)
     s.receive_text(_start())
-    with pytest.raises(StateError, match="expected audio frames or stop while streaming, got a second start"):
+    with pytest.raises(
+        StateError, match="expected audio frames or stop while streaming, got a second start"
+    ):
         s.receive_text(_start())
     assert s.receive_bytes(b"\x00\x00")  # still streaming
 

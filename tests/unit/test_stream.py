@@ -36,7 +36,12 @@ def test_windows_overlap_with_stream_timestamps() -> None:
         assert len(w.audio) == 100
         s.complete(w.index, np.array([0.2, 0.8]))
     msgs = s.pop_messages()
-    assert [(m["start_ms"], m["end_ms"]) for m in msgs] == [(0, 100), (50, 150), (100, 200), (150, 250)]
+    assert [(m["start_ms"], m["end_ms"]) for m in msgs] == [
+        (0, 100),
+        (50, 150),
+        (100, 200),
+        (150, 250),
+    ]
     assert [m["seq"] for m in msgs] == [0, 1, 2, 3]
     assert all(m["label"] == "b" and m["class"] == "b" for m in msgs)
 

@@ -1,4 +1,4 @@
-"""Sample-rate conversion with soxr (streaming for live audio, one-shot for files) and downmixing."""
+"""Sample-rate conversion with soxr (streaming for live audio, one-shot for files), downmixing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
         return samples.astype(np.float32, copy=False)
     if samples.shape[1] == 1:
         return samples[:, 0].astype(np.float32, copy=False)
-    return samples.mean(axis=1, dtype=np.float32)
+    mono: np.ndarray = samples.mean(axis=1, dtype=np.float32)
+    return mono
 
 
 class StreamResampler:
@@ -34,7 +35,9 @@ class StreamResampler:
             return mono
         if in_rate != self._in_rate or self._soxr is None:
             self._in_rate = in_rate
-            self._soxr = soxr.ResampleStream(in_rate, self.out_rate, 1, dtype="float32", quality="HQ")
+            self._soxr = soxr.ResampleStream(
+                in_rate, self.out_rate, 1, dtype="float32", quality="HQ"
+            )
         out: np.ndarray = self._soxr.resample_chunk(mono)
         return out
 

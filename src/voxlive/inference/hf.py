@@ -21,7 +21,9 @@ BUILTIN_LABELS: dict[str, tuple[str, ...]] = {DEFAULT_MODEL: ("male", "female")}
 _GENERIC = re.compile(r"^LABEL_\d+$")
 
 
-def resolve_labels(model: str, id2label: dict[int, str], override: Sequence[str] | None) -> tuple[str, ...]:
+def resolve_labels(
+    model: str, id2label: dict[int, str], override: Sequence[str] | None
+) -> tuple[str, ...]:
     """Label names in class-index order: ``override``, else the config's, else built-in names."""
     n = len(id2label)
     names = tuple(id2label[i] for i in range(n))
@@ -54,6 +56,7 @@ class TransformersClassifier:
         labels: Sequence[str] | None = None,
         device: str = "auto",
         threads: int = 0,
+        local_files_only: bool = False,
     ) -> None:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
@@ -62,8 +65,12 @@ class TransformersClassifier:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = pick_device(device)
-        self._extractor: Any = AutoFeatureExtractor.from_pretrained(model_id)
-        model: Any = AutoModelForAudioClassification.from_pretrained(model_id)
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+            model_id, local_files_only=local_files_only
+        )
+        model: Any = AutoModelForAudioClassification.from_pretrained(
+            model_id, local_files_only=local_files_only
+        )
         self._model = model.to(self._device).eval()
         id2label = {int(k): str(v) for k, v in self._model.config.id2label.items()}
         self._info = ModelInfo(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from urllib.parse import urlparse
 
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.base import Classifier
@@ -13,11 +16,41 @@ from voxlive.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _load_transformers(model: str, settings: Settings) -> Classifier:
+def _load_transformers(model: str, settings: Settings, local_only: bool = False) -> Classifier:
     log.info("loading %s (transformers, device=%s)", model, settings.device)
     return TransformersClassifier(
-        model, labels=settings.labels or None, device=settings.device, threads=settings.threads
-    )
+        model, labels=settings.labels or None, device=settings.device, threads=settings.threads,
+        local_files_only=local_only,
+    )  # fmt: skip
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT``) accepts a TCP connection; honours
+    ``HF_HUB_OFFLINE``. Lets ``auto`` fall back in seconds instead of retrying for a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _load_default(settings: Settings) -> Classifier:
+    """The default model from the local cache, else downloaded when the hub is reachable."""
+    try:
+        return _load_transformers(DEFAULT_MODEL, settings, local_only=True)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - not cached (or a broken cache): try the hub
+        if not hub_reachable():
+            raise OSError(
+                "not in the local cache and the Hugging Face hub is unreachable"
+            ) from None
+        log.info("downloading %s from the Hugging Face hub (cached for next time)", DEFAULT_MODEL)
+        return _load_transformers(DEFAULT_MODEL, settings)
 
 
 def load_classifier(settings: Settings) -> Classifier:
@@ -31,13 +64,14 @@ def load_classifier(settings: Settings) -> Classifier:
         return PitchClassifier(settings.pitch_threshold_hz)
     if settings.model == "auto":
         try:
-            return _load_transformers(DEFAULT_MODEL, settings)
+            return _load_default(settings)
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure to load means "use the fallback"
+        except Exception as exc:
             reason = (
-                f"could not load {DEFAULT_MODEL} ({type(exc).__name__}); using the built-in "
-                "pitch classifier. Download the model once with network access, or pass --model."
+                f"could not load {DEFAULT_MODEL} ({type(exc).__name__}: {exc}); using the "
+                "built-in pitch classifier. Download the model once with network access, or "
+                "pass --model."
             )
             log.warning("FALLBACK: %s", reason)
             return PitchClassifier(settings.pitch_threshold_hz, fallback=reason)

@@ -79,8 +79,9 @@ def yin_f0(x: np.ndarray, sample_rate: int) -> np.ndarray:
 class PitchClassifier:
     """male/female from median F0. ``threshold_hz`` is the boundary (about 160 Hz)."""
 
-    def __init__(self, threshold_hz: float = 160.0, sample_rate: int = 16_000,
-                 fallback: str | None = None) -> None:
+    def __init__(
+        self, threshold_hz: float = 160.0, sample_rate: int = 16_000, fallback: str | None = None
+    ) -> None:
         self.threshold_hz = threshold_hz
         self._info = ModelInfo(
             name="pitch", backend="pitch", labels=("male", "female"),

@@ -12,6 +12,7 @@ When nothing is pending it sleeps on an event: an idle server uses no CPU.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,10 +78,8 @@ class Batcher:
         """Stop batching and release the worker thread. Idempotent."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -159,7 +158,9 @@ class Batcher:
         try:
             probs = await self.predict(np.stack([w.audio for w in batch]))
             if probs.shape[0] != len(batch):
-                raise ValueError(f"model returned {probs.shape[0]} rows for a batch of {len(batch)}")
+                raise ValueError(
+                    f"model returned {probs.shape[0]} rows for a batch of {len(batch)}"
+                )
         except TimeoutError:
             log.error("model call exceeded %.1f s; failing %d windows", self.timeout_s, len(batch))
             # The hung call keeps its thread; later batches get a fresh one.

@@ -1,4 +1,7 @@
-"""Classifying a whole recording through the same stream + batcher pipeline (CLI, POST /classify)."""
+"""Classifying a whole recording through the same stream + batcher pipeline.
+
+Used by ``voxlive classify`` and ``POST /classify``.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,10 @@ async def classify_samples(
     block = config.hop * max(batcher.max_batch, 4)
     # Room for one block of new windows on top of the window being cut.
     config = dataclasses.replace(
-        config, buffer_ms=max(config.buffer_ms, (block + config.window + config.hop) * 1000 // config.sample_rate + 1)
+        config,
+        buffer_ms=max(
+            config.buffer_ms, (block + config.window + config.hop) * 1000 // config.sample_rate + 1
+        ),
     )
     wake = asyncio.Event()
     stream = Stream(f"file-{next(_ids)}", config, on_ready=wake.set, metrics=metrics)

@@ -235,7 +235,9 @@ class Stream:
     def fail(self, index: int, message: str) -> None:
         self._settle(index, SlotState.FAILED, error=message)
 
-    def _settle(self, index: int, state: SlotState, probs: Any = None, error: str | None = None) -> None:
+    def _settle(
+        self, index: int, state: SlotState, probs: Any = None, error: str | None = None
+    ) -> None:
         self.inflight -= 1
         if self.closed:
             return
@@ -273,9 +275,12 @@ class Stream:
             self.stats["failed"] += 1
             return dict(
                 messages.error(
-                    "inference_failed", slot.error or "inference failed",
-                    seq=self._seq, start_ms=start_ms, end_ms=end_ms,
-                )  # fmt: skip
+                    "inference_failed",
+                    slot.error or "inference failed",
+                    seq=self._seq,
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                )
             )
         scores: dict[str, float] = {}
         if slot.gated or slot.probs is None:
@@ -304,9 +309,13 @@ class Stream:
             messages.end(
                 stream_id=self.id,
                 duration_ms=self._ring.written * 1000 / self.config.sample_rate,
-                windows=s["windows"], results=s["results"] - s["gated"], gated=s["gated"],
-                failed=s["failed"], dropped_windows=s["dropped_windows"], dropped_ms=self.dropped_ms,
-            )  # fmt: skip
+                windows=s["windows"],
+                results=s["results"] - s["gated"],
+                gated=s["gated"],
+                failed=s["failed"],
+                dropped_windows=s["dropped_windows"],
+                dropped_ms=self.dropped_ms,
+            )
         )
 
     def close(self) -> None:

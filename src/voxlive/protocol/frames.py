@@ -50,7 +50,8 @@ def check_rate(sample_rate: object) -> int:
         raise FormatError(f"sample_rate: expected an integer in Hz, got {sample_rate!r}")
     if not MIN_SAMPLE_RATE_HZ <= sample_rate <= MAX_SAMPLE_RATE_HZ:
         raise FormatError(
-            f"sample_rate: expected {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, got {sample_rate}"
+            f"sample_rate: expected {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
+            f"got {sample_rate}"
         )
     return sample_rate
 
@@ -197,7 +198,7 @@ def _decode_wav_body(raw: bytes, f: _WavFmt) -> np.ndarray:
 
 def encode_wav_s16(samples: np.ndarray, sample_rate: int) -> bytes:
     """Encode mono float samples as a 16-bit PCM WAV (what the reference front end sends)."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    pcm: bytes = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16,

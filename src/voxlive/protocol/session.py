@@ -135,7 +135,9 @@ class Session:
             return events
         if not isinstance(kind, str):
             raise MessageError(f"expected a string 'type' field, got {kind!r}")
-        raise MessageError(f"expected type 'start' or 'stop', got {kind[:40]!r}", code="unknown_type")
+        raise MessageError(
+            f"expected type 'start' or 'stop', got {kind[:40]!r}", code="unknown_type"
+        )
 
     def receive_bytes(self, data: bytes) -> list[Event]:
         """Handle a binary frame: raw PCM in the stream's format, or a complete WAV file."""

@@ -46,7 +46,7 @@ class Connection:
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
-        service, settings = self.service, self.service.settings
+        service, _settings = self.service, self.service.settings
         await self.ws.accept()
         refusal = self._admission()
         if refusal is not None:
@@ -94,7 +94,10 @@ class Connection:
     def _admission(self) -> tuple[str, str] | None:
         service = self.service
         if not service.ready:
-            return "not_ready", f"expected a ready server, got status {service.status!r}; retry later"
+            return (
+                "not_ready",
+                f"expected a ready server, got status {service.status!r}; retry later",
+            )
         limit = service.settings.max_streams
         if len(service.connections) >= limit:
             return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
@@ -160,10 +163,16 @@ class Connection:
         info, s = self.service.classifier.info, self.service.settings
         return dict(
             messages.ready(
-                stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
-                fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
-                sample_rate=self.session.format.sample_rate, model_sample_rate=info.sample_rate,
-            )  # fmt: skip
+                stream_id=self.id,
+                model=info.name,
+                backend=info.backend,
+                labels=info.labels,
+                fallback=info.fallback,
+                window_ms=s.window_ms,
+                hop_ms=s.hop_ms,
+                sample_rate=self.session.format.sample_rate,
+                model_sample_rate=info.sample_rate,
+            )
         )
 
     def _error(self, code: str, message: str) -> None:
