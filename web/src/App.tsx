@@ -1,0 +1,60 @@
+import { useEffect, useState } from "react";
+import { Controls, ExportButtons } from "./components/Controls";
+import { LabelCard } from "./components/LabelCard";
+import { LevelMeter } from "./components/LevelMeter";
+import { DropNotice, ErrorList, FallbackBanner, ModelInfo } from "./components/Notices";
+import { StatusBar } from "./components/StatusBar";
+import { Timeline } from "./components/Timeline";
+import { loadWsUrl } from "./config";
+import { useVoxlive } from "./hooks/useVoxlive";
+import { resultsToCsv } from "./state/session";
+
+function download(name: string, type: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+export function App() {
+  const [wsUrl, setWsUrl] = useState<string | null>(null);
+  useEffect(() => {
+    void loadWsUrl().then(setWsUrl);
+  }, []);
+  const v = useVoxlive(wsUrl);
+  const running =
+    v.mic.kind === "running" || v.mic.kind === "starting" ||
+    ["connecting", "open", "reconnecting", "stopping"].includes(v.conn.kind);
+  const labels = v.session.ready?.labels ?? [];
+  const errors = [
+    ...(v.mic.kind === "error" ? [v.mic.error.message] : []),
+    ...(v.fileError ? [v.fileError] : []),
+    ...(v.conn.kind === "reconnecting" ? [`Cannot reach the server at ${wsUrl}; retrying.`] : []),
+    ...(v.conn.kind === "closed" && v.conn.code !== 1000 && v.conn.code !== 1005 ? [`The server closed the stream: ${v.conn.reason || v.conn.code}`] : []),
+    ...v.session.errors.map((e) => `Server: ${e.message}`),
+  ];
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  return (
+    <main>
+      <header>
+        <h1>voxlive</h1>
+        <p className="muted">Live audio classification. Press Start and speak.</p>
+      </header>
+      <FallbackBanner ready={v.session.ready} />
+      <StatusBar conn={v.conn} mic={v.mic} latencyMs={v.session.latencyMs} />
+      <LevelMeter level={v.level} />
+      <ErrorList messages={errors} />
+      <DropNotice droppedMs={v.session.droppedMs} />
+      <Controls running={running} devices={v.devices} onStart={(id) => void v.startMic(id)} onStop={() => void v.stop()}
+        onFile={(f, rt) => void v.streamFile(f, rt)} fileProgress={v.fileProgress} />
+      <LabelCard result={v.session.current} />
+      <Timeline points={v.session.timeline} labels={labels} />
+      <ExportButtons disabled={!v.session.results.length}
+        onCsv={() => download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(v.session.results, labels))}
+        onJson={() => download(`voxlive-${stamp}.json`, "application/json", JSON.stringify({ ready: v.session.ready, results: v.session.results, end: v.session.end }, null, 2))} />
+      <ModelInfo ready={v.session.ready} />
+    </main>
+  );
+}

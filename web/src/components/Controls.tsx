@@ -1,0 +1,71 @@
+import { useState } from "react";
+
+interface Props {
+  running: boolean;
+  devices: MediaDeviceInfo[];
+  onStart: (deviceId?: string) => void;
+  onStop: () => void;
+  onFile: (file: File, realtime: boolean) => void;
+  fileProgress: number | null;
+}
+
+export function Controls({ running, devices, onStart, onStop, onFile, fileProgress }: Props) {
+  const [deviceId, setDeviceId] = useState<string>("");
+  const [realtime, setRealtime] = useState(true);
+  const [dragging, setDragging] = useState(false);
+  return (
+    <section className="card controls" aria-label="Controls">
+      <div className="row">
+        {running ? (
+          <button type="button" className="primary" onClick={onStop} data-testid="stop">Stop</button>
+        ) : (
+          <button type="button" className="primary" onClick={() => onStart(deviceId || undefined)} data-testid="start">
+            Start microphone
+          </button>
+        )}
+        {devices.length > 1 && (
+          <label>
+            Microphone{" "}
+            <select value={deviceId} onChange={(e) => setDeviceId(e.target.value)} disabled={running} data-testid="device">
+              <option value="">Default</option>
+              {devices.map((d, i) => (
+                <option key={d.deviceId || i} value={d.deviceId}>{d.label || `Microphone ${i + 1}`}</option>
+              ))}
+            </select>
+          </label>
+        )}
+      </div>
+      <div
+        className={`drop ${dragging ? "dragging" : ""}`}
+        onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setDragging(false);
+          const file = e.dataTransfer.files[0];
+          if (file && !running) onFile(file, realtime);
+        }}
+      >
+        <label>
+          Or classify a file:{" "}
+          <input type="file" accept="audio/*" disabled={running} data-testid="file"
+            onChange={(e) => { const f = e.target.files?.[0]; if (f) onFile(f, realtime); e.target.value = ""; }} />
+        </label>
+        <label>
+          <input type="checkbox" checked={realtime} onChange={(e) => setRealtime(e.target.checked)} disabled={running} /> real time
+        </label>
+        <span className="muted small">(or drop an audio file here)</span>
+        {fileProgress !== null && <progress value={fileProgress} max={1} aria-label="File progress" />}
+      </div>
+    </section>
+  );
+}
+
+export function ExportButtons({ disabled, onCsv, onJson }: { disabled: boolean; onCsv: () => void; onJson: () => void }) {
+  return (
+    <div className="row">
+      <button type="button" onClick={onCsv} disabled={disabled} data-testid="export-csv">Export CSV</button>
+      <button type="button" onClick={onJson} disabled={disabled} data-testid="export-json">Export JSON</button>
+    </div>
+  );
+}

@@ -1,0 +1,50 @@
+import type { EngineState } from "../audio/engine";
+import type { ConnState } from "../net/client";
+
+export function connectionText(conn: ConnState): string {
+  switch (conn.kind) {
+    case "idle":
+      return "Not connected";
+    case "connecting":
+      return conn.attempt > 1 ? `Connecting (attempt ${conn.attempt})…` : "Connecting…";
+    case "open":
+      return "Connected";
+    case "stopping":
+      return "Finishing…";
+    case "reconnecting":
+      return `Reconnecting in ${(conn.delayMs / 1000).toFixed(1)} s (${conn.reason})`;
+    case "closed":
+      return conn.code === 1000 ? "Disconnected" : `Disconnected: ${conn.reason || `code ${conn.code}`}`;
+  }
+}
+
+function micText(mic: EngineState): string {
+  switch (mic.kind) {
+    case "idle":
+    case "stopped":
+      return "Microphone off";
+    case "starting":
+      return "Starting microphone…";
+    case "running":
+      return `Microphone on${mic.deviceLabel ? `: ${mic.deviceLabel}` : ""} (${mic.contextRate} Hz)`;
+    case "error":
+      return "Microphone error";
+  }
+}
+
+export function StatusBar({ conn, mic, latencyMs }: { conn: ConnState; mic: EngineState; latencyMs: number | null }) {
+  return (
+    <div className="status" role="status" aria-live="polite">
+      <span className={`dot dot-${conn.kind}`} aria-hidden="true" />
+      <span data-testid="connection">{connectionText(conn)}</span>
+      <span className="sep">·</span>
+      <span data-testid="mic">{micText(mic)}</span>
+      {latencyMs !== null && (
+        <>
+          <span className="sep">·</span>
+          <span data-testid="latency">latency {Math.round(latencyMs)} ms</span>
+        </>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,162 @@
+// StreamClient: one WebSocket stream with automatic reconnect and backoff. Framework-free.
+// States: idle → connecting → open → (stopping →) closed, or → reconnecting → connecting …
+
+import {
+  encodeClientMessage,
+  parseServerMessage,
+  ProtocolError,
+  type ServerMessage,
+  type StartMessage,
+} from "../protocol/messages";
+
+export type ConnState =
+  | { kind: "idle" }
+  | { kind: "connecting"; attempt: number }
+  | { kind: "open" }
+  | { kind: "stopping" }
+  | { kind: "reconnecting"; attempt: number; delayMs: number; reason: string }
+  | { kind: "closed"; code: number; reason: string };
+
+export interface ClientOptions {
+  url: string;
+  start: StartMessage;
+  reconnect?: boolean;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  maxQueuedBytes?: number; // audio held while (re)connecting; the oldest is dropped beyond it
+  onMessage: (message: ServerMessage) => void;
+  onState: (state: ConnState) => void;
+  onProtocolError?: (error: ProtocolError) => void;
+  createSocket?: (url: string) => WebSocket;
+}
+
+// Close codes after which reconnecting cannot help: the client itself is wrong.
+const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009]);
+
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
+}
+
+export class StreamClient {
+  private ws: WebSocket | null = null;
+  private state: ConnState = { kind: "idle" };
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private queue: ArrayBuffer[] = [];
+  private queuedBytes = 0;
+  private ending = false;
+  droppedBytes = 0;
+
+  constructor(private readonly options: ClientOptions) {}
+
+  get current(): ConnState {
+    return this.state;
+  }
+
+  private set(state: ConnState): void {
+    this.state = state;
+    this.options.onState(state);
+  }
+
+  connect(): void {
+    if (this.ws) return;
+    this.attempt += 1;
+    this.set({ kind: "connecting", attempt: this.attempt });
+    const create = this.options.createSocket ?? ((url: string) => new WebSocket(url));
+    let ws: WebSocket;
+    try {
+      ws = create(this.options.url);
+    } catch (err) {
+      this.scheduleReconnect(`cannot connect to ${this.options.url}: ${String(err)}`);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      ws.send(encodeClientMessage(this.options.start));
+      this.set({ kind: "open" });
+      for (const buf of this.queue) ws.send(buf);
+      this.queue = [];
+      this.queuedBytes = 0;
+      if (this.ending) this.sendStop();
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      if (typeof event.data !== "string") return;
+      try {
+        const message = parseServerMessage(event.data);
+        if (message.type === "ready") this.attempt = 0; // a healthy connection resets the backoff
+        this.options.onMessage(message);
+      } catch (err) {
+        if (err instanceof ProtocolError) this.options.onProtocolError?.(err);
+        else throw err;
+      }
+    };
+    ws.onclose = (event: CloseEvent) => {
+      this.ws = null;
+      if (this.ending || event.code === 1000 || FATAL_CLOSE_CODES.has(event.code) || !this.options.reconnect) {
+        this.set({ kind: "closed", code: event.code, reason: event.reason });
+        return;
+      }
+      this.scheduleReconnect(event.reason || `connection lost (code ${event.code})`);
+    };
+  }
+
+  private scheduleReconnect(reason: string): void {
+    const delayMs = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 8000);
+    this.set({ kind: "reconnecting", attempt: this.attempt, delayMs, reason });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.connect();
+    }, delayMs);
+  }
+
+  /** Send one audio frame; held (bounded) while the socket is not open. */
+  send(frame: ArrayBuffer): void {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(frame);
+      return;
+    }
+    const limit = this.options.maxQueuedBytes ?? 64_000;
+    this.queue.push(frame);
+    this.queuedBytes += frame.byteLength;
+    while (this.queuedBytes > limit && this.queue.length) {
+      const dropped = this.queue.shift()!;
+      this.queuedBytes -= dropped.byteLength;
+      this.droppedBytes += dropped.byteLength;
+    }
+  }
+
+  /** Bytes the browser has not yet put on the wire (for flow control in file mode). */
+  get bufferedAmount(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  /** Ask the server to flush and end the stream; it closes with 1000 after `end`. */
+  stop(): void {
+    this.ending = true;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.set({ kind: "closed", code: 1000, reason: "stopped" });
+      return;
+    }
+    this.sendStop();
+  }
+
+  private sendStop(): void {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(encodeClientMessage({ type: "stop" }));
+      this.set({ kind: "stopping" });
+    }
+  }
+
+  /** Drop the connection now, without flushing. Idempotent. */
+  close(): void {
+    this.ending = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.ws?.close(1000, "client closed");
+    this.ws = null;
+    if (this.state.kind !== "closed") this.set({ kind: "closed", code: 1000, reason: "closed" });
+  }
+}

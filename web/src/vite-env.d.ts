@@ -1,0 +1,10 @@
+/// <reference types="vite/client" />
+
+interface ImportMetaEnv {
+  readonly REACT_APP_WS_URL?: string;
+}
+
+declare module "*?worker&url" {
+  const url: string;
+  export default url;
+}
