@@ -53,14 +53,18 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    settings: Settings | None = None, classifier: Classifier | None = None, **changes: Any
+    settings: Settings | None = None,
+    classifier: Classifier | None = None,
+    port: int = 0,
+    **changes: Any,
 ) -> AsyncIterator[Server]:
-    """Serve create_app() on a free loopback port in this event loop; wait until ready."""
+    """Serve create_app() on a loopback port (free by default) in this event loop; wait until
+    ready."""
     settings = (settings or Settings(model="pitch", web_dir="/nonexistent")).replace(**changes)
     app = create_app(settings, classifier=classifier)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024)
     server = uvicorn.Server(config)

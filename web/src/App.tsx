@@ -25,14 +25,17 @@ export function App() {
   }, []);
   const v = useVoxlive(wsUrl);
   const running =
-    v.mic.kind === "running" || v.mic.kind === "starting" ||
+    v.mic.kind === "running" ||
+    v.mic.kind === "starting" ||
     ["connecting", "open", "reconnecting", "stopping"].includes(v.conn.kind);
   const labels = v.session.ready?.labels ?? [];
   const errors = [
     ...(v.mic.kind === "error" ? [v.mic.error.message] : []),
     ...(v.fileError ? [v.fileError] : []),
     ...(v.conn.kind === "reconnecting" ? [`Cannot reach the server at ${wsUrl}; retrying.`] : []),
-    ...(v.conn.kind === "closed" && v.conn.code !== 1000 && v.conn.code !== 1005 ? [`The server closed the stream: ${v.conn.reason || v.conn.code}`] : []),
+    ...(v.conn.kind === "closed" && v.conn.code !== 1000 && v.conn.code !== 1005
+      ? [`The server closed the stream: ${v.conn.reason || v.conn.code}`]
+      : []),
     ...v.session.errors.map((e) => `Server: ${e.message}`),
   ];
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -47,13 +50,27 @@ export function App() {
       <LevelMeter level={v.level} />
       <ErrorList messages={errors} />
       <DropNotice droppedMs={v.session.droppedMs} />
-      <Controls running={running} devices={v.devices} onStart={(id) => void v.startMic(id)} onStop={() => void v.stop()}
-        onFile={(f, rt) => void v.streamFile(f, rt)} fileProgress={v.fileProgress} />
+      <Controls
+        running={running}
+        devices={v.devices}
+        onStart={(id) => void v.startMic(id)}
+        onStop={() => void v.stop()}
+        onFile={(f, rt) => void v.streamFile(f, rt)}
+        fileProgress={v.fileProgress}
+      />
       <LabelCard result={v.session.current} />
       <Timeline points={v.session.timeline} labels={labels} />
-      <ExportButtons disabled={!v.session.results.length}
+      <ExportButtons
+        disabled={!v.session.results.length}
         onCsv={() => download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(v.session.results, labels))}
-        onJson={() => download(`voxlive-${stamp}.json`, "application/json", JSON.stringify({ ready: v.session.ready, results: v.session.results, end: v.session.end }, null, 2))} />
+        onJson={() =>
+          download(
+            `voxlive-${stamp}.json`,
+            "application/json",
+            JSON.stringify({ ready: v.session.ready, results: v.session.results, end: v.session.end }, null, 2),
+          )
+        }
+      />
       <ModelInfo ready={v.session.ready} />
     </main>
   );

@@ -9,7 +9,11 @@ export function sameOriginWsUrl(location: Pick<Location, "protocol" | "host">): 
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/audio`;
 }
 
-export function resolveWsUrl(runtime: RuntimeConfig | null, buildTime: string | undefined, location: Pick<Location, "protocol" | "host">): string {
+export function resolveWsUrl(
+  runtime: RuntimeConfig | null,
+  buildTime: string | undefined,
+  location: Pick<Location, "protocol" | "host">,
+): string {
   if (runtime?.wsUrl) return runtime.wsUrl;
   if (buildTime) return buildTime;
   return sameOriginWsUrl(location);

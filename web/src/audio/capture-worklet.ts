@@ -34,8 +34,9 @@ class CaptureProcessor extends AudioWorkletProcessor {
       offset += n;
       if (this.filled === this.frame.length) {
         const full = this.frame;
+        const length = full.length; // read before the transfer detaches the buffer
         this.port.postMessage(full, [full.buffer]);
-        this.frame = new Float32Array(full.length);
+        this.frame = new Float32Array(length);
         this.filled = 0;
       }
     }

@@ -30,13 +30,19 @@ export interface EngineEvents {
 export function describeMicError(err: unknown): MicError {
   const name = err instanceof Error || err instanceof DOMException ? err.name : "";
   if (name === "NotAllowedError" || name === "SecurityError") {
-    return { code: "denied", message: "Microphone access was denied. Allow it in the browser's site settings and press Start again." };
+    return {
+      code: "denied",
+      message: "Microphone access was denied. Allow it in the browser's site settings and press Start again.",
+    };
   }
   if (name === "NotFoundError" || name === "OverconstrainedError") {
     return { code: "no_microphone", message: "No microphone was found. Plug one in and press Start again." };
   }
   if (name === "TypeError" && !navigator.mediaDevices) {
-    return { code: "unsupported", message: "This page needs a secure origin (https or localhost) to use the microphone." };
+    return {
+      code: "unsupported",
+      message: "This page needs a secure origin (https or localhost) to use the microphone.",
+    };
   }
   return { code: "failed", message: `The microphone could not be started (${name || String(err)}).` };
 }

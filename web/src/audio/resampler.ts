@@ -25,7 +25,7 @@ export class Resampler {
     this.outRate = outRate;
     this.step = inRate / outRate;
     // Cut off at 90% of the lower Nyquist, as a fraction of the input rate.
-    const cutoff = (0.5 * Math.min(1, outRate / inRate)) * 0.9;
+    const cutoff = 0.5 * Math.min(1, outRate / inRate) * 0.9;
     this.half = Math.ceil(TAPS_PER_SIDE / Math.min(1, outRate / inRate) / 2) * 2;
     const width = 2 * this.half;
     this.table = new Float32Array((PHASES + 1) * width);

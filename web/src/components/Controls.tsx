@@ -17,7 +17,9 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
     <section className="card controls" aria-label="Controls">
       <div className="row">
         {running ? (
-          <button type="button" className="primary" onClick={onStop} data-testid="stop">Stop</button>
+          <button type="button" className="primary" onClick={onStop} data-testid="stop">
+            Stop
+          </button>
         ) : (
           <button type="button" className="primary" onClick={() => onStart(deviceId || undefined)} data-testid="start">
             Start microphone
@@ -26,10 +28,17 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
         {devices.length > 1 && (
           <label>
             Microphone{" "}
-            <select value={deviceId} onChange={(e) => setDeviceId(e.target.value)} disabled={running} data-testid="device">
+            <select
+              value={deviceId}
+              onChange={(e) => setDeviceId(e.target.value)}
+              disabled={running}
+              data-testid="device"
+            >
               <option value="">Default</option>
               {devices.map((d, i) => (
-                <option key={d.deviceId || i} value={d.deviceId}>{d.label || `Microphone ${i + 1}`}</option>
+                <option key={d.deviceId || i} value={d.deviceId}>
+                  {d.label || `Microphone ${i + 1}`}
+                </option>
               ))}
             </select>
           </label>
@@ -37,7 +46,10 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
       </div>
       <div
         className={`drop ${dragging ? "dragging" : ""}`}
-        onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
         onDragLeave={() => setDragging(false)}
         onDrop={(e) => {
           e.preventDefault();
@@ -48,11 +60,26 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
       >
         <label>
           Or classify a file:{" "}
-          <input type="file" accept="audio/*" disabled={running} data-testid="file"
-            onChange={(e) => { const f = e.target.files?.[0]; if (f) onFile(f, realtime); e.target.value = ""; }} />
+          <input
+            type="file"
+            accept="audio/*"
+            disabled={running}
+            data-testid="file"
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              if (f) onFile(f, realtime);
+              e.target.value = "";
+            }}
+          />
         </label>
         <label>
-          <input type="checkbox" checked={realtime} onChange={(e) => setRealtime(e.target.checked)} disabled={running} /> real time
+          <input
+            type="checkbox"
+            checked={realtime}
+            onChange={(e) => setRealtime(e.target.checked)}
+            disabled={running}
+          />{" "}
+          real time
         </label>
         <span className="muted small">(or drop an audio file here)</span>
         {fileProgress !== null && <progress value={fileProgress} max={1} aria-label="File progress" />}
@@ -61,11 +88,23 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
   );
 }
 
-export function ExportButtons({ disabled, onCsv, onJson }: { disabled: boolean; onCsv: () => void; onJson: () => void }) {
+export function ExportButtons({
+  disabled,
+  onCsv,
+  onJson,
+}: {
+  disabled: boolean;
+  onCsv: () => void;
+  onJson: () => void;
+}) {
   return (
     <div className="row">
-      <button type="button" onClick={onCsv} disabled={disabled} data-testid="export-csv">Export CSV</button>
-      <button type="button" onClick={onJson} disabled={disabled} data-testid="export-json">Export JSON</button>
+      <button type="button" onClick={onCsv} disabled={disabled} data-testid="export-csv">
+        Export CSV
+      </button>
+      <button type="button" onClick={onJson} disabled={disabled} data-testid="export-json">
+        Export JSON
+      </button>
     </div>
   );
 }

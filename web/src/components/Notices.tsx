@@ -5,7 +5,8 @@ export function FallbackBanner({ ready }: { ready: ReadyMessage | null }) {
   if (ready.fallback) {
     return (
       <div className="banner warn" role="alert" data-testid="fallback">
-        <strong>Fallback model in use:</strong> the server is classifying with its built-in pitch classifier. {ready.fallback}
+        <strong>Fallback model in use:</strong> the server is classifying with its built-in pitch classifier.{" "}
+        {ready.fallback}
       </div>
     );
   }
@@ -16,7 +17,8 @@ export function ModelInfo({ ready }: { ready: ReadyMessage | null }) {
   if (!ready) return null;
   return (
     <p className="muted small" data-testid="model">
-      Model <code>{ready.model}</code> ({ready.backend}) · labels {ready.labels.join(", ")} · window {ready.window_ms} ms, hop {ready.hop_ms} ms
+      Model <code>{ready.model}</code> ({ready.backend}) · labels {ready.labels.join(", ")} · window {ready.window_ms}{" "}
+      ms, hop {ready.hop_ms} ms
     </p>
   );
 }

@@ -12,8 +12,14 @@ export function Timeline({ points, labels }: { points: TimelinePoint[]; labels: 
   return (
     <section className="card" aria-label="Timeline of scores over the last minute">
       <h2>Last minute</h2>
-      <svg viewBox={`0 0 ${W} ${H}`} className="timeline" data-testid="timeline" data-points={points.length} role="img"
-        aria-label={`${points.length} results in the last minute`}>
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        className="timeline"
+        data-testid="timeline"
+        data-points={points.length}
+        role="img"
+        aria-label={`${points.length} results in the last minute`}
+      >
         <line x1={0} x2={W} y1={y(0.5)} y2={y(0.5)} className="grid" />
         {points
           .filter((p) => p.result.label === "ambient")
@@ -21,18 +27,27 @@ export function Timeline({ points, labels }: { points: TimelinePoint[]; labels: 
             <rect key={`a${p.result.seq}-${p.atMs}`} x={x(p.atMs) - 4} y={0} width={8} height={H} className="ambient" />
           ))}
         {labels.map((label, i) => (
-          <polyline key={label} fill="none" stroke={COLORS[i % COLORS.length]} strokeWidth={2}
+          <polyline
+            key={label}
+            fill="none"
+            stroke={COLORS[i % COLORS.length]}
+            strokeWidth={2}
             points={points
               .filter((p) => label in p.result.scores)
               .map((p) => `${x(p.atMs).toFixed(1)},${y(p.result.scores[label]).toFixed(1)}`)
-              .join(" ")} />
+              .join(" ")}
+          />
         ))}
       </svg>
       <div className="legend">
         {labels.map((label, i) => (
-          <span key={label}><span className="swatch" style={{ background: COLORS[i % COLORS.length] }} /> {label}</span>
+          <span key={label}>
+            <span className="swatch" style={{ background: COLORS[i % COLORS.length] }} /> {label}
+          </span>
         ))}
-        <span><span className="swatch ambient-swatch" /> ambient</span>
+        <span>
+          <span className="swatch ambient-swatch" /> ambient
+        </span>
       </div>
     </section>
   );

@@ -24,7 +24,9 @@ export function useVoxlive(wsUrl: string | null) {
   const cancelFile = useRef(false);
 
   const refreshDevices = useCallback(() => {
-    listMicrophones().then(setDevices).catch(() => setDevices([]));
+    listMicrophones()
+      .then(setDevices)
+      .catch(() => setDevices([]));
   }, []);
 
   useEffect(() => {

@@ -4,16 +4,30 @@ import { initialSession, resultsToCsv, sessionReducer, TIMELINE_MS } from "./ses
 
 function result(seq: number, label = "female", extra: Partial<ResultMessage> = {}): ResultMessage {
   return {
-    type: "result", seq, start_ms: seq * 500, end_ms: seq * 500 + 1000, label, class: label,
-    confidence: 0.9, scores: { male: 0.1, female: 0.9 }, smoothed: label, gated: false,
-    latency_ms: 80, dropped_ms: 0, ...extra,
+    type: "result",
+    seq,
+    start_ms: seq * 500,
+    end_ms: seq * 500 + 1000,
+    label,
+    class: label,
+    confidence: 0.9,
+    scores: { male: 0.1, female: 0.9 },
+    smoothed: label,
+    gated: false,
+    latency_ms: 80,
+    dropped_ms: 0,
+    ...extra,
   };
 }
 
 describe("sessionReducer", () => {
   it("tracks the current result, latency and drops", () => {
     let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0 });
-    s = sessionReducer(s, { type: "message", message: result(1, "male", { latency_ms: 120, dropped_ms: 500 }), atMs: 500 });
+    s = sessionReducer(s, {
+      type: "message",
+      message: result(1, "male", { latency_ms: 120, dropped_ms: 500 }),
+      atMs: 500,
+    });
     expect(s.current?.label).toBe("male");
     expect(s.latencyMs).toBe(120);
     expect(s.droppedMs).toBe(500);
@@ -31,7 +45,11 @@ describe("sessionReducer", () => {
   it("keeps the last five errors and resets", () => {
     let s = initialSession;
     for (let i = 0; i < 7; i++) {
-      s = sessionReducer(s, { type: "message", message: { type: "error", code: "bad_frame", message: `e${i}` }, atMs: i });
+      s = sessionReducer(s, {
+        type: "message",
+        message: { type: "error", code: "bad_frame", message: `e${i}` },
+        atMs: i,
+      });
     }
     expect(s.errors.map((e) => e.message)).toEqual(["e2", "e3", "e4", "e5", "e6"]);
     expect(sessionReducer(s, { type: "reset" })).toBe(initialSession);

@@ -21,9 +21,7 @@ export interface SessionState {
   latencyMs: number | null;
 }
 
-export type SessionAction =
-  | { type: "reset" }
-  | { type: "message"; message: ServerMessage; atMs: number };
+export type SessionAction = { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number };
 
 export const initialSession: SessionState = {
   ready: null,
@@ -44,7 +42,8 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       return { ...state, ready: message, end: null };
     case "result": {
       const timeline = [...state.timeline, { atMs, result: message }].filter((p) => p.atMs >= atMs - TIMELINE_MS);
-      const results = state.results.length >= MAX_RESULTS ? [...state.results.slice(1), message] : [...state.results, message];
+      const results =
+        state.results.length >= MAX_RESULTS ? [...state.results.slice(1), message] : [...state.results, message];
       return {
         ...state,
         current: message,
@@ -68,9 +67,29 @@ function csvCell(value: string | number | boolean): string {
 
 /** Results as CSV: one row per window, one score column per label. */
 export function resultsToCsv(results: ResultMessage[], labels: string[]): string {
-  const header = ["seq", "start_ms", "end_ms", "label", "confidence", "smoothed", "gated", "latency_ms", ...labels.map((l) => `score_${l}`)];
+  const header = [
+    "seq",
+    "start_ms",
+    "end_ms",
+    "label",
+    "confidence",
+    "smoothed",
+    "gated",
+    "latency_ms",
+    ...labels.map((l) => `score_${l}`),
+  ];
   const rows = results.map((r) =>
-    [r.seq, r.start_ms, r.end_ms, r.label, r.confidence, r.smoothed, r.gated, r.latency_ms, ...labels.map((l) => r.scores[l] ?? "")]
+    [
+      r.seq,
+      r.start_ms,
+      r.end_ms,
+      r.label,
+      r.confidence,
+      r.smoothed,
+      r.gated,
+      r.latency_ms,
+      ...labels.map((l) => r.scores[l] ?? ""),
+    ]
       .map(csvCell)
       .join(","),
   );
