@@ -8,13 +8,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup web serve test test-fast format lint clean
+.PHONY: help setup web serve test test-fast format lint clean build run stop
 
 help:
 	@echo "make serve   set up .venv (and the web app) and serve on http://$(HOST):$(PORT)"
 	@echo "make test    run every test (unit, integration, end-to-end in Chromium)"
 	@echo "make format  ruff format;  make lint  ruff check + mypy (+ web lint)"
 	@echo "make clean   remove build output, caches and .venv"
+	@echo "make build | run | stop   Docker Compose: front end :8001, back end :8000"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,3 +58,16 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache artifacts \
 	  web/dist web/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Docker Compose deployment (front end on :8001, back end on :8000).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+build:
+	$(COMPOSE) build
+
+run:
+	$(COMPOSE) up -d
+	@echo "front end: http://localhost:8001   back end: ws://localhost:8000/audio"
+
+stop:
+	$(COMPOSE) down
