@@ -1,0 +1,210 @@
+"""Benchmark: model throughput and live-stream capacity of the in-process pipeline.
+
+Builds a full-size wav2vec2-base audio classifier with random weights (the default model's
+architecture, so the same compute), saves it with save_pretrained and loads it through voxlive's
+own transformers backend. Then:
+
+1. model throughput: audio-seconds classified per wall second at several batch sizes;
+2. live capacity: N simulated streams push real speech in 100 ms chunks at real-time pace into
+   voxlive Streams feeding one Batcher; reports result latency p50/p95/p99 (from the window's last
+   sample to its result), drops and batch sizes, and the largest N with p95 <= 250 ms and no drops.
+
+Prints numbers; asserts nothing. Needs numpy, torch, transformers and prometheus-client only
+(runs on the GPU machine without the server's dependencies):
+
+    PYTHONPATH=src python bench/pipeline.py --device cpu
+    PYTHONPATH=src python bench/pipeline.py --device cuda --batches 1,8,32,64 --max-batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxlive.inference.hf import TransformersClassifier
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.protocol.frames import decode_wav
+
+RATE = 16_000
+
+
+def build_model(path: Path) -> None:
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"},
+                            label2id={"LABEL_0": 0, "LABEL_1": 1})  # fmt: skip
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True,
+                             return_attention_mask=False).save_pretrained(path)  # fmt: skip
+
+
+def speech(data_dir: Path) -> np.ndarray:
+    parts = []
+    for name in ("female_speech.wav", "male_speech.wav"):
+        samples, rate = decode_wav((data_dir / name).read_bytes())
+        assert rate == RATE
+        parts.append(samples[:, 0])
+    return np.concatenate(parts).astype(np.float32)
+
+
+def model_throughput(clf: TransformersClassifier, audio: np.ndarray, batches: list[int],
+                     window_s: float, min_s: float) -> list[dict[str, float]]:  # fmt: skip
+    n = int(window_s * RATE)
+    rows = []
+    for b in batches:
+        starts = (np.arange(b) * RATE // 3) % (len(audio) - n)
+        batch = np.stack([audio[s : s + n] for s in starts])
+        clf.predict(batch)  # warm up this shape
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < min_s or calls < 3:
+            clf.predict(batch)
+            calls += 1
+        wall = time.perf_counter() - t0
+        rows.append({"batch": b, "ms_per_call": 1000 * wall / calls,
+                     "audio_s_per_s": b * window_s * calls / wall})  # fmt: skip
+    return rows
+
+
+async def live_run(clf: TransformersClassifier, audio: np.ndarray, n_streams: int, seconds: float,
+                   window_ms: int, hop_ms: int, max_batch: int, max_wait_ms: float) -> dict[str, Any]:  # fmt: skip
+    batcher = Batcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    config = StreamConfig(sample_rate=RATE, window_ms=window_ms, hop_ms=hop_ms, buffer_ms=4000,
+                          labels=clf.info.labels, gate_rms=0.0, smoothing=4)  # fmt: skip
+    latencies: list[float] = []
+    warmup_ms = 2000.0  # results of each stream's first 2 s are not counted (cold caches)
+
+    def collector(stream_box: list[Stream]) -> Any:
+        def on_ready() -> None:  # what the server's sender does: pop as soon as results are ready
+            for m in stream_box[0].pop_messages():
+                if m["type"] == "result" and m["start_ms"] >= warmup_ms:
+                    latencies.append(m["latency_ms"])
+
+        return on_ready
+
+    streams = []
+    for i in range(n_streams):
+        box: list[Stream] = []
+        box.append(Stream(f"s{i}", config, on_ready=collector(box)))
+        streams.append(box[0])
+    sizes: list[int] = []
+    original = clf.predict
+
+    def counting(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        return original(batch)
+
+    clf.predict = counting  # type: ignore[method-assign]
+    for s in streams:
+        batcher.add(s)
+    batcher.start()
+    chunk = RATE // 10
+    offsets = [(i * 7919 * 16) % len(audio) for i in range(n_streams)]  # desynchronised speech
+
+    async def feed(i: int, stream: Stream) -> None:
+        t0 = time.monotonic() + i * 0.1 / n_streams  # spread stream phases over one chunk
+        for k in range(int(seconds * 10)):
+            await asyncio.sleep(max(0.0, t0 + k * 0.1 - time.monotonic()))
+            pos = (offsets[i] + k * chunk) % (len(audio) - chunk)
+            stream.push(audio[pos : pos + chunk])
+            batcher.notify()
+
+    try:
+        await asyncio.gather(*(feed(i, s) for i, s in enumerate(streams)))
+        await asyncio.sleep(1.0)
+    finally:
+        await batcher.close()
+        clf.predict = original  # type: ignore[method-assign]
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    dropped = sum(s.stats["dropped_windows"] for s in streams)
+    return {
+        "streams": n_streams, "results": len(latencies), "dropped_windows": dropped,
+        "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)), "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
+        "ok": bool(dropped == 0 and np.percentile(lat, 95) <= 250),
+    }  # fmt: skip
+
+
+async def find_capacity(clf: TransformersClassifier, audio: np.ndarray, args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:  # fmt: skip
+    runs: list[dict[str, Any]] = []
+
+    async def ok(n: int) -> bool:
+        r = await live_run(clf, audio, n, args.seconds, args.window_ms, args.hop_ms, args.max_batch, args.max_wait_ms)
+        runs.append(r)
+        print(f"  {n:4d} streams: p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  "
+              f"drops {r['dropped_windows']:4d}  mean batch {r['mean_batch']:5.2f}  {'ok' if r['ok'] else 'FAIL'}", flush=True)  # fmt: skip
+        return bool(r["ok"])
+
+    lo, hi = 0, 1
+    while await ok(hi):
+        lo, hi = hi, hi * 2
+        if hi > args.max_streams:
+            return lo, runs
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if await ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo, runs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    p.add_argument("--batches", default="1,2,4,8,16")
+    p.add_argument("--min-seconds", type=float, default=3.0, help="timing per batch size")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each live run")
+    p.add_argument("--window-ms", type=int, default=1000)
+    p.add_argument("--hop-ms", type=int, default=500)
+    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--max-wait-ms", type=float, default=30.0)
+    p.add_argument("--max-streams", type=int, default=512)
+    p.add_argument("--skip-live", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("bench-results") / "pipeline.json")
+    args = p.parse_args()
+
+    import torch
+
+    audio = speech(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_model(Path(tmp))
+        clf = TransformersClassifier(tmp, labels=("male", "female"), device=args.device)
+    device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "cpu"
+    print(f"wav2vec2-base (random weights), torch {torch.__version__}, device {args.device} ({device_name}), "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    rows = model_throughput(clf, audio, [int(b) for b in args.batches.split(",")], args.window_ms / 1000, args.min_seconds)
+    print("\nmodel throughput, 1 s windows")
+    print(f"{'batch':>6} {'ms/call':>9} {'audio-s/s':>10}")
+    for r in rows:
+        print(f"{r['batch']:6d} {r['ms_per_call']:9.1f} {r['audio_s_per_s']:10.1f}")
+    result: dict[str, Any] = {"device": args.device, "device_name": device_name, "torch": torch.__version__,
+                              "throughput": rows}  # fmt: skip
+    if not args.skip_live:
+        print(f"\nlive capacity: window {args.window_ms} ms, hop {args.hop_ms} ms, max batch {args.max_batch}, "
+              f"max wait {args.max_wait_ms} ms, {args.seconds:g} s per run, p95 <= 250 ms and no drops")  # fmt: skip
+        capacity, runs = asyncio.run(find_capacity(clf, audio, args))
+        print(f"capacity: {capacity} streams")
+        result.update(capacity=capacity, runs=runs, settings=vars(args) | {"data": str(args.data), "out": str(args.out)})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
