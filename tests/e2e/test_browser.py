@@ -81,7 +81,7 @@ async def test_live_label_follows_the_recording(pw: object, tmp_path: Path, name
             page = await open_page(browser, srv.url)
             await page.get_by_test_id("start").click()
             await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=10_000)
-            await expect(page.get_by_test_id("label")).to_have_text(label, timeout=15_000)
+            await expect(page.get_by_test_id("label")).to_have_text(label, timeout=30_000)
             await expect(page.get_by_test_id("model")).to_contain_text("pitch")
             timeline = page.get_by_test_id("timeline")
             await page.wait_for_function(
@@ -121,7 +121,7 @@ async def test_reconnects_when_the_server_comes_back(pw: object, tmp_path: Path)
             port = int(srv.url.rsplit(":", 1)[1])
             page = await open_page(browser, srv.url)
             await page.get_by_test_id("start").click()
-            await expect(page.get_by_test_id("label")).to_have_text("female", timeout=15_000)
+            await expect(page.get_by_test_id("label")).to_have_text("female", timeout=30_000)
         # The server is gone mid-stream.
         await expect(page.get_by_test_id("connection")).to_contain_text("Reconnecting", timeout=10_000)
         await expect(page.get_by_test_id("errors")).to_contain_text("Cannot reach the server")

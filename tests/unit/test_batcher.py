@@ -76,6 +76,7 @@ async def test_a_lone_window_waits_at_most_max_wait() -> None:
     batcher = Batcher(model, max_batch=8, max_wait_ms=40)
     s = Stream("s", CFG)
     batcher.add(s)
+    batcher.add(Stream("quiet", CFG))  # another stream that might add a window
     batcher.start()
     try:
         s.push(np.full(100, 0.5, np.float32))
@@ -167,3 +168,22 @@ async def test_idle_batcher_sleeps() -> None:
     cpu = time.process_time() - cpu0
     await batcher.close()
     assert cpu < 0.05
+
+
+async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
+    model = FakeModel()
+    batcher = Batcher(model, max_batch=8, max_wait_ms=2000)
+    a, b = Stream("a", CFG), Stream("b", CFG)
+    batcher.add(a)
+    batcher.add(b)
+    batcher.start()
+    try:
+        a.push(np.full(100, 0.5, np.float32))
+        b.push(np.full(100, 0.5, np.float32))
+        batcher.notify()
+        t0 = time.monotonic()
+        await _drain(a, 1)
+        assert time.monotonic() - t0 < 1.0  # far less than max_wait: nobody else could join
+    finally:
+        await batcher.close()
+    assert model.batches == [2]

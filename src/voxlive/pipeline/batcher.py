@@ -2,7 +2,8 @@
 
 It collects pending windows from every stream, round-robin (one window per stream per round, so a
 client sending faster than real time cannot take over the model), up to ``max_batch`` windows of
-equal length, waiting at most ``max_wait_ms`` after the oldest window became ready. It runs the
+equal length, waiting at most ``max_wait_ms`` after the oldest window became ready (and not at
+all once every stream already has a window pending). It runs the
 model on its own worker thread, never on the event loop, and hands each result back to its
 stream. An exception or a time-out fails only that batch's windows.
 
@@ -108,7 +109,10 @@ class Batcher:
             if count == 0:
                 await self._wake.wait()
                 continue
-            if count >= self.max_batch or oldest is None:
+            # Waiting only helps while some stream could still add a window; once every stream
+            # has one pending (a lone stream, say), waiting just adds latency.
+            waiting_for = sum(1 for s in self._streams.values() if not s.pending)
+            if count >= self.max_batch or oldest is None or waiting_for == 0:
                 return
             remaining = oldest + self.max_wait_s - time.monotonic()
             if remaining <= 0:
