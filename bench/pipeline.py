@@ -46,11 +46,13 @@ def build_model(path: Path) -> None:
     )
 
     torch.manual_seed(0)
-    config = Wav2Vec2Config(num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"},
-                            label2id={"LABEL_0": 0, "LABEL_1": 1})  # fmt: skip
+    config = Wav2Vec2Config(
+        num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1}
+    )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
-    Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(path)  # fmt: skip
+    Wav2Vec2FeatureExtractor(
+        sampling_rate=RATE, do_normalize=True, return_attention_mask=False
+    ).save_pretrained(path)
 
 
 def speech(data_dir: Path) -> np.ndarray:
@@ -62,8 +64,13 @@ def speech(data_dir: Path) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def model_throughput(clf: TransformersClassifier, audio: np.ndarray, batches: list[int],
-                     window_s: float, min_s: float) -> list[dict[str, float]]:  # fmt: skip
+def model_throughput(
+    clf: TransformersClassifier,
+    audio: np.ndarray,
+    batches: list[int],
+    window_s: float,
+    min_s: float,
+) -> list[dict[str, float]]:
     n = int(window_s * RATE)
     rows = []
     for b in batches:
@@ -75,16 +82,36 @@ def model_throughput(clf: TransformersClassifier, audio: np.ndarray, batches: li
             clf.predict(batch)
             calls += 1
         wall = time.perf_counter() - t0
-        rows.append({"batch": b, "ms_per_call": 1000 * wall / calls,
-                     "audio_s_per_s": b * window_s * calls / wall})  # fmt: skip
+        rows.append(
+            {
+                "batch": b,
+                "ms_per_call": 1000 * wall / calls,
+                "audio_s_per_s": b * window_s * calls / wall,
+            }
+        )
     return rows
 
 
-async def live_run(clf: TransformersClassifier, audio: np.ndarray, n_streams: int, seconds: float,
-                   window_ms: int, hop_ms: int, max_batch: int, max_wait_ms: float) -> dict[str, Any]:  # fmt: skip
+async def live_run(
+    clf: TransformersClassifier,
+    audio: np.ndarray,
+    n_streams: int,
+    seconds: float,
+    window_ms: int,
+    hop_ms: int,
+    max_batch: int,
+    max_wait_ms: float,
+) -> dict[str, Any]:
     batcher = Batcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    config = StreamConfig(sample_rate=RATE, window_ms=window_ms, hop_ms=hop_ms, buffer_ms=4000,
-                          labels=clf.info.labels, gate_rms=0.0, smoothing=4)  # fmt: skip
+    config = StreamConfig(
+        sample_rate=RATE,
+        window_ms=window_ms,
+        hop_ms=hop_ms,
+        buffer_ms=4000,
+        labels=clf.info.labels,
+        gate_rms=0.0,
+        smoothing=4,
+    )
     latencies: list[float] = []
     warmup_ms = 2000.0  # results of each stream's first 2 s are not counted (cold caches)
 
@@ -132,21 +159,40 @@ async def live_run(clf: TransformersClassifier, audio: np.ndarray, n_streams: in
     lat = np.array(latencies) if latencies else np.array([np.nan])
     dropped = sum(s.stats["dropped_windows"] for s in streams)
     return {
-        "streams": n_streams, "results": len(latencies), "dropped_windows": dropped,
-        "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-        "p99_ms": float(np.percentile(lat, 99)), "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
+        "streams": n_streams,
+        "results": len(latencies),
+        "dropped_windows": dropped,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
         "ok": bool(dropped == 0 and np.percentile(lat, 95) <= 250),
-    }  # fmt: skip
+    }
 
 
-async def find_capacity(clf: TransformersClassifier, audio: np.ndarray, args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:  # fmt: skip
+async def find_capacity(
+    clf: TransformersClassifier, audio: np.ndarray, args: argparse.Namespace
+) -> tuple[int, list[dict[str, Any]]]:
     runs: list[dict[str, Any]] = []
 
     async def ok(n: int) -> bool:
-        r = await live_run(clf, audio, n, args.seconds, args.window_ms, args.hop_ms, args.max_batch, args.max_wait_ms)
+        r = await live_run(
+            clf,
+            audio,
+            n,
+            args.seconds,
+            args.window_ms,
+            args.hop_ms,
+            args.max_batch,
+            args.max_wait_ms,
+        )
         runs.append(r)
-        print(f"  {n:4d} streams: p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  "
-              f"drops {r['dropped_windows']:4d}  mean batch {r['mean_batch']:5.2f}  {'ok' if r['ok'] else 'FAIL'}", flush=True)  # fmt: skip
+        print(
+            f"  {n:4d} streams: p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  "
+            f"p99 {r['p99_ms']:7.1f} ms  drops {r['dropped_windows']:4d}  "
+            f"mean batch {r['mean_batch']:5.2f}  {'ok' if r['ok'] else 'FAIL'}",
+            flush=True,
+        )
         return bool(r["ok"])
 
     lo, hi = 0, 1
@@ -164,9 +210,13 @@ async def find_capacity(clf: TransformersClassifier, audio: np.ndarray, args: ar
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
-    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    p.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     p.add_argument("--batches", default="1,2,4,8,16")
     p.add_argument("--min-seconds", type=float, default=3.0, help="timing per batch size")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each live run")
@@ -185,22 +235,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_model(Path(tmp))
         clf = TransformersClassifier(tmp, labels=("male", "female"), device=args.device)
-    device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "cpu"
-    print(f"wav2vec2-base (random weights), torch {torch.__version__}, device {args.device} ({device_name}), "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
-    rows = model_throughput(clf, audio, [int(b) for b in args.batches.split(",")], args.window_ms / 1000, args.min_seconds)
+    device_name = (
+        torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "cpu"
+    )
+    print(
+        f"wav2vec2-base (random weights), torch {torch.__version__}, "
+        f"device {args.device} ({device_name}), "
+        f"{torch.get_num_threads()} threads"
+    )
+    rows = model_throughput(
+        clf,
+        audio,
+        [int(b) for b in args.batches.split(",")],
+        args.window_ms / 1000,
+        args.min_seconds,
+    )
     print("\nmodel throughput, 1 s windows")
     print(f"{'batch':>6} {'ms/call':>9} {'audio-s/s':>10}")
     for r in rows:
         print(f"{r['batch']:6d} {r['ms_per_call']:9.1f} {r['audio_s_per_s']:10.1f}")
-    result: dict[str, Any] = {"device": args.device, "device_name": device_name, "torch": torch.__version__,
-                              "throughput": rows}  # fmt: skip
+    result: dict[str, Any] = {
+        "device": args.device,
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "throughput": rows,
+    }
     if not args.skip_live:
-        print(f"\nlive capacity: window {args.window_ms} ms, hop {args.hop_ms} ms, max batch {args.max_batch}, "
-              f"max wait {args.max_wait_ms} ms, {args.seconds:g} s per run, p95 <= 250 ms and no drops")  # fmt: skip
+        print(
+            f"\nlive capacity: window {args.window_ms} ms, hop {args.hop_ms} ms, "
+            f"max batch {args.max_batch}, max wait {args.max_wait_ms} ms, "
+            f"{args.seconds:g} s per run, p95 <= 250 ms and no drops"
+        )
         capacity, runs = asyncio.run(find_capacity(clf, audio, args))
         print(f"capacity: {capacity} streams")
-        result.update(capacity=capacity, runs=runs, settings=vars(args) | {"data": str(args.data), "out": str(args.out)})
+        result.update(
+            capacity=capacity,
+            runs=runs,
+            settings=vars(args) | {"data": str(args.data), "out": str(args.out)},
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwrote {args.out}")

@@ -73,14 +73,20 @@ async def open_page(browser: Browser, url: str, grant: bool = True) -> Page:
     return page
 
 
-@pytest.mark.parametrize(("name", "label"), [("female_speech.wav", "female"), ("male_speech.wav", "male")])
-async def test_live_label_follows_the_recording(pw: object, tmp_path: Path, name: str, label: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "label"), [("female_speech.wav", "female"), ("male_speech.wav", "male")]
+)
+async def test_live_label_follows_the_recording(
+    pw: object, tmp_path: Path, name: str, label: str
+) -> None:
     browser = await launch(pw, mic_file(name, tmp_path))
     try:
         async with running_server(web_dir=str(WEB_DIST)) as srv:
             page = await open_page(browser, srv.url)
             await page.get_by_test_id("start").click()
-            await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=10_000)
+            await expect(page.get_by_test_id("connection")).to_have_text(
+                "Connected", timeout=10_000
+            )
             await expect(page.get_by_test_id("label")).to_have_text(label, timeout=30_000)
             await expect(page.get_by_test_id("model")).to_contain_text("pitch")
             timeline = page.get_by_test_id("timeline")
@@ -123,11 +129,15 @@ async def test_reconnects_when_the_server_comes_back(pw: object, tmp_path: Path)
             await page.get_by_test_id("start").click()
             await expect(page.get_by_test_id("label")).to_have_text("female", timeout=30_000)
         # The server is gone mid-stream.
-        await expect(page.get_by_test_id("connection")).to_contain_text("Reconnecting", timeout=10_000)
+        await expect(page.get_by_test_id("connection")).to_contain_text(
+            "Reconnecting", timeout=10_000
+        )
         await expect(page.get_by_test_id("errors")).to_contain_text("Cannot reach the server")
         await page.screenshot(path=str(ARTIFACTS / "reconnecting.png"), full_page=True)
         async with running_server(web_dir=str(WEB_DIST), port=port) as srv2:
-            await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=20_000)
+            await expect(page.get_by_test_id("connection")).to_have_text(
+                "Connected", timeout=20_000
+            )
             await page.wait_for_function(
                 "() => Number(document.querySelector('[data-testid=timeline]').dataset.points) >= 2",
                 timeout=15_000,
@@ -145,9 +155,13 @@ async def test_file_mode_streams_a_file_through_the_same_pipeline(pw: object) ->
     try:
         async with running_server(web_dir=str(WEB_DIST)) as srv:
             page = await open_page(browser, srv.url, grant=False)
-            await page.get_by_test_id("file").set_input_files(str(load.__globals__["SHARED"] / "male_speech.wav"))
+            await page.get_by_test_id("file").set_input_files(
+                str(load.__globals__["SHARED"] / "male_speech.wav")
+            )
             await expect(page.get_by_test_id("label")).to_have_text("male", timeout=20_000)
-            await expect(page.get_by_test_id("connection")).to_have_text("Disconnected", timeout=20_000)
+            await expect(page.get_by_test_id("connection")).to_have_text(
+                "Disconnected", timeout=20_000
+            )
             async with page.expect_download() as info:
                 await page.get_by_test_id("export-csv").click()
             csv = Path(await (await info.value).path()).read_text()

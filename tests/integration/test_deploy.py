@@ -42,7 +42,10 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert frontend["depends_on"]["backend"]["condition"] == "service_healthy"
     assert "readyz" in " ".join(backend["healthcheck"]["test"])
     assert "healthcheck" in frontend
-    assert backend["volumes"][0]["source"] == "model-cache" and backend["volumes"][0]["target"] == "/data/hf"
+    assert (
+        backend["volumes"][0]["source"] == "model-cache"
+        and backend["volumes"][0]["target"] == "/data/hf"
+    )
     assert "model-cache" in config["volumes"]
     assert backend["environment"]["VOXLIVE_MODEL"] == "pitch"  # settings come from the environment
     for key in ("VOXLIVE_DEVICE", "VOXLIVE_MAX_STREAMS", "VOXLIVE_WINDOW_MS", "VOXLIVE_HOP_MS"):
@@ -53,7 +56,9 @@ def test_compose_file_is_valid_and_complete() -> None:
 
 @pytest.mark.parametrize("dockerfile", ["deploy/backend.Dockerfile", "deploy/frontend.Dockerfile"])
 def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
-    out = subprocess.run([str(BIN / "hadolint"), str(ROOT / dockerfile)], capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "hadolint"), str(ROOT / dockerfile)], capture_output=True, text=True
+    )
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout
 
 
@@ -115,7 +120,9 @@ async def nginx_front(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
         conf = render_nginx(tmp_path, srv.url, port)
         check = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        proc = await asyncio.create_subprocess_exec(NGINX, "-c", str(conf), stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            NGINX, "-c", str(conf), stderr=asyncio.subprocess.PIPE
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient() as client:
@@ -131,19 +138,25 @@ async def nginx_front(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
             await proc.wait()
 
 
-async def test_nginx_serves_the_app_and_proxies_api_and_websocket(nginx_front: tuple[str, Any]) -> None:
+async def test_nginx_serves_the_app_and_proxies_api_and_websocket(
+    nginx_front: tuple[str, Any],
+) -> None:
     url, srv = nginx_front
     async with httpx.AsyncClient(base_url=url) as client:
         index = await client.get("/")
         assert index.status_code == 200 and '<div id="root">' in index.text
         deep = await client.get("/some/client/route")
         assert deep.status_code == 200 and '<div id="root">' in deep.text
-        worklet = [p for p in (WEB_DIST / "assets").iterdir() if p.name.startswith("capture-worklet")]
+        worklet = [
+            p for p in (WEB_DIST / "assets").iterdir() if p.name.startswith("capture-worklet")
+        ]
         js = await client.get(f"/assets/{worklet[0].name}")
         assert js.headers["content-type"].startswith(("application/javascript", "text/javascript"))
         assert "immutable" in js.headers["cache-control"]
         assert (await client.get("/readyz")).json()["model"] == "pitch"
-        assert (await client.get("/config.json")).status_code == 404  # no run-time config: same origin
+        assert (
+            await client.get("/config.json")
+        ).status_code == 404  # no run-time config: same origin
     female, rate = load("female_speech.wav")
     run = await stream_audio(url.replace("http", "ws") + "/audio", female, rate, speed=4.0)
     assert run.of("end") and run.close_code == 1000
@@ -152,7 +165,9 @@ async def test_nginx_serves_the_app_and_proxies_api_and_websocket(nginx_front: t
 
 
 @pytest.mark.e2e
-async def test_browser_through_nginx_gets_results(nginx_front: tuple[str, Any], tmp_path: Path) -> None:
+async def test_browser_through_nginx_gets_results(
+    nginx_front: tuple[str, Any], tmp_path: Path
+) -> None:
     from playwright.async_api import async_playwright, expect
 
     from e2e.test_browser import launch, mic_file, open_page
@@ -173,6 +188,6 @@ def test_entrypoint_writes_the_runtime_config(tmp_path: Path) -> None:
     script = script.replace("/usr/share/nginx/html", str(tmp_path))
     env = {**os.environ, "VOXLIVE_PUBLIC_WS_URL": "wss://voice.example.org/audio"}
     subprocess.run(["sh", "-c", script], env=env, check=True)
-    assert json.loads((tmp_path / "config.json").read_text()) == {"wsUrl": "wss://voice.example.org/audio"}
-
-
+    assert json.loads((tmp_path / "config.json").read_text()) == {
+        "wsUrl": "wss://voice.example.org/audio"
+    }

@@ -44,7 +44,7 @@ def _load_default(settings: Settings) -> Classifier:
         return _load_transformers(DEFAULT_MODEL, settings, local_only=True)
     except ConfigError:
         raise
-    except Exception:  # noqa: BLE001 - not cached (or a broken cache): try the hub
+    except Exception:
         if not hub_reachable():
             raise OSError(
                 "not in the local cache and the Hugging Face hub is unreachable"
