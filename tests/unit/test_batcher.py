@@ -1,6 +1,9 @@
 import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,8 +44,31 @@ class FakeModel:
         pass
 
 
-async def _drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict]:  # type: ignore[type-arg]
-    out: list[dict] = []  # type: ignore[type-arg]
+@contextlib.asynccontextmanager
+async def batching(
+    model: FakeModel, *names: str, start: bool = True, **options: Any
+) -> AsyncIterator[tuple[Batcher, list[Stream]]]:
+    """A started batcher with one registered stream per name; closed afterwards."""
+    batcher = Batcher(model, **options)
+    streams = [Stream(name, CFG) for name in names]
+    for s in streams:
+        batcher.add(s)
+    if start:
+        batcher.start()
+    try:
+        yield batcher, streams
+    finally:
+        await batcher.close()
+
+
+def feed(batcher: Batcher, stream: Stream, *levels: float) -> None:
+    """Push one 100-sample window per level (a constant signal, so its mean is the level)."""
+    stream.push(np.concatenate([np.full(100, v, np.float32) for v in levels]))
+    batcher.notify()
+
+
+async def drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     deadline = time.monotonic() + within_s
     while len(out) < n:
         out.extend(stream.pop_messages())
@@ -53,18 +79,11 @@ async def _drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict]:  
 
 async def test_windows_from_many_streams_share_a_batch() -> None:
     model = FakeModel(latency_s=0.05)
-    batcher = Batcher(model, max_batch=8, max_wait_ms=50)
-    streams = [Stream(f"s{i}", CFG) for i in range(4)]
-    for s in streams:
-        batcher.add(s)
-    batcher.start()
-    try:
+    async with batching(model, "s0", "s1", "s2", "s3", max_batch=8, max_wait_ms=50) as (b, streams):
         for i, s in enumerate(streams):
             s.push(np.full(100, 0.1 * (i + 1), np.float32))
-        batcher.notify()
-        results = [await _drain(s, 1) for s in streams]
-    finally:
-        await batcher.close()
+        b.notify()
+        results = [await drain(s, 1) for s in streams]
     assert model.batches == [4]
     assert model.threads == {"voxlive-model_0"}  # never the event loop's thread
     for i, [r] in enumerate(results):  # each stream gets its own window's scores
@@ -73,117 +92,75 @@ async def test_windows_from_many_streams_share_a_batch() -> None:
 
 async def test_a_lone_window_waits_at_most_max_wait() -> None:
     model = FakeModel()
-    batcher = Batcher(model, max_batch=8, max_wait_ms=40)
-    s = Stream("s", CFG)
-    batcher.add(s)
-    batcher.add(Stream("quiet", CFG))  # another stream that might add a window
-    batcher.start()
-    try:
-        s.push(np.full(100, 0.5, np.float32))
-        batcher.notify()
+    # "quiet" is registered but silent: it might add a window, so waiting is worth it.
+    async with batching(model, "s", "quiet", max_batch=8, max_wait_ms=40) as (b, (s, _)):
+        feed(b, s, 0.5)
         t0 = time.monotonic()
-        await _drain(s, 1)
+        await drain(s, 1)
         waited = time.monotonic() - t0
-    finally:
-        await batcher.close()
     assert model.batches == [1]
     assert waited >= 0.03  # it did wait for company...
     assert waited < 2.0  # ...but not indefinitely
 
 
+async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
+    model = FakeModel()
+    async with batching(model, "a", "b", max_batch=8, max_wait_ms=2000) as (b, (s1, s2)):
+        s1.push(np.full(100, 0.5, np.float32))
+        feed(b, s2, 0.5)
+        t0 = time.monotonic()
+        await drain(s1, 1)
+        assert time.monotonic() - t0 < 1.0  # far less than max_wait: nobody else could join
+    assert model.batches == [2]
+
+
 async def test_a_full_batch_does_not_wait() -> None:
     model = FakeModel()
-    batcher = Batcher(model, max_batch=2, max_wait_ms=5000)
-    s = Stream("s", CFG)
-    batcher.add(s)
-    batcher.start()
-    try:
-        s.push(np.full(200, 0.5, np.float32))
-        batcher.notify()
-        await _drain(s, 2, within_s=2.0)
-    finally:
-        await batcher.close()
+    async with batching(model, "s", "quiet", max_batch=2, max_wait_ms=5000) as (b, (s, _)):
+        feed(b, s, 0.5, 0.5)
+        await drain(s, 2, within_s=2.0)
     assert model.batches == [2]
 
 
 async def test_an_exception_fails_only_its_batch() -> None:
     model = FakeModel(fail_when=0.9)
-    batcher = Batcher(model, max_batch=1, max_wait_ms=0)
-    s = Stream("s", CFG)
-    batcher.add(s)
-    batcher.start()
-    try:
-        s.push(np.concatenate([np.full(100, v, np.float32) for v in (0.2, 0.9, 0.3)]))
-        batcher.notify()
-        out = await _drain(s, 3)
-    finally:
-        await batcher.close()
+    async with batching(model, "s", max_batch=1, max_wait_ms=0) as (b, (s,)):
+        feed(b, s, 0.2, 0.9, 0.3)
+        out = await drain(s, 3)
     assert [m["type"] for m in out] == ["result", "error", "result"]
     assert out[1]["code"] == "inference_failed"
 
 
 async def test_a_hung_model_times_out_and_the_batcher_recovers() -> None:
     model = FakeModel(latency_s=0.5)
-    batcher = Batcher(model, max_batch=1, max_wait_ms=0, timeout_s=0.1)
-    s = Stream("s", CFG)
-    batcher.add(s)
-    batcher.start()
-    try:
-        s.push(np.full(100, 0.5, np.float32))
-        batcher.notify()
-        [first] = await _drain(s, 1)
+    async with batching(model, "s", max_batch=1, max_wait_ms=0, timeout_s=0.1) as (b, (s,)):
+        feed(b, s, 0.5)
+        [first] = await drain(s, 1)
         assert first["type"] == "error" and "timed out" in first["message"]
         model.latency_s = 0.0
-        s.push(np.full(100, 0.5, np.float32))
-        batcher.notify()
-        [second] = await _drain(s, 1)
-    finally:
-        await batcher.close()
+        feed(b, s, 0.5)
+        [second] = await drain(s, 1)
     assert second["type"] == "result"
 
 
 async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
     model = FakeModel(latency_s=0.01)
-    batcher = Batcher(model, max_batch=2, max_wait_ms=0)
-    flood, calm = Stream("flood", CFG), Stream("calm", CFG)
-    batcher.add(flood)
-    batcher.add(calm)
-    flood.push(np.full(800, 0.5, np.float32))  # 8 windows at once
-    calm.push(np.full(100, 0.7, np.float32))  # 1 window
-    batcher.start()
-    try:
-        batcher.notify()
-        await _drain(calm, 1)
-        # the calm stream's window rode in the first batch, not after the flood
-        assert model.means[0] == [0.7, 0.5] or model.means[0] == [0.5, 0.7]
-    finally:
-        await batcher.close()
+    async with batching(model, "flood", "calm", start=False, max_batch=2, max_wait_ms=0) as (
+        b,
+        (flood, calm),
+    ):
+        flood.push(np.full(800, 0.5, np.float32))  # 8 windows at once
+        calm.push(np.full(100, 0.7, np.float32))  # 1 window
+        b.start()
+        b.notify()
+        await drain(calm, 1)
+    # the calm stream's window rode in the first batch, not after the flood
+    assert sorted(model.means[0]) == [0.5, 0.7]
 
 
 async def test_idle_batcher_sleeps() -> None:
-    batcher = Batcher(FakeModel(), max_batch=8, max_wait_ms=10)
-    batcher.start()
-    cpu0 = time.process_time()
-    await asyncio.sleep(0.3)
-    cpu = time.process_time() - cpu0
-    await batcher.close()
+    async with batching(FakeModel(), max_batch=8, max_wait_ms=10):
+        cpu0 = time.process_time()
+        await asyncio.sleep(0.3)
+        cpu = time.process_time() - cpu0
     assert cpu < 0.05
-
-
-async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
-    model = FakeModel()
-    batcher = Batcher(model, max_batch=8, max_wait_ms=2000)
-    a, b = Stream("a", CFG), Stream("b", CFG)
-    batcher.add(a)
-    batcher.add(b)
-    batcher.start()
-    try:
-        a.push(np.full(100, 0.5, np.float32))
-        b.push(np.full(100, 0.5, np.float32))
-        batcher.notify()
-        t0 = time.monotonic()
-        await _drain(a, 1)
-        assert time.monotonic() - t0 < 1.0  # far less than max_wait: nobody else could join
-    finally:
-        await batcher.close()
-    assert model.batches == [2]
