@@ -26,18 +26,29 @@ export function Timeline({ points, labels }: { points: TimelinePoint[]; labels: 
           .map((p) => (
             <rect key={`a${p.result.seq}-${p.atMs}`} x={x(p.atMs) - 4} y={0} width={8} height={H} className="ambient" />
           ))}
-        {labels.map((label, i) => (
-          <polyline
-            key={label}
-            fill="none"
-            stroke={COLORS[i % COLORS.length]}
-            strokeWidth={2}
-            points={points
-              .filter((p) => label in p.result.scores)
-              .map((p) => `${x(p.atMs).toFixed(1)},${y(p.result.scores[label]).toFixed(1)}`)
-              .join(" ")}
-          />
-        ))}
+        {labels.map((label, i) => {
+          const scored = points.filter((p) => p.result.label !== "ambient" && label in p.result.scores);
+          const color = COLORS[i % COLORS.length];
+          return (
+            <g key={label}>
+              <polyline
+                fill="none"
+                stroke={color}
+                strokeWidth={2}
+                points={scored.map((p) => `${x(p.atMs).toFixed(1)},${y(p.result.scores[label]).toFixed(1)}`).join(" ")}
+              />
+              {scored.map((p) => (
+                <circle
+                  key={`${p.result.seq}-${p.atMs}`}
+                  cx={x(p.atMs)}
+                  cy={y(p.result.scores[label])}
+                  r={2.5}
+                  fill={color}
+                />
+              ))}
+            </g>
+          );
+        })}
       </svg>
       <div className="legend">
         {labels.map((label, i) => (
