@@ -20,6 +20,7 @@ import websockets
 
 from voxlive.inference.base import Classifier
 from voxlive.server.app import create_app
+from voxlive.server.runner import Server as VoxliveServer
 from voxlive.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -67,7 +68,7 @@ async def running_server(
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024)
-    server = uvicorn.Server(config)
+    server = VoxliveServer(config, app.state.service)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     url = f"http://127.0.0.1:{port}"

@@ -43,9 +43,10 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from voxlive.server.app import create_app
+    from voxlive.server.runner import Server
 
     exit_code = 0
-    server: uvicorn.Server | None = None
+    server: Server | None = None
 
     def on_fatal(exc: BaseException) -> None:
         nonlocal exit_code
@@ -62,9 +63,9 @@ def serve(settings: Settings) -> int:
         # uvicorn closes frames past this with 1009 itself; smaller oversize frames get our
         # error message first (see max_frame_bytes).
         ws_max_size=max(16 * 1024 * 1024, 4 * settings.max_frame_bytes),
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=5,  # after voxlive's own drain (drain_timeout_ms)
     )
-    server = uvicorn.Server(config)
+    server = Server(config, app.state.service)
     log.info(
         "voxlive %s on http://%s:%d (WebSocket /audio)", __version__, settings.host, settings.port
     )

@@ -56,6 +56,10 @@ class Settings:
     max_unsent_results: int = _opt(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
+    drain_timeout_ms: int = _opt(
+        10_000,
+        "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
+    )
     web_dir: str = _opt("web/dist", "built web app served at / (ignored when missing)")
     log_level: str = _opt("info", "log level", ("debug", "info", "warning", "error"))
 
@@ -82,6 +86,7 @@ class Settings:
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
+        need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(bool(self.model.strip()), "model", "a model name")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")

@@ -174,7 +174,9 @@ async def test_file_mode_streams_a_file_through_the_same_pipeline(pw: object) ->
 async def test_fallback_banner_on_a_phone_sized_screen(pw: object, tmp_path: Path) -> None:
     from voxlive.inference.pitch import PitchClassifier
 
-    fallback = PitchClassifier(fallback="could not load the default model (OSError: hub unreachable)")
+    fallback = PitchClassifier(
+        fallback="could not load the default model (OSError: hub unreachable)"
+    )
     browser = await launch(pw, mic_file("male_speech.wav", tmp_path))
     try:
         async with running_server(classifier=fallback, web_dir=str(WEB_DIST)) as srv:
@@ -186,7 +188,9 @@ async def test_fallback_banner_on_a_phone_sized_screen(pw: object, tmp_path: Pat
             await page.keyboard.press("Tab")  # keyboard-usable: Start is the first control
             await expect(page.get_by_test_id("start")).to_be_focused()
             await page.keyboard.press("Enter")
-            await expect(page.get_by_test_id("fallback")).to_contain_text("hub unreachable", timeout=15_000)
+            await expect(page.get_by_test_id("fallback")).to_contain_text(
+                "hub unreachable", timeout=15_000
+            )
             await expect(page.get_by_test_id("label")).to_have_text("male", timeout=30_000)
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390  # no horizontal scrolling on a phone

@@ -10,7 +10,6 @@ import threading
 import time
 
 import httpx
-import numpy as np
 import websockets
 
 from helpers import SHARED, load, majority, pcm16, running_server
@@ -122,17 +121,22 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
         assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_shutdown_closes_open_streams_with_1001() -> None:
+async def test_shutdown_flushes_open_streams_then_closes_1001() -> None:
+    """SIGTERM order: unready and no new streams; open streams get their pending results and
+    ``end``, then close 1001 (uvicorn alone would close them with 1012 at once)."""
     female, rate = load("female_speech.wav")
     async with running_server() as srv:
         ws = await websockets.connect(srv.ws_url)
-        await ws.send(pcm16(female[: 2 * rate]))
-        await asyncio.sleep(0.3)
+        await ws.send(pcm16(female[: 3 * rate]))  # 5 windows buffered at once, no stop
+        await ws.recv()  # ready
         srv.server.should_exit = True
         received = []
         with contextlib.suppress(websockets.ConnectionClosed):
             async for m in ws:
                 received.append(json.loads(m))
-    assert ws.close_code in (1001, 1012)
-    assert received[0]["type"] == "ready"
-    assert np.any([m["type"] == "result" for m in received])
+        assert srv.service.status == "stopping"
+    assert ws.close_code == 1001
+    kinds = [m["type"] for m in received]
+    assert kinds[-1] == "end" and kinds.count("result") == 5
+    end = received[-1]
+    assert end["windows"] == 5 and end["dropped_windows"] == 0  # 0–3 s, hop 0.5 s: 5 windows

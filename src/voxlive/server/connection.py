@@ -43,6 +43,7 @@ class Connection:
         self._close: tuple[int, str] | None = None
         self._stopping = False
         self._resampler: StreamResampler | None = None
+        self._drain_s = 0.0
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -68,9 +69,7 @@ class Connection:
         )
         self._resampler = StreamResampler(self.stream.config.sample_rate)
         service.batcher.add(self.stream)
-        service.connections.add(self)
-        service.metrics.streams_open.inc()
-        service.metrics.streams_total.inc()
+        service.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
         sender = asyncio.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
@@ -88,8 +87,7 @@ class Connection:
                 await sender
             service.batcher.remove(self.stream)
             self.stream.close()
-            service.connections.discard(self)
-            service.metrics.streams_open.dec()
+            service.closed(self)
 
     def _admission(self) -> tuple[str, str] | None:
         service = self.service
@@ -103,9 +101,11 @@ class Connection:
             return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
         return None
 
-    async def shutdown(self) -> None:
-        """Server shutdown: send what is ready, then close 1001. Idempotent."""
+    def shutdown(self, drain_s: float) -> None:
+        """Server shutdown: classify what is buffered (for at most ``drain_s``), send it and
+        ``end``, then close 1001. Idempotent."""
         if self._close is None:
+            self._drain_s = drain_s
             self._close = (CLOSE_GOING_AWAY, "server shutting down")
             self._wake.set()
 
@@ -139,6 +139,8 @@ class Connection:
         if isinstance(event, Started):
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
+            if self.stream.finished:  # shutting down: nothing more is accepted
+                return
             assert self._resampler is not None
             samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
             self.stream.push(samples)
@@ -199,7 +201,8 @@ class Connection:
                 if self._close is not None:
                     if self._close[0] == CLOSE_GOING_AWAY:
                         self.stream.finish()
-                        await self._drain(timeout_s=5.0)
+                        self._batcher_notify()
+                        await self._drain(self._drain_s)
                     await self._close_ws(*self._close)
                     return
                 if self._stopping and self.stream.drained:

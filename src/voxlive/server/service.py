@@ -8,6 +8,7 @@ The lifespan owns it: :meth:`Service.start` begins loading the model in a worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +44,8 @@ class Service:
         self.status: Status = "loading"
         self.error: str | None = None
         self.connections: set[Connection] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
@@ -108,12 +111,37 @@ class Service:
             if self._on_fatal is not None:
                 self._on_fatal(exc)
 
-    async def stop(self) -> None:
-        """Shutdown order: unready → close streams (1001) → stop the batcher."""
+    def opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self._no_connections.clear()
+        self.metrics.streams_open.inc()
+        self.metrics.streams_total.inc()
+
+    def closed(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.metrics.streams_open.dec()
+        if not self.connections:
+            self._no_connections.set()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Unready, refuse new streams, and let open streams flush and close (1001).
+
+        Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
+        """
         self.status = "stopping"
+        if self.connections:
+            log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
+        for conn in list(self.connections):
+            conn.shutdown(timeout_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._no_connections.wait()
+
+    async def stop(self) -> None:
+        """Lifespan end: drain what is left (briefly), then stop the batcher."""
+        await self.drain(1.0)
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        for conn in list(self.connections):
-            await conn.shutdown()
         if self.batcher is not None:
             await self.batcher.close()
