@@ -69,3 +69,17 @@ class FrameTooLarge(ClientError):
 
     code = "frame_too_large"
     close_code = 1009
+
+
+class AuthError(ClientError):
+    """The stream did not present the server's token, or its origin is not allowed (close 1008)."""
+
+    code = "unauthorized"
+    close_code = 1008
+
+
+class IdleTimeout(ClientError):
+    """The client sent nothing for longer than the idle timeout (close 1001)."""
+
+    code = "idle_timeout"
+    close_code = 1001

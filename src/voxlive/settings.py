@@ -56,6 +56,19 @@ class Settings:
     max_unsent_results: int = _opt(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
+    token: str = _opt(
+        "",
+        "shared secret clients must present (start message 'token', ?token=, or "
+        "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
+    )
+    allowed_origins: tuple[str, ...] = _opt(
+        (),
+        "comma-separated browser origins allowed to open /audio ('*': any); empty: same origin "
+        "and localhost only. Clients that send no Origin (non-browsers) are always allowed",
+    )
+    idle_timeout_ms: int = _opt(
+        60_000, "close a stream that sends nothing for this long, ms (0: never)"
+    )
     drain_timeout_ms: int = _opt(
         10_000,
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
@@ -87,6 +100,7 @@ class Settings:
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
+        need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(bool(self.model.strip()), "model", "a model name")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")

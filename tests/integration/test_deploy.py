@@ -48,7 +48,7 @@ def test_compose_file_is_valid_and_complete() -> None:
     )
     assert "model-cache" in config["volumes"]
     assert backend["environment"]["VOXLIVE_MODEL"] == "pitch"  # settings come from the environment
-    for key in ("VOXLIVE_DEVICE", "VOXLIVE_MAX_STREAMS", "VOXLIVE_WINDOW_MS", "VOXLIVE_HOP_MS"):
+    for key in ("VOXLIVE_DEVICE", "VOXLIVE_TOKEN", "VOXLIVE_MAX_STREAMS", "VOXLIVE_WINDOW_MS"):
         assert key in backend["environment"]
     assert frontend["build"]["args"]["REACT_APP_WS_URL"] == ""
     assert backend["build"]["dockerfile"].endswith("deploy/backend.Dockerfile")

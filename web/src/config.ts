@@ -29,3 +29,8 @@ export async function loadWsUrl(): Promise<string> {
   }
   return resolveWsUrl(runtime, import.meta.env.REACT_APP_WS_URL as string | undefined, window.location);
 }
+
+/** A stream token given to the page as ?token=… (for servers started with VOXLIVE_TOKEN). */
+export function pageToken(search: string): string | undefined {
+  return new URLSearchParams(search).get("token") ?? undefined;
+}

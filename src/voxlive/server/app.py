@@ -20,6 +20,7 @@ from voxlive.errors import ClientError
 from voxlive.inference.base import Classifier
 from voxlive.inference.loader import load_classifier
 from voxlive.pipeline.offline import classify_samples
+from voxlive.server.access import bearer, token_ok
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
 from voxlive.settings import Settings
@@ -52,6 +53,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 async def classify(request: Request) -> Response:
     """POST an audio file as the body; get the JSON timeline the CLI prints."""
     service = _service(request)
+    given = bearer(request.headers) or request.query_params.get("token")
+    if not token_ok(service.settings.token, given):
+        return _error(401, "unauthorized", "expected 'Authorization: Bearer <token>' or ?token=")
     if not service.ready or service.batcher is None or service.classifier is None:
         return _error(503, "not_ready", f"expected a ready server, got status {service.status!r}")
     limit = service.settings.max_upload_bytes

@@ -17,11 +17,12 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from voxlive.audio.resample import StreamResampler, to_mono
-from voxlive.errors import ClientError, FrameTooLarge
+from voxlive.errors import AuthError, ClientError, FrameTooLarge, IdleTimeout
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.session import Audio, Session, Started, Stopped, parse_query
+from voxlive.server.access import origin_ok, token_ok
 from voxlive.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ class Connection:
             await self.ws.close(CLOSE_TRY_AGAIN, code)
             return
         try:
+            self._check_origin()
             preset = parse_query(dict(self.ws.query_params), DEFAULT_FORMAT)
+            if preset is not None:
+                self._check_token(preset)
         except ClientError as exc:
+            service.metrics.streams_refused.labels(exc.code).inc()
             await self._send_now(messages.error(exc.code, exc.message))
             await self.ws.close(exc.close_code or 1008, exc.code)
             return
@@ -89,6 +94,20 @@ class Connection:
             self.stream.close()
             service.closed(self)
 
+    def _check_origin(self) -> None:
+        origin, host = self.ws.headers.get("origin"), self.ws.headers.get("host")
+        if not origin_ok(origin, host, self.service.settings.allowed_origins):
+            raise AuthError(
+                f"origin {origin!r} is not allowed; expected the server's own origin, localhost, "
+                "or one listed in VOXLIVE_ALLOWED_ORIGINS",
+                code="origin_not_allowed",
+            )
+
+    def _check_token(self, started: Started) -> None:
+        if not token_ok(self.service.settings.token, started.token):
+            given = "no token" if started.token is None else "a wrong token"
+            raise AuthError(f"expected the server's token (start 'token' or ?token=), got {given}")
+
     def _admission(self) -> tuple[str, str] | None:
         service = self.service
         if not service.ready:
@@ -112,8 +131,18 @@ class Connection:
     # ---- reading ----------------------------------------------------------------------------
     async def _read_loop(self) -> str:
         limit = self.service.settings.max_frame_bytes
+        idle_s = self.service.settings.idle_timeout_ms / 1000 or None
         while True:
-            msg = await self.ws.receive()
+            try:
+                async with asyncio.timeout(idle_s):
+                    msg = await self.ws.receive()
+            except TimeoutError:
+                exc = IdleTimeout(f"no message for {idle_s:g} s; closing the stream")
+                self._error(exc.code, exc.message)
+                self._drain_s = 2.0  # send what is already classified, then end and close
+                self._close = (CLOSE_GOING_AWAY, exc.code)
+                self._wake.set()
+                return "fatal"
             if msg["type"] == "websocket.disconnect":
                 return "disconnect"
             try:
@@ -137,6 +166,7 @@ class Connection:
 
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
+            self._check_token(event)
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
             if self.stream.finished:  # shutting down: nothing more is accepted

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { AudioEngine, type EngineState, listMicrophones, TARGET_RATE } from "../audio/engine";
 import { decodeFileTo16k } from "../audio/file";
 import { floatToPcm16 } from "../audio/pcm";
+import { pageToken } from "../config";
 import { type ConnState, StreamClient } from "../net/client";
 import { initialSession, sessionReducer } from "../state/session";
 
@@ -22,6 +23,7 @@ export function useVoxlive(wsUrl: string | null) {
   const client = useRef<StreamClient | null>(null);
   const t0 = useRef(0);
   const cancelFile = useRef(false);
+  const token = pageToken(window.location.search);
 
   const refreshDevices = useCallback(() => {
     listMicrophones()
@@ -42,7 +44,13 @@ export function useVoxlive(wsUrl: string | null) {
       t0.current = performance.now();
       const c = new StreamClient({
         url: wsUrl,
-        start: { type: "start", sample_rate: TARGET_RATE, encoding: "pcm_s16le", channels: 1 },
+        start: {
+          type: "start",
+          sample_rate: TARGET_RATE,
+          encoding: "pcm_s16le",
+          channels: 1,
+          ...(token ? { token } : {}),
+        },
         reconnect,
         onMessage: (message) => dispatch({ type: "message", message, atMs: performance.now() - t0.current }),
         onState: setConn,
@@ -51,7 +59,7 @@ export function useVoxlive(wsUrl: string | null) {
       c.connect();
       return c;
     },
-    [wsUrl],
+    [wsUrl, token],
   );
 
   const startMic = useCallback(
