@@ -69,6 +69,11 @@ class Settings:
     idle_timeout_ms: int = _opt(
         60_000, "close a stream that sends nothing for this long, ms (0: never)"
     )
+    resume_grace_ms: int = _opt(
+        10_000,
+        "a stream whose client vanished is kept this long, ms, so the client can resume it "
+        "(same stream_id, seq and stream time) after a network blip (0: never)",
+    )
     drain_timeout_ms: int = _opt(
         10_000,
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
@@ -101,6 +106,7 @@ class Settings:
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
+        need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
         need(bool(self.model.strip()), "model", "a model name")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")

@@ -109,6 +109,8 @@ class Stream:
         self._gate = RmsGate(config.gate_rms)
         self._smoother = MajoritySmoother(config.smoothing)
         self._slots: deque[Slot] = deque()
+        # Recently emitted messages, replayed to a client that resumes after a network blip.
+        self._sent: deque[dict[str, Any]] = deque(maxlen=config.max_unsent)
         self._next_index = 0
         self._next_start = 0
         self._seq = 0
@@ -264,7 +266,12 @@ class Stream:
                 continue
             out.append(self._message(slot, now))
             self._seq += 1
+        self._sent.extend(out)
         return out
+
+    def replay(self, after_seq: int) -> list[dict[str, Any]]:
+        """Messages already emitted with ``seq > after_seq`` (at most ``max_unsent`` kept)."""
+        return [m for m in self._sent if m["seq"] > after_seq]
 
     def _message(self, slot: Slot, now: float) -> dict[str, Any]:
         rate = self.config.sample_rate
@@ -322,6 +329,7 @@ class Stream:
         """Forget everything; late results from the batcher are ignored. Idempotent."""
         self.closed = True
         self._slots.clear()
+        self._sent.clear()
         self.pending = 0
 
     def _count(self, outcome: str) -> None:

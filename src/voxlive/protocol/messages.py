@@ -23,6 +23,7 @@ class ReadyMessage(TypedDict):
     hop_ms: int
     sample_rate: int
     model_sample_rate: int
+    resumed: bool
 
 
 class ResultMessage(TypedDict):
@@ -72,6 +73,7 @@ def ready(
     hop_ms: int,
     sample_rate: int,
     model_sample_rate: int,
+    resumed: bool = False,
 ) -> ReadyMessage:
     return {
         "type": "ready",
@@ -84,6 +86,7 @@ def ready(
         "hop_ms": hop_ms,
         "sample_rate": sample_rate,
         "model_sample_rate": model_sample_rate,
+        "resumed": resumed,
     }
 
 

@@ -22,7 +22,9 @@ from voxlive.protocol.frames import (
     make_format,
 )
 
-START_KEYS = frozenset({"type", "sample_rate", "encoding", "channels", "token", "stream_id"})
+START_KEYS = frozenset(
+    {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq"}
+)
 
 
 class State(Enum):
@@ -38,6 +40,7 @@ class Started:
     format: AudioFormat
     token: str | None = None
     stream_id: str | None = None
+    last_seq: int | None = None  # when resuming: the last seq the client received
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,12 @@ def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
     for key, value in (("token", token), ("stream_id", stream_id)):
         if value is not None and not isinstance(value, str):
             raise FormatError(f"start: expected {key} to be a string, got {type(value).__name__}")
-    return Started(fmt, token, stream_id)
+    last_seq = obj.get("last_seq")
+    if last_seq is not None and (
+        isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1
+    ):
+        raise FormatError(f"start: expected last_seq to be an integer >= -1, got {last_seq!r}")
+    return Started(fmt, token, stream_id, last_seq)
 
 
 def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
@@ -79,7 +87,7 @@ def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
     if not keys:
         return None
     obj: dict[str, Any] = dict(keys)
-    for key in ("sample_rate", "channels"):
+    for key in ("sample_rate", "channels", "last_seq"):
         if key in obj:
             try:
                 obj[key] = int(obj[key])

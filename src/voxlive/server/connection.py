@@ -45,6 +45,8 @@ class Connection:
         self._stopping = False
         self._resampler: StreamResampler | None = None
         self._drain_s = 0.0
+        self._resumed = False
+        self._replay: list[dict[str, Any]] = []  # bounded by the stream's max_unsent
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -67,17 +69,15 @@ class Connection:
             await self._send_now(messages.error(exc.code, exc.message))
             await self.ws.close(exc.close_code or 1008, exc.code)
             return
-        assert service.batcher is not None
         self.session = Session(DEFAULT_FORMAT, preset)
-        self.stream = Stream(
-            self.id, service.stream_config(), on_ready=self._wake.set, metrics=service.metrics
-        )
+        resumed = self._resume(preset) if preset is not None else None
+        self._adopt(resumed or self._new_stream(), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
-        service.batcher.add(self.stream)
         service.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
         sender = asyncio.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
+        outcome = "error"
         try:
             outcome = await self._read_loop()
             if outcome == "disconnect":
@@ -90,9 +90,41 @@ class Connection:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
-            service.batcher.remove(self.stream)
-            self.stream.close()
+            vanished = outcome == "disconnect" and not self.stream.finished
+            if vanished and service.ready and service.settings.resume_grace_ms > 0:
+                service.detach(self.stream)  # the client may come back for it
+            else:
+                service.release(self.stream)
             service.closed(self)
+
+    def _new_stream(self) -> Stream:
+        service = self.service
+        return Stream(self.id, service.stream_config(), metrics=service.metrics)
+
+    def _adopt(self, stream: Stream, *, resumed: bool) -> None:
+        assert self.service.batcher is not None
+        self.stream, self.id, self._resumed = stream, stream.id, resumed
+        stream.on_ready = self._wake.set
+        self.service.batcher.add(stream)
+        self._wake.set()  # a resumed stream may hold results already
+
+    def _resume(self, started: Started) -> Stream | None:
+        """The detached stream named by ``started.stream_id``, or None (and a warning) when it
+        is gone. Results after ``started.last_seq`` that the old connection may have lost in
+        flight are queued again."""
+        stream_id = started.stream_id
+        if not stream_id:
+            return None
+        stream = self.service.resume(stream_id)
+        if stream is not None and started.last_seq is not None:
+            self._replay.extend(stream.replay(started.last_seq))  # sent right after ready
+        if stream is None:
+            self._error(
+                "resume_failed",
+                f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
+                "starting a new stream",
+            )
+        return stream
 
     def _check_origin(self) -> None:
         origin, host = self.ws.headers.get("origin"), self.ws.headers.get("host")
@@ -167,6 +199,11 @@ class Connection:
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
             self._check_token(event)
+            if event.stream_id and not self._resumed and not self.stream.samples_received:
+                resumed = self._resume(event)
+                if resumed is not None:
+                    self.service.release(self.stream)
+                    self._adopt(resumed, resumed=True)
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
             if self.stream.finished:  # shutting down: nothing more is accepted
@@ -203,6 +240,7 @@ class Connection:
                 window_ms=s.window_ms,
                 hop_ms=s.hop_ms,
                 sample_rate=self.session.format.sample_rate,
+                resumed=self._resumed,
                 model_sample_rate=info.sample_rate,
             )
         )
@@ -226,6 +264,9 @@ class Connection:
                 self._wake.clear()
                 while self._control:
                     await self._send_now(self._control.popleft())
+                replay, self._replay = self._replay, []
+                for message in replay:
+                    await self._send_now(message)
                 for message in self.stream.pop_messages():
                     await self._send_now(message)
                 if self._close is not None:

@@ -17,7 +17,7 @@ from voxlive.inference.base import Classifier
 from voxlive.inference.loader import load_classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
-from voxlive.pipeline.stream import StreamConfig
+from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class Service:
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
+        # Streams whose client vanished, kept for resume_grace_ms: id -> (stream, expiry timer).
+        self._detached: dict[str, tuple[Stream, asyncio.TimerHandle]] = {}
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
@@ -124,12 +126,41 @@ class Service:
         if not self.connections:
             self._no_connections.set()
 
+    def detach(self, stream: Stream) -> None:
+        """Keep a stream whose client vanished, still classifying, until it is resumed or
+        ``resume_grace_ms`` passes (then it is dropped like any closed stream)."""
+        stream.on_ready = None
+        grace_s = self.settings.resume_grace_ms / 1000
+        timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
+        self._detached[stream.id] = (stream, timer)
+
+    def resume(self, stream_id: str) -> Stream | None:
+        """Take back a detached stream by its id; ``None`` if unknown or expired."""
+        entry = self._detached.pop(stream_id, None)
+        if entry is None:
+            return None
+        entry[1].cancel()
+        return entry[0]
+
+    def _expire(self, stream_id: str) -> None:
+        entry = self._detached.pop(stream_id, None)
+        if entry is not None:
+            self.release(entry[0])
+
+    def release(self, stream: Stream) -> None:
+        if self.batcher is not None:
+            self.batcher.remove(stream)
+        stream.close()
+
     async def drain(self, timeout_s: float) -> None:
         """Unready, refuse new streams, and let open streams flush and close (1001).
 
         Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
         """
         self.status = "stopping"
+        for stream_id in list(self._detached):
+            self._detached[stream_id][1].cancel()
+            self._expire(stream_id)
         if self.connections:
             log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
         for conn in list(self.connections):

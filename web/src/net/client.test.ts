@@ -115,4 +115,49 @@ describe("StreamClient", () => {
     ws.drop(1000, "stream ended");
     expect(states.at(-1)).toEqual({ kind: "closed", code: 1000, reason: "stream ended" });
   });
+
+  it("resumes its stream after a drop and ignores replayed results it already has", () => {
+    const messages: unknown[] = [];
+    const client = make([], messages);
+    client.connect();
+    const first = FakeSocket.instances[0];
+    first.open();
+    const ready = {
+      type: "ready",
+      stream_id: "abc",
+      model: "m",
+      backend: "b",
+      labels: ["x"],
+      fallback: null,
+      window_ms: 1000,
+      hop_ms: 500,
+      sample_rate: 16000,
+      model_sample_rate: 16000,
+      resumed: false,
+    };
+    const result = (seq: number) => ({
+      type: "result",
+      seq,
+      start_ms: 0,
+      end_ms: 1,
+      label: "x",
+      class: "x",
+      confidence: 1,
+      scores: {},
+      smoothed: "x",
+      gated: false,
+      latency_ms: 1,
+      dropped_ms: 0,
+    });
+    first.onmessage?.({ data: JSON.stringify(ready) });
+    first.onmessage?.({ data: JSON.stringify(result(3)) });
+    first.drop(1006);
+    vi.advanceTimersByTime(500);
+    const second = FakeSocket.instances[1];
+    second.open();
+    expect(JSON.parse(second.sent[0] as string)).toMatchObject({ type: "start", stream_id: "abc", last_seq: 3 });
+    second.onmessage?.({ data: JSON.stringify(result(3)) }); // replayed: already seen
+    second.onmessage?.({ data: JSON.stringify(result(4)) });
+    expect(messages.filter((m) => (m as { type: string }).type === "result")).toHaveLength(2);
+  });
 });

@@ -45,6 +45,8 @@ export class StreamClient {
   private queue: ArrayBuffer[] = [];
   private queuedBytes = 0;
   private ending = false;
+  private streamId: string | null = null; // from ready: resume this stream after a blip
+  private lastSeq = -1; // the last result seq received, so the server can replay the rest
   droppedBytes = 0;
 
   constructor(private readonly options: ClientOptions) {}
@@ -73,7 +75,8 @@ export class StreamClient {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      ws.send(encodeClientMessage(this.options.start));
+      const resume = this.streamId ? { stream_id: this.streamId, last_seq: this.lastSeq } : {};
+      ws.send(encodeClientMessage({ ...this.options.start, ...resume }));
       this.set({ kind: "open" });
       for (const buf of this.queue) ws.send(buf);
       this.queue = [];
@@ -84,7 +87,14 @@ export class StreamClient {
       if (typeof event.data !== "string") return;
       try {
         const message = parseServerMessage(event.data);
-        if (message.type === "ready") this.attempt = 0; // a healthy connection resets the backoff
+        if (message.type === "ready") {
+          this.attempt = 0; // a healthy connection resets the backoff
+          this.streamId = message.stream_id;
+        }
+        if ("seq" in message && typeof message.seq === "number") {
+          if (message.seq <= this.lastSeq) return; // a replayed result we already have
+          this.lastSeq = message.seq;
+        }
         this.options.onMessage(message);
       } catch (err) {
         if (err instanceof ProtocolError) this.options.onProtocolError?.(err);

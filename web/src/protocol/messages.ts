@@ -10,6 +10,7 @@ export interface StartMessage {
   channels?: 1 | 2;
   token?: string;
   stream_id?: string;
+  last_seq?: number;
 }
 
 export interface StopMessage {
@@ -29,6 +30,7 @@ export interface ReadyMessage {
   hop_ms: number;
   sample_rate: number;
   model_sample_rate: number;
+  resumed: boolean;
 }
 
 export interface ResultMessage {
@@ -84,6 +86,7 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     hop_ms: "number",
     sample_rate: "number",
     model_sample_rate: "number",
+    resumed: "boolean",
   },
   result: {
     seq: "number",

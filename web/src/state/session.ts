@@ -54,6 +54,8 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       };
     }
     case "error":
+      // A server restart forgets streams; the app carries on with a new one, nothing to show.
+      if (message.code === "resume_failed") return state;
       return { ...state, errors: [...state.errors, { code: message.code, message: message.message }].slice(-5) };
     case "end":
       return { ...state, end: message };

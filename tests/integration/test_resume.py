@@ -1,0 +1,67 @@
+"""A client that reconnects with its stream_id within the grace period loses no results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import websockets
+
+from helpers import StreamRun, collect, load, pcm16, running_server
+
+
+async def test_resume_continues_seq_and_stream_time() -> None:
+    female, rate = load("female_speech.wav")
+    first_half, second_half = female[: 2 * rate], female[2 * rate :]
+    async with running_server(resume_grace_ms=5000) as srv:
+        # First connection: 2 s of audio, then the network drops (no stop, no close frame).
+        ws = await websockets.connect(srv.ws_url)
+        await ws.send(json.dumps({"type": "start", "sample_rate": rate}))
+        ready = json.loads(await ws.recv())
+        await ws.send(pcm16(first_half))
+        first = [json.loads(await ws.recv())]  # at least one result arrives before the drop
+        ws.transport.abort()
+        await asyncio.sleep(0.3)  # windows in flight finish while nobody is connected
+        assert srv.service.connections == set()
+
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url) as ws2:
+            reader = asyncio.create_task(collect(ws2, run))
+            await ws2.send(json.dumps({"type": "start", "sample_rate": rate,
+                                       "stream_id": ready["stream_id"],
+                                       "last_seq": first[-1]["seq"]}))  # fmt: skip
+            await ws2.send(pcm16(second_half))
+            await ws2.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 20)
+    [again] = run.of("ready")
+    assert again["stream_id"] == ready["stream_id"] and again["resumed"] is True
+    results = first + run.results
+    seqs = [r["seq"] for r in results]
+    assert seqs == list(range(len(seqs)))  # nothing lost, nothing twice
+    starts = [r["start_ms"] for r in results]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert results[-1]["end_ms"] >= 4500  # stream time went on across the reconnect
+    [end] = run.of("end")
+    assert end["windows"] == end["results"] + end["gated"] + end["dropped_windows"] + end["failed"]
+    assert end["dropped_windows"] == 0
+
+
+async def test_unknown_or_expired_stream_id_starts_a_new_stream() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(resume_grace_ms=100) as srv:
+        ws = await websockets.connect(srv.ws_url)
+        await ws.send(pcm16(female[:rate]))
+        old_id = json.loads(await ws.recv())["stream_id"]
+        ws.transport.abort()
+        await asyncio.sleep(0.5)  # past the grace period
+        run = StreamRun()
+        async with websockets.connect(srv.ws_url + f"?stream_id={old_id}") as ws2:
+            reader = asyncio.create_task(collect(ws2, run))
+            await ws2.send(pcm16(female[:rate]))
+            await ws2.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 10)
+        assert not srv.service._detached
+    assert run.of("error")[0]["code"] == "resume_failed"
+    [ready] = run.of("ready")
+    assert ready["stream_id"] != old_id and ready["resumed"] is False
+    assert run.results[0]["seq"] == 0 and run.close_code == 1000
