@@ -28,7 +28,7 @@ import numpy as np
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import load, pcm16, running_server  # noqa: E402
+from helpers import load, pcm16, running_server
 
 
 def usage() -> dict[str, float]:
