@@ -69,6 +69,14 @@ class Settings:
     idle_timeout_ms: int = _opt(
         60_000, "close a stream that sends nothing for this long, ms (0: never)"
     )
+    max_speed: float = _opt(
+        20.0,
+        "fastest a stream may send audio, × real time, after a 1 s burst; a faster client is "
+        "slowed by TCP back-pressure, nothing is dropped (0: no limit)",
+    )
+    max_stream_ms: int = _opt(
+        0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
+    )
     resume_grace_ms: int = _opt(
         10_000,
         "a stream whose client vanished is kept this long, ms, so the client can resume it "
@@ -107,6 +115,8 @@ class Settings:
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
+        need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
+        need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")
         need(bool(self.model.strip()), "model", "a model name")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")

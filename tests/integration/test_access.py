@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 import httpx
+import numpy as np
 import websockets
 
-from helpers import SHARED, StreamRun, collect, load, pcm16, running_server
+from helpers import SHARED, StreamRun, collect, load, pcm16, running_server, stream_audio
 
 
 async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> StreamRun:
@@ -75,3 +77,24 @@ async def test_idle_stream_is_closed() -> None:
     assert run.close_code == 1001
     assert [m["type"] for m in run.messages] == ["ready", "error", "end"]
     assert run.of("error")[0]["code"] == "idle_timeout"
+
+
+async def test_a_client_faster_than_max_speed_is_slowed_not_dropped() -> None:
+    female, rate = load("female_speech.wav")
+    audio = np.tile(female, 2)[: 6 * rate]  # 6 s of audio, sent as fast as the socket allows
+    async with running_server(max_speed=5.0, buffer_ms=10_000) as srv:
+        t0 = time.monotonic()
+        run = await stream_audio(srv.ws_url, audio, rate, speed=0)
+        elapsed = time.monotonic() - t0
+    # (6 s - 1 s burst) / 5x = 1 s at least; unthrottled it takes a few tens of ms.
+    assert elapsed >= 0.8
+    [end] = run.of("end")
+    assert end["dropped_windows"] == 0 and end["duration_ms"] == 6000
+
+
+async def test_max_stream_duration_flushes_and_closes() -> None:
+    async with running_server(max_stream_ms=300) as srv:
+        run = await _run(srv.ws_url, json.dumps({"type": "start"}))
+    assert run.close_code == 1001
+    assert [m["type"] for m in run.messages] == ["ready", "error", "end"]
+    assert run.of("error")[0]["code"] == "max_duration"

@@ -32,6 +32,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
 STOP_DRAIN_S = 30.0
+THROTTLE_BURST_S = 1.0  # audio a stream may send ahead of max_speed at once
 
 
 class Connection:
@@ -46,6 +47,8 @@ class Connection:
         self._resampler: StreamResampler | None = None
         self._drain_s = 0.0
         self._resumed = False
+        self._started_at = 0.0
+        self._base_samples = 0
         self._replay: list[dict[str, Any]] = []  # bounded by the stream's max_unsent
 
     # ---- entry point ------------------------------------------------------------------------
@@ -104,6 +107,7 @@ class Connection:
     def _adopt(self, stream: Stream, *, resumed: bool) -> None:
         assert self.service.batcher is not None
         self.stream, self.id, self._resumed = stream, stream.id, resumed
+        self._base_samples = stream.samples_received
         stream.on_ready = self._wake.set
         self.service.batcher.add(stream)
         self._wake.set()  # a resumed stream may hold results already
@@ -162,14 +166,29 @@ class Connection:
 
     # ---- reading ----------------------------------------------------------------------------
     async def _read_loop(self) -> str:
-        limit = self.service.settings.max_frame_bytes
-        idle_s = self.service.settings.idle_timeout_ms / 1000 or None
+        settings = self.service.settings
+        limit = settings.max_frame_bytes
+        idle_s = settings.idle_timeout_ms / 1000 or None
+        loop = asyncio.get_running_loop()
+        self._started_at = loop.time()
+        ends_at = (
+            self._started_at + settings.max_stream_ms / 1000 if settings.max_stream_ms else None
+        )
         while True:
+            timeout = idle_s
+            if ends_at is not None:
+                timeout = max(0.0, min(timeout or float("inf"), ends_at - loop.time()))
             try:
-                async with asyncio.timeout(idle_s):
+                async with asyncio.timeout(timeout):
                     msg = await self.ws.receive()
             except TimeoutError:
-                exc = IdleTimeout(f"no message for {idle_s:g} s; closing the stream")
+                if ends_at is not None and loop.time() >= ends_at:
+                    exc = IdleTimeout(
+                        f"stream reached the limit of {settings.max_stream_ms} ms; closing it",
+                        code="max_duration",
+                    )
+                else:
+                    exc = IdleTimeout(f"no message for {idle_s:g} s; closing the stream")
                 self._error(exc.code, exc.message)
                 self._drain_s = 2.0  # send what is already classified, then end and close
                 self._close = (CLOSE_GOING_AWAY, exc.code)
@@ -195,6 +214,21 @@ class Connection:
                     return "fatal"
             if self._stopping:
                 return "stop"
+            await self._throttle()
+
+    async def _throttle(self) -> None:
+        """Hold the reader while the stream is ahead of ``max_speed`` × real time. Not reading
+        is TCP back-pressure: a flooding client slows down, nothing is dropped, and other
+        streams keep their share."""
+        speed = self.service.settings.max_speed
+        if not speed:
+            return
+        received = self.stream.samples_received - self._base_samples  # on this connection
+        received_s = received / self.stream.config.sample_rate
+        loop = asyncio.get_running_loop()
+        allowed_at = self._started_at + (received_s - THROTTLE_BURST_S) / speed
+        if allowed_at > loop.time():
+            await asyncio.sleep(allowed_at - loop.time())
 
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
