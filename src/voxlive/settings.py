@@ -40,6 +40,9 @@ class Settings:
     max_wait_ms: float = _opt(
         30.0, "longest a ready window waits for more windows to fill a batch, ms"
     )
+    inference_timeout_ms: int = _opt(
+        30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
+    )
     buffer_ms: int = _opt(
         4000,
         "audio each stream may hold unclassified, ms; when inference falls behind, the oldest "
@@ -100,6 +103,7 @@ class Settings:
         need(10 <= self.hop_ms <= self.window_ms, "hop_ms", f"10..window_ms ({self.window_ms}) ms")
         need(1 <= self.max_batch <= 256, "max_batch", "1..256")
         need(0 <= self.max_wait_ms <= 10_000, "max_wait_ms", "0..10000 ms")
+        need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
         need(
             self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,
             "buffer_ms",

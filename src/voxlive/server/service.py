@@ -94,7 +94,7 @@ class Service:
             await asyncio.to_thread(clf.warmup, window)
             self.batcher = Batcher(
                 clf, max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
-                metrics=self.metrics,
+                timeout_s=self.settings.inference_timeout_ms / 1000, metrics=self.metrics,
             )  # fmt: skip
             self.batcher.start()
             self.status = "ready"
