@@ -14,6 +14,7 @@ Prints numbers; asserts nothing. Needs numpy, torch, transformers and prometheus
 
     PYTHONPATH=src python bench/pipeline.py --device cpu
     PYTHONPATH=src python bench/pipeline.py --device cuda --batches 1,8,32,64 --max-batch 64
+    PYTHONPATH=src python bench/pipeline.py --save-model /tmp/w2v2  # for: voxlive serve --model
 """
 
 from __future__ import annotations
@@ -226,11 +227,20 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=30.0)
     p.add_argument("--max-streams", type=int, default=512)
     p.add_argument("--skip-live", action="store_true")
+    p.add_argument(
+        "--save-model",
+        type=Path,
+        help="only write the random wav2vec2-base to this folder and exit",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results") / "pipeline.json")
     args = p.parse_args()
 
     import torch
 
+    if args.save_model:
+        build_model(args.save_model)
+        print(f"wrote a random-weight wav2vec2-base classifier to {args.save_model}")
+        return
     audio = speech(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         build_model(Path(tmp))
