@@ -53,7 +53,7 @@ class Connection:
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
-        service, _settings = self.service, self.service.settings
+        service = self.service
         await self.ws.accept()
         refusal = self._admission()
         if refusal is not None:
