@@ -93,12 +93,12 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
     from voxlive.inference.loader import load_classifier
     from voxlive.pipeline.batcher import Batcher
     from voxlive.pipeline.offline import classify_samples
-    from voxlive.server.service import Service
+    from voxlive.server.service import stream_config
 
     classifier = await asyncio.to_thread(load_classifier, settings)
     if classifier.info.fallback:
         print(f"warning: {classifier.info.fallback}", file=sys.stderr)
-    config = Service(settings, classifier=classifier).stream_config()
+    config = stream_config(settings, classifier.info)
     batcher = Batcher(classifier, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms)
     batcher.start()
     status = 0

@@ -78,8 +78,9 @@ class AuthError(ClientError):
     close_code = 1008
 
 
-class IdleTimeout(ClientError):
-    """The client sent nothing for longer than the idle timeout (close 1001)."""
+class StreamTimeout(ClientError):
+    """The stream was idle too long (``idle_timeout``) or reached its maximum duration
+    (``max_duration``): it is flushed and closed with 1001."""
 
     code = "idle_timeout"
     close_code = 1001

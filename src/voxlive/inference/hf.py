@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -11,8 +10,6 @@ import numpy as np
 
 from voxlive.errors import ConfigError
 from voxlive.inference.base import ModelInfo
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "7wolf/wav2vec2-base-gender-classification"
 # The default model's config names its labels LABEL_0/LABEL_1; the reference's own experiments

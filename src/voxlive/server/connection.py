@@ -17,7 +17,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from voxlive.audio.resample import StreamResampler, to_mono
-from voxlive.errors import AuthError, ClientError, FrameTooLarge, IdleTimeout
+from voxlive.errors import AuthError, ClientError, FrameTooLarge, StreamTimeout
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
@@ -183,12 +183,12 @@ class Connection:
                     msg = await self.ws.receive()
             except TimeoutError:
                 if ends_at is not None and loop.time() >= ends_at:
-                    exc = IdleTimeout(
+                    exc = StreamTimeout(
                         f"stream reached the limit of {settings.max_stream_ms} ms; closing it",
                         code="max_duration",
                     )
                 else:
-                    exc = IdleTimeout(f"no message for {idle_s:g} s; closing the stream")
+                    exc = StreamTimeout(f"no message for {idle_s:g} s; closing the stream")
                 self._error(exc.code, exc.message)
                 self._drain_s = 2.0  # send what is already classified, then end and close
                 self._close = (CLOSE_GOING_AWAY, exc.code)
@@ -291,18 +291,20 @@ class Connection:
     async def _send_now(self, message: Any) -> None:
         await self.ws.send_text(messages.encode(message))
 
+    async def _send_ready(self) -> None:
+        """Send what is waiting: control messages (ready, errors), replays, then new results."""
+        while self._control:
+            await self._send_now(self._control.popleft())
+        replay, self._replay = self._replay, []
+        for message in replay + self.stream.pop_messages():
+            await self._send_now(message)
+
     async def _send_loop(self) -> None:
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self._control:
-                    await self._send_now(self._control.popleft())
-                replay, self._replay = self._replay, []
-                for message in replay:
-                    await self._send_now(message)
-                for message in self.stream.pop_messages():
-                    await self._send_now(message)
+                await self._send_ready()
                 if self._close is not None:
                     if self._close[0] == CLOSE_GOING_AWAY:
                         self.stream.finish()
@@ -314,8 +316,6 @@ class Connection:
                     await self._send_now(self.stream.end_message())
                     await self._close_ws(CLOSE_NORMAL, "stream ended")
                     return
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the client went away mid-send: the reader will see it
             log.debug("stream %s: send failed: %s", self.id, exc)
 
@@ -329,8 +329,7 @@ class Connection:
                 async with asyncio.timeout(remaining):
                     await self._wake.wait()
             self._wake.clear()
-            for message in self.stream.pop_messages():
-                await self._send_now(message)
+            await self._send_ready()
         await self._send_now(self.stream.end_message())
 
     async def _close_ws(self, code: int, reason: str) -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from voxlive.inference.base import Classifier
+from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed", "stopping"]
+
+
+def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
+    """Per-stream options from the settings and the model that serves."""
+    s = settings
+    return StreamConfig(
+        sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
+        buffer_ms=s.buffer_ms, labels=info.labels, gate_rms=s.gate_rms,
+        smoothing=s.smoothing, max_unsent=s.max_unsent_results,
+    )  # fmt: skip
 
 
 class Service:
@@ -58,12 +68,7 @@ class Service:
 
     def stream_config(self) -> StreamConfig:
         assert self.classifier is not None
-        s, info = self.settings, self.classifier.info
-        return StreamConfig(
-            sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
-            buffer_ms=s.buffer_ms, labels=info.labels, gate_rms=s.gate_rms,
-            smoothing=s.smoothing, max_unsent=s.max_unsent_results,
-        )  # fmt: skip
+        return stream_config(self.settings, self.classifier.info)
 
     def describe(self) -> dict[str, Any]:
         """What /readyz reports."""
