@@ -91,15 +91,14 @@ def _table(name: str, results: Sequence[dict[str, Any]]) -> str:
 async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> int:
     from voxlive.audio.decode import decode_file
     from voxlive.inference.loader import load_classifier
-    from voxlive.pipeline.batcher import Batcher
     from voxlive.pipeline.offline import classify_samples
-    from voxlive.server.service import stream_config
+    from voxlive.server.service import make_batcher, stream_config
 
     classifier = await asyncio.to_thread(load_classifier, settings)
     if classifier.info.fallback:
         print(f"warning: {classifier.info.fallback}", file=sys.stderr)
     config = stream_config(settings, classifier.info)
-    batcher = Batcher(classifier, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms)
+    batcher = make_batcher(settings, classifier)
     batcher.start()
     status = 0
     try:

@@ -207,3 +207,26 @@ async def test_reference_settings_200_ms_window_100_ms_hop() -> None:
     assert all(r["end_ms"] - r["start_ms"] == 200 for r in run.results)
     assert majority(speech_labels(run)) == "female"
     assert_well_ordered(run, 1000 * len(female) / rate, tail_ms=100)
+
+
+@pytest.mark.parametrize(("gate", "gated_share"), [("vad", 0.6), ("none", 0.0)])
+async def test_the_vad_gate_keeps_a_coffee_shop_from_the_model(
+    gate: str, gated_share: float
+) -> None:
+    """A speech-free recording with clatter and distant chatter: the neural gate settles most
+    windows as ambient without the model; without a gate every window goes to the model."""
+    coffee, rate = load("ambient_coffee_shop.wav")
+    female, _ = load("female_speech.wav")
+    async with running_server(gate=gate) as srv:
+        runs = await asyncio.gather(
+            stream_audio(srv.ws_url, coffee, rate, speed=8.0),
+            stream_audio(srv.ws_url, female, rate, speed=8.0),
+        )
+    coffee_run, female_run = runs
+    [end] = coffee_run.of("end")
+    assert end["windows"] == len(coffee_run.results) >= 20
+    if gated_share:
+        assert end["gated"] >= gated_share * end["windows"]
+    else:
+        assert end["gated"] == 0 and end["results"] == end["windows"]
+    assert majority(speech_labels(female_run)) == "female"  # speech still gets through

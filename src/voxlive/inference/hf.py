@@ -82,6 +82,16 @@ class TransformersClassifier:
     def info(self) -> ModelInfo:
         return self._info
 
+    @property
+    def model(self) -> Any:
+        """The PyTorch module (for export)."""
+        return self._model
+
+    @property
+    def extractor(self) -> Any:
+        """The model's feature extractor (turns raw audio into ``input_values``)."""
+        return self._extractor
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         inputs = self._extractor(

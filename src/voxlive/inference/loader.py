@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 from voxlive.errors import ConfigError, ModelLoadError
@@ -17,9 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def _load_transformers(model: str, settings: Settings, local_only: bool = False) -> Classifier:
-    log.info("loading %s (transformers, device=%s)", model, settings.device)
+    s = settings
+    if s.backend == "onnx":
+        from voxlive.inference.onnx import OnnxClassifier
+
+        log.info("loading %s (transformers → ONNX Runtime, quantize=%s)", model, s.quantize)
+        return OnnxClassifier(
+            model, labels=s.labels or None, quantize=s.quantize, threads=s.threads,
+            cache_dir=Path(s.cache_dir) if s.cache_dir else None, local_files_only=local_only,
+        )  # fmt: skip
+    log.info("loading %s (transformers, device=%s)", model, s.device)
     return TransformersClassifier(
-        model, labels=settings.labels or None, device=settings.device, threads=settings.threads,
+        model, labels=s.labels or None, device=s.device, threads=s.threads,
         local_files_only=local_only,
     )  # fmt: skip
 

@@ -20,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.stream import Stream, Window
+from voxlive.pipeline.vad import VadRunner
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,11 @@ class Batcher:
         max_wait_ms: float,
         timeout_s: float = 30.0,
         metrics: Metrics | None = None,
+        vad: SileroVad | None = None,
     ) -> None:
         self.classifier = classifier
+        # Streams gated by the neural VAD get their speech probabilities from this runner.
+        self.vad = VadRunner(vad, self.notify) if vad is not None else None
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self.timeout_s = timeout_s
@@ -62,9 +67,13 @@ class Batcher:
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
+        if self.vad is not None and stream.config.gate == "vad":
+            self.vad.add(stream)
 
     def remove(self, stream: Stream) -> None:
         self._streams.pop(stream.id, None)
+        if self.vad is not None:
+            self.vad.remove(stream)
 
     def notify(self) -> None:
         """Some stream has new pending windows. Cheap; safe to call often."""
@@ -74,9 +83,13 @@ class Batcher:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="voxlive-batcher")
+        if self.vad is not None:
+            self.vad.start()
 
     async def close(self) -> None:
-        """Stop batching and release the worker thread. Idempotent."""
+        """Stop batching and release the worker threads. Idempotent."""
+        if self.vad is not None:
+            await self.vad.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

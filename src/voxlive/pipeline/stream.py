@@ -25,6 +25,8 @@ import numpy as np
 from voxlive.audio.gate import AMBIENT, RmsGate
 from voxlive.audio.ring import RingBuffer
 from voxlive.audio.smoothing import MajoritySmoother
+from voxlive.audio.vad import SAMPLE_RATES as VAD_RATES
+from voxlive.audio.vad import VadState
 from voxlive.metrics import Metrics
 from voxlive.protocol import messages
 
@@ -33,11 +35,15 @@ MIN_TAIL_MS = 100
 
 
 class SlotState(Enum):
+    GATING = "gating"  # waiting for the VAD to decide speech or ambient
     PENDING = "pending"
     INFLIGHT = "inflight"
     DONE = "done"
     FAILED = "failed"
     DROPPED = "dropped"
+
+
+_UNSETTLED = (SlotState.GATING, SlotState.PENDING, SlotState.INFLIGHT)
 
 
 @dataclass(slots=True)
@@ -61,7 +67,10 @@ class StreamConfig:
     hop_ms: int
     buffer_ms: int
     labels: tuple[str, ...]
+    gate: str = "rms"  # "rms", "vad" or "none"
     gate_rms: float = 0.01
+    vad_threshold: float = 0.5
+    vad_min_speech_ms: int = 100
     smoothing: int = 4
     max_unsent: int = 256
 
@@ -106,7 +115,18 @@ class Stream:
         self._metrics = metrics
         self._clock = clock
         self._ring = RingBuffer(config.buffer)
-        self._gate = RmsGate(config.gate_rms)
+        self._gate = RmsGate(config.gate_rms if config.gate == "rms" else 0.0)
+        # VAD gate: per-stream recurrent state, speech probability per chunk, and how far it got.
+        self._vad: VadState | None = None
+        if config.gate == "vad":
+            self._vad_chunk, context = VAD_RATES[config.sample_rate]
+            self._vad = VadState(context)
+        self._vad_pos = 0  # samples the VAD has seen
+        self._vad_busy = False
+        self._speech: deque[float] = deque()  # per-chunk probabilities, from chunk _speech_base
+        self._speech_base = 0
+        self.gating = 0  # windows waiting for the VAD
+        self.on_audio: Callable[[], None] | None = None  # the VAD runner's wake-up
         self._smoother = MajoritySmoother(config.smoothing)
         self._slots: deque[Slot] = deque()
         # Recently emitted messages, replayed to a client that resumes after a network blip.
@@ -150,6 +170,8 @@ class Stream:
         self._count_dropped(lost)
         self._drop_overwritten()
         self._bound_unsent()
+        if self._vad is not None and self.on_audio is not None:
+            self.on_audio()
 
     def finish(self) -> None:
         """No more audio: classify the tail that no full window covered, then drain."""
@@ -161,13 +183,21 @@ class Stream:
         if total - covered >= cfg.sample_rate * MIN_TAIL_MS // 1000:
             length = min(cfg.window, total)
             self._add_slot(total - length, length, self._clock())
+        if self._vad is not None and not self._vad_busy:
+            self._decide_gating()
+        if self.on_audio is not None:
+            self.on_audio()
         self._notify()
 
     def _add_slot(self, start: int, length: int, now: float) -> None:
         slot = Slot(self._next_index, start, length, now)
         self._next_index += 1
         self.stats["windows"] += 1
-        if self._gate.is_ambient(self._ring.view(start, length)):
+        if self._vad is not None:
+            slot.state = SlotState.GATING
+            self._slots.append(slot)
+            self.gating += 1
+        elif self._gate.is_ambient(self._ring.view(start, length)):
             slot.state, slot.gated = SlotState.DONE, True
             self._count("gated")
             self._slots.append(slot)
@@ -178,16 +208,20 @@ class Stream:
 
     def _drop_overwritten(self) -> None:
         oldest = self._ring.oldest
-        if not self.pending or oldest == 0:
+        if not (self.pending or self.gating) or oldest == 0:
             return
         dropped = 0
         for slot in self._slots:
             if slot.start >= oldest:
                 break
             if slot.state is SlotState.PENDING:
-                slot.state = SlotState.DROPPED
                 self.pending -= 1
-                dropped += 1
+            elif slot.state is SlotState.GATING:
+                self.gating -= 1
+            else:
+                continue
+            slot.state = SlotState.DROPPED
+            dropped += 1
         self._count_dropped(dropped)
 
     def _count_dropped(self, dropped: int) -> None:
@@ -207,6 +241,77 @@ class Stream:
                 self.stats["unsent_dropped"] += 1
                 if self._metrics:
                     self._metrics.results_unsent.inc()
+
+    # ---- the VAD runner's side ---------------------------------------------------------------
+    def vad_job(self) -> tuple[VadState, np.ndarray] | None:
+        """The audio the VAD has not seen yet, whole chunks only (a copy), with this stream's
+        VAD state; ``None`` when there is nothing to do. Call :meth:`vad_done` with the result.
+        """
+        if self._vad is None or self._vad_busy or self.closed:
+            return None
+        chunk = self._vad_chunk
+        if self._vad_pos < self._ring.oldest:  # the VAD fell behind the ring: skip, start afresh
+            skip_to = -(-self._ring.oldest // chunk) * chunk
+            self._append_speech([0.0] * ((skip_to - self._vad_pos) // chunk))
+            self._vad_pos = skip_to
+            self._vad.reset()
+        count = (self._ring.written - self._vad_pos) // chunk
+        if count <= 0:
+            if self.finished:
+                self._decide_gating()
+            return None
+        self._vad_busy = True
+        return self._vad, self._ring.view(self._vad_pos, count * chunk).copy()
+
+    def vad_done(self, probs: np.ndarray | None) -> None:
+        """Speech probabilities for the last job's chunks (``None``: the VAD failed, so its
+        windows count as speech and go to the classifier)."""
+        self._vad_busy = False
+        if self.closed:
+            return
+        if probs is None:
+            assert self._vad is not None
+            self._vad.reset()
+            n = (self._ring.written - self._vad_pos) // self._vad_chunk
+            probs = np.ones(n, np.float32)
+        self._append_speech(probs.tolist())
+        self._vad_pos += len(probs) * self._vad_chunk
+        self._decide_gating()
+
+    def _append_speech(self, probs: list[float]) -> None:
+        self._speech.extend(probs)
+        # Keep only the chunks a window may still need (those inside the ring).
+        keep_from = self._ring.oldest // self._vad_chunk
+        while self._speech and self._speech_base < keep_from:
+            self._speech.popleft()
+            self._speech_base += 1
+
+    def _decide_gating(self) -> None:
+        """Settle every window the VAD has now fully seen (at the end: whatever it has seen)."""
+        if not self.gating:
+            return
+        cfg, chunk = self.config, self._vad_chunk
+        final = self.finished and self._ring.written - self._vad_pos < chunk
+        need_chunks = -(-cfg.vad_min_speech_ms * cfg.sample_rate // 1000 // chunk)
+        for slot in self._slots:
+            if slot.state is not SlotState.GATING:
+                continue
+            end = slot.start + slot.length
+            if end > self._vad_pos and not final:
+                break
+            first = max(slot.start // chunk - self._speech_base, 0)
+            last = min(-(-end // chunk), self._vad_pos // chunk) - self._speech_base
+            speech = sum(
+                1 for i in range(first, max(last, first)) if self._speech[i] >= cfg.vad_threshold
+            )
+            self.gating -= 1
+            if speech >= max(need_chunks, 1):
+                slot.state = SlotState.PENDING
+                self.pending += 1
+            else:
+                slot.state, slot.gated = SlotState.DONE, True
+                self._count("gated")
+        self._notify()
 
     # ---- the batcher's side -----------------------------------------------------------------
     def oldest_pending(self) -> Slot | None:
@@ -254,13 +359,16 @@ class Stream:
     @property
     def drained(self) -> bool:
         """Finished, and every window has been answered and popped."""
-        return self.finished and not self._slots and not self.pending and not self.inflight
+        return (
+            self.finished and not self._slots and not self.pending and not self.inflight
+            and not self.gating
+        )  # fmt: skip
 
     def pop_messages(self) -> list[dict[str, Any]]:
         """Messages for the finished windows at the head, in window order."""
         out: list[dict[str, Any]] = []
         now = self._clock()
-        while self._slots and self._slots[0].state not in (SlotState.PENDING, SlotState.INFLIGHT):
+        while self._slots and self._slots[0].state not in _UNSETTLED:
             slot = self._slots.popleft()
             if slot.state is SlotState.DROPPED:
                 continue
@@ -330,7 +438,9 @@ class Stream:
         self.closed = True
         self._slots.clear()
         self._sent.clear()
+        self._speech.clear()
         self.pending = 0
+        self.gating = 0
 
     def _count(self, outcome: str) -> None:
         if self._metrics:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_classifier
 from voxlive.metrics import Metrics
@@ -33,8 +34,24 @@ def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
     s = settings
     return StreamConfig(
         sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
-        buffer_ms=s.buffer_ms, labels=info.labels, gate_rms=s.gate_rms,
+        buffer_ms=s.buffer_ms, labels=info.labels, gate=s.gate, gate_rms=s.gate_rms,
+        vad_threshold=s.vad_threshold, vad_min_speech_ms=s.vad_min_speech_ms,
         smoothing=s.smoothing, max_unsent=s.max_unsent_results,
+    )  # fmt: skip
+
+
+def make_batcher(
+    settings: Settings, classifier: Classifier, metrics: Metrics | None = None
+) -> Batcher:
+    """The batcher for these settings, with the VAD runner when the gate is ``vad``.
+
+    Blocking (loads the VAD model): call it from a worker thread in a server.
+    """
+    s = settings
+    vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
+    return Batcher(
+        classifier, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
+        timeout_s=s.inference_timeout_ms / 1000, metrics=metrics, vad=vad,
     )  # fmt: skip
 
 
@@ -97,10 +114,7 @@ class Service:
             clf = self.classifier
             window = clf.info.sample_rate * self.settings.window_ms // 1000
             await asyncio.to_thread(clf.warmup, window)
-            self.batcher = Batcher(
-                clf, max_batch=self.settings.max_batch, max_wait_ms=self.settings.max_wait_ms,
-                timeout_s=self.settings.inference_timeout_ms / 1000, metrics=self.metrics,
-            )  # fmt: skip
+            self.batcher = await asyncio.to_thread(make_batcher, self.settings, clf, self.metrics)
             self.batcher.start()
             self.status = "ready"
             info = clf.info

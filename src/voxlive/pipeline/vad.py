@@ -1,0 +1,85 @@
+"""The VAD runner: keeps every VAD-gated stream's speech probabilities current.
+
+It runs Silero VAD on its own worker thread (the socket reader never waits on it, and it does not
+wait behind a model call), batching the new chunks of all streams per step, and hands the
+probabilities back to each stream on the event loop, which then sends speech windows to the
+batcher and settles the rest as ``ambient``. Idle, it sleeps on an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from voxlive.audio.vad import SileroVad
+from voxlive.pipeline.stream import Stream
+
+log = logging.getLogger(__name__)
+
+
+class VadRunner:
+    """``on_decided`` is called after windows may have been settled (the batcher's notify)."""
+
+    def __init__(self, vad: SileroVad, on_decided: Callable[[], None]) -> None:
+        self.vad = vad
+        self._on_decided = on_decided
+        self._streams: dict[str, Stream] = {}
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxlive-vad")
+        self._task: asyncio.Task[None] | None = None
+        self.calls = 0
+
+    def add(self, stream: Stream) -> None:
+        self._streams[stream.id] = stream
+        stream.on_audio = self.notify
+
+    def remove(self, stream: Stream) -> None:
+        if self._streams.pop(stream.id, None) is not None:
+            stream.on_audio = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="voxlive-vad")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            streams, jobs = [], []
+            for stream in list(self._streams.values()):
+                job = stream.vad_job()
+                if job is not None:
+                    streams.append(stream)
+                    jobs.append(job)
+            if not jobs:
+                self._on_decided()  # vad_job may have settled a finished stream's last windows
+                await self._wake.wait()
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self.vad.run, jobs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("VAD failed; its windows go to the classifier")
+                for stream in streams:
+                    stream.vad_done(None)
+                self._on_decided()
+                continue
+            self.calls += 1
+            for stream, probs in zip(streams, results, strict=True):
+                stream.vad_done(probs)
+            self._on_decided()
