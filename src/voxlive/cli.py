@@ -13,7 +13,7 @@ from typing import Any
 
 from voxlive import __version__
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
-from voxlive.settings import Settings, add_arguments, build
+from voxlive.settings import Settings, add_arguments, build, flag
 
 log = logging.getLogger("voxlive")
 
@@ -30,7 +30,77 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3")
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     add_arguments(classify)
+    _bench_parser(sub)
     return parser
+
+
+def _bench_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="drive a server with N concurrent streams; report latency, drops, batches, CPU, RSS",
+        description="Without --url, starts `voxlive serve` with the server flags below on a free "
+        "loopback port. Prints a table and writes JSON.",
+    )
+    b = bench.add_argument_group("load")
+    b.add_argument("--url", help="drive this running server (ws://HOST:PORT/audio) instead")
+    b.add_argument(
+        "--audio",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="recordings each stream loops (any format `classify` reads)",
+    )
+    b.add_argument(
+        "--pause-ms",
+        type=int,
+        default=0,
+        help="quiet noise after each recording, ms (models conversation)",
+    )
+    b.add_argument(
+        "--streams", type=int, default=1, help="concurrent streams (start, for --find-capacity)"
+    )
+    b.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends")
+    b.add_argument(
+        "--warmup-s",
+        type=float,
+        default=2.0,
+        help="results for windows ending before this are not counted",
+    )
+    b.add_argument("--chunk-ms", type=int, default=50, help="audio per frame, ms")
+    b.add_argument(
+        "--flat-out",
+        action="store_true",
+        help="send as fast as the server accepts (throughput), not in real time",
+    )
+    b.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="search the largest N with p95 <= --p95-ms, no drops, no errors",
+    )
+    b.add_argument("--capacity-limit", type=int, default=256, help="largest N to try")
+    b.add_argument("--p95-ms", type=float, default=250.0, help="latency goal for a pass")
+    b.add_argument(
+        "--compare",
+        action="append",
+        metavar="FLAGS",
+        help="also run a server with these extra flags, e.g. '--max-batch 1' "
+        "(repeatable); the same load runs against each, alternating",
+    )
+    b.add_argument("--repeat", type=int, default=1, help="rounds over the servers")
+    b.add_argument("--out", default="bench-results/bench.json", help="JSON report path")
+    b.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
+    add_arguments(bench.add_argument_group("server (when bench starts it)"))
+
+
+def server_flags(args: dict[str, Any]) -> list[str]:
+    """The settings given on the command line, as ``voxlive serve`` flags."""
+    import dataclasses
+
+    out: list[str] = []
+    for f in dataclasses.fields(Settings):
+        if args.get(f.name) is not None:
+            out += [flag(f.name), str(args[f.name])]
+    return out
 
 
 def _logging(level: str) -> None:
@@ -132,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args["command"] == "serve":
             return serve(settings)
+        if args["command"] == "bench":
+            from voxlive.bench.run import bench
+
+            return asyncio.run(bench(argparse.Namespace(**args), server_flags(args)))
         return asyncio.run(_classify(settings, args["files"], args["json"]))
     except (ModelLoadError, ConfigError) as exc:
         print(f"voxlive: {exc}", file=sys.stderr)

@@ -51,11 +51,32 @@ class Settings:
     cache_dir: str = _opt(
         "", "where exported models are cached (empty: $XDG_CACHE_HOME/voxlive or ~/.cache/voxlive)"
     )
+    engine: str = _opt(
+        "local",
+        "where the model runs: 'local' (in this process) or 'ray' (a Ray Serve deployment; this "
+        "process keeps the streams and sends windows to it)",
+        ("local", "ray"),
+    )
+    ray_address: str = _opt(
+        "", "ray engine: the Ray cluster to join (e.g. 10.0.0.5:6379); empty: a local instance"
+    )
+    ray_min_replicas: int = _opt(1, "ray engine: fewest model replicas (autoscaling)")
+    ray_max_replicas: int = _opt(1, "ray engine: most model replicas (autoscaling)")
+    ray_target_ongoing_requests: float = _opt(
+        16.0, "ray engine: windows in flight per replica that autoscaling aims for"
+    )
+    ray_cpus_per_replica: float = _opt(1.0, "ray engine: CPUs reserved by each replica")
+    ray_gpus_per_replica: float = _opt(0.0, "ray engine: GPUs reserved by each replica")
     window_ms: int = _opt(1000, "length of each classified window, ms")
     hop_ms: int = _opt(500, "step between window starts, ms (window - hop = overlap)")
     max_batch: int = _opt(8, "most windows per model call, across all streams")
     max_wait_ms: float = _opt(
         30.0, "longest a ready window waits for more windows to fill a batch, ms"
+    )
+    latency_budget_ms: float = _opt(
+        250.0,
+        "latency the batcher plans for, from a window's last sample to its result, ms: it waits "
+        "to fill a batch only while the model call can still finish within it",
     )
     inference_timeout_ms: int = _opt(
         30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
@@ -128,8 +149,17 @@ class Settings:
         need(self.threads >= 0, "threads", ">= 0")
         need(100 <= self.window_ms <= 30_000, "window_ms", "100..30000 ms")
         need(10 <= self.hop_ms <= self.window_ms, "hop_ms", f"10..window_ms ({self.window_ms}) ms")
+        need(self.ray_min_replicas >= 0, "ray_min_replicas", ">= 0")
+        need(
+            self.ray_max_replicas >= max(self.ray_min_replicas, 1), "ray_max_replicas",
+            f">= max(1, ray_min_replicas ({self.ray_min_replicas}))",
+        )  # fmt: skip
+        need(self.ray_target_ongoing_requests > 0, "ray_target_ongoing_requests", "> 0")
+        need(self.ray_cpus_per_replica >= 0, "ray_cpus_per_replica", ">= 0")
+        need(self.ray_gpus_per_replica >= 0, "ray_gpus_per_replica", ">= 0")
         need(1 <= self.max_batch <= 256, "max_batch", "1..256")
         need(0 <= self.max_wait_ms <= 10_000, "max_wait_ms", "0..10000 ms")
+        need(10 <= self.latency_budget_ms <= 60_000, "latency_budget_ms", "10..60000 ms")
         need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
         need(
             self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,
@@ -193,7 +223,7 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse._ActionsContainer) -> None:
     """Add one flag per setting; defaults stay ``None`` so the environment can fill them."""
     for f in dataclasses.fields(Settings):
         default = ",".join(f.default) if isinstance(f.default, tuple) else f.default

@@ -48,3 +48,25 @@ def test_a_named_model_that_cannot_load_stops_serve(tmp_path) -> None:  # type: 
     out = voxlive("serve", "--model", str(tmp_path / "nope"), "--port", "0", timeout=120)
     assert out.returncode == 1
     assert "could not load model" in out.stderr
+
+
+def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`voxlive bench` against two servers it starts itself (base and --max-batch 1): every
+    number the issue asks for is in the JSON, and the table is printed."""
+    out_path = tmp_path / "bench.json"
+    out = voxlive("bench", "--audio", str(SHARED / "female_speech.wav"),
+                  str(SHARED / "male_speech.wav"), "--streams", "3", "--seconds", "5",
+                  "--warmup-s", "1", "--quiet", "--out", str(out_path), "--model", "pitch",
+                  "--compare", "--max-batch 1", timeout=180)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out_path.read_text())
+    assert [r["target"] for r in report["runs"]] == ["base", "--max-batch 1"]
+    for row in report["runs"]:
+        assert row["streams"] == 3 and row["dropped_windows"] == 0 and row["errors"] == 0
+        # 3 streams × 4 counted seconds at 2 results/s, plus each stream's final tail window
+        assert 3 * 8 <= row["results"] <= 3 * 8 + 6
+        assert 0 < row["server_p50_ms"] <= row["server_p95_ms"] <= row["server_p99_ms"]
+        assert row["client_p95_ms"] > 0 and row["server_rss_mib"] > 50
+        assert row["server_cpu_pct"] > 0 and sum(row["batch_sizes"].values()) == row["model_calls"]
+    assert set(report["runs"][1]["batch_sizes"]) == {"<=1"}
+    assert "p95" in out.stdout and "--max-batch 1" in out.stdout

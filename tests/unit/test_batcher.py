@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxlive.inference.base import ModelInfo
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,
@@ -90,17 +90,30 @@ async def test_windows_from_many_streams_share_a_batch() -> None:
         assert r["scores"]["b"] == pytest.approx(0.1 * (i + 1), abs=1e-5)
 
 
-async def test_a_lone_window_waits_at_most_max_wait() -> None:
+async def test_a_window_waits_for_company_that_is_due_at_most_max_wait() -> None:
     model = FakeModel()
-    # "quiet" is registered but silent: it might add a window, so waiting is worth it.
-    async with batching(model, "s", "quiet", max_batch=8, max_wait_ms=40) as (b, (s, _)):
+    # "live" has cut a window, so its next one is due within a hop (100 ms): worth waiting for.
+    async with batching(model, "s", "live", max_batch=8, max_wait_ms=150) as (b, (s, live)):
+        feed(b, live, 0.5)
+        await drain(live, 1)
         feed(b, s, 0.5)
         t0 = time.monotonic()
         await drain(s, 1)
         waited = time.monotonic() - t0
-    assert model.batches == [1]
-    assert waited >= 0.03  # it did wait for company...
+    assert model.batches == [1, 1]
+    assert waited >= 0.1  # it did wait for company...
     assert waited < 2.0  # ...but not indefinitely
+
+
+async def test_no_waiting_for_streams_that_are_not_due() -> None:
+    model = FakeModel()
+    # "silent" has never sent audio: nothing says a window will come, so waiting is waste.
+    async with batching(model, "s", "silent", max_batch=8, max_wait_ms=2000) as (b, (s, _)):
+        feed(b, s, 0.5)
+        t0 = time.monotonic()
+        await drain(s, 1)
+        assert time.monotonic() - t0 < 0.5
+    assert model.batches == [1]
 
 
 async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
@@ -164,3 +177,57 @@ async def test_idle_batcher_sleeps() -> None:
         await asyncio.sleep(0.3)
         cpu = time.process_time() - cpu0
     assert cpu < 0.05
+
+
+def test_the_cost_model_learns_call_times() -> None:
+    cost = CostModel(alpha=0.5)
+    assert cost.estimate(4, 100) == 0.0  # nothing known: no reason to hurry
+    cost.observe(1, 100, 0.10)
+    assert cost.estimate(1, 100) == pytest.approx(0.10)
+    assert cost.estimate(3, 100) == pytest.approx(0.30)  # unseen size: per-sample cost × size
+    cost.observe(1, 100, 0.20)
+    assert cost.estimate(1, 100) == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize(("latency_s", "min_wait_s", "max_wait_s"), [(0.1, 0.1, 0.3),
+                                                                    (0.3, 0.0, 0.08)])  # fmt: skip
+async def test_the_latency_budget_cuts_the_wait(
+    latency_s: float, min_wait_s: float, max_wait_s: float
+) -> None:
+    """max_wait is 2 s, but every window must have its result within 300 ms. Once a call of two
+    windows has been seen to take ``latency_s``, a lone window waits for company only as long
+    as such a call still fits: about 200 ms for a 100 ms model, not at all for a 300 ms one."""
+    model = FakeModel(latency_s=latency_s)
+    async with batching(model, "s", "live", max_batch=8, max_wait_ms=2000,
+                        latency_budget_ms=300) as (b, (s, live)):  # fmt: skip
+        live.push(np.full(100, 0.5, np.float32))
+        feed(b, s, 0.5)  # both pending: one call of two, and the cost model learns its time
+        await drain(s, 1)
+        t0 = time.monotonic()
+        feed(b, s, 0.5)  # "live" is due again (it cut a window a while ago): worth waiting?
+        await drain(s, 1)
+        waited = time.monotonic() - t0 - latency_s
+    assert model.batches == [2, 1]
+    assert min_wait_s <= waited < max_wait_s
+
+
+async def test_the_most_urgent_stream_goes_first() -> None:
+    """Whatever the rotation, the stream whose pending window is oldest leads the batch."""
+    clock = [0.0]
+    late, early = (Stream(n, CFG, clock=lambda: clock[0]) for n in ("late", "early"))
+    batcher = Batcher(FakeModel(), max_batch=1, max_wait_ms=0)
+    batcher.add(late)
+    batcher.add(early)
+    clock[0] = 1.0
+    late.push(np.full(100, 0.7, np.float32))  # ready at t=1, stays pending throughout
+    for rotation in range(2):
+        clock[0] = 0.5 * rotation  # each time "early" has the older window
+        early.push(np.full(100, 0.2, np.float32))
+        batcher._rr = rotation
+        [window] = batcher._collect()
+        assert window.stream is early
+        early.fail(window.index, "done")
+        early.pop_messages()
+    [window] = batcher._collect()
+    assert window.stream is late
+    await batcher.close()

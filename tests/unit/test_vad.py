@@ -180,3 +180,21 @@ async def test_the_batcher_runs_the_vad_and_ambient_never_reaches_the_model() ->
     assert set(labels["ambient"]) == {"ambient"} and len(labels["ambient"]) == 8
     assert len(labels["speech"]) == 8 and labels["speech"].count("b") >= 6
     assert clf.calls == len(labels["speech"]) - labels["speech"].count("ambient")
+
+
+def test_a_window_ending_inside_a_chunk_does_not_wait_for_that_chunk() -> None:
+    s = _stream(window_ms=250, hop_ms=250)  # 4000 samples: 7 whole chunks and 416 samples
+    s.push(np.zeros(4000, np.float32))
+    _answer(s, [0.9] * 7)  # the 8th chunk is not complete yet
+    assert s.gating == 0 and s.pending == 1
+
+
+def test_after_an_ambient_window_the_batcher_expects_no_window_from_the_stream() -> None:
+    s = _stream()
+    s.push(np.zeros(8 * CHUNK, np.float32))
+    assert s.next_window_at() < float("inf")  # undecided: may well be speech
+    _answer(s, [0.0] * 8)
+    assert s.next_window_at() == float("inf")  # ambient: the next one most likely is too
+    s.push(np.zeros(4 * CHUNK, np.float32))
+    _answer(s, [0.0] * 0 + [0.9] * 4)
+    assert s.pending == 1 and s.next_window_at() < float("inf")

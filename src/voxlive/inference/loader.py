@@ -70,6 +70,10 @@ def load_classifier(settings: Settings) -> Classifier:
     to ``pitch`` (loudly) when it cannot be loaded; anything else is a model id or a local folder
     and a failure to load it is a :class:`ModelLoadError`.
     """
+    if settings.engine == "ray":
+        from voxlive.inference.ray_serve import RayClassifier
+
+        return RayClassifier(settings)  # each replica loads the model as below
     if settings.model == "pitch":
         return PitchClassifier(settings.pitch_threshold_hz)
     if settings.model == "auto":

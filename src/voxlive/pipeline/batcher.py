@@ -1,11 +1,15 @@
 """The batcher: the one owner of the model.
 
-It collects pending windows from every stream, round-robin (one window per stream per round, so a
-client sending faster than real time cannot take over the model), up to ``max_batch`` windows of
-equal length, waiting at most ``max_wait_ms`` after the oldest window became ready (and not at
-all once every stream already has a window pending). It runs the
-model on its own worker thread, never on the event loop, and hands each result back to its
-stream. An exception or a time-out fails only that batch's windows.
+It collects pending windows from every stream, one window per stream per round (so a client
+sending faster than real time cannot take over the model), the most urgent stream first, up to
+``max_batch`` windows of equal length. It plans against deadlines: every window should have its
+result within ``latency_budget_ms`` of its last sample. Waiting for more windows to fill a batch
+is worth it only while that still leaves time for the (larger) model call, which it estimates
+from the calls made so far, and only if some stream's next window is due by then (a live stream
+cuts one every hop); so it waits at most ``max_wait_ms``, less when the budget says so, and not
+at all when no window is due in time or every stream already has one pending. It runs the model
+on its own worker thread, never on the event loop, and hands each result back to its stream. An
+exception or a time-out fails only that batch's windows.
 
 When nothing is pending it sleeps on an event: an idle server uses no CPU.
 """
@@ -23,10 +27,35 @@ import numpy as np
 from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
-from voxlive.pipeline.stream import Stream, Window
+from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
 
 log = logging.getLogger(__name__)
+
+
+class CostModel:
+    """Expected model-call time, learned from the calls made: an exponential moving average per
+    (batch size, window length), else the average cost per sample scaled to the batch."""
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        self.alpha = alpha
+        self._calls: dict[tuple[int, int], float] = {}
+        self._per_sample: float | None = None
+
+    def observe(self, size: int, length: int, seconds: float) -> None:
+        key = (size, length)
+        old = self._calls.get(key)
+        self._calls[key] = seconds if old is None else old + self.alpha * (seconds - old)
+        per = seconds / max(size * length, 1)
+        p = self._per_sample
+        self._per_sample = per if p is None else p + self.alpha * (per - p)
+
+    def estimate(self, size: int, length: int) -> float:
+        """Seconds for a call of ``size`` windows of ``length`` samples (0.0 before any call)."""
+        known = self._calls.get((size, length))
+        if known is not None:
+            return known
+        return (self._per_sample or 0.0) * size * length
 
 
 class Batcher:
@@ -42,6 +71,7 @@ class Batcher:
         *,
         max_batch: int,
         max_wait_ms: float,
+        latency_budget_ms: float = 250.0,
         timeout_s: float = 30.0,
         metrics: Metrics | None = None,
         vad: SileroVad | None = None,
@@ -51,6 +81,8 @@ class Batcher:
         self.vad = VadRunner(vad, self.notify) if vad is not None else None
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
+        self.budget_s = latency_budget_ms / 1000
+        self.cost = CostModel()
         self.timeout_s = timeout_s
         self._metrics = metrics
         self._streams: dict[str, Stream] = {}
@@ -105,14 +137,14 @@ class Batcher:
             return await future
 
     # ---- the loop ---------------------------------------------------------------------------
-    def _pending(self) -> tuple[int, float | None]:
+    def _pending(self) -> tuple[int, Slot | None]:
         count, oldest = 0, None
         for stream in self._streams.values():
             if stream.pending:
                 count += stream.pending
                 slot = stream.oldest_pending()
-                if slot is not None and (oldest is None or slot.ready_at < oldest):
-                    oldest = slot.ready_at
+                if slot is not None and (oldest is None or slot.ready_at < oldest.ready_at):
+                    oldest = slot
         return count, oldest
 
     async def _wait_for_batch(self) -> None:
@@ -124,10 +156,17 @@ class Batcher:
                 continue
             # Waiting only helps while some stream could still add a window; once every stream
             # has one pending (a lone stream, say), waiting just adds latency.
-            waiting_for = sum(1 for s in self._streams.values() if not s.pending)
-            if count >= self.max_batch or oldest is None or waiting_for == 0:
+            others = [s for s in self._streams.values() if not s.pending]
+            if count >= self.max_batch or oldest is None or not others:
                 return
-            remaining = oldest + self.max_wait_s - time.monotonic()
+            # Launch by the time that still lets a call with one more window finish within
+            # the oldest window's budget; never later than max_wait. Wait at all only if some
+            # stream's next window is due by then (live streams cut one every hop).
+            grown = self.cost.estimate(min(count + 1, self.max_batch), oldest.length)
+            launch_by = oldest.ready_at + min(self.max_wait_s, self.budget_s - grown)
+            if min(s.next_window_at() for s in others) > launch_by:
+                return
+            remaining = launch_by - time.monotonic()
             if remaining <= 0:
                 return
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
@@ -141,8 +180,10 @@ class Batcher:
         streams = [s for s in self._streams.values() if s.pending]
         if not streams:
             return []
+        # Rotate (fair among equals), then most urgent first: the oldest pending window leads.
         self._rr = (self._rr + 1) % len(streams)
         order = streams[self._rr :] + streams[: self._rr]
+        order.sort(key=lambda s: s.oldest_ready_at())
         batch: list[Window] = []
         length: int | None = None
         while len(batch) < self.max_batch:
@@ -188,6 +229,7 @@ class Batcher:
             log.exception("model call failed; failing %d windows", len(batch))
             self._fail(batch, "inference failed")
         else:
+            self.cost.observe(len(batch), len(batch[0].audio), time.monotonic() - started)
             for w, p in zip(batch, probs, strict=True):
                 w.stream.complete(w.index, p)
         finally:

@@ -133,6 +133,8 @@ class Stream:
         self._sent: deque[dict[str, Any]] = deque(maxlen=config.max_unsent)
         self._next_index = 0
         self._next_start = 0
+        self._last_cut_at: float | None = None  # when the latest window was cut
+        self._last_to_model = True  # whether the latest gate decision sent it to the model
         self._seq = 0
         self.pending = 0  # windows waiting for the batcher
         self.inflight = 0  # windows in a model call
@@ -192,17 +194,20 @@ class Stream:
     def _add_slot(self, start: int, length: int, now: float) -> None:
         slot = Slot(self._next_index, start, length, now)
         self._next_index += 1
+        self._last_cut_at = now
         self.stats["windows"] += 1
         if self._vad is not None:
             slot.state = SlotState.GATING
             self._slots.append(slot)
             self.gating += 1
         elif self._gate.is_ambient(self._ring.view(start, length)):
+            self._last_to_model = False
             slot.state, slot.gated = SlotState.DONE, True
             self._count("gated")
             self._slots.append(slot)
             self._notify()
         else:
+            self._last_to_model = True
             self._slots.append(slot)
             self.pending += 1
 
@@ -297,7 +302,9 @@ class Stream:
             if slot.state is not SlotState.GATING:
                 continue
             end = slot.start + slot.length
-            if end > self._vad_pos and not final:
+            # Decide once the VAD has seen every whole chunk of the window: waiting for the
+            # chunk that straddles its end would add up to a chunk (32 ms) of latency.
+            if end // chunk * chunk > self._vad_pos and not final:
                 break
             first = max(slot.start // chunk - self._speech_base, 0)
             last = min(-(-end // chunk), self._vad_pos // chunk) - self._speech_base
@@ -305,7 +312,8 @@ class Stream:
                 1 for i in range(first, max(last, first)) if self._speech[i] >= cfg.vad_threshold
             )
             self.gating -= 1
-            if speech >= max(need_chunks, 1):
+            self._last_to_model = speech >= max(need_chunks, 1)
+            if self._last_to_model:
                 slot.state = SlotState.PENDING
                 self.pending += 1
             else:
@@ -319,6 +327,19 @@ class Stream:
             if slot.state is SlotState.PENDING:
                 return slot
         return None
+
+    def next_window_at(self) -> float:
+        """When this stream's next window for the model is due if it streams in real time;
+        infinity when it has finished, has not cut a window yet, or its latest window was
+        ambient (the gate will most likely keep the next one from the model too)."""
+        if self.finished or self._last_cut_at is None or not self._last_to_model:
+            return float("inf")  # nothing to expect (after an ambient window: likely another)
+        return self._last_cut_at + self.config.hop_ms / 1000
+
+    def oldest_ready_at(self) -> float:
+        """When the oldest pending window became ready (infinity when none is pending)."""
+        slot = self.oldest_pending()
+        return slot.ready_at if slot is not None else float("inf")
 
     def take(self, length: int | None = None) -> Window | None:
         """The oldest pending window (only if it has ``length`` samples, when given)."""

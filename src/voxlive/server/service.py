@@ -49,9 +49,15 @@ def make_batcher(
     """
     s = settings
     vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
+    max_batch, max_wait_ms = s.max_batch, s.max_wait_ms
+    if s.engine == "ray":
+        # The replicas batch (max_batch, max_wait_ms); the front forwards at once, enough
+        # windows per call to keep every replica busy.
+        max_batch, max_wait_ms = min(s.max_batch * s.ray_max_replicas, 256), 0.0
     return Batcher(
-        classifier, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
-        timeout_s=s.inference_timeout_ms / 1000, metrics=metrics, vad=vad,
+        classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
+        metrics=metrics, vad=vad,
     )  # fmt: skip
 
 
@@ -195,3 +201,6 @@ class Service:
             self._task.cancel()
         if self.batcher is not None:
             await self.batcher.close()
+        close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection
+        if close is not None:
+            await asyncio.to_thread(close)

@@ -1,0 +1,1 @@
+"""``voxlive bench``: load generation and measurement against a running server."""

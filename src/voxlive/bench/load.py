@@ -1,0 +1,126 @@
+"""The load: N WebSocket streams of real recordings, paced in real time or sent flat out.
+
+Each stream plays the given recordings in a loop (optionally with a pause of quiet background
+noise after each, to model conversation) from its own offset, and starts at its own phase within
+one hop, as independent clients do. It records, for every result, the server's latency and the
+client's view: from sending the window's last sample to receiving its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voxlive.audio.decode import decode_file
+
+RATE = 16_000
+
+
+def program(files: Sequence[str], pause_ms: int, rate: int = RATE) -> np.ndarray:
+    """The audio every stream loops: the files in order, each followed by ``pause_ms`` of quiet
+    noise (about -60 dBFS, like a quiet room)."""
+    rng = np.random.default_rng(0)
+    parts: list[np.ndarray] = []
+    for path in files:
+        parts.append(decode_file(path, rate))
+        if pause_ms:
+            parts.append((0.001 * rng.standard_normal(rate * pause_ms // 1000)).astype(np.float32))
+    if not parts:
+        raise ValueError("bench: expected at least one --audio file, got none")
+    return np.concatenate(parts).astype(np.float32)
+
+
+@dataclass
+class StreamStats:
+    server_ms: list[float] = field(default_factory=list)
+    client_ms: list[float] = field(default_factory=list)
+    results: int = 0
+    ambient: int = 0
+    errors: int = 0
+    dropped_windows: int = 0
+    sent_s: float = 0.0  # audio sent, seconds
+    end: dict[str, Any] | None = None
+    close_code: int | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    url: str
+    streams: int
+    seconds: float
+    chunk_ms: int = 50
+    flat_out: bool = False
+    warmup_s: float = 2.0  # results for windows ending before this are not counted
+    hop_ms: int = 500  # stream starts are spread over one hop
+    token: str = ""
+
+
+async def run_stream(
+    spec: LoadSpec, index: int, audio: np.ndarray, on_result: Any = None
+) -> StreamStats:
+    import websockets
+
+    stats = StreamStats()
+    chunk = RATE * spec.chunk_ms // 1000
+    offset = (index * 7919 * chunk) % max(len(audio) - chunk, 1)  # each stream its own place
+    total = int(spec.seconds * RATE) // chunk * chunk
+    await asyncio.sleep(index * spec.hop_ms / 1000 / max(spec.streams, 1) % (spec.hop_ms / 1000))
+    sent_at: list[tuple[int, float]] = []  # (stream sample position after the send, time)
+    start: dict[str, Any] = {"type": "start", "sample_rate": RATE}
+    if spec.token:
+        start["token"] = spec.token
+
+    async def read(ws: Any) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in ws:
+                now = time.monotonic()
+                msg = json.loads(raw)
+                kind = msg.get("type")
+                if kind == "result":
+                    if msg["end_ms"] < spec.warmup_s * 1000:
+                        continue
+                    stats.results += 1
+                    stats.ambient += msg["label"] == "ambient"
+                    stats.server_ms.append(float(msg["latency_ms"]))
+                    end = round(msg["end_ms"] * RATE / 1000)
+                    i = bisect.bisect_left(sent_at, (end, 0.0))
+                    if i < len(sent_at):
+                        stats.client_ms.append((now - sent_at[i][1]) * 1000)
+                    if on_result is not None:
+                        on_result()
+                elif kind == "error":
+                    stats.errors += 1
+                elif kind == "end":
+                    stats.end = msg
+
+    try:
+        async with websockets.connect(spec.url, max_size=None) as ws:
+            reader = asyncio.create_task(read(ws))
+            await ws.send(json.dumps(start))
+            t0 = time.monotonic()
+            for i, pos in enumerate(range(0, total, chunk)):
+                begin = (offset + pos) % (len(audio) - chunk)
+                frame = audio[begin : begin + chunk]
+                await ws.send((np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes())
+                sent_at.append((pos + chunk, time.monotonic()))
+                if not spec.flat_out:
+                    due = t0 + (i + 1) * spec.chunk_ms / 1000
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+            stats.sent_s = total / RATE
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 120)
+            stats.close_code = ws.close_code
+    except Exception as exc:  # a refused or broken stream is a result, not a crash
+        stats.failure = f"{type(exc).__name__}: {exc}"
+    if stats.end is not None:
+        stats.dropped_windows = int(stats.end.get("dropped_windows", 0))
+    return stats

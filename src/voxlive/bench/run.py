@@ -1,0 +1,306 @@
+"""``voxlive bench``: drive a server with N streams and report latency, drops, batches, CPU, RSS.
+
+Without ``--url`` it starts ``voxlive serve`` itself (with the server flags given to ``bench``)
+on a free loopback port and stops it at the end; ``--compare FLAGS`` starts one more server per
+variant and runs the same load against each, alternating, so variants are compared as ratios
+measured in one run. ``--find-capacity`` searches the largest N that holds p95 latency within
+``--p95-ms`` with no drops and no errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxlive.bench.load import LoadSpec, StreamStats, program, run_stream
+
+
+# ---- the server ------------------------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    url: str  # ws://host:port/audio
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return self.url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/", 1)[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def started_server(name: str, flags: Sequence[str], log_path: Path) -> Iterator[Target]:
+    """``voxlive serve FLAGS`` on a free loopback port until ready; stopped on exit."""
+    import httpx
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "voxlive", "serve", *flags, "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    target = Target(name, f"ws://127.0.0.1:{port}/audio", proc)
+    try:
+        deadline = time.monotonic() + 900  # the first ONNX export takes a while
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"bench: server {name!r} exited with {proc.returncode}; see {log_path}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(target.http + "/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench: server {name!r} not ready after 900 s; see {log_path}")
+            time.sleep(0.2)
+        yield target
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---- the server's own numbers (/metrics) ------------------------------------------------------
+def scrape(http: str) -> dict[str, Any]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(http + "/metrics", timeout=5).text
+    out: dict[str, Any] = {"batch_buckets": {}}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "process_cpu_seconds_total":
+                out["cpu_s"] = s.value
+            elif s.name == "process_resident_memory_bytes":
+                out["rss_mib"] = s.value / 2**20
+            elif s.name == "voxlive_batch_size_bucket":
+                out["batch_buckets"][s.labels["le"]] = s.value
+            elif s.name == "voxlive_batch_size_sum":
+                out["batch_sum"] = s.value
+            elif s.name == "voxlive_batch_size_count":
+                out["batch_count"] = s.value
+    return out
+
+
+def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    """Model calls by batch size bucket ("<=1", "<=2", ...) during the run."""
+    hist, below = {}, 0.0
+    for le in sorted(after["batch_buckets"], key=lambda x: float(x)):
+        cumulative = after["batch_buckets"][le] - before["batch_buckets"].get(le, 0.0)
+        if cumulative - below > 0:
+            hist["<=" + (le if le != "+Inf" else "inf").removesuffix(".0")] = int(
+                cumulative - below
+            )
+        below = cumulative
+    return hist
+
+
+# ---- one run ---------------------------------------------------------------------------------
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+async def measure(
+    target: Target, spec: LoadSpec, audio: np.ndarray, progress: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Run the load once against ``target`` and summarise it."""
+    before = await asyncio.to_thread(scrape, target.http)
+    rss_peak = before.get("rss_mib", 0.0)
+    done = asyncio.Event()
+
+    async def watch_rss() -> None:
+        nonlocal rss_peak
+        while not done.is_set():
+            with contextlib.suppress(Exception):
+                rss_peak = max(rss_peak, (await asyncio.to_thread(scrape, target.http))["rss_mib"])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await done.wait()
+
+    watcher = asyncio.create_task(watch_rss())
+    t0 = time.monotonic()
+    stats: list[StreamStats] = await asyncio.gather(
+        *(run_stream(spec, i, audio, progress) for i in range(spec.streams))
+    )
+    wall = time.monotonic() - t0
+    done.set()
+    await watcher
+    after = await asyncio.to_thread(scrape, target.http)
+    server = [x for s in stats for x in s.server_ms]
+    client = [x for s in stats for x in s.client_ms]
+    counted_s = max(spec.seconds - spec.warmup_s, 1e-9)
+    calls = after.get("batch_count", 0) - before.get("batch_count", 0)
+    windows = after.get("batch_sum", 0) - before.get("batch_sum", 0)
+    return {
+        "target": target.name,
+        "streams": spec.streams,
+        "seconds": spec.seconds,
+        "flat_out": spec.flat_out,
+        "results": sum(s.results for s in stats),
+        "results_per_stream_per_s": sum(s.results for s in stats) / spec.streams / counted_s,
+        "ambient_share": sum(s.ambient for s in stats) / max(sum(s.results for s in stats), 1),
+        "server_p50_ms": _pct(server, 50), "server_p95_ms": _pct(server, 95),
+        "server_p99_ms": _pct(server, 99),
+        "client_p50_ms": _pct(client, 50), "client_p95_ms": _pct(client, 95),
+        "client_p99_ms": _pct(client, 99),
+        "dropped_windows": sum(s.dropped_windows for s in stats),
+        "errors": sum(s.errors for s in stats),
+        "failed_streams": [s.failure for s in stats if s.failure],
+        "audio_s_per_s": sum(s.sent_s for s in stats) / wall,
+        "model_calls": int(calls),
+        "mean_batch": windows / calls if calls else None,
+        "batch_sizes": batch_histogram(before, after),
+        "server_cpu_pct": 100 * (after.get("cpu_s", 0) - before.get("cpu_s", 0)) / wall,
+        "server_rss_mib": rss_peak,
+        "wall_s": wall,
+    }  # fmt: skip
+
+
+def passed(row: dict[str, Any], p95_ms: float) -> bool:
+    p95 = row["server_p95_ms"]
+    return (
+        p95 is not None and p95 <= p95_ms and row["dropped_windows"] == 0 and row["errors"] == 0
+        and not row["failed_streams"]
+    )  # fmt: skip
+
+
+async def find_capacity(
+    run: Callable[[int], Any], start: int, limit: int, p95_ms: float
+) -> tuple[int, list[dict[str, Any]]]:
+    """Largest N in [1, limit] that passes: double from ``start`` until a failure, then bisect.
+    Returns (N, every run made); N is 0 when even one stream fails."""
+    rows: list[dict[str, Any]] = []
+    good, bad = 0, limit + 1
+    n = max(1, start)
+    while n < bad:
+        row = await run(n)
+        rows.append(row)
+        if passed(row, p95_ms):
+            good = n
+            n = n * 2 if bad > limit else (good + bad) // 2
+        else:
+            bad = n
+            n = (good + bad) // 2
+        n = min(n, limit)
+        if n <= good or n >= bad:
+            break
+    return good, rows
+
+
+# ---- report ----------------------------------------------------------------------------------
+COLUMNS = [
+    ("target", "target", "{}"), ("N", "streams", "{}"), ("res/st/s", "results_per_stream_per_s",
+    "{:.2f}"), ("p50", "server_p50_ms", "{:.0f}"), ("p95", "server_p95_ms", "{:.0f}"),
+    ("p99", "server_p99_ms", "{:.0f}"), ("cli p95", "client_p95_ms", "{:.0f}"),
+    ("drops", "dropped_windows", "{}"), ("err", "errors", "{}"), ("batch", "mean_batch", "{:.2f}"),
+    ("cpu %", "server_cpu_pct", "{:.0f}"), ("rss MiB", "server_rss_mib", "{:.0f}"),
+]  # fmt: skip
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else fmt.format(value)
+
+    body = [[cell(r, key, fmt) for _, key, fmt in COLUMNS] for r in rows]
+    heads = [h for h, _, _ in COLUMNS]
+    widths = [max(len(x) for x in col) for col in zip(heads, *body, strict=False)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+# ---- entry point -----------------------------------------------------------------------------
+async def bench(args: Any, server_flags: list[str]) -> int:
+    import logging
+
+    from tqdm import tqdm
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
+    audio = program(args.audio, args.pause_ms)
+    variants: list[tuple[str, list[str]]] = [("base", server_flags)]
+    for extra in args.compare or []:
+        variants.append((extra, server_flags + shlex.split(extra)))
+    out_dir = Path(args.out).parent
+    stack = contextlib.ExitStack()
+    try:
+        if args.url:
+            targets = [Target("server", args.url)]
+        else:
+            targets = [
+                stack.enter_context(started_server(n, f, out_dir / f"bench-server-{i}.log"))
+                for i, (n, f) in enumerate(variants)
+            ]
+        rows: list[dict[str, Any]] = []
+        capacity: dict[str, int] = {}
+
+        async def once(target: Target, n: int) -> dict[str, Any]:
+            spec = LoadSpec(url=target.url, streams=n, seconds=args.seconds,
+                            chunk_ms=args.chunk_ms, flat_out=args.flat_out,
+                            warmup_s=args.warmup_s, hop_ms=int(args.hop_ms or 500),
+                            token=os.environ.get("VOXLIVE_TOKEN", ""))  # fmt: skip
+            expected = max(int(n * (args.seconds - args.warmup_s) * 1000 / spec.hop_ms), 1)
+            with tqdm(total=expected, desc=f"{target.name} N={n}", unit="res",
+                      file=sys.stderr, leave=False, disable=args.quiet) as bar:  # fmt: skip
+                row = await measure(target, spec, audio, lambda: bar.update(1))
+            verdict = "pass" if passed(row, args.p95_ms) else "FAIL"
+            if not args.quiet:
+                print(f"{target.name} N={n}: p95 {row['server_p95_ms'] or 0:.0f} ms, drops "
+                      f"{row['dropped_windows']}, errors {row['errors']} -> {verdict}",
+                      file=sys.stderr)  # fmt: skip
+            return row
+
+        for _ in range(args.repeat):
+            for target in targets:
+                if args.find_capacity:
+
+                    async def probe(n: int, target: Target = target) -> dict[str, Any]:
+                        return await once(target, n)
+
+                    n, tried = await find_capacity(
+                        probe, args.streams, args.capacity_limit, args.p95_ms
+                    )
+                    rows += tried
+                    capacity[target.name] = max(capacity.get(target.name, 0), n)
+                else:
+                    rows.append(await once(target, args.streams))
+    finally:
+        stack.close()
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "command": "voxlive bench " + shlex.join(sys.argv[2:]),
+        "p95_ms": args.p95_ms, "capacity": capacity, "runs": rows,
+    }  # fmt: skip
+    await asyncio.to_thread(_write, Path(args.out), json.dumps(report, indent=2))
+    print(table(rows))
+    for name, n in capacity.items():
+        print(f"capacity[{name}]: {n} streams at p95 <= {args.p95_ms:g} ms with no drops")
+    print(f"wrote {args.out}")
+    return 0

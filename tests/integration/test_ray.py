@@ -1,0 +1,118 @@
+"""The Ray Serve engine on a local Ray instance bound to loopback with 2 CPUs.
+
+Marked ``ray`` (CI runs them; ``-m "not ray"`` skips them locally). One deployment (the tiny
+random wav2vec2, loaded by path in the replica) serves every test of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helpers import load, running_server, stream_audio
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False)  # fmt: skip
+    try:
+        yield
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _settings(model: Path, **changes: Any) -> dict[str, Any]:
+    return dict(model=str(model), gate="none", max_batch=8, max_wait_ms=20, buffer_ms=30_000,
+                **changes)  # fmt: skip
+
+
+def _rows(run: Any) -> list[tuple[float, str, list[float]]]:
+    return [(r["start_ms"], r["label"], [r["scores"][k] for k in sorted(r["scores"])])
+            for r in run.results]  # fmt: skip
+
+
+async def test_ray_and_in_process_engines_give_the_same_results(
+    ray_cluster: None, tiny_model_dir: Path
+) -> None:
+    female, rate = load("female_speech.wav")
+    male, _ = load("male_speech.wav")
+    runs: dict[str, list[Any]] = {}
+    for engine in ("local", "ray"):
+        async with running_server(**_settings(tiny_model_dir, engine=engine)) as srv:
+            runs[engine] = list(await asyncio.gather(
+                stream_audio(srv.ws_url, female, rate, speed=0),
+                stream_audio(srv.ws_url, male, rate, speed=0),
+            ))  # fmt: skip
+            if engine == "ray":
+                assert srv.service.classifier.info.backend == "ray:transformers"
+    for local, ray in zip(runs["local"], runs["ray"], strict=True):
+        a, b = _rows(local), _rows(ray)
+        assert len(a) == len(b) >= 8
+        for (start_a, label_a, scores_a), (start_b, label_b, scores_b) in zip(a, b, strict=True):
+            assert start_a == start_b and label_a == label_b
+            np.testing.assert_allclose(scores_a, scores_b, atol=1e-4)
+
+
+async def test_concurrent_streams_share_batches_and_leave_nothing_behind(
+    ray_cluster: None, tiny_model_dir: Path
+) -> None:
+    from ray.util.state import list_actors
+
+    female, rate = load("female_speech.wav")
+    async with running_server(**_settings(tiny_model_dir, engine="ray")) as srv:
+        clf = srv.service.classifier
+        seen = len(clf.replica_stats()["batch_sizes"])
+        actors = sorted(a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]))
+        runs = await asyncio.gather(
+            *(stream_audio(srv.ws_url, female, rate, speed=4) for _ in range(4))
+        )
+        sizes = clf.replica_stats()["batch_sizes"][seen:]
+        assert all(r.of("end")[0]["failed"] == 0 for r in runs)
+        assert sum(sizes) == sum(len(r.results) for r in runs)
+        assert max(sizes) >= 2  # windows of different streams in one replica batch
+        # Streams are the front's alone: the cluster has no more actors than before.
+        await asyncio.sleep(0.5)
+        after = sorted(a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]))
+        assert after == actors
+        assert not srv.service.batcher._streams
+
+
+async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
+    ray_cluster: None, tiny_model_dir: Path
+) -> None:
+    female, rate = load("female_speech.wav")
+    audio = np.concatenate([female] * 4)  # about 19 s
+    async with running_server(**_settings(tiny_model_dir, engine="ray")) as srv:
+        clf = srv.service.classifier
+        pid = clf.replica_stats()["pid"]
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(4)
+            os.kill(pid, signal.SIGKILL)
+
+        killer = asyncio.create_task(kill_soon())
+        run = await stream_audio(srv.ws_url, audio, rate, speed=2)
+        await killer
+        new_pid = clf.replica_stats()["pid"]
+    assert new_pid != pid  # Serve started a replacement
+    [end] = run.of("end")
+    errors = run.of("error")
+    assert all(e["code"] == "inference_failed" for e in errors)
+    assert end["failed"] == len(errors) <= 8  # only the windows in flight at the kill
+    assert end["dropped_windows"] == 0
+    after_kill = [r for r in run.results if r["start_ms"] > 4000 * 2 + 2000]
+    assert len(after_kill) >= 10  # classified again after the replacement came up
