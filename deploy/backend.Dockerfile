@@ -4,6 +4,8 @@ FROM python:3.11-slim-bookworm
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
+# Optional extras, e.g. "[ray]" for --engine ray.
+ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -22,7 +24,9 @@ WORKDIR /app
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+# The project itself (a local path, plus optional extras): versions come from pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install ".${EXTRAS}"
 
 USER 10001
 VOLUME ["/data/hf"]

@@ -50,8 +50,26 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert backend["environment"]["VOXLIVE_MODEL"] == "pitch"  # settings come from the environment
     for key in ("VOXLIVE_DEVICE", "VOXLIVE_TOKEN", "VOXLIVE_MAX_STREAMS", "VOXLIVE_WINDOW_MS"):
         assert key in backend["environment"]
+    assert backend["environment"]["VOXLIVE_CACHE_DIR"].startswith("/data/hf/")  # in the volume
+    assert "ray-head" not in config["services"]  # the Ray head only with --profile ray
     assert frontend["build"]["args"]["REACT_APP_WS_URL"] == ""
     assert backend["build"]["dockerfile"].endswith("deploy/backend.Dockerfile")
+
+
+def test_the_ray_profile_adds_a_head_node_in_the_backend_image() -> None:
+    out = subprocess.run(
+        [str(BIN / "docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "--profile", "ray",
+         "config", "--format", "json"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "VOXLIVE_EXTRAS": "[ray]", "VOXLIVE_ENGINE": "ray",
+             "VOXLIVE_RAY_ADDRESS": "ray-head:6379"},
+    )  # fmt: skip
+    config = json.loads(out.stdout)
+    head, backend = config["services"]["ray-head"], config["services"]["backend"]
+    assert head["image"] == backend["image"] and head["command"][:3] == ["ray", "start", "--head"]
+    assert backend["build"]["args"]["EXTRAS"] == "[ray]"
+    assert backend["environment"]["VOXLIVE_ENGINE"] == "ray"
+    assert backend["environment"]["VOXLIVE_RAY_ADDRESS"] == "ray-head:6379"
 
 
 @pytest.mark.parametrize("dockerfile", ["deploy/backend.Dockerfile", "deploy/frontend.Dockerfile"])

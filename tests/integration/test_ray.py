@@ -40,6 +40,15 @@ def _settings(model: Path, **changes: Any) -> dict[str, Any]:
                 **changes)  # fmt: skip
 
 
+def _cluster_footprint() -> tuple[list[Any], dict[str, float]]:
+    """The cluster's named actors (Serve's replicas and controller among them) and its free
+    resources: a per-stream actor or reservation would change one of them."""
+    import ray
+
+    named = sorted(str(a) for a in ray.util.list_named_actors(all_namespaces=True))
+    return named, ray.available_resources()
+
+
 def _rows(run: Any) -> list[tuple[float, str, list[float]]]:
     return [(r["start_ms"], r["label"], [r["scores"][k] for k in sorted(r["scores"])])
             for r in run.results]  # fmt: skip
@@ -70,24 +79,22 @@ async def test_ray_and_in_process_engines_give_the_same_results(
 async def test_concurrent_streams_share_batches_and_leave_nothing_behind(
     ray_cluster: None, tiny_model_dir: Path
 ) -> None:
-    from ray.util.state import list_actors
-
     female, rate = load("female_speech.wav")
     async with running_server(**_settings(tiny_model_dir, engine="ray")) as srv:
         clf = srv.service.classifier
-        seen = len(clf.replica_stats()["batch_sizes"])
-        actors = sorted(a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]))
+        seen = len((await asyncio.to_thread(clf.replica_stats))["batch_sizes"])
+        before = await asyncio.to_thread(_cluster_footprint)
         runs = await asyncio.gather(
             *(stream_audio(srv.ws_url, female, rate, speed=4) for _ in range(4))
         )
-        sizes = clf.replica_stats()["batch_sizes"][seen:]
+        sizes = (await asyncio.to_thread(clf.replica_stats))["batch_sizes"][seen:]
         assert all(r.of("end")[0]["failed"] == 0 for r in runs)
         assert sum(sizes) == sum(len(r.results) for r in runs)
         assert max(sizes) >= 2  # windows of different streams in one replica batch
         # Streams are the front's alone: the cluster has no more actors than before.
         await asyncio.sleep(0.5)
-        after = sorted(a.actor_id for a in list_actors(filters=[("state", "=", "ALIVE")]))
-        assert after == actors
+        after = await asyncio.to_thread(_cluster_footprint)
+        assert after == before
         assert not srv.service.batcher._streams
 
 
@@ -98,7 +105,7 @@ async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
     audio = np.concatenate([female] * 4)  # about 19 s
     async with running_server(**_settings(tiny_model_dir, engine="ray")) as srv:
         clf = srv.service.classifier
-        pid = clf.replica_stats()["pid"]
+        pid = (await asyncio.to_thread(clf.replica_stats))["pid"]
 
         async def kill_soon() -> None:
             await asyncio.sleep(4)
@@ -107,7 +114,7 @@ async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
         killer = asyncio.create_task(kill_soon())
         run = await stream_audio(srv.ws_url, audio, rate, speed=2)
         await killer
-        new_pid = clf.replica_stats()["pid"]
+        new_pid = (await asyncio.to_thread(clf.replica_stats))["pid"]
     assert new_pid != pid  # Serve started a replacement
     [end] = run.of("end")
     errors = run.of("error")
