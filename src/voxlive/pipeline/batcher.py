@@ -17,10 +17,8 @@ When nothing is pending it sleeps on an event: an idle server uses no CPU.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,6 +27,7 @@ from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
+from voxlive.pipeline.worker import LoopWorker
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,14 @@ class CostModel:
         return (self._per_sample or 0.0) * size * length
 
 
-class Batcher:
+class Batcher(LoopWorker):
     """Cross-stream batching in front of one :class:`Classifier`.
 
     Call :meth:`start` inside a running event loop and :meth:`close` when done. Streams are
     registered with :meth:`add`; after pushing audio their owner calls :meth:`notify`.
     """
+
+    name = "voxlive-model"
 
     def __init__(
         self,
@@ -76,6 +77,7 @@ class Batcher:
         metrics: Metrics | None = None,
         vad: SileroVad | None = None,
     ) -> None:
+        super().__init__()
         self.classifier = classifier
         # Streams gated by the neural VAD get their speech probabilities from this runner.
         self.vad = VadRunner(vad, self.notify) if vad is not None else None
@@ -88,13 +90,7 @@ class Batcher:
         self._streams: dict[str, Stream] = {}
         self._rr = 0
         self._wake = asyncio.Event()
-        self._executor = self._new_executor()
-        self._task: asyncio.Task[None] | None = None
         self.batches = 0
-
-    @staticmethod
-    def _new_executor() -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxlive-model")
 
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
@@ -113,8 +109,7 @@ class Batcher:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="voxlive-batcher")
+        super().start()
         if self.vad is not None:
             self.vad.start()
 
@@ -122,12 +117,7 @@ class Batcher:
         """Stop batching and release the worker threads. Idempotent."""
         if self.vad is not None:
             await self.vad.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        await super().close()
 
     async def predict(self, audio: np.ndarray) -> np.ndarray:
         """Run the model on the worker thread (used by warm-up and the batch loop)."""

@@ -43,7 +43,7 @@ async def classify_samples(
         for start in range(0, max(len(samples), 1), block):
             stream.push(samples[start : start + block])
             batcher.notify()
-            while stream.pending or stream.inflight:
+            while stream.pending or stream.inflight or stream.gating:
                 out.extend(stream.pop_messages())
                 await wake.wait()
                 wake.clear()

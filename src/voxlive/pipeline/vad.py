@@ -9,27 +9,27 @@ batcher and settles the rest as ``ambient``. Idle, it sleeps on an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from voxlive.audio.vad import SileroVad
 from voxlive.pipeline.stream import Stream
+from voxlive.pipeline.worker import LoopWorker
 
 log = logging.getLogger(__name__)
 
 
-class VadRunner:
+class VadRunner(LoopWorker):
     """``on_decided`` is called after windows may have been settled (the batcher's notify)."""
 
+    name = "voxlive-vad"
+
     def __init__(self, vad: SileroVad, on_decided: Callable[[], None]) -> None:
+        super().__init__()
         self.vad = vad
         self._on_decided = on_decided
         self._streams: dict[str, Stream] = {}
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxlive-vad")
-        self._task: asyncio.Task[None] | None = None
         self.calls = 0
 
     def add(self, stream: Stream) -> None:
@@ -42,18 +42,6 @@ class VadRunner:
 
     def notify(self) -> None:
         self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="voxlive-vad")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
