@@ -123,3 +123,23 @@ async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
     assert end["dropped_windows"] == 0
     after_kill = [r for r in run.results if r["start_ms"] > 4000 * 2 + 2000]
     assert len(after_kill) >= 10  # classified again after the replacement came up
+
+
+async def test_two_fronts_share_one_deployment(ray_cluster: None, tiny_model_dir: Path) -> None:
+    """A second front attaches to the running application instead of deploying its own; the
+    replica batches windows from both."""
+    female, rate = load("female_speech.wav")
+    male, _ = load("male_speech.wav")
+    settings = _settings(tiny_model_dir, engine="ray")
+    async with running_server(**settings) as a, running_server(**settings) as b:
+        stats_a = await asyncio.to_thread(a.service.classifier.replica_stats)
+        stats_b = await asyncio.to_thread(b.service.classifier.replica_stats)
+        assert stats_a["pid"] == stats_b["pid"]  # one replica serves both fronts
+        seen = len(stats_a["batch_sizes"])
+        run_a, run_b = await asyncio.gather(
+            stream_audio(a.ws_url, female, rate, speed=4),
+            stream_audio(b.ws_url, male, rate, speed=4),
+        )
+        sizes = (await asyncio.to_thread(a.service.classifier.replica_stats))["batch_sizes"]
+    assert sum(sizes[seen:]) == len(run_a.results) + len(run_b.results)
+    assert run_a.of("end")[0]["failed"] == run_b.of("end")[0]["failed"] == 0

@@ -100,11 +100,25 @@ def deployment(settings: Settings) -> Any:
     )
 
 
+def _token_auth_if_available() -> None:
+    """Clusters made with ``ray start`` (Ray >= 2.5x) require a token, while a connecting
+    driver defaults to no authentication: send the token when one is at hand (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) unless ``RAY_AUTH_MODE`` says otherwise."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        log.info("Ray token authentication on (token found; RAY_AUTH_MODE=disabled to opt out)")
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 class RayClassifier:
     """The front's :class:`~voxlive.inference.base.Classifier`: every window of a batch is one
     request to the deployment; their answers come back in order."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.ray_address:
+            _token_auth_if_available()  # before Ray is imported: it reads the mode then
         import ray
         from ray import serve
 

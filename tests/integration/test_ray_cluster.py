@@ -1,0 +1,91 @@
+"""`voxlive serve --engine ray --ray-address` joining a cluster made with `ray start --head`.
+
+Its own module: `ray stop` at the end stops every Ray process on the machine, so no other Ray
+test may be running (pytest runs modules one after another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import load, stream_audio
+
+pytestmark = pytest.mark.ray
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def head() -> Iterator[str]:
+    pytest.importorskip("ray")
+    port = _free_port()
+    subprocess.run(
+        [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voxlive", "serve", "--engine", "ray", "--ray-address", address,
+             "--model", str(model), "--gate", "none", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"front did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def test_fronts_join_a_cluster_and_the_deployment_outlives_them(
+    head: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    female, rate = load("female_speech.wav")
+    first, url = _front(head, tiny_model_dir, tmp_path / "first.log")
+    try:
+        ready = httpx.get(url + "/readyz").json()
+        assert ready["backend"] == "ray:transformers"
+        run = asyncio.run(stream_audio(url.replace("http", "ws") + "/audio", female, rate, speed=0))
+        assert len(run.results) >= 8 and run.of("end")[0]["failed"] == 0
+    finally:
+        first.terminate()
+        # uvicorn re-raises the SIGTERM it handled once shut down, so -15 is a clean exit too
+        assert first.wait(60) in (0, -15)
+    assert "Application shutdown complete" in (tmp_path / "first.log").read_text()
+    # The cluster and its deployment stay for other fronts: the next one attaches at once.
+    second, url = _front(head, tiny_model_dir, tmp_path / "second.log")
+    try:
+        run = asyncio.run(stream_audio(url.replace("http", "ws") + "/audio", female, rate, speed=0))
+        assert len(run.results) >= 8
+    finally:
+        second.terminate()
+        second.wait(60)
+    assert "attaching to the running Ray Serve application" in (tmp_path / "second.log").read_text()
