@@ -63,6 +63,7 @@ def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None
     assert [r["target"] for r in report["runs"]] == ["base", "--max-batch 1"]
     for row in report["runs"]:
         assert row["streams"] == 3 and row["dropped_windows"] == 0 and row["errors"] == 0
+        assert row["dropped_audio_s"] == 0 and row["failed_streams"] == []
         # 3 streams × 4 counted seconds at 2 results/s, plus each stream's final tail window
         assert 3 * 8 <= row["results"] <= 3 * 8 + 6
         assert 0 < row["server_p50_ms"] <= row["server_p95_ms"] <= row["server_p99_ms"]

@@ -46,6 +46,7 @@ class StreamStats:
     ambient: int = 0
     errors: int = 0
     dropped_windows: int = 0
+    dropped_s: float = 0.0  # audio the server dropped because inference fell behind
     sent_s: float = 0.0  # audio sent, seconds
     end: dict[str, Any] | None = None
     close_code: int | None = None
@@ -123,4 +124,5 @@ async def run_stream(
         stats.failure = f"{type(exc).__name__}: {exc}"
     if stats.end is not None:
         stats.dropped_windows = int(stats.end.get("dropped_windows", 0))
+        stats.dropped_s = float(stats.end.get("dropped_ms", 0.0)) / 1000
     return stats

@@ -165,6 +165,7 @@ async def measure(
         "client_p50_ms": _pct(client, 50), "client_p95_ms": _pct(client, 95),
         "client_p99_ms": _pct(client, 99),
         "dropped_windows": sum(s.dropped_windows for s in stats),
+        "dropped_audio_s": sum(s.dropped_s for s in stats),
         "errors": sum(s.errors for s in stats),
         "failed_streams": [s.failure for s in stats if s.failure],
         "audio_s_per_s": sum(s.sent_s for s in stats) / wall,
@@ -213,7 +214,7 @@ COLUMNS = [
     ("target", "target", "{}"), ("N", "streams", "{}"), ("res/st/s", "results_per_stream_per_s",
     "{:.2f}"), ("p50", "server_p50_ms", "{:.0f}"), ("p95", "server_p95_ms", "{:.0f}"),
     ("p99", "server_p99_ms", "{:.0f}"), ("cli p95", "client_p95_ms", "{:.0f}"),
-    ("drops", "dropped_windows", "{}"), ("err", "errors", "{}"), ("batch", "mean_batch", "{:.2f}"),
+    ("audio-s/s", "audio_s_per_s", "{:.1f}"), ("drops", "dropped_windows", "{}"), ("err", "errors", "{}"), ("batch", "mean_batch", "{:.2f}"),
     ("cpu %", "server_cpu_pct", "{:.0f}"), ("rss MiB", "server_rss_mib", "{:.0f}"),
 ]  # fmt: skip
 
