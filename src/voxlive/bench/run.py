@@ -210,13 +210,21 @@ async def find_capacity(
 
 
 # ---- report ----------------------------------------------------------------------------------
-COLUMNS = [
-    ("target", "target", "{}"), ("N", "streams", "{}"), ("res/st/s", "results_per_stream_per_s",
-    "{:.2f}"), ("p50", "server_p50_ms", "{:.0f}"), ("p95", "server_p95_ms", "{:.0f}"),
-    ("p99", "server_p99_ms", "{:.0f}"), ("cli p95", "client_p95_ms", "{:.0f}"),
-    ("audio-s/s", "audio_s_per_s", "{:.1f}"), ("drops", "dropped_windows", "{}"), ("err", "errors", "{}"), ("batch", "mean_batch", "{:.2f}"),
-    ("cpu %", "server_cpu_pct", "{:.0f}"), ("rss MiB", "server_rss_mib", "{:.0f}"),
-]  # fmt: skip
+COLUMNS = [  # (heading, report key, format)
+    ("target", "target", "{}"),
+    ("N", "streams", "{}"),
+    ("res/st/s", "results_per_stream_per_s", "{:.2f}"),
+    ("p50", "server_p50_ms", "{:.0f}"),
+    ("p95", "server_p95_ms", "{:.0f}"),
+    ("p99", "server_p99_ms", "{:.0f}"),
+    ("cli p95", "client_p95_ms", "{:.0f}"),
+    ("audio-s/s", "audio_s_per_s", "{:.1f}"),
+    ("drops", "dropped_windows", "{}"),
+    ("err", "errors", "{}"),
+    ("batch", "mean_batch", "{:.2f}"),
+    ("cpu %", "server_cpu_pct", "{:.0f}"),
+    ("rss MiB", "server_rss_mib", "{:.0f}"),
+]
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
