@@ -45,7 +45,7 @@ class Settings:
     quantize: str = _opt(
         "none",
         "'int8': dynamic int8 quantisation of the linear layers (needs --backend onnx); "
-        "about 1.5x the fp32 speed on CPU",
+        "about 1.4x the ONNX fp32 speed on CPU",
         ("none", "int8"),
     )
     cache_dir: str = _opt(
