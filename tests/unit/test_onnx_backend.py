@@ -21,7 +21,7 @@ def test_export_matches_pytorch_and_is_cached(tiny_model_dir: Path, tmp_path: Pa
     clf = OnnxClassifier(str(tiny_model_dir), cache_dir=tmp_path)
     assert clf.info.backend == "onnx" and clf.info.labels == ("LABEL_0", "LABEL_1")
     assert clf.path.is_file() and clf.path.is_relative_to(tmp_path / "onnx")
-    assert clf.report["fp32_max_prob_diff"] <= onnx_backend.FP32_TOLERANCE
+    assert clf.report["fp32_max_logit_diff"] <= onnx_backend.FP32_TOLERANCE
     reference = TransformersClassifier(str(tiny_model_dir), device="cpu")
     x = _windows(3)
     np.testing.assert_allclose(clf.predict(x), reference.predict(x), atol=1e-4)
@@ -51,7 +51,7 @@ def test_an_export_that_disagrees_with_pytorch_is_refused(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)
-    with pytest.raises(ModelLoadError, match=r"expected probabilities within -1 of PyTorch"):
+    with pytest.raises(ModelLoadError, match=r"expected logits within -1 \(relative\) of PyTorch"):
         OnnxClassifier(str(tiny_model_dir), cache_dir=tmp_path)
     assert not list((tmp_path / "onnx").glob("*/*.onnx"))  # nothing half-made left in the cache
 

@@ -31,8 +31,9 @@ from voxlive.inference.hf import TransformersClassifier
 log = logging.getLogger(__name__)
 
 OPSET = 17
-# fp32 ONNX vs PyTorch: largest allowed difference of any class probability on the check batch.
-# Exported graphs agree to ~1e-5 on trained models; random-weight test models are less tame.
+# fp32 ONNX vs PyTorch: largest allowed difference of any logit on the check batch, relative to
+# the largest logit's size (at least 1). Exported graphs agree to ~1e-6; 1e-3 leaves room for
+# other CPUs' kernels while catching a wrong graph.
 FP32_TOLERANCE = 1e-3
 QUANTIZE_CHOICES = ("none", "int8")
 
@@ -183,17 +184,18 @@ class OnnxClassifier:
             fp32 = Path(tmp) / "model.onnx"
             _export(torch_clf.model, rate, fp32)
             inputs = self._features(check_inputs(rate))
-            expected = _softmax(self._torch_logits(torch_clf, inputs))
-            got = _softmax(session(fp32, 1).run(None, {"input_values": inputs})[0])
-            diff = float(np.abs(got - expected).max())
+            logits = self._torch_logits(torch_clf, inputs)
+            got = session(fp32, 1).run(None, {"input_values": inputs})[0]
+            diff = float(np.abs(got - logits).max() / max(1.0, float(np.abs(logits).max())))
             if not diff <= FP32_TOLERANCE:
                 raise ModelLoadError(
-                    f"ONNX export of {torch_clf.info.name}: expected probabilities within "
-                    f"{FP32_TOLERANCE:g} of PyTorch, got a difference of {diff:.3g}. "
+                    f"ONNX export of {torch_clf.info.name}: expected logits within "
+                    f"{FP32_TOLERANCE:g} (relative) of PyTorch, got a difference of {diff:.3g}. "
                     "Use --backend torch for this model."
                 )
+            expected = _softmax(logits)
             meta: dict[str, Any] = {"model": torch_clf.info.name, "quantize": quantize,
-                                    "fp32_max_prob_diff": diff}  # fmt: skip
+                                    "fp32_max_logit_diff": diff}  # fmt: skip
             built = fp32
             if quantize == "int8":
                 built = Path(tmp) / "model.int8.onnx"
