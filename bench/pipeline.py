@@ -149,7 +149,6 @@ async def live_run(
             await asyncio.sleep(max(0.0, t0 + k * 0.1 - time.monotonic()))
             pos = (offsets[i] + k * chunk) % (len(audio) - chunk)
             stream.push(audio[pos : pos + chunk])
-            batcher.notify()
 
     try:
         await asyncio.gather(*(feed(i, s) for i, s in enumerate(streams)))

@@ -61,10 +61,10 @@ async def batching(
         await batcher.close()
 
 
-def feed(batcher: Batcher, stream: Stream, *levels: float) -> None:
-    """Push one 100-sample window per level (a constant signal, so its mean is the level)."""
+def feed(stream: Stream, *levels: float) -> None:
+    """Push one 100-sample window per level (a constant signal, so its mean is the level). The
+    stream wakes its batcher itself."""
     stream.push(np.concatenate([np.full(100, v, np.float32) for v in levels]))
-    batcher.notify()
 
 
 async def drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict[str, Any]]:
@@ -79,10 +79,9 @@ async def drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict[str,
 
 async def test_windows_from_many_streams_share_a_batch() -> None:
     model = FakeModel(latency_s=0.05)
-    async with batching(model, "s0", "s1", "s2", "s3", max_batch=8, max_wait_ms=50) as (b, streams):
+    async with batching(model, "s0", "s1", "s2", "s3", max_batch=8, max_wait_ms=50) as (_, streams):
         for i, s in enumerate(streams):
             s.push(np.full(100, 0.1 * (i + 1), np.float32))
-        b.notify()
         results = [await drain(s, 1) for s in streams]
     assert model.batches == [4]
     assert model.threads == {"voxlive-model_0"}  # never the event loop's thread
@@ -93,10 +92,10 @@ async def test_windows_from_many_streams_share_a_batch() -> None:
 async def test_a_window_waits_for_company_that_is_due_at_most_max_wait() -> None:
     model = FakeModel()
     # "live" has cut a window, so its next one is due within a hop (100 ms): worth waiting for.
-    async with batching(model, "s", "live", max_batch=8, max_wait_ms=150) as (b, (s, live)):
-        feed(b, live, 0.5)
+    async with batching(model, "s", "live", max_batch=8, max_wait_ms=150) as (_, (s, live)):
+        feed(live, 0.5)
         await drain(live, 1)
-        feed(b, s, 0.5)
+        feed(s, 0.5)
         t0 = time.monotonic()
         await drain(s, 1)
         waited = time.monotonic() - t0
@@ -108,8 +107,8 @@ async def test_a_window_waits_for_company_that_is_due_at_most_max_wait() -> None
 async def test_no_waiting_for_streams_that_are_not_due() -> None:
     model = FakeModel()
     # "silent" has never sent audio: nothing says a window will come, so waiting is waste.
-    async with batching(model, "s", "silent", max_batch=8, max_wait_ms=2000) as (b, (s, _)):
-        feed(b, s, 0.5)
+    async with batching(model, "s", "silent", max_batch=8, max_wait_ms=2000) as (_, (s, _)):
+        feed(s, 0.5)
         t0 = time.monotonic()
         await drain(s, 1)
         assert time.monotonic() - t0 < 0.5
@@ -118,9 +117,9 @@ async def test_no_waiting_for_streams_that_are_not_due() -> None:
 
 async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
     model = FakeModel()
-    async with batching(model, "a", "b", max_batch=8, max_wait_ms=2000) as (b, (s1, s2)):
+    async with batching(model, "a", "b", max_batch=8, max_wait_ms=2000) as (_, (s1, s2)):
         s1.push(np.full(100, 0.5, np.float32))
-        feed(b, s2, 0.5)
+        feed(s2, 0.5)
         t0 = time.monotonic()
         await drain(s1, 1)
         assert time.monotonic() - t0 < 1.0  # far less than max_wait: nobody else could join
@@ -129,16 +128,16 @@ async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
 
 async def test_a_full_batch_does_not_wait() -> None:
     model = FakeModel()
-    async with batching(model, "s", "quiet", max_batch=2, max_wait_ms=5000) as (b, (s, _)):
-        feed(b, s, 0.5, 0.5)
+    async with batching(model, "s", "quiet", max_batch=2, max_wait_ms=5000) as (_, (s, _)):
+        feed(s, 0.5, 0.5)
         await drain(s, 2, within_s=2.0)
     assert model.batches == [2]
 
 
 async def test_an_exception_fails_only_its_batch() -> None:
     model = FakeModel(fail_when=0.9)
-    async with batching(model, "s", max_batch=1, max_wait_ms=0) as (b, (s,)):
-        feed(b, s, 0.2, 0.9, 0.3)
+    async with batching(model, "s", max_batch=1, max_wait_ms=0) as (_, (s,)):
+        feed(s, 0.2, 0.9, 0.3)
         out = await drain(s, 3)
     assert [m["type"] for m in out] == ["result", "error", "result"]
     assert out[1]["code"] == "inference_failed"
@@ -146,12 +145,12 @@ async def test_an_exception_fails_only_its_batch() -> None:
 
 async def test_a_hung_model_times_out_and_the_batcher_recovers() -> None:
     model = FakeModel(latency_s=0.5)
-    async with batching(model, "s", max_batch=1, max_wait_ms=0, timeout_s=0.1) as (b, (s,)):
-        feed(b, s, 0.5)
+    async with batching(model, "s", max_batch=1, max_wait_ms=0, timeout_s=0.1) as (_, (s,)):
+        feed(s, 0.5)
         [first] = await drain(s, 1)
         assert first["type"] == "error" and "timed out" in first["message"]
         model.latency_s = 0.0
-        feed(b, s, 0.5)
+        feed(s, 0.5)
         [second] = await drain(s, 1)
     assert second["type"] == "result"
 
@@ -165,7 +164,6 @@ async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
         flood.push(np.full(800, 0.5, np.float32))  # 8 windows at once
         calm.push(np.full(100, 0.7, np.float32))  # 1 window
         b.start()
-        b.notify()
         await drain(calm, 1)
     # the calm stream's window rode in the first batch, not after the flood
     assert sorted(model.means[0]) == [0.5, 0.7]
@@ -199,12 +197,12 @@ async def test_the_latency_budget_cuts_the_wait(
     as such a call still fits: about 200 ms for a 100 ms model, not at all for a 300 ms one."""
     model = FakeModel(latency_s=latency_s)
     async with batching(model, "s", "live", max_batch=8, max_wait_ms=2000,
-                        latency_budget_ms=300) as (b, (s, live)):  # fmt: skip
+                        latency_budget_ms=300) as (_, (s, live)):  # fmt: skip
         live.push(np.full(100, 0.5, np.float32))
-        feed(b, s, 0.5)  # both pending: one call of two, and the cost model learns its time
+        feed(s, 0.5)  # both pending: one call of two, and the cost model learns its time
         await drain(s, 1)
         t0 = time.monotonic()
-        feed(b, s, 0.5)  # "live" is due again (it cut a window a while ago): worth waiting?
+        feed(s, 0.5)  # "live" is due again (it cut a window a while ago): worth waiting?
         await drain(s, 1)
         waited = time.monotonic() - t0 - latency_s
     assert model.batches == [2, 1]

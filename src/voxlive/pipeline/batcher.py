@@ -61,7 +61,8 @@ class Batcher(LoopWorker):
     """Cross-stream batching in front of one :class:`Classifier`.
 
     Call :meth:`start` inside a running event loop and :meth:`close` when done. Streams are
-    registered with :meth:`add`; after pushing audio their owner calls :meth:`notify`.
+    registered with :meth:`add`; a stream wakes the batcher itself when it has windows for the
+    model.
     """
 
     name = "voxlive-model"
@@ -80,7 +81,7 @@ class Batcher(LoopWorker):
         super().__init__()
         self.classifier = classifier
         # Streams gated by the neural VAD get their speech probabilities from this runner.
-        self.vad = VadRunner(vad, self.notify) if vad is not None else None
+        self.vad = VadRunner(vad) if vad is not None else None
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self.budget_s = latency_budget_ms / 1000
@@ -95,11 +96,13 @@ class Batcher(LoopWorker):
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
+        stream.on_pending = self.notify
         if self.vad is not None and stream.config.gate == "vad":
             self.vad.add(stream)
 
     def remove(self, stream: Stream) -> None:
-        self._streams.pop(stream.id, None)
+        if self._streams.pop(stream.id, None) is not None:
+            stream.on_pending = None
         if self.vad is not None:
             self.vad.remove(stream)
 

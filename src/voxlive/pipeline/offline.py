@@ -42,13 +42,11 @@ async def classify_samples(
     try:
         for start in range(0, max(len(samples), 1), block):
             stream.push(samples[start : start + block])
-            batcher.notify()
             while stream.pending or stream.inflight or stream.gating:
                 out.extend(stream.pop_messages())
                 await wake.wait()
                 wake.clear()
         stream.finish()
-        batcher.notify()
         while not stream.drained:
             out.extend(stream.pop_messages())
             if stream.drained:

@@ -127,6 +127,7 @@ class Stream:
         self._speech_base = 0
         self.gating = 0  # windows waiting for the VAD
         self.on_audio: Callable[[], None] | None = None  # the VAD runner's wake-up
+        self.on_pending: Callable[[], None] | None = None  # the batcher's: windows for the model
         self._smoother = MajoritySmoother(config.smoothing)
         self._slots: deque[Slot] = deque()
         # Recently emitted messages, replayed to a client that resumes after a network blip.
@@ -209,7 +210,7 @@ class Stream:
         else:
             self._last_to_model = True
             self._slots.append(slot)
-            self.pending += 1
+            self._add_pending()
 
     def _drop_overwritten(self) -> None:
         oldest = self._ring.oldest
@@ -315,7 +316,7 @@ class Stream:
             self._last_to_model = speech >= max(need_chunks, 1)
             if self._last_to_model:
                 slot.state = SlotState.PENDING
-                self.pending += 1
+                self._add_pending()
             else:
                 slot.state, slot.gated = SlotState.DONE, True
                 self._count("gated")
@@ -466,6 +467,11 @@ class Stream:
     def _count(self, outcome: str) -> None:
         if self._metrics:
             self._metrics.windows.labels(outcome).inc()
+
+    def _add_pending(self) -> None:
+        self.pending += 1
+        if self.on_pending is not None:
+            self.on_pending()
 
     def _notify(self) -> None:
         if self.on_ready is not None:

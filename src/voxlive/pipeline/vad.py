@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from voxlive.audio.vad import SileroVad
 from voxlive.pipeline.stream import Stream
@@ -20,14 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class VadRunner(LoopWorker):
-    """``on_decided`` is called after windows may have been settled (the batcher's notify)."""
-
     name = "voxlive-vad"
 
-    def __init__(self, vad: SileroVad, on_decided: Callable[[], None]) -> None:
+    def __init__(self, vad: SileroVad) -> None:
         super().__init__()
         self.vad = vad
-        self._on_decided = on_decided
         self._streams: dict[str, Stream] = {}
         self._wake = asyncio.Event()
         self.calls = 0
@@ -54,7 +50,6 @@ class VadRunner(LoopWorker):
                     streams.append(stream)
                     jobs.append(job)
             if not jobs:
-                self._on_decided()  # vad_job may have settled a finished stream's last windows
                 await self._wake.wait()
                 continue
             try:
@@ -65,9 +60,7 @@ class VadRunner(LoopWorker):
                 log.exception("VAD failed; its windows go to the classifier")
                 for stream in streams:
                     stream.vad_done(None)
-                self._on_decided()
                 continue
             self.calls += 1
             for stream, probs in zip(streams, results, strict=True):
                 stream.vad_done(probs)
-            self._on_decided()

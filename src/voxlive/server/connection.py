@@ -245,8 +245,6 @@ class Connection:
             assert self._resampler is not None
             samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
             self.stream.push(samples)
-            if self.stream.pending:
-                self._batcher_notify()
         else:
             assert self._resampler is not None
             tail = self._resampler.flush()
@@ -254,12 +252,7 @@ class Connection:
                 self.stream.push(tail)
             self.stream.finish()
             self._stopping = True
-            self._batcher_notify()
             self._wake.set()
-
-    def _batcher_notify(self) -> None:
-        if self.service.batcher is not None:
-            self.service.batcher.notify()
 
     def _ready_message(self) -> dict[str, Any]:
         assert self.service.classifier is not None
@@ -308,7 +301,6 @@ class Connection:
                 if self._close is not None:
                     if self._close[0] == CLOSE_GOING_AWAY:
                         self.stream.finish()
-                        self._batcher_notify()
                         await self._drain(self._drain_s)
                     await self._close_ws(*self._close)
                     return
