@@ -104,26 +104,70 @@ async def test_a_window_waits_for_company_that_is_due_at_most_max_wait() -> None
     assert waited < 2.0  # ...but not indefinitely
 
 
+@contextlib.asynccontextmanager
+async def planning(
+    *names: str, **options: Any
+) -> AsyncIterator[tuple[Batcher, list[Stream], list[float]]]:
+    """A batcher that is never started, its streams on one fake clock: for its wait plan."""
+    clock = [0.0]
+    batcher = Batcher(FakeModel(), **{"max_batch": 8, "max_wait_ms": 2000, **options})
+    streams = [Stream(name, CFG, clock=lambda: clock[0]) for name in names]
+    for stream in streams:
+        batcher.add(stream)
+    try:
+        yield batcher, streams, clock
+    finally:
+        await batcher.close()
+
+
+async def test_nothing_pending_means_sleep_until_notified() -> None:
+    async with planning("s") as (b, _, _):
+        assert b.wait_s(0.0) is None
+
+
 async def test_no_waiting_for_streams_that_are_not_due() -> None:
-    model = FakeModel()
     # "silent" has never sent audio: nothing says a window will come, so waiting is waste.
-    async with batching(model, "s", "silent", max_batch=8, max_wait_ms=2000) as (_, (s, _)):
+    async with planning("s", "silent") as (b, (s, _), _):
         feed(s, 0.5)
-        t0 = time.monotonic()
-        await drain(s, 1)
-        assert time.monotonic() - t0 < 0.5
-    assert model.batches == [1]
+        assert b.wait_s(0.0) == 0.0
 
 
 async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
-    model = FakeModel()
-    async with batching(model, "a", "b", max_batch=8, max_wait_ms=2000) as (_, (s1, s2)):
-        s1.push(np.full(100, 0.5, np.float32))
+    async with planning("a", "b") as (b, (s1, s2), _):
+        feed(s1, 0.5)
         feed(s2, 0.5)
-        t0 = time.monotonic()
-        await drain(s1, 1)
-        assert time.monotonic() - t0 < 1.0  # far less than max_wait: nobody else could join
-    assert model.batches == [2]
+        assert b.wait_s(0.0) == 0.0  # max_wait is 2 s, but nobody else could join
+
+
+def _live_then_lone(s: Stream, live: Stream, clock: list[float]) -> None:
+    """ "live" cuts a window at t=0 that the model answers (its next is due at t=0.1); then "s"
+    has a lone window ready at t=0.05."""
+    feed(live, 0.5)
+    window = live.take()
+    assert window is not None
+    live.complete(window.index, np.array([0.5, 0.5]))
+    clock[0] = 0.05
+    feed(s, 0.5)
+
+
+async def test_a_window_waits_for_company_that_is_due_but_at_most_max_wait() -> None:
+    async with planning("s", "live", max_wait_ms=60) as (b, (s, live), clock):
+        _live_then_lone(s, live, clock)
+        assert b.wait_s(0.05) == pytest.approx(0.06)  # until t=0.11: "live" is due at t=0.1
+    async with planning("s", "live", max_wait_ms=40) as (b, (s, live), clock):
+        _live_then_lone(s, live, clock)
+        assert b.wait_s(0.05) == 0.0  # by t=0.09 nobody is due: do not wait at all
+
+
+@pytest.mark.parametrize(("call_s", "wait_s"), [(0.1, 0.2), (0.3, 0.0)])
+async def test_the_latency_budget_cuts_the_wait(call_s: float, wait_s: float) -> None:
+    """max_wait is 2 s, but every window must have its result within 300 ms. Once a call of two
+    windows has been seen to take ``call_s``, a lone window waits for company only as long as
+    such a call still fits: 200 ms for a 100 ms model, not at all for a 300 ms one."""
+    async with planning("s", "live", latency_budget_ms=300) as (b, (s, live), clock):
+        b.cost.observe(2, 100, call_s)
+        _live_then_lone(s, live, clock)
+        assert b.wait_s(0.05) == pytest.approx(wait_s)
 
 
 async def test_a_full_batch_does_not_wait() -> None:
@@ -185,28 +229,6 @@ def test_the_cost_model_learns_call_times() -> None:
     assert cost.estimate(3, 100) == pytest.approx(0.30)  # unseen size: per-sample cost × size
     cost.observe(1, 100, 0.20)
     assert cost.estimate(1, 100) == pytest.approx(0.15)
-
-
-@pytest.mark.parametrize(("latency_s", "min_wait_s", "max_wait_s"), [(0.1, 0.1, 0.3),
-                                                                    (0.3, 0.0, 0.08)])  # fmt: skip
-async def test_the_latency_budget_cuts_the_wait(
-    latency_s: float, min_wait_s: float, max_wait_s: float
-) -> None:
-    """max_wait is 2 s, but every window must have its result within 300 ms. Once a call of two
-    windows has been seen to take ``latency_s``, a lone window waits for company only as long
-    as such a call still fits: about 200 ms for a 100 ms model, not at all for a 300 ms one."""
-    model = FakeModel(latency_s=latency_s)
-    async with batching(model, "s", "live", max_batch=8, max_wait_ms=2000,
-                        latency_budget_ms=300) as (_, (s, live)):  # fmt: skip
-        live.push(np.full(100, 0.5, np.float32))
-        feed(s, 0.5)  # both pending: one call of two, and the cost model learns its time
-        await drain(s, 1)
-        t0 = time.monotonic()
-        feed(s, 0.5)  # "live" is due again (it cut a window a while ago): worth waiting?
-        await drain(s, 1)
-        waited = time.monotonic() - t0 - latency_s
-    assert model.batches == [2, 1]
-    assert min_wait_s <= waited < max_wait_s
 
 
 async def test_the_most_urgent_stream_goes_first() -> None:

@@ -140,31 +140,38 @@ class Batcher(LoopWorker):
                     oldest = slot
         return count, oldest
 
+    def wait_s(self, now: float) -> float | None:
+        """How long to wait for more windows before the next model call: ``None`` when nothing
+        is pending (sleep until notified), 0 or less to call the model now."""
+        count, oldest = self._pending()
+        if count == 0 or oldest is None:
+            return None
+        # Waiting only helps while some stream could still add a window; once every stream
+        # has one pending (a lone stream, say), waiting just adds latency.
+        others = [s for s in self._streams.values() if not s.pending]
+        if count >= self.max_batch or not others:
+            return 0.0
+        # Launch by the time that still lets a call with one more window finish within the
+        # oldest window's budget; never later than max_wait. Wait at all only if some stream's
+        # next window is due by then (live streams cut one every hop).
+        grown = self.cost.estimate(min(count + 1, self.max_batch), oldest.length)
+        launch_by = oldest.ready_at + min(self.max_wait_s, self.budget_s - grown)
+        if min(s.next_window_at() for s in others) > launch_by:
+            return 0.0
+        return launch_by - now
+
     async def _wait_for_batch(self) -> None:
         while True:
             self._wake.clear()
-            count, oldest = self._pending()
-            if count == 0:
+            wait = self.wait_s(time.monotonic())
+            if wait is None:
                 await self._wake.wait()
                 continue
-            # Waiting only helps while some stream could still add a window; once every stream
-            # has one pending (a lone stream, say), waiting just adds latency.
-            others = [s for s in self._streams.values() if not s.pending]
-            if count >= self.max_batch or oldest is None or not others:
-                return
-            # Launch by the time that still lets a call with one more window finish within
-            # the oldest window's budget; never later than max_wait. Wait at all only if some
-            # stream's next window is due by then (live streams cut one every hop).
-            grown = self.cost.estimate(min(count + 1, self.max_batch), oldest.length)
-            launch_by = oldest.ready_at + min(self.max_wait_s, self.budget_s - grown)
-            if min(s.next_window_at() for s in others) > launch_by:
-                return
-            remaining = launch_by - time.monotonic()
-            if remaining <= 0:
+            if wait <= 0:
                 return
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 return
