@@ -26,7 +26,7 @@ import numpy as np
 from voxlive import __version__
 from voxlive.errors import ModelLoadError
 from voxlive.inference.base import ModelInfo
-from voxlive.inference.hf import TransformersClassifier
+from voxlive.inference.hf import TransformersClassifier, resolve_labels
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "voxlive"
 
 
-def _model_digest(model_id: str, model: Any) -> str:
+def _model_digest(model_id: str, config: Any) -> str:
     """What identifies the weights: the hub revision, else the local files' names/sizes/mtimes."""
-    revision = getattr(model.config, "_commit_hash", None)
+    revision = getattr(config, "_commit_hash", None)
     if revision:
         return f"{model_id}@{revision}"
     path = Path(model_id)
@@ -58,11 +58,13 @@ def _model_digest(model_id: str, model: Any) -> str:
     return "|".join(parts)
 
 
-def cache_key(model_id: str, model: Any, quantize: str) -> str:
+def cache_key(model_id: str, config: Any, quantize: str) -> str:
+    """The cache folder's name: the weights (see :func:`_model_digest`) and how they were
+    exported."""
     import torch
 
     text = "|".join(
-        [_model_digest(model_id, model), quantize, f"opset{OPSET}", torch.__version__, __version__]
+        [_model_digest(model_id, config), quantize, f"opset{OPSET}", torch.__version__, __version__]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -78,22 +80,19 @@ def check_inputs(sample_rate: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-class _LogitsOnly:
-    """Wraps the HF model so the exported graph maps input_values → logits and nothing else."""
+def _logits_only(model: Any) -> Any:
+    """The HF model as a module mapping input_values → logits and nothing else (for export)."""
+    import torch
 
-    @staticmethod
-    def wrap(model: Any) -> Any:
-        import torch
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class Wrapper(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+            return self.model(input_values=input_values).logits  # type: ignore[no-any-return]
 
-            def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-                return self.model(input_values=input_values).logits  # type: ignore[no-any-return]
-
-        return Wrapper().eval()
+    return LogitsOnly().eval()
 
 
 def _export(model: Any, sample_rate: int, path: Path) -> None:
@@ -103,7 +102,7 @@ def _export(model: Any, sample_rate: int, path: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly.wrap(model), (example,), str(path), input_names=["input_values"],
+            _logits_only(model), (example,), str(path), input_names=["input_values"],
             output_names=["logits"], opset_version=OPSET, dynamo=False,
             dynamic_axes={"input_values": {0: "batch", 1: "time"}, "logits": {0: "batch"}},
         )  # fmt: skip
@@ -151,32 +150,36 @@ class OnnxClassifier:
     ) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ValueError(f"quantize: expected one of {QUANTIZE_CHOICES}, got {quantize!r}")
-        torch_clf = TransformersClassifier(
-            model_id, labels=labels, device="cpu", threads=threads,
-            local_files_only=local_files_only,
-        )  # fmt: skip
-        self._extractor = torch_clf.extractor
-        base = torch_clf.info
-        folder = (
-            (cache_dir or default_cache_dir())
-            / "onnx"
-            / cache_key(model_id, torch_clf.model, quantize)
-        )
-        self.path = folder / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
-        self.report = self._prepare(torch_clf, folder, quantize)
-        del torch_clf  # the PyTorch weights are not needed any more
-        self._session = session(self.path, threads or (os.cpu_count() or 1))
-        self._info = ModelInfo(
-            name=base.name, backend="onnx-int8" if quantize == "int8" else "onnx",
-            labels=base.labels, sample_rate=base.sample_rate, device="cpu",
-        )  # fmt: skip
+        from transformers import AutoConfig, AutoFeatureExtractor
 
-    def _prepare(self, torch_clf: TransformersClassifier, folder: Path, quantize: str) -> Any:
-        """Export (and check, and quantise) unless the cache already holds this model."""
+        # Config and feature extractor only: the PyTorch weights are loaded just to export.
+        config: Any = AutoConfig.from_pretrained(model_id, local_files_only=local_files_only)
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+            model_id, local_files_only=local_files_only
+        )
+        id2label = {int(k): str(v) for k, v in config.id2label.items()}
+        folder = (cache_dir or default_cache_dir()) / "onnx" / cache_key(model_id, config, quantize)
+        self.path = folder / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
         meta_path = folder / "meta.json"
         if self.path.is_file() and meta_path.is_file():
             log.info("ONNX model from cache: %s", self.path)
-            return json.loads(meta_path.read_text())
+            self.report = json.loads(meta_path.read_text())
+        else:
+            torch_clf = TransformersClassifier(
+                model_id, device="cpu", threads=threads, local_files_only=local_files_only
+            )
+            self.report = self._export_and_check(torch_clf, folder, quantize)
+        self._session = session(self.path, threads or (os.cpu_count() or 1))
+        self._info = ModelInfo(
+            name=model_id, backend="onnx-int8" if quantize == "int8" else "onnx",
+            labels=resolve_labels(model_id, id2label, labels),
+            sample_rate=int(self._extractor.sampling_rate), device="cpu",
+        )  # fmt: skip
+
+    def _export_and_check(
+        self, torch_clf: TransformersClassifier, folder: Path, quantize: str
+    ) -> dict[str, Any]:
+        """Export, check against PyTorch, quantise; write the model and meta.json atomically."""
         folder.mkdir(parents=True, exist_ok=True)
         rate = torch_clf.info.sample_rate
         started = time.monotonic()
@@ -207,7 +210,7 @@ class OnnxClassifier:
                 )
             os.replace(built, self.path)  # atomic: other processes see all or nothing
             meta["export_s"] = round(time.monotonic() - started, 2)
-            meta_path.write_text(json.dumps(meta, indent=2))
+            (folder / "meta.json").write_text(json.dumps(meta, indent=2))
         log.info("exported %s to %s (%s)", torch_clf.info.name, self.path, meta)
         return meta
 
