@@ -135,9 +135,8 @@ class RayClassifier:
             info = self.handle.info.remote().result(timeout_s=600)
         except Exception as exc:
             raise ModelLoadError(f"the Ray Serve deployment did not start: {exc}") from exc
-        self._info = dataclasses.replace(
-            ModelInfo(**{**info, "labels": tuple(info["labels"])}),
-            backend=f"ray:{info['backend']}",
+        self._info = ModelInfo(
+            **{**info, "labels": tuple(info["labels"]), "backend": f"ray:{info['backend']}"}
         )
 
     def _attach_or_deploy(self, serve: Any) -> Any:

@@ -91,7 +91,6 @@ class Batcher(LoopWorker):
         self._streams: dict[str, Stream] = {}
         self._rr = 0
         self._wake = asyncio.Event()
-        self.batches = 0
 
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
@@ -233,7 +232,6 @@ class Batcher(LoopWorker):
             for w, p in zip(batch, probs, strict=True):
                 w.stream.complete(w.index, p)
         finally:
-            self.batches += 1
             if self._metrics:
                 self._metrics.inference_time.observe(time.monotonic() - started)
 

@@ -26,7 +26,6 @@ class VadRunner(LoopWorker):
         self.vad = vad
         self._streams: dict[str, Stream] = {}
         self._wake = asyncio.Event()
-        self.calls = 0
 
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
@@ -61,6 +60,5 @@ class VadRunner(LoopWorker):
                 for stream in streams:
                     stream.vad_done(None)
                 continue
-            self.calls += 1
             for stream, probs in zip(streams, results, strict=True):
                 stream.vad_done(probs)
