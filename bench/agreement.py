@@ -5,7 +5,7 @@ ONNX Runtime fp32 and ONNX Runtime int8 (voxlive's own backends, the model loade
 id) and prints the largest probability difference against PyTorch and how often the label
 changes. Prints numbers; asserts nothing.
 
-    PYTHONPATH=src python bench/agreement.py --model /tmp/w2v2 ../shared/data/*_speech.wav
+    PYTHONPATH=src python bench/agreement.py --model /tmp/w2v2 tests/data/*_speech.wav
 
 A random-weight model (what this project's machines can build) shows the numerics of the export
 and the quantisation, not what they do to a trained model's decisions: run it on the real model

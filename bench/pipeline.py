@@ -215,7 +215,7 @@ def main() -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+        "--data", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data"
     )
     p.add_argument("--batches", default="1,2,4,8,16")
     p.add_argument("--min-seconds", type=float, default=3.0, help="timing per batch size")

@@ -7,15 +7,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import SHARED
-
-
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"expected the shared recordings at {SHARED}")
-    return SHARED
-
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

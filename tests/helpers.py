@@ -23,12 +23,12 @@ from voxlive.server.app import create_app
 from voxlive.server.runner import Server as VoxliveServer
 from voxlive.settings import Settings
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"  # the recordings (see data/README.md)
 MS = 0.001  # the single timing unit of the tests
 
 
 def load(name: str) -> tuple[np.ndarray, int]:
-    samples, rate = sf.read(SHARED / name, dtype="float32")
+    samples, rate = sf.read(DATA / name, dtype="float32")
     return samples, int(rate)
 
 

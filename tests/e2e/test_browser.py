@@ -1,4 +1,4 @@
-"""End to end in real headless Chromium (Debian's), microphone faked from the shared recordings,
+"""End to end in real headless Chromium (Debian's), microphone faked from the test recordings,
 against the real server with the pitch backend serving the built web app."""
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ async def test_file_mode_streams_a_file_through_the_same_pipeline(pw: object) ->
         async with running_server(web_dir=str(WEB_DIST)) as srv:
             page = await open_page(browser, srv.url, grant=False)
             await page.get_by_test_id("file").set_input_files(
-                str(load.__globals__["SHARED"] / "male_speech.wav")
+                str(load.__globals__["DATA"] / "male_speech.wav")
             )
             await expect(page.get_by_test_id("label")).to_have_text("male", timeout=20_000)
             await expect(page.get_by_test_id("connection")).to_have_text(

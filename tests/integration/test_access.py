@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import websockets
 
-from helpers import SHARED, StreamRun, collect, load, pcm16, running_server, stream_audio
+from helpers import DATA, StreamRun, collect, load, pcm16, running_server, stream_audio
 
 
 async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> StreamRun:
@@ -37,7 +37,7 @@ async def test_token_is_required_when_configured() -> None:
         )
         by_query = await _run(srv.ws_url + "?token=s3cret", audio, stop)
         async with httpx.AsyncClient(base_url=srv.url) as client:
-            body = (SHARED / "female_speech.wav").read_bytes()
+            body = (DATA / "female_speech.wav").read_bytes()
             denied = await client.post("/classify", content=body)
             allowed = await client.post(
                 "/classify", content=body, headers={"Authorization": "Bearer s3cret"}

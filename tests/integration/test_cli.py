@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from helpers import SHARED, majority
+from helpers import DATA, majority
 
 
 def voxlive(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -16,11 +16,11 @@ def voxlive(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def test_classify_prints_a_table_and_json_lines() -> None:
-    out = voxlive("classify", "--model", "pitch", str(SHARED / "male_speech.wav"))
+    out = voxlive("classify", "--model", "pitch", str(DATA / "male_speech.wav"))
     assert out.returncode == 0, out.stderr
     assert "start_s" in out.stdout and "male" in out.stdout
-    out = voxlive("classify", "--model", "pitch", "--json", str(SHARED / "female_speech.mp3"),
-                  str(SHARED / "ambient_coffee_shop_24k_stereo.mp3"))  # fmt: skip
+    out = voxlive("classify", "--model", "pitch", "--json", str(DATA / "female_speech.mp3"),
+                  str(DATA / "ambient_coffee_shop_24k_stereo.mp3"))  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     female = [r["label"] for r in rows if r["file"].endswith("female_speech.mp3")]
@@ -54,8 +54,8 @@ def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None
     """`voxlive bench` against two servers it starts itself (base and --max-batch 1): every
     number the issue asks for is in the JSON, and the table is printed."""
     out_path = tmp_path / "bench.json"
-    out = voxlive("bench", "--audio", str(SHARED / "female_speech.wav"),
-                  str(SHARED / "male_speech.wav"), "--streams", "3", "--seconds", "5",
+    out = voxlive("bench", "--audio", str(DATA / "female_speech.wav"),
+                  str(DATA / "male_speech.wav"), "--streams", "3", "--seconds", "5",
                   "--warmup-s", "1", "--quiet", "--out", str(out_path), "--model", "pitch",
                   "--compare", "--max-batch 1", timeout=180)  # fmt: skip
     assert out.returncode == 0, out.stderr

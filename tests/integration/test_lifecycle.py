@@ -12,7 +12,7 @@ import time
 import httpx
 import websockets
 
-from helpers import SHARED, load, majority, pcm16, running_server
+from helpers import DATA, load, majority, pcm16, running_server
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
@@ -77,7 +77,7 @@ async def test_health_ready_metrics_and_classify() -> None:
         assert ready["status"] == "ready" and ready["model"] == "pitch"
         assert ready["labels"] == ["male", "female"] and ready["window_ms"] == 1000
 
-        mp3 = (SHARED / "female_speech.mp3").read_bytes()
+        mp3 = (DATA / "female_speech.mp3").read_bytes()
         body = (await client.post("/classify", content=mp3)).json()
         assert body["duration_ms"] > 4000 and body["model"] == "pitch"
         labels = [r["label"] for r in body["results"] if r["label"] != "ambient"]

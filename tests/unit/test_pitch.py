@@ -23,7 +23,7 @@ def test_silence_and_noise_are_not_voiced() -> None:
 @pytest.mark.parametrize(
     ("name", "label"), [("female_speech.wav", "female"), ("male_speech.wav", "male")]
 )
-def test_shared_recordings(name: str, label: str, shared: object) -> None:
+def test_real_recordings(name: str, label: str) -> None:
     x, rate = load(name)
     windows = np.stack([x[s : s + rate] for s in range(0, len(x) - rate + 1, rate // 2)])
     probs = PitchClassifier().predict(windows)
