@@ -137,7 +137,11 @@ class Settings:
         10_000,
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
     )
-    web_dir: str = _opt("web/dist", "built web app served at / (ignored when missing)")
+    web_dir: str = _opt(
+        "",
+        "built web app served at / (empty: the one inside the installed package, else a source "
+        "checkout's web/dist; ignored when missing)",
+    )
     log_level: str = _opt("info", "log level", ("debug", "info", "warning", "error"))
 
     def __post_init__(self) -> None:

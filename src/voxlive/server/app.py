@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -23,6 +22,7 @@ from voxlive.pipeline.offline import classify_samples
 from voxlive.server.access import bearer, token_ok
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
+from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def create_app(
         Route("/metrics", metrics),
         Route("/classify", classify, methods=["POST"]),
     ]
-    web_dir = Path(settings.web_dir)
+    web_dir = find_web_dir(settings.web_dir)
     if (web_dir / "index.html").is_file():
         routes.append(Mount("/", StaticFiles(directory=web_dir, html=True), name="web"))
     else:
