@@ -1,8 +1,9 @@
 """Packaging hook: the wheel carries the built web app, so `pip install voxlive` + `voxlive serve`
 serves the page. Everything else about the package is in pyproject.toml.
 
-Building a wheel (`make wheel`, `pip wheel .`, `python -m build`) builds web/ with npm (`npm ci` when
-node_modules is missing, then `npm run build`) and copies web/dist into the package as voxlive/web.
+Building a wheel (`make wheel`, `pip wheel .`, `python -m build`) builds web/ with npm (`npm ci`
+when node_modules is missing, then `npm run build`) and copies web/dist into the package as
+voxlive/web.
 Editable installs (`pip install -e .`, what `make serve` does) skip this: the server then serves
 the checkout's web/dist.
 """
