@@ -104,6 +104,11 @@ class Settings:
     max_streams: int = _opt(64, "most concurrent WebSocket streams; more are refused (1013)")
     max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
     max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
+    max_upload_ms: int = _opt(
+        600_000,
+        "longest audio a POST /classify file may hold, ms; checked from the file's header "
+        "before decoding, and again while decoding (400 too_long)",
+    )
     max_unsent_results: int = _opt(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
@@ -181,6 +186,7 @@ class Settings:
         need(self.max_streams >= 1, "max_streams", ">= 1")
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
+        need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")

@@ -68,7 +68,9 @@ async def classify(request: Request) -> Response:
         return _error(400, "empty_body", "expected an audio file in the request body, got 0 bytes")
     info = service.classifier.info
     try:
-        samples = await asyncio.to_thread(decode_file, bytes(body), info.sample_rate)
+        samples = await asyncio.to_thread(
+            decode_file, bytes(body), info.sample_rate, service.settings.max_upload_ms
+        )
     except ClientError as exc:
         return _error(400, exc.code, exc.message)
     results = await classify_samples(
