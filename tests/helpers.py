@@ -21,6 +21,7 @@ import websockets
 from voxlive.inference.base import Classifier
 from voxlive.server.app import create_app
 from voxlive.server.runner import Server as VoxliveServer
+from voxlive.server.runner import uvicorn_config
 from voxlive.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"  # the recordings (see data/README.md)
@@ -67,7 +68,7 @@ async def running_server(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024)
+    config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
     server = VoxliveServer(config, app.state.service)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -93,6 +94,7 @@ async def running_server(
 class StreamRun:
     messages: list[dict[str, Any]] = field(default_factory=list)
     close_code: int | None = None
+    close_reason: str | None = None
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == kind]
@@ -106,7 +108,7 @@ async def collect(ws: Any, run: StreamRun) -> None:
     with contextlib.suppress(websockets.ConnectionClosed):
         async for raw in ws:
             run.messages.append(json.loads(raw))
-    run.close_code = ws.close_code
+    run.close_code, run.close_reason = ws.close_code, ws.close_reason
 
 
 async def stream_audio(

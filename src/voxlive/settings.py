@@ -102,6 +102,17 @@ class Settings:
     smoothing: int = _opt(4, "majority vote over this many recent labels (1: off)")
     pitch_threshold_hz: float = _opt(160.0, "pitch model: median F0 below this is male, Hz")
     max_streams: int = _opt(64, "most concurrent WebSocket streams; more are refused (1013)")
+    max_connections: int = _opt(
+        512,
+        "most open sockets (HTTP and WebSocket, before and after authentication); a connection "
+        "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
+        "least 128 above it",
+    )
+    header_timeout_ms: int = _opt(
+        10_000,
+        "a client must send its request's headers within this long of connecting (or of the "
+        "previous response), ms; idle and half-open sockets are closed after it",
+    )
     max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
     max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
     max_upload_ms: int = _opt(
@@ -184,6 +195,12 @@ class Settings:
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")
+        need(
+            self.max_connections >= self.max_streams,
+            "max_connections",
+            f">= max_streams ({self.max_streams})",
+        )
+        need(100 <= self.header_timeout_ms <= 600_000, "header_timeout_ms", "100..600000 ms")
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
         need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
