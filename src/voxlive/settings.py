@@ -128,6 +128,12 @@ class Settings:
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
     )
+    allowed_hosts: tuple[str, ...] = _opt(
+        (),
+        "comma-separated Host header values the server answers ('*': any; '*.example.org' "
+        "patterns); empty: localhost names when listening on a loopback address, else any. "
+        "Guards against DNS rebinding: set it to your public names when exposing the server",
+    )
     allowed_origins: tuple[str, ...] = _opt(
         (),
         "comma-separated browser origins allowed to open /audio ('*': any); empty: same origin "

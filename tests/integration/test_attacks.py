@@ -13,6 +13,7 @@ import struct
 import time
 
 import httpx
+import pytest
 
 from helpers import running_server
 
@@ -167,3 +168,26 @@ async def test_tokens_in_query_strings_never_reach_the_log() -> None:
     assert any("/audio" in line for line in records.lines)  # the requests were logged…
     assert any("/healthz" in line for line in records.lines)
     assert not any("sekrit" in line for line in records.lines)  # …without the token
+
+
+async def test_dns_rebinding_is_refused_on_a_loopback_server() -> None:
+    """A page at rebound.example whose name now resolves to 127.0.0.1 sends Host and Origin of
+    its own name: they match each other, so the same-origin check alone would let it in."""
+    import websockets
+
+    async with running_server() as srv:
+        port = srv.url.rsplit(":", 1)[1]
+        evil = {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(srv.ws_url, additional_headers=evil):
+                pass
+        assert refused.value.response.status_code == 400
+        async with httpx.AsyncClient() as client:
+            page = await client.get(srv.url + "/readyz", headers={"Host": "rebound.example"})
+            local = await client.get(srv.url + "/readyz", headers={"Host": f"localhost:{port}"})
+        assert page.status_code == 400 and local.status_code == 200
+    async with running_server(allowed_hosts=("voice.example", "127.0.0.1")) as srv:
+        async with httpx.AsyncClient() as client:
+            listed = await client.get(srv.url + "/healthz", headers={"Host": "voice.example"})
+            other = await client.get(srv.url + "/healthz", headers={"Host": "localhost"})
+        assert listed.status_code == 200 and other.status_code == 400  # the list replaces

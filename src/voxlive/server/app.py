@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -19,7 +21,7 @@ from voxlive.errors import ClientError
 from voxlive.inference.base import Classifier
 from voxlive.inference.loader import load_classifier
 from voxlive.pipeline.offline import classify_samples
-from voxlive.server.access import bearer, token_ok
+from voxlive.server.access import bearer, token_ok, trusted_hosts
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
 from voxlive.server.webapp import find_web_dir
@@ -119,6 +121,10 @@ def create_app(
         routes.append(Mount("/", StaticFiles(directory=web_dir, html=True), name="web"))
     else:
         log.info("no web app at %s (build it with `make web`); serving the API only", web_dir)
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hosts = trusted_hosts(settings.allowed_hosts, settings.host)
+    middleware = [] if hosts == ["*"] else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    ]  # fmt: skip
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.service = service
     return app
