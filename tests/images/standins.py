@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("VOXLIVE_IMAGES_CACHE", Path.home() / ".cache" / "voxlive-images"))
 STORE = ["--root", str(CACHE / "storage"), "--runroot", "/run/voxlive-images", "--storage-driver", "overlay"]  # fmt: skip
-TOOLS = ("buildah", "debootstrap", "apt-get", "chroot")
+TOOLS = ("buildah", "debootstrap", "chroot")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
