@@ -117,7 +117,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     if missing := standins.missing_tools():
         pytest.fail(
             f"the image test needs {', '.join(missing)}: run scripts/system-deps.sh "
-            "(make test does), which installs buildah, podman and debootstrap"
+            "(make test does), which installs them"
         )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -153,6 +153,7 @@ class Running:
     container: str
     env: dict[str, str]
     config: dict[str, Any]  # the image's Docker config (Healthcheck, User, …)
+    uid: int  # the user id the container's process runs as
 
 
 def command_pid(parent: int) -> int | None:
@@ -211,17 +212,25 @@ def run_image(image: str, env: dict[str, str], url: str, ready: str) -> Iterator
                     f"{image} did not get ready at {url}{ready}:\n{log.read_text()[-4000:]}"
                 )
             time.sleep(0.2)
-        yield Running(url, container, env, config)
+        pid = command_pid(proc.pid)
+        assert pid is not None, f"no process of {image} under buildah run {proc.pid}"
+        status = Path(f"/proc/{pid}/status").read_text()
+        uid = int(status.split("Uid:")[1].split()[0])
+        yield Running(url, container, env, config, uid)
     finally:
         if (pid := command_pid(proc.pid)) is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, stop)
+        killed = False
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            killed = True
         subprocess.run(["buildah", *STORE, "rm", container], capture_output=True)
+    if killed:
+        pytest.fail(f"{image} did not stop within 30 s of {stop.name}:\n{log.read_text()[-2000:]}")
 
 
 def healthcheck(running: Running) -> subprocess.CompletedProcess[str]:
@@ -255,6 +264,7 @@ def frontend(backend: Running) -> Iterator[Running]:
 
 
 async def test_backend_image_serves_and_classifies_a_stream(backend: Running) -> None:
+    assert backend.uid == 10001  # the image's own non-root user
     check = healthcheck(backend)
     assert check.returncode == 0, check.stdout + check.stderr
     async with httpx.AsyncClient(base_url=backend.url) as client:
@@ -268,6 +278,7 @@ async def test_backend_image_serves_and_classifies_a_stream(backend: Running) ->
 
 
 async def test_frontend_image_serves_the_app_in_front_of_the_backend(frontend: Running) -> None:
+    assert frontend.uid == 101  # the unprivileged nginx image's user
     check = healthcheck(frontend)
     assert check.returncode == 0, check.stdout + check.stderr
     async with httpx.AsyncClient(base_url=frontend.url) as client:
