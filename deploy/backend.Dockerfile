@@ -1,6 +1,9 @@
 # voxlive back end: the WebSocket/HTTP server on port 8000.
 # CPU torch by default; for CUDA: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-FROM python:3.11-slim-bookworm
+# The base image is a build argument so that a compatible stand-in can replace it (the image test
+# builds one from Debian packages where no registry is reachable); the default is the official one.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
@@ -33,5 +36,5 @@ VOLUME ["/data/hf"]
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('VOXLIVE_PORT', '8000'), timeout=4)"]
 CMD ["voxlive", "serve"]

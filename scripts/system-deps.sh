@@ -10,7 +10,7 @@
 set -euo pipefail
 
 # command (looked up on PATH and in the sbin folders) : the package that provides it
-DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx fc-list:fonts-dejavu-core buildah:buildah podman:podman debootstrap:debootstrap"}
+DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx fc-list:fonts-dejavu-core buildah:buildah debootstrap:debootstrap"}
 
 have() {
   command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
