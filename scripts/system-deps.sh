@@ -9,11 +9,14 @@
 # VOXLIVE_SYSTEM_DEPS overrides the table below ("command:package ..."), for tests of this script.
 set -euo pipefail
 
-# command (looked up on PATH and in the sbin folders) : the package that provides it
-DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx fc-list:fonts-dejavu-core buildah:buildah debootstrap:debootstrap"}
+# command (looked up on PATH and in the sbin folders) or absolute file : the package providing it
+DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core buildah:buildah debootstrap:debootstrap"}
 
 have() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+  case $1 in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+  esac
 }
 
 missing=()
