@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.inference.hf import TransformersClassifier
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.protocol.frames import decode_wav
 
@@ -127,7 +127,7 @@ async def live_run(
     streams = []
     for i in range(n_streams):
         box: list[Stream] = []
-        box.append(Stream(f"s{i}", config, on_ready=collector(box)))
+        box.append(Stream(f"s{i}", config, listener=Wiring(batcher, collector(box))))
         streams.append(box[0])
     sizes: list[int] = []
     original = clf.predict
@@ -157,7 +157,7 @@ async def live_run(
         await batcher.close()
         clf.predict = original  # type: ignore[method-assign]
     lat = np.array(latencies) if latencies else np.array([np.nan])
-    dropped = sum(s.stats["dropped_windows"] for s in streams)
+    dropped = sum(s.stats.dropped_windows for s in streams)
     return {
         "streams": n_streams,
         "results": len(latencies),

@@ -13,6 +13,7 @@ from typing import Any
 
 from voxlive import __version__
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
+from voxlive.protocol.messages import WindowMessage
 from voxlive.settings import Settings, add_arguments, build, flag
 
 log = logging.getLogger("voxlive")
@@ -143,7 +144,7 @@ def serve(settings: Settings) -> int:
     return exit_code
 
 
-def _table(name: str, results: Sequence[dict[str, Any]]) -> str:
+def _table(name: str, results: Sequence[WindowMessage]) -> str:
     lines = [f"{name}", f"{'start_s':>8} {'end_s':>8}  {'label':<10} {'conf':>5}  smoothed"]
     for r in results:
         if r["type"] == "error":
@@ -182,8 +183,8 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
             results = await classify_samples(batcher, samples, config)
             if as_json:
                 for r in results:
-                    r = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
-                    print(json.dumps({"file": path, **r}))
+                    row = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
+                    print(json.dumps({"file": path, **row}))
             else:
                 print(_table(path, results))
     finally:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from voxlive.inference.base import ModelInfo
-from voxlive.pipeline.batcher import Batcher, CostModel
+from voxlive.pipeline.batcher import Batcher, CostModel, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,
@@ -50,7 +50,7 @@ async def batching(
 ) -> AsyncIterator[tuple[Batcher, list[Stream]]]:
     """A started batcher with one registered stream per name; closed afterwards."""
     batcher = Batcher(model, **options)
-    streams = [Stream(name, CFG) for name in names]
+    streams = [Stream(name, CFG, listener=Wiring(batcher)) for name in names]
     for s in streams:
         batcher.add(s)
     if start:
@@ -139,14 +139,14 @@ async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
         assert b.wait_s(0.0) == 0.0  # max_wait is 2 s, but nobody else could join
 
 
-def _live_then_lone(s: Stream, live: Stream, clock: list[float]) -> None:
+def _live_then_lone(s: Stream, live: Stream, clock: list[float], at: float = 0.05) -> None:
     """ "live" cuts a window at t=0 that the model answers (its next is due at t=0.1); then "s"
-    has a lone window ready at t=0.05."""
+    has a lone window ready at t=``at``."""
     feed(live, 0.5)
     window = live.take()
     assert window is not None
     live.complete(window.index, np.array([0.5, 0.5]))
-    clock[0] = 0.05
+    clock[0] = at
     feed(s, 0.5)
 
 
@@ -157,6 +157,14 @@ async def test_a_window_waits_for_company_that_is_due_but_at_most_max_wait() -> 
     async with planning("s", "live", max_wait_ms=40) as (b, (s, live), clock):
         _live_then_lone(s, live, clock)
         assert b.wait_s(0.05) == 0.0  # by t=0.09 nobody is due: do not wait at all
+
+
+async def test_no_waiting_for_a_stream_that_stalled() -> None:
+    """A stream whose last window was cut ten seconds ago is not streaming in real time any
+    more: a lone window goes to the model at once instead of waiting for it."""
+    async with planning("s", "live", max_wait_ms=30) as (b, (s, live), clock):
+        _live_then_lone(s, live, clock, at=10.0)
+        assert b.wait_s(10.0) == 0.0
 
 
 @pytest.mark.parametrize(("call_s", "wait_s"), [(0.1, 0.2), (0.3, 0.0)])

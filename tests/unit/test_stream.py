@@ -70,15 +70,15 @@ def test_results_come_out_in_window_order() -> None:
 def test_backlog_beyond_buffer_is_dropped_and_counted() -> None:
     s, _ = _stream()
     s.push(loud(1000))  # 19 windows, the ring holds 300 ms
-    assert s.stats["dropped_windows"] > 0
+    assert s.stats.dropped_windows > 0
     kept = []
     while (w := s.take()) is not None:
         kept.append(w)
         s.complete(w.index, np.array([0.5, 0.5]))
     msgs = s.pop_messages()
-    assert len(msgs) + s.stats["dropped_windows"] == s.stats["windows"] == 19
+    assert len(msgs) + s.stats.dropped_windows == s.stats.windows == 19
     assert msgs[0]["start_ms"] >= 700  # only windows still in the ring
-    assert msgs[-1]["dropped_ms"] == s.stats["dropped_windows"] * 50
+    assert msgs[-1]["dropped_ms"] == s.stats.dropped_windows * 50
 
 
 def test_pending_windows_overwritten_later_are_dropped() -> None:
@@ -86,7 +86,7 @@ def test_pending_windows_overwritten_later_are_dropped() -> None:
     s.push(loud(100))
     assert s.pending == 1
     s.push(loud(400))  # window 0's audio is overwritten before the batcher took it
-    assert s.stats["dropped_windows"] >= 1
+    assert s.stats.dropped_windows >= 1
     assert all(w.index != 0 for w in iter(s.take, None))
 
 
@@ -145,7 +145,7 @@ def test_unsent_results_are_bounded() -> None:
     s, _ = _stream(max_unsent=5, buffer_ms=200)
     for _ in range(100):
         s.push(np.zeros(50, np.float32))  # each push gates one window; nobody pops
-    assert s.stats["unsent_dropped"] > 0
+    assert s.stats.unsent_dropped > 0
     assert len(s.pop_messages()) <= 5 + 200 // 50 + 1
 
 

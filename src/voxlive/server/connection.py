@@ -12,15 +12,16 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import AuthError, ClientError, FrameTooLarge, StreamTimeout
+from voxlive.pipeline.batcher import Wiring
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
+from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
 from voxlive.protocol.session import Audio, Session, Started, Stopped, parse_query
 from voxlive.server.access import origin_ok, token_ok
 from voxlive.server.service import Service
@@ -41,7 +42,7 @@ class Connection:
         self.service = service
         self.id = secrets.token_hex(8)
         self._wake = asyncio.Event()
-        self._control: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED_CONTROL)
+        self._control: deque[ServerMessage] = deque(maxlen=MAX_QUEUED_CONTROL)
         self._close: tuple[int, str] | None = None
         self._stopping = False
         self._resampler: StreamResampler | None = None
@@ -49,7 +50,7 @@ class Connection:
         self._resumed = False
         self._started_at = 0.0
         self._base_samples = 0
-        self._replay: list[dict[str, Any]] = []  # bounded by the stream's max_unsent
+        self._replay: list[WindowMessage] = []  # bounded by the stream's max_unsent
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -102,13 +103,16 @@ class Connection:
 
     def _new_stream(self) -> Stream:
         service = self.service
-        return Stream(self.id, service.stream_config(), metrics=service.metrics)
+        assert service.batcher is not None
+        wiring = Wiring(service.batcher)
+        return Stream(self.id, service.stream_config(), listener=wiring, metrics=service.metrics)
 
     def _adopt(self, stream: Stream, *, resumed: bool) -> None:
         assert self.service.batcher is not None
         self.stream, self.id, self._resumed = stream, stream.id, resumed
         self._base_samples = stream.samples_received
-        stream.on_ready = self._wake.set
+        assert isinstance(stream.listener, Wiring)
+        stream.listener.on_results = self._wake.set
         self.service.batcher.add(stream)
         self._wake.set()  # a resumed stream may hold results already
 
@@ -254,34 +258,32 @@ class Connection:
             self._stopping = True
             self._wake.set()
 
-    def _ready_message(self) -> dict[str, Any]:
+    def _ready_message(self) -> ReadyMessage:
         assert self.service.classifier is not None
         info, s = self.service.classifier.info, self.service.settings
-        return dict(
-            messages.ready(
-                stream_id=self.id,
-                model=info.name,
-                backend=info.backend,
-                labels=info.labels,
-                fallback=info.fallback,
-                window_ms=s.window_ms,
-                hop_ms=s.hop_ms,
-                sample_rate=self.session.format.sample_rate,
-                resumed=self._resumed,
-                model_sample_rate=info.sample_rate,
-            )
+        return messages.ready(
+            stream_id=self.id,
+            model=info.name,
+            backend=info.backend,
+            labels=info.labels,
+            fallback=info.fallback,
+            window_ms=s.window_ms,
+            hop_ms=s.hop_ms,
+            sample_rate=self.session.format.sample_rate,
+            resumed=self._resumed,
+            model_sample_rate=info.sample_rate,
         )
 
     def _error(self, code: str, message: str) -> None:
         self.service.metrics.client_errors.labels(code).inc()
-        self._queue(dict(messages.error(code, message)))
+        self._queue(messages.error(code, message))
 
-    def _queue(self, message: dict[str, Any]) -> None:
+    def _queue(self, message: ServerMessage) -> None:
         self._control.append(message)
         self._wake.set()
 
     # ---- sending ----------------------------------------------------------------------------
-    async def _send_now(self, message: Any) -> None:
+    async def _send_now(self, message: ServerMessage) -> None:
         await self.ws.send_text(messages.encode(message))
 
     async def _send_ready(self) -> None:

@@ -17,7 +17,7 @@ from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_classifier
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.settings import Settings
 
@@ -154,7 +154,8 @@ class Service:
     def detach(self, stream: Stream) -> None:
         """Keep a stream whose client vanished, still classifying, until it is resumed or
         ``resume_grace_ms`` passes (then it is dropped like any closed stream)."""
-        stream.on_ready = None
+        if isinstance(stream.listener, Wiring):
+            stream.listener.on_results = None  # nobody reads until it is resumed
         grace_s = self.settings.resume_grace_ms / 1000
         timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
         self._detached[stream.id] = (stream, timer)
