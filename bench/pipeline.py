@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from voxlive.inference.hf import TransformersClassifier
-from voxlive.pipeline.batcher import Batcher, Wiring
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.inference.base import Classifier
+from voxlive.pipeline.assembly import assemble
+from voxlive.pipeline.stream import Stream
 from voxlive.protocol.frames import decode_wav
+from voxlive.settings import Settings
 
 RATE = 16_000
 
@@ -66,7 +67,7 @@ def speech(data_dir: Path) -> np.ndarray:
 
 
 def model_throughput(
-    clf: TransformersClassifier,
+    clf: Classifier,
     audio: np.ndarray,
     batches: list[int],
     window_s: float,
@@ -93,26 +94,19 @@ def model_throughput(
     return rows
 
 
+def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:
+    """The server settings this benchmark stands for (no gate: every window reaches the model)."""
+    return Settings(
+        model=model_dir, labels=("male", "female"), device=args.device, window_ms=args.window_ms,
+        hop_ms=args.hop_ms, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        buffer_ms=4000, gate="none", smoothing=4,
+    )  # fmt: skip
+
+
 async def live_run(
-    clf: TransformersClassifier,
-    audio: np.ndarray,
-    n_streams: int,
-    seconds: float,
-    window_ms: int,
-    hop_ms: int,
-    max_batch: int,
-    max_wait_ms: float,
+    clf: Classifier, audio: np.ndarray, n_streams: int, seconds: float, settings: Settings
 ) -> dict[str, Any]:
-    batcher = Batcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    config = StreamConfig(
-        sample_rate=RATE,
-        window_ms=window_ms,
-        hop_ms=hop_ms,
-        buffer_ms=4000,
-        labels=clf.info.labels,
-        gate_rms=0.0,
-        smoothing=4,
-    )
+    pipeline = assemble(settings, classifier=clf, warm_up=False)
     latencies: list[float] = []
     warmup_ms = 2000.0  # results of each stream's first 2 s are not counted (cold caches)
 
@@ -127,8 +121,10 @@ async def live_run(
     streams = []
     for i in range(n_streams):
         box: list[Stream] = []
-        box.append(Stream(f"s{i}", config, listener=Wiring(batcher, collector(box))))
-        streams.append(box[0])
+        stream, wiring = pipeline.open_stream(f"s{i}")
+        wiring.on_results = collector(box)
+        box.append(stream)
+        streams.append(stream)
     sizes: list[int] = []
     original = clf.predict
 
@@ -137,9 +133,7 @@ async def live_run(
         return original(batch)
 
     clf.predict = counting  # type: ignore[method-assign]
-    for s in streams:
-        batcher.add(s)
-    batcher.start()
+    pipeline.start()
     chunk = RATE // 10
     offsets = [(i * 7919 * 16) % len(audio) for i in range(n_streams)]  # desynchronised speech
 
@@ -154,7 +148,7 @@ async def live_run(
         await asyncio.gather(*(feed(i, s) for i, s in enumerate(streams)))
         await asyncio.sleep(1.0)
     finally:
-        await batcher.close()
+        await pipeline.close()
         clf.predict = original  # type: ignore[method-assign]
     lat = np.array(latencies) if latencies else np.array([np.nan])
     dropped = sum(s.stats.dropped_windows for s in streams)
@@ -171,21 +165,12 @@ async def live_run(
 
 
 async def find_capacity(
-    clf: TransformersClassifier, audio: np.ndarray, args: argparse.Namespace
+    clf: Classifier, audio: np.ndarray, args: argparse.Namespace, settings: Settings
 ) -> tuple[int, list[dict[str, Any]]]:
     runs: list[dict[str, Any]] = []
 
     async def ok(n: int) -> bool:
-        r = await live_run(
-            clf,
-            audio,
-            n,
-            args.seconds,
-            args.window_ms,
-            args.hop_ms,
-            args.max_batch,
-            args.max_wait_ms,
-        )
+        r = await live_run(clf, audio, n, args.seconds, settings)
         runs.append(r)
         print(
             f"  {n:4d} streams: p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  "
@@ -243,7 +228,8 @@ def main() -> None:
     audio = speech(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         build_model(Path(tmp))
-        clf = TransformersClassifier(tmp, labels=("male", "female"), device=args.device)
+        settings = bench_settings(args, tmp)
+        clf = assemble(settings, warm_up=False).classifier  # loaded as the server loads it
     device_name = (
         torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "cpu"
     )
@@ -275,7 +261,7 @@ def main() -> None:
             f"max batch {args.max_batch}, max wait {args.max_wait_ms} ms, "
             f"{args.seconds:g} s per run, p95 <= 250 ms and no drops"
         )
-        capacity, runs = asyncio.run(find_capacity(clf, audio, args))
+        capacity, runs = asyncio.run(find_capacity(clf, audio, args, settings))
         print(f"capacity: {capacity} streams")
         result.update(
             capacity=capacity,

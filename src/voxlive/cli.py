@@ -161,16 +161,13 @@ def _table(name: str, results: Sequence[WindowMessage]) -> str:
 
 async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> int:
     from voxlive.audio.decode import decode_file
-    from voxlive.inference.loader import load_classifier
-    from voxlive.pipeline.offline import classify_samples
-    from voxlive.server.service import make_batcher, stream_config
+    from voxlive.pipeline.assembly import assemble
 
-    classifier = await asyncio.to_thread(load_classifier, settings)
+    pipeline = await asyncio.to_thread(assemble, settings, warm_up=False)
+    classifier = pipeline.classifier
     if classifier.info.fallback:
         print(f"warning: {classifier.info.fallback}", file=sys.stderr)
-    config = stream_config(settings, classifier.info)
-    batcher = make_batcher(settings, classifier)
-    batcher.start()
+    pipeline.start()
     status = 0
     try:
         for path in files:
@@ -180,7 +177,7 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
                 print(f"{path}: {getattr(exc, 'message', exc)}", file=sys.stderr)
                 status = 1
                 continue
-            results = await classify_samples(batcher, samples, config)
+            results = await pipeline.classify(samples)
             if as_json:
                 for r in results:
                     row = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
@@ -188,7 +185,7 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
             else:
                 print(_table(path, results))
     finally:
-        await batcher.close()
+        await pipeline.close()
     return status
 
 

@@ -102,10 +102,9 @@ class Connection:
             service.closed(self)
 
     def _new_stream(self) -> Stream:
-        service = self.service
-        assert service.batcher is not None
-        wiring = Wiring(service.batcher)
-        return Stream(self.id, service.stream_config(), listener=wiring, metrics=service.metrics)
+        assert self.service.pipeline is not None
+        stream, _ = self.service.pipeline.open_stream(self.id)
+        return stream
 
     def _adopt(self, stream: Stream, *, resumed: bool) -> None:
         assert self.service.batcher is not None

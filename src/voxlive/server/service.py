@@ -11,54 +11,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-from voxlive.audio.vad import SileroVad
-from voxlive.inference.base import Classifier, ModelInfo
-from voxlive.inference.loader import load_classifier
+from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
+from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.settings import Settings
-
-if TYPE_CHECKING:
-    from voxlive.server.connection import Connection
 
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed", "stopping"]
 
 
-def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
-    """Per-stream options from the settings and the model that serves."""
-    s = settings
-    return StreamConfig(
-        sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
-        buffer_ms=s.buffer_ms, labels=info.labels, gate=s.gate, gate_rms=s.gate_rms,
-        vad_threshold=s.vad_threshold, vad_min_speech_ms=s.vad_min_speech_ms,
-        smoothing=s.smoothing, max_unsent=s.max_unsent_results,
-    )  # fmt: skip
+class Connection(Protocol):
+    """What the service needs of an open connection (the server's ``Connection``)."""
 
-
-def make_batcher(
-    settings: Settings, classifier: Classifier, metrics: Metrics | None = None
-) -> Batcher:
-    """The batcher for these settings, with the VAD runner when the gate is ``vad``.
-
-    Blocking (loads the VAD model): call it from a worker thread in a server.
-    """
-    s = settings
-    vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
-    max_batch, max_wait_ms = s.max_batch, s.max_wait_ms
-    if s.engine == "ray":
-        # The replicas batch (max_batch, max_wait_ms); the front forwards at once, enough
-        # windows per call to keep every replica busy.
-        max_batch, max_wait_ms = min(s.max_batch * s.ray_max_replicas, 256), 0.0
-    return Batcher(
-        classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
-        metrics=metrics, vad=vad,
-    )  # fmt: skip
+    def shutdown(self, drain_s: float) -> None: ...
 
 
 class Service:
@@ -73,7 +43,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.classifier = classifier
-        self.batcher: Batcher | None = None
+        self.pipeline: Pipeline | None = None  # assembled once the model is loaded
         self.status: Status = "loading"
         self.error: str | None = None
         self.connections: set[Connection] = set()
@@ -89,9 +59,13 @@ class Service:
     def ready(self) -> bool:
         return self.status == "ready"
 
+    @property
+    def batcher(self) -> Batcher | None:
+        return self.pipeline.batcher if self.pipeline is not None else None
+
     def stream_config(self) -> StreamConfig:
-        assert self.classifier is not None
-        return stream_config(self.settings, self.classifier.info)
+        assert self.pipeline is not None
+        return self.pipeline.config
 
     def describe(self) -> dict[str, Any]:
         """What /readyz reports."""
@@ -118,10 +92,10 @@ class Service:
             if self.classifier is None:
                 self.classifier = await asyncio.to_thread(self._loader, self.settings)
             clf = self.classifier
-            window = clf.info.sample_rate * self.settings.window_ms // 1000
-            await asyncio.to_thread(clf.warmup, window)
-            self.batcher = await asyncio.to_thread(make_batcher, self.settings, clf, self.metrics)
-            self.batcher.start()
+            self.pipeline = await asyncio.to_thread(
+                assemble, self.settings, classifier=clf, metrics=self.metrics
+            )
+            self.pipeline.start()
             self.status = "ready"
             info = clf.info
             log.info(
@@ -174,9 +148,10 @@ class Service:
             self.release(entry[0])
 
     def release(self, stream: Stream) -> None:
-        if self.batcher is not None:
-            self.batcher.remove(stream)
-        stream.close()
+        if self.pipeline is not None:
+            self.pipeline.close_stream(stream)
+        else:
+            stream.close()
 
     async def drain(self, timeout_s: float) -> None:
         """Unready, refuse new streams, and let open streams flush and close (1001).
@@ -200,8 +175,8 @@ class Service:
         await self.drain(1.0)
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        if self.batcher is not None:
-            await self.batcher.close()
+        if self.pipeline is not None:
+            await self.pipeline.close()
         close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection
         if close is not None:
             await asyncio.to_thread(close)
