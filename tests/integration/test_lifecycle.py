@@ -10,9 +10,10 @@ import threading
 import time
 
 import httpx
+import pytest
 import websockets
 
-from helpers import DATA, load, majority, pcm16, running_server
+from helpers import DATA, load, majority, pcm16, running_server, stream_audio
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
@@ -141,3 +142,24 @@ async def test_shutdown_flushes_open_streams_then_closes_1001() -> None:
     assert kinds[-1] == "end" and kinds.count("result") == 5
     end = received[-1]
     assert end["windows"] == 5 and end["dropped_windows"] == 0  # 0–3 s, hop 0.5 s: 5 windows
+
+
+async def test_a_bug_while_sending_is_logged_and_closes_the_stream_with_1011(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream whose results cannot be built must not go quiet: the client hears 1011 and the
+    log has the traceback."""
+    from voxlive.pipeline.outbox import Outbox
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("injected into message building")
+
+    monkeypatch.setattr(Outbox, "_message", broken)
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        run = await stream_audio(srv.ws_url, female[: 2 * rate], rate, speed=0)
+    assert run.close_code == 1011
+    assert run.of("ready") and not run.of("end")
+    [record] = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert "sending failed" in record.getMessage() and "1011" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError

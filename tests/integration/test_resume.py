@@ -60,7 +60,7 @@ async def test_unknown_or_expired_stream_id_starts_a_new_stream() -> None:
             await ws2.send(pcm16(female[:rate]))
             await ws2.send(json.dumps({"type": "stop"}))
             await asyncio.wait_for(reader, 10)
-        assert not srv.service._detached
+        assert not srv.service.sessions.detached
     assert run.of("error")[0]["code"] == "resume_failed"
     [ready] = run.of("ready")
     assert ready["stream_id"] != old_id and ready["resumed"] is False

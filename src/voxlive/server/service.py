@@ -1,4 +1,4 @@
-"""The long-lived state of a running server: settings, model, batcher, open connections.
+"""The long-lived state of a running server: settings, the pipeline, the sessions.
 
 The lifespan owns it: :meth:`Service.start` begins loading the model in a worker thread (so
 ``/healthz`` answers at once and ``/readyz`` turns ready only after warm-up) and
@@ -8,27 +8,20 @@ The lifespan owns it: :meth:`Service.start` begins loading the model in a worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
-from voxlive.pipeline.batcher import Batcher, Wiring
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.batcher import Batcher
+from voxlive.server.sessions import Client, Sessions
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed", "stopping"]
-
-
-class Connection(Protocol):
-    """What the service needs of an open connection (the server's ``Connection``)."""
-
-    def shutdown(self, drain_s: float) -> None: ...
 
 
 class Service:
@@ -46,11 +39,7 @@ class Service:
         self.pipeline: Pipeline | None = None  # assembled once the model is loaded
         self.status: Status = "loading"
         self.error: str | None = None
-        self.connections: set[Connection] = set()
-        self._no_connections = asyncio.Event()
-        self._no_connections.set()
-        # Streams whose client vanished, kept for resume_grace_ms: id -> (stream, expiry timer).
-        self._detached: dict[str, tuple[Stream, asyncio.TimerHandle]] = {}
+        self.sessions = Sessions(settings, self.metrics)
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
@@ -63,9 +52,9 @@ class Service:
     def batcher(self) -> Batcher | None:
         return self.pipeline.batcher if self.pipeline is not None else None
 
-    def stream_config(self) -> StreamConfig:
-        assert self.pipeline is not None
-        return self.pipeline.config
+    @property
+    def connections(self) -> set[Client]:
+        return self.sessions.connections
 
     def describe(self) -> dict[str, Any]:
         """What /readyz reports."""
@@ -96,6 +85,7 @@ class Service:
                 assemble, self.settings, classifier=clf, metrics=self.metrics
             )
             self.pipeline.start()
+            self.sessions.pipeline = self.pipeline
             self.status = "ready"
             info = clf.info
             log.info(
@@ -112,63 +102,13 @@ class Service:
             if self._on_fatal is not None:
                 self._on_fatal(exc)
 
-    def opened(self, conn: Connection) -> None:
-        self.connections.add(conn)
-        self._no_connections.clear()
-        self.metrics.streams_open.inc()
-        self.metrics.streams_total.inc()
-
-    def closed(self, conn: Connection) -> None:
-        if conn in self.connections:
-            self.connections.discard(conn)
-            self.metrics.streams_open.dec()
-        if not self.connections:
-            self._no_connections.set()
-
-    def detach(self, stream: Stream) -> None:
-        """Keep a stream whose client vanished, still classifying, until it is resumed or
-        ``resume_grace_ms`` passes (then it is dropped like any closed stream)."""
-        if isinstance(stream.listener, Wiring):
-            stream.listener.on_results = None  # nobody reads until it is resumed
-        grace_s = self.settings.resume_grace_ms / 1000
-        timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
-        self._detached[stream.id] = (stream, timer)
-
-    def resume(self, stream_id: str) -> Stream | None:
-        """Take back a detached stream by its id; ``None`` if unknown or expired."""
-        entry = self._detached.pop(stream_id, None)
-        if entry is None:
-            return None
-        entry[1].cancel()
-        return entry[0]
-
-    def _expire(self, stream_id: str) -> None:
-        entry = self._detached.pop(stream_id, None)
-        if entry is not None:
-            self.release(entry[0])
-
-    def release(self, stream: Stream) -> None:
-        if self.pipeline is not None:
-            self.pipeline.close_stream(stream)
-        else:
-            stream.close()
-
     async def drain(self, timeout_s: float) -> None:
         """Unready, refuse new streams, and let open streams flush and close (1001).
 
         Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
         """
         self.status = "stopping"
-        for stream_id in list(self._detached):
-            self._detached[stream_id][1].cancel()
-            self._expire(stream_id)
-        if self.connections:
-            log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
-        for conn in list(self.connections):
-            conn.shutdown(timeout_s)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._no_connections.wait()
+        await self.sessions.drain(timeout_s)
 
     async def stop(self) -> None:
         """Lifespan end: drain what is left (briefly), then stop the batcher."""
