@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fakes import FakeClassifier
 from helpers import load
 from voxlive.audio.vad import SileroVad
 from voxlive.pipeline.stream import Stream, StreamConfig
@@ -144,19 +145,7 @@ def test_the_vad_falling_behind_the_ring_skips_ahead_and_drops() -> None:
 async def test_the_batcher_runs_the_vad_and_ambient_never_reaches_the_model() -> None:
     from voxlive.pipeline.batcher import Batcher, Wiring
 
-    class Counting:
-        from voxlive.inference.base import ModelInfo
-
-        info = ModelInfo("count", "test", ("a", "b"), RATE)
-        calls = 0
-
-        def predict(self, batch: np.ndarray) -> np.ndarray:
-            self.calls += len(batch)
-            return np.tile([0.4, 0.6], (len(batch), 1))
-
-        def warmup(self, n: int) -> None: ...
-
-    clf = Counting()
+    clf = FakeClassifier(row=(0.4, 0.6), sample_rate=RATE)
     batcher = Batcher(clf, max_batch=4, max_wait_ms=1, vad=SileroVad(RATE))
     cfg = StreamConfig(sample_rate=RATE, window_ms=1000, hop_ms=500, buffer_ms=20_000,
                        labels=("a", "b"), gate="vad", smoothing=1)  # fmt: skip
@@ -180,7 +169,7 @@ async def test_the_batcher_runs_the_vad_and_ambient_never_reaches_the_model() ->
         await batcher.close()
     assert set(labels["ambient"]) == {"ambient"} and len(labels["ambient"]) == 8
     assert len(labels["speech"]) == 8 and labels["speech"].count("b") >= 6
-    assert clf.calls == len(labels["speech"]) - labels["speech"].count("ambient")
+    assert clf.windows == len(labels["speech"]) - labels["speech"].count("ambient")
 
 
 def test_a_window_ending_inside_a_chunk_does_not_wait_for_that_chunk() -> None:
