@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import load, running_server, stream_audio
+from helpers import free_port, load, running_server, stream_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -86,12 +85,6 @@ def test_backend_image_runs_as_non_root_with_a_healthcheck() -> None:
     assert 'VOLUME ["/data/hf"]' in text and "ARG TORCH_INDEX_URL" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def render_nginx(tmp: Path, backend_url: str, port: int) -> Path:
     """The project's template, filled in as the image's entrypoint would, inside a minimal
     nginx.conf that Debian's nginx runs as an unprivileged foreground process."""
@@ -134,7 +127,7 @@ async def nginx_front(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
     if not (WEB_DIST / "index.html").is_file():
         pytest.fail(f"expected the built web app in {WEB_DIST}: run `make web`")
     async with running_server() as srv:
-        port = _free_port()
+        port = free_port()
         conf = render_nginx(tmp_path, srv.url, port)
         check = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from helpers import DATA, load, majority, pcm16, running_server, stream_audio
+from helpers import DATA, eventually, load, majority, pcm16, running_server, stream_audio
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
@@ -36,14 +36,10 @@ async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
         threads, tasks = threading.active_count(), len(asyncio.all_tasks())
         for i in range(50):
             await cycle(i)
-        for _ in range(100):  # vanished clients are noticed asynchronously
-            if not srv.service.connections:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)  # past the resume grace period
+        # Vanished clients are noticed asynchronously, and their streams wait out the grace.
+        await eventually(lambda: not srv.service.connections, "every connection closed")
+        await eventually(lambda: not srv.service.batcher._streams, "every stream released")
         gc.collect()
-        assert not srv.service.connections
-        assert not srv.service.batcher._streams
         assert threading.active_count() == threads
         assert len(asyncio.all_tasks()) == tasks
         metrics = srv.service.metrics
@@ -116,10 +112,7 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
         assert r.status_code == 503 and r.json()["status"] == "loading"
         assert (await client.get("/healthz")).status_code == 200
         gate.set()
-        for _ in range(200):
-            if (await client.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.state.service.ready, "ready once the model is loaded")
         assert (await client.get("/readyz")).status_code == 200
 
 
