@@ -165,3 +165,36 @@ def test_late_results_after_close_are_ignored() -> None:
     s.close()
     s.complete(w.index, np.array([0.5, 0.5]))
     assert s.pop_messages() == []
+
+
+class Recorder:
+    """A StreamListener that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def windows_pending(self) -> None:
+        self.events.append("pending")
+
+    def audio_arrived(self) -> None:
+        self.events.append("audio")
+
+    def results_ready(self) -> None:
+        self.events.append("ready")
+
+
+def test_the_stream_tells_its_one_listener_what_happened() -> None:
+    cfg = StreamConfig(sample_rate=RATE, window_ms=100, hop_ms=100, buffer_ms=300,
+                       labels=("a", "b"), smoothing=1)  # fmt: skip
+    rec = Recorder()
+    s = Stream("s", cfg, listener=rec)
+    s.push(loud(100))
+    assert rec.events == ["pending"]  # a window for the model: wake the batcher
+    w = s.take()
+    assert w is not None
+    s.complete(w.index, np.array([0.5, 0.5]))
+    assert rec.events[-1] == "ready"  # a result to send: wake the sender
+    rec.events.clear()
+    s.push(np.zeros(100, np.float32))
+    assert rec.events == ["ready"]  # gated at once: ready without the model
+    assert "audio" not in rec.events  # no VAD gate: nobody to wake for audio
