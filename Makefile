@@ -1,4 +1,4 @@
-# voxlive — `make serve` sets up and serves; `make test` runs every test.
+# voxlive — `make serve` sets up and serves; `make test` sets up what testing needs and runs every test.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,22 +8,34 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup web serve test test-fast format lint clean build run stop
+.PHONY: help setup setup-test system-deps web wheel serve test test-fast format lint clean build run stop
 
 help:
-	@echo "make serve   set up .venv (and the web app) and serve on http://$(HOST):$(PORT)"
-	@echo "make test    run every test (unit, integration, end-to-end in Chromium)"
+	@echo "make serve   set up .venv (runtime dependencies + the web app) and serve on http://$(HOST):$(PORT)"
+	@echo "make test    install what testing needs (Python extras, Debian packages) and run every test"
+	@echo "make wheel   build dist/voxlive-*.whl with the web app inside"
 	@echo "make format  ruff format;  make lint  ruff check + mypy (+ web lint)"
 	@echo "make clean   remove build output, caches and .venv"
 	@echo "make build | run | stop   Docker Compose: front end :8001, back end :8000"
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# One venv, grown in steps: serving needs the runtime dependencies only; `make test` adds the
+# test extras, `make lint`/`make format` the dev extras. Each stamp reinstalls when the
+# dependency lists change.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+$(VENV)/.installed-%: pyproject.toml constraints.txt setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.$(if $(filter serve,$*),,[$*])'
 	touch $@
 
-setup: $(STAMP)
+setup: $(VENV)/.installed-serve
+setup-test: $(VENV)/.installed-test
+
+# Debian packages the tests need (Chromium, nginx, fonts, the image tools): installed when this
+# user can (root or password-less sudo), else one message with the command to run.
+system-deps:
+	@scripts/system-deps.sh
 
 # The browser app (built only when web/ exists and npm is available).
 web:
@@ -33,24 +45,30 @@ web:
 	  else echo "npm not found: serving the API without the web app"; fi; \
 	fi
 
+# A wheel that serves the page: setup.py builds web/ into the package.
+wheel: setup
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	@ls dist/*.whl
+
 serve: setup web
 	$(BIN)/voxlive serve --host $(HOST) --port $(PORT)
 
-test: setup web
+test: system-deps setup-test web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -f web/package.json ]; then cd web && npm test; fi
 
-test-fast: setup
+test-fast: setup-test
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-format: setup
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format src tests bench setup.py
+	$(BIN)/ruff check --fix src tests bench setup.py
 	@if [ -d web/node_modules ]; then cd web && npx prettier --write src; fi
 
-lint: setup
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check src tests bench setup.py
+	$(BIN)/ruff check src tests bench setup.py
 	$(BIN)/mypy
 	@if [ -d web/node_modules ]; then cd web && npm run lint && npx tsc --noEmit -p .; fi
 

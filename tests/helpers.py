@@ -63,6 +63,7 @@ async def eventually(
 class StreamRun:
     messages: list[dict[str, Any]] = field(default_factory=list)
     close_code: int | None = None
+    close_reason: str | None = None
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == kind]
@@ -76,7 +77,7 @@ async def collect(ws: Any, run: StreamRun) -> None:
     with contextlib.suppress(websockets.ConnectionClosed):
         async for raw in ws:
             run.messages.append(json.loads(raw))
-    run.close_code = ws.close_code
+    run.close_code, run.close_reason = ws.close_code, ws.close_reason
 
 
 async def stream_audio(

@@ -111,10 +111,9 @@ def _logging(level: str) -> None:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
 
     from voxlive.server.app import create_app
-    from voxlive.server.runner import Server
+    from voxlive.server.runner import Server, uvicorn_config
 
     exit_code = 0
     server: Server | None = None
@@ -126,16 +125,7 @@ def serve(settings: Settings) -> int:
             server.should_exit = True
 
     app = create_app(settings, on_fatal=on_fatal)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # uvicorn closes frames past this with 1009 itself; smaller oversize frames get our
-        # error message first (see max_frame_bytes).
-        ws_max_size=max(16 * 1024 * 1024, 4 * settings.max_frame_bytes),
-        timeout_graceful_shutdown=5,  # after voxlive's own drain (drain_timeout_ms)
-    )
+    config = uvicorn_config(app, settings)
     server = Server(config, app.state.service)
     log.info(
         "voxlive %s on http://%s:%d (WebSocket /audio)", __version__, settings.host, settings.port

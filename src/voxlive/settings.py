@@ -102,8 +102,24 @@ class Settings:
     smoothing: int = _opt(4, "majority vote over this many recent labels (1: off)")
     pitch_threshold_hz: float = _opt(160.0, "pitch model: median F0 below this is male, Hz")
     max_streams: int = _opt(64, "most concurrent WebSocket streams; more are refused (1013)")
+    max_connections: int = _opt(
+        512,
+        "most open sockets (HTTP and WebSocket, before and after authentication); a connection "
+        "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
+        "least 128 above it",
+    )
+    header_timeout_ms: int = _opt(
+        10_000,
+        "a client must send its request's headers within this long of connecting (or of the "
+        "previous response), ms; idle and half-open sockets are closed after it",
+    )
     max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
     max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
+    max_upload_ms: int = _opt(
+        600_000,
+        "longest audio a POST /classify file may hold, ms; checked from the file's header "
+        "before decoding, and again while decoding (400 too_long)",
+    )
     max_unsent_results: int = _opt(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
@@ -111,6 +127,12 @@ class Settings:
         "",
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
+    )
+    allowed_hosts: tuple[str, ...] = _opt(
+        (),
+        "comma-separated Host header values the server answers ('*': any; '*.example.org' "
+        "patterns); empty: localhost names when listening on a loopback address, else any. "
+        "Guards against DNS rebinding: set it to your public names when exposing the server",
     )
     allowed_origins: tuple[str, ...] = _opt(
         (),
@@ -137,7 +159,11 @@ class Settings:
         10_000,
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
     )
-    web_dir: str = _opt("web/dist", "built web app served at / (ignored when missing)")
+    web_dir: str = _opt(
+        "",
+        "built web app served at / (empty: the one inside the installed package, else a source "
+        "checkout's web/dist; ignored when missing)",
+    )
     log_level: str = _opt("info", "log level", ("debug", "info", "warning", "error"))
 
     def __post_init__(self) -> None:
@@ -175,8 +201,15 @@ class Settings:
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")
+        need(
+            self.max_connections >= self.max_streams,
+            "max_connections",
+            f">= max_streams ({self.max_streams})",
+        )
+        need(100 <= self.header_timeout_ms <= 600_000, "header_timeout_ms", "100..600000 ms")
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
+        need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")

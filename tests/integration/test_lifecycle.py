@@ -106,7 +106,7 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         r = await client.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "loading"

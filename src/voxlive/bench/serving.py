@@ -74,17 +74,15 @@ async def serve_in_process(
 ) -> AsyncIterator[InProcess]:
     """``create_app(settings)`` served on a loopback port (free by default) in this event loop,
     from when it is ready until the block ends (then shut down as on SIGTERM)."""
-    import uvicorn
-
     from voxlive.server.app import create_app
-    from voxlive.server.runner import Server
+    from voxlive.server.runner import Server, uvicorn_config
 
     app = create_app(settings, classifier=classifier)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024)
+    config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
     server = Server(config, app.state.service)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -19,6 +19,12 @@ ENCODING_BYTES: dict[str, int] = {"pcm_s16le": 2, "pcm_f32le": 4}
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 192_000
 MAX_CHANNELS = 2
+# Float samples are full scale at ±1; louder than this is not audio but an attack on the maths
+# downstream (±3.4e38 overflows the resampler into NaN).
+MAX_FLOAT_PEAK = 16.0
+# A WAV frame may carry this many chunks before its data chunk (fmt, LIST, fact, ... are a few):
+# walking chunks is a Python loop, so a frame of thousands of tiny chunks would stall the server.
+MAX_WAV_CHUNKS = 16
 
 _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_IEEE_FLOAT = 0x0003
@@ -44,38 +50,53 @@ class AudioFormat:
 DEFAULT_FORMAT = AudioFormat(sample_rate=16_000, encoding="pcm_s16le", channels=1)
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error messages quote client values, bounded."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else "<huge int>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_rate(sample_rate: object) -> int:
     """Return the sample rate if it is an int within the supported range, else raise FormatError."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int):
-        raise FormatError(f"sample_rate: expected an integer in Hz, got {sample_rate!r}")
+        raise FormatError(f"sample_rate: expected an integer in Hz, got {shown(sample_rate)}")
     if not MIN_SAMPLE_RATE_HZ <= sample_rate <= MAX_SAMPLE_RATE_HZ:
         raise FormatError(
             f"sample_rate: expected {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
-            f"got {sample_rate}"
+            f"got {shown(sample_rate)}"
         )
     return sample_rate
 
 
 def check_channels(channels: object) -> int:
     if isinstance(channels, bool) or not isinstance(channels, int):
-        raise FormatError(f"channels: expected 1 or 2, got {channels!r}")
+        raise FormatError(f"channels: expected 1 or 2, got {shown(channels)}")
     if not 1 <= channels <= MAX_CHANNELS:
-        raise FormatError(f"channels: expected 1 or 2, got {channels}")
+        raise FormatError(f"channels: expected 1 or 2, got {shown(channels)}")
     return channels
 
 
 def make_format(sample_rate: object, encoding: object, channels: object) -> AudioFormat:
     """Validate and build an :class:`AudioFormat`; errors name the key and the bad value."""
-    if encoding not in ENCODING_BYTES:
-        raise FormatError(f"encoding: expected one of {sorted(ENCODING_BYTES)}, got {encoding!r}")
+    if not isinstance(encoding, str) or encoding not in ENCODING_BYTES:
+        raise FormatError(
+            f"encoding: expected one of {sorted(ENCODING_BYTES)}, got {shown(encoding)}"
+        )
     enc: Encoding = "pcm_s16le" if encoding == "pcm_s16le" else "pcm_f32le"
     return AudioFormat(check_rate(sample_rate), enc, check_channels(channels))
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:
+    """Float samples as they may enter the pipeline: finite and at most ``MAX_FLOAT_PEAK``."""
     bad = int(np.count_nonzero(~np.isfinite(samples)))
     if bad:
         raise FrameError(f"expected finite float samples, got {bad} NaN or Inf values")
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak > MAX_FLOAT_PEAK:
+        raise FrameError(
+            f"expected float samples within ±{MAX_FLOAT_PEAK:g} (full scale is ±1), "
+            f"got a peak of {peak:.3g}"
+        )
     return samples
 
 
@@ -153,7 +174,9 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
         raise FrameError("expected a RIFF/WAVE header")
     pos = 12
     fmt: _WavFmt | None = None
-    while pos + 8 <= len(data):
+    for _ in range(MAX_WAV_CHUNKS):
+        if pos + 8 > len(data):
+            break
         chunk_id = data[pos : pos + 4]
         size = struct.unpack_from("<I", data, pos + 4)[0]
         body_start = pos + 8
@@ -176,6 +199,8 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
         if chunk_id == b"fmt ":
             fmt = _parse_fmt(data[body_start : body_start + size])
         pos = body_start + size + (size & 1)  # chunks are padded to even sizes
+    else:
+        raise FrameError(f"WAV: expected the data chunk within {MAX_WAV_CHUNKS} chunks, got more")
     raise FrameError("WAV: expected a data chunk, found none")
 
 

@@ -20,7 +20,11 @@ from voxlive.protocol.frames import (
     decode_wav,
     is_wav,
     make_format,
+    shown,
 )
+
+# Control messages are a few hundred bytes; a larger text frame is refused before it is parsed.
+MAX_TEXT_BYTES = 4096
 
 START_KEYS = frozenset(
     {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq"}
@@ -77,7 +81,7 @@ def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
     if last_seq is not None and (
         isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1
     ):
-        raise FormatError(f"start: expected last_seq to be an integer >= -1, got {last_seq!r}")
+        raise FormatError(f"start: expected last_seq to be an integer >= -1, got {shown(last_seq)}")
     return Started(fmt, token, stream_id, last_seq)
 
 
@@ -92,7 +96,7 @@ def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
             try:
                 obj[key] = int(obj[key])
             except ValueError:
-                raise FormatError(f"{key}: expected an integer, got {obj[key]!r}") from None
+                raise FormatError(f"{key}: expected an integer, got {shown(obj[key])}") from None
     return parse_start(obj, default)
 
 
@@ -107,15 +111,26 @@ class Session:
         self.state = State.AWAITING_START
         self.format = default
         self._preset = preset
+        # The input rate of the stream's audio, fixed by its first frame (WAV frames carry their
+        # own): a stream that switched rates would restart the resampler on every frame.
+        self.audio_rate: int | None = None
         if preset is not None:
             self.state = State.STREAMING
             self.format = preset.format
 
     def receive_text(self, text: str) -> list[Event]:
         """Handle a text frame. Raises a ClientError subclass on bad input."""
+        # Characters <= bytes: only a short text is encoded to count its bytes exactly.
+        size = len(text) if len(text) > MAX_TEXT_BYTES else len(text.encode("utf-8", "replace"))
+        if size > MAX_TEXT_BYTES:
+            raise MessageError(
+                f"expected a control message of at most {MAX_TEXT_BYTES} bytes, "
+                f"got at least {size} bytes",
+                code="message_too_large",
+            )
         try:
             obj = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError, or an integer of > 4300 digits
             raise MessageError(
                 f"expected a JSON object, got text that is not JSON ({len(text)} chars)",
                 code="bad_json",
@@ -142,7 +157,7 @@ class Session:
             events.append(Stopped())
             return events
         if not isinstance(kind, str):
-            raise MessageError(f"expected a string 'type' field, got {kind!r}")
+            raise MessageError(f"expected a string 'type' field, got {shown(kind)}")
         raise MessageError(
             f"expected type 'start' or 'stop', got {kind[:40]!r}", code="unknown_type"
         )
@@ -151,11 +166,21 @@ class Session:
         """Handle a binary frame: raw PCM in the stream's format, or a complete WAV file."""
         if self.state is State.STOPPED:
             raise StateError("expected nothing after stop, got an audio frame")
+        # Decoded before any state changes: a bad first frame spoils itself, not the start.
+        audio = decode_frame(data, self.format)
+        if self.audio_rate is None:
+            self.audio_rate = audio.sample_rate
+        elif audio.sample_rate != self.audio_rate:
+            raise FrameError(
+                f"expected audio at the stream's {self.audio_rate} Hz, got a WAV frame at "
+                f"{audio.sample_rate} Hz (start a new stream to change rates)",
+                code="rate_changed",
+            )
         events: list[Event] = []
         if self.state is State.AWAITING_START:
             self.state = State.STREAMING
             events.append(Started(self.format))
-        events.append(decode_frame(data, self.format))
+        events.append(audio)
         return events
 
 

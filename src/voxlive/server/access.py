@@ -9,6 +9,21 @@ from urllib.parse import urlsplit
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
+LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
+
+
+def trusted_hosts(allowed: tuple[str, ...], bind_host: str) -> list[str]:
+    """The Host header values to answer. A server on loopback answers only to localhost names:
+    a web page whose DNS name was rebound to 127.0.0.1 sends its own name and is refused, so
+    it cannot pass the same-origin check with a matching Origin. Elsewhere the public names are
+    not known: any Host, unless ``allowed`` lists them."""
+    if allowed:
+        return list(allowed)
+    if bind_host in LOOPBACK_BINDS or bind_host.startswith("127."):
+        return ["localhost", "*.localhost", "127.0.0.1", "::1", bind_host]
+    return ["*"]
+
+
 def token_ok(expected: str, given: str | None) -> bool:
     """True when no token is configured, or ``given`` matches it (constant-time compare)."""
     if not expected:

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -19,9 +20,10 @@ from voxlive.audio.decode import decode_file
 from voxlive.errors import ClientError
 from voxlive.inference.base import Classifier
 from voxlive.pipeline.assembly import load_classifier
-from voxlive.server.access import bearer, token_ok
+from voxlive.server.access import bearer, token_ok, trusted_hosts
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
+from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ async def classify(request: Request) -> Response:
         return _error(400, "empty_body", "expected an audio file in the request body, got 0 bytes")
     info = pipeline.classifier.info
     try:
-        samples = await asyncio.to_thread(decode_file, bytes(body), info.sample_rate)
+        samples = await asyncio.to_thread(
+            decode_file, bytes(body), info.sample_rate, service.settings.max_upload_ms
+        )
     except ClientError as exc:
         return _error(400, exc.code, exc.message)
     results = await pipeline.classify(samples)
@@ -110,11 +114,15 @@ def create_app(
         Route("/metrics", metrics),
         Route("/classify", classify, methods=["POST"]),
     ]
-    web_dir = Path(settings.web_dir)
+    web_dir = find_web_dir(settings.web_dir)
     if (web_dir / "index.html").is_file():
         routes.append(Mount("/", StaticFiles(directory=web_dir, html=True), name="web"))
     else:
         log.info("no web app at %s (build it with `make web`); serving the API only", web_dir)
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hosts = trusted_hosts(settings.allowed_hosts, settings.host)
+    middleware = [] if hosts == ["*"] else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    ]  # fmt: skip
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.service = service
     return app

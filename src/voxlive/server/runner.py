@@ -9,11 +9,66 @@ own shutdown (remaining connections, lifespan).
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
+from typing import Any
 
 import uvicorn
 
+from voxlive.server.protocols import guarded_protocols
 from voxlive.server.service import Service
+from voxlive.settings import Settings
+
+# Largest request head (request line + headers) a client may send, bytes; past it: 400.
+MAX_HEADER_BYTES = 16 * 1024
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+class RedactQuery(logging.Filter):
+    """Drops query strings from uvicorn's log lines: they may carry ``?token=`` (and the page's
+    URL does), and a log is no place for secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _QUERY.sub("?…", a) if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
+
+
+def uvicorn_config(app: Any, settings: Settings, **changes: Any) -> uvicorn.Config:
+    """The one uvicorn configuration voxlive serves with (the CLI and the tests' servers).
+
+    Every buffer bounded: frames and messages up to ``max_frame_bytes`` (uvicorn closes 1009
+    past it, before assembling the frame), no permessage-deflate (it made a frame ~1000× cheaper
+    to send than to receive, and PCM does not compress), request heads up to 16 KiB, headers due
+    within ``header_timeout_ms``, at most ``max_connections`` sockets, pongs and closes bounded
+    (see :mod:`voxlive.server.protocols`).
+    """
+    http, ws = guarded_protocols(
+        header_timeout_s=settings.header_timeout_ms / 1000,
+        max_connections=settings.max_connections,
+    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "http": http,
+        "ws": ws,
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": False,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "timeout_keep_alive": 5,
+        "timeout_graceful_shutdown": 5,  # after voxlive's own drain (drain_timeout_ms)
+        **changes,
+    }
+    config = uvicorn.Config(app, **options)
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuery) for f in logger.filters):
+            logger.addFilter(RedactQuery())
+    return config
 
 
 class Server(uvicorn.Server):

@@ -1,0 +1,193 @@
+"""Attacks on a real server on loopback, each bounded in count and time: what one hostile
+client can cost (sockets, memory, logs) stays within stated bounds, and honest clients go on."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import socket
+import struct
+import time
+
+import httpx
+import pytest
+
+from helpers import running_server
+
+MS = 0.001
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, within_s: float) -> bool:
+    """True once the server closes (EOF or reset) within ``within_s``."""
+    try:
+        async with asyncio.timeout(within_s):
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_idle_and_trickling_sockets_are_closed_after_the_header_timeout() -> None:
+    async with running_server(header_timeout_ms=300) as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        slow_r, slow_w = await asyncio.open_connection("127.0.0.1", port)
+        slow_w.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        t0 = time.monotonic()
+
+        async def trickle() -> None:  # one header byte every 50 ms: never completes in time
+            with contextlib.suppress(ConnectionError):
+                for _ in range(100):
+                    slow_w.write(b"X")
+                    await slow_w.drain()
+                    await asyncio.sleep(50 * MS)
+
+        task = asyncio.create_task(trickle())
+        assert await _closed_by_server(idle_r, 5)
+        assert await _closed_by_server(slow_r, 5)
+        assert time.monotonic() - t0 < 3  # the deadline, not the trickle's 5 s, ended it
+        task.cancel()
+        for w in (idle_w, slow_w):
+            w.close()
+        async with httpx.AsyncClient() as client:  # honest requests are unaffected
+            assert (await client.get(srv.url + "/healthz")).status_code == 200
+
+
+async def test_an_oversized_request_head_is_refused_not_buffered() -> None:
+    async with running_server() as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        head = await asyncio.wait_for(reader.read(200), 5)
+        assert head.startswith(b"HTTP/1.1 400")
+        writer.close()
+
+
+async def test_sockets_past_the_budget_are_refused_and_the_server_recovers() -> None:
+    async with running_server(max_connections=8, max_streams=4, header_timeout_ms=500) as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+        extra_r, extra_w = await asyncio.open_connection("127.0.0.1", port)
+        assert await _closed_by_server(extra_r, 2)  # over the budget: closed at once
+        extra_w.close()
+        for reader, writer in held:  # the idle ones are reaped by the header deadline
+            assert await _closed_by_server(reader, 5)
+            writer.close()
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(srv.url + "/healthz")).status_code == 200
+
+
+def _ws_handshake(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /audio HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101"), response[:100]
+    return sock
+
+
+def _ping(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + masked
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_a_ping_flood_that_never_reads_is_dropped_with_bounded_memory() -> None:
+    async with running_server() as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        sock = await asyncio.to_thread(_ws_handshake, port)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # read nothing, hold little
+        burst = _ping(b"p" * 125) * 512  # 66 KB of pings per send
+        rss_before = _rss_bytes()
+
+        def flood() -> int:
+            sent = 0
+            with contextlib.suppress(OSError):
+                sock.settimeout(10)
+                while sent < 200 * 1024 * 1024:  # bounded: 200 MB at most
+                    sock.sendall(burst)
+                    sent += len(burst)
+            return sent
+
+        sent = await asyncio.to_thread(flood)
+        sock.close()
+        # The server dropped the client long before the bound (its unread pongs passed 1 MiB
+        # plus what the kernel buffers hold), and its memory grew by far less than what was sent.
+        assert sent < 50 * 1024 * 1024
+        assert _rss_bytes() - rss_before < 32 * 1024 * 1024
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(srv.url + "/healthz")).status_code == 200
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_tokens_in_query_strings_never_reach_the_log() -> None:
+    import websockets
+
+    records = _Records()
+    loggers = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn.access", "voxlive")]
+    async with running_server(token="sekrit-token-123") as srv:
+        for logger in loggers:  # uvicorn's loggers do not propagate to the root
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(records)
+        try:
+            async with websockets.connect(srv.ws_url + "?token=sekrit-token-123") as ws:
+                await ws.send('{"type": "stop"}')
+                async for _ in ws:
+                    pass
+            async with httpx.AsyncClient() as client:
+                await client.get(srv.url + "/healthz?token=sekrit-token-123")
+        finally:
+            for logger in loggers:
+                logger.removeHandler(records)
+    assert any("/audio" in line for line in records.lines)  # the requests were logged…
+    assert any("/healthz" in line for line in records.lines)
+    assert not any("sekrit" in line for line in records.lines)  # …without the token
+
+
+async def test_dns_rebinding_is_refused_on_a_loopback_server() -> None:
+    """A page at rebound.example whose name now resolves to 127.0.0.1 sends Host and Origin of
+    its own name: they match each other, so the same-origin check alone would let it in."""
+    import websockets
+
+    async with running_server() as srv:
+        port = srv.url.rsplit(":", 1)[1]
+        evil = {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(srv.ws_url, additional_headers=evil):
+                pass
+        assert refused.value.response.status_code == 400
+        async with httpx.AsyncClient() as client:
+            page = await client.get(srv.url + "/readyz", headers={"Host": "rebound.example"})
+            local = await client.get(srv.url + "/readyz", headers={"Host": f"localhost:{port}"})
+        assert page.status_code == 400 and local.status_code == 200
+    async with running_server(allowed_hosts=("voice.example", "127.0.0.1")) as srv:
+        async with httpx.AsyncClient() as client:
+            listed = await client.get(srv.url + "/healthz", headers={"Host": "voice.example"})
+            other = await client.get(srv.url + "/healthz", headers={"Host": "localhost"})
+        assert listed.status_code == 200 and other.status_code == 400  # the list replaces

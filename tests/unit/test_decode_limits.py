@@ -1,0 +1,73 @@
+"""File decoding for uploads is bounded before it is spent: rate, channels and duration from the
+header, the running count while decoding, and memory at the model's rate."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxlive.audio.decode import decode_file
+from voxlive.errors import FrameError
+from voxlive.protocol.frames import encode_wav_s16
+
+
+def encoded(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("rate", [1, 7_999, 192_001])
+def test_sample_rates_outside_the_range_are_refused(rate: int) -> None:
+    with pytest.raises(FrameError, match=rf"8000\.\.192000 Hz, got {rate} Hz") as err:
+        decode_file(encode_wav_s16(np.zeros(4000, np.float32), rate), 16_000)
+    assert err.value.code == "bad_audio_file"
+
+
+@pytest.mark.parametrize("rate", [8_000, 192_000])
+def test_sample_rates_at_the_range_ends_are_decoded(rate: int) -> None:
+    out = decode_file(encode_wav_s16(np.zeros(rate // 10, np.float32), rate), 16_000)
+    assert len(out) == 1_600
+
+
+def test_duration_limit_is_inclusive_and_read_from_the_header() -> None:
+    one_s = encode_wav_s16(np.zeros(16_000, np.float32), 16_000)
+    assert len(decode_file(one_s, 16_000, max_duration_ms=1_000)) == 16_000
+    with pytest.raises(FrameError, match=r"at most 0\.999 s of audio, got 1\.0 s") as err:
+        decode_file(one_s, 16_000, max_duration_ms=999)
+    assert err.value.code == "too_long"
+
+
+def test_a_small_flac_of_long_silence_is_refused_before_decoding() -> None:
+    flac = encoded(np.zeros(16_000 * 700, np.float32), 16_000, "FLAC")  # 700 s
+    assert len(flac) < 200_000
+    with pytest.raises(FrameError, match=r"got 700\.0 s"):
+        decode_file(flac, 16_000, max_duration_ms=600_000)
+
+
+def test_a_header_that_hides_its_length_is_still_bounded() -> None:
+    wav = bytearray(encode_wav_s16(np.zeros(16_000 * 3, np.float32), 16_000))
+    struct.pack_into("<I", wav, 40, 0xFFFFFFFF)  # data size "unknown", as streaming writers do
+    struct.pack_into("<I", wav, 4, 0xFFFFFFFF)
+    with pytest.raises(FrameError, match="at most 2 s of audio"):
+        decode_file(bytes(wav), 16_000, max_duration_ms=2_000)
+
+
+def test_too_many_channels_are_refused() -> None:
+    with pytest.raises(FrameError, match=r"expected 1\.\.8 channels, got 9"):
+        decode_file(encoded(np.zeros((100, 9), np.float32), 16_000), 16_000)
+
+
+def test_blockwise_decoding_equals_one_shot_resampling() -> None:
+    import soxr
+
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal(44_100 * 25)).astype(np.float32)  # 25 s: three blocks
+    expected = soxr.resample(x, 44_100, 16_000, quality="HQ")
+    out = decode_file(encoded(x, 44_100, subtype="FLOAT"), 16_000)
+    assert len(out) == len(expected)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
