@@ -140,7 +140,8 @@ def test_unsent_results_are_bounded() -> None:
         s.push(np.zeros(50, np.float32))  # each push gates one window; nobody pops
     assert s.stats.unsent_dropped > 0
     msgs = s.pop_messages()
-    assert 5 <= len(msgs) < 20  # about max_unsent are kept, not all 100
+    # max_unsent are kept, plus the windows the ring (200 ms = 4 hops) may still hold: not all 99
+    assert 5 <= len(msgs) <= 10
     assert msgs[-1]["end_ms"] == 5000  # the newest survive, the oldest were dropped
     assert len(msgs) + s.stats.unsent_dropped == s.stats.windows  # every window accounted for
 
