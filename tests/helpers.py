@@ -1,27 +1,26 @@
-"""Shared test helpers: a real server on a free loopback port, a real WebSocket client, audio."""
+"""Shared test helpers: a real server on a free loopback port, a real WebSocket client, audio,
+waiting for asynchronous state. Fakes are in fakes.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import soundfile as sf
-import uvicorn
 import websockets
 
+from voxlive.bench.load import pcm16 as pcm16
+from voxlive.bench.serving import InProcess, serve_in_process
+from voxlive.bench.serving import free_port as free_port  # written once, re-exported here
+from voxlive.bench.serving import wait_ready as wait_ready
 from voxlive.inference.base import Classifier
-from voxlive.server.app import create_app
-from voxlive.server.runner import Server as VoxliveServer
-from voxlive.server.runner import uvicorn_config
 from voxlive.settings import Settings
 
 DATA = Path(__file__).resolve().parent / "data"  # the recordings (see data/README.md)
@@ -40,61 +39,31 @@ def load(name: str) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
-def pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-@dataclass
-class Server:
-    url: str  # http://127.0.0.1:PORT
-    app: Any
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/audio"
-
-    @property
-    def service(self) -> Any:
-        return self.app.state.service
-
-
 @contextlib.asynccontextmanager
 async def running_server(
     settings: Settings | None = None,
     classifier: Classifier | None = None,
     port: int = 0,
     **changes: Any,
-) -> AsyncIterator[Server]:
-    """Serve create_app() on a loopback port (free by default) in this event loop; wait until
-    ready."""
+) -> AsyncIterator[InProcess]:
+    """Serve create_app() on a loopback port (free by default) in this event loop, from when it
+    is ready until the block ends. Default settings: the pitch model, no web app."""
     settings = (settings or Settings(model="pitch", web_dir="/nonexistent")).replace(**changes)
-    app = create_app(settings, classifier=classifier)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
-    server = VoxliveServer(config, app.state.service)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(url + "/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline or task.done():
-                    raise RuntimeError("server did not become ready")
-                await asyncio.sleep(20 * MS)
-        yield Server(url, app, server, task)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-        sock.close()
+    async with serve_in_process(settings, classifier, port) as server:
+        yield server
+
+
+async def eventually(
+    check: Callable[[], bool], what: str, within_s: float = 5.0, every_s: float = 10 * MS
+) -> None:
+    """Wait until ``check()`` holds (instead of sleeping a fixed time before asserting state the
+    server reaches asynchronously); fail after ``within_s`` seconds, saying ``what`` was
+    expected."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {what} within {within_s:g} s")
+        await asyncio.sleep(every_s)
 
 
 @dataclass

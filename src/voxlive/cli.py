@@ -13,6 +13,7 @@ from typing import Any
 
 from voxlive import __version__
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
+from voxlive.protocol.messages import WindowMessage
 from voxlive.settings import Settings, add_arguments, build, flag
 
 log = logging.getLogger("voxlive")
@@ -133,7 +134,7 @@ def serve(settings: Settings) -> int:
     return exit_code
 
 
-def _table(name: str, results: Sequence[dict[str, Any]]) -> str:
+def _table(name: str, results: Sequence[WindowMessage]) -> str:
     lines = [f"{name}", f"{'start_s':>8} {'end_s':>8}  {'label':<10} {'conf':>5}  smoothed"]
     for r in results:
         if r["type"] == "error":
@@ -150,16 +151,13 @@ def _table(name: str, results: Sequence[dict[str, Any]]) -> str:
 
 async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> int:
     from voxlive.audio.decode import decode_file
-    from voxlive.inference.loader import load_classifier
-    from voxlive.pipeline.offline import classify_samples
-    from voxlive.server.service import make_batcher, stream_config
+    from voxlive.pipeline.assembly import assemble
 
-    classifier = await asyncio.to_thread(load_classifier, settings)
+    pipeline = await asyncio.to_thread(assemble, settings, warm_up=False)
+    classifier = pipeline.classifier
     if classifier.info.fallback:
         print(f"warning: {classifier.info.fallback}", file=sys.stderr)
-    config = stream_config(settings, classifier.info)
-    batcher = make_batcher(settings, classifier)
-    batcher.start()
+    pipeline.start()
     status = 0
     try:
         for path in files:
@@ -169,15 +167,15 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
                 print(f"{path}: {getattr(exc, 'message', exc)}", file=sys.stderr)
                 status = 1
                 continue
-            results = await classify_samples(batcher, samples, config)
+            results = await pipeline.classify(samples)
             if as_json:
                 for r in results:
-                    r = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
-                    print(json.dumps({"file": path, **r}))
+                    row = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
+                    print(json.dumps({"file": path, **row}))
             else:
                 print(_table(path, results))
     finally:
-        await batcher.close()
+        await pipeline.close()
     return status
 
 

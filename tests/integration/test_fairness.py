@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 
 import numpy as np
 import websockets
 
+from fakes import Slowed
 from helpers import StreamRun, collect, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
@@ -35,21 +35,15 @@ async def test_a_burst_of_connects_admits_exactly_max_streams() -> None:
     assert all(r.of("error")[0]["code"] == "too_many_streams" for r in refused)
 
 
-class SlowPitch(PitchClassifier):
-    """The pitch model made to cost 100 ms per window, so two streams can saturate it."""
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(0.1 * len(batch))
-        return super().predict(batch)
-
-
 async def test_a_client_flooding_at_8x_does_not_starve_a_real_time_one() -> None:
     """The reference let an 8x client take over 85 % of the classifier. Here the batcher takes
     windows round-robin, so the real-time stream keeps up; only the flooder's own ring drops."""
     female, rate = load("female_speech.wav")
     male, _ = load("male_speech.wav")
     looped = np.tile(male, 6)  # 34 s of audio sent in about 4 s
-    async with running_server(classifier=SlowPitch(), max_batch=1, max_wait_ms=0) as srv:
+    async with running_server(
+        classifier=Slowed(PitchClassifier(), per_window_s=0.1), max_batch=1, max_wait_ms=0
+    ) as srv:
         calm, flood = await asyncio.gather(
             stream_audio(srv.ws_url, female, rate, speed=1.0),
             stream_audio(srv.ws_url, looped, rate, speed=8.0),

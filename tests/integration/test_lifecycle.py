@@ -10,9 +10,10 @@ import threading
 import time
 
 import httpx
+import pytest
 import websockets
 
-from helpers import DATA, load, majority, pcm16, running_server
+from helpers import DATA, eventually, load, majority, pcm16, running_server, stream_audio
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
@@ -35,14 +36,10 @@ async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
         threads, tasks = threading.active_count(), len(asyncio.all_tasks())
         for i in range(50):
             await cycle(i)
-        for _ in range(100):  # vanished clients are noticed asynchronously
-            if not srv.service.connections:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)  # past the resume grace period
+        # Vanished clients are noticed asynchronously, and their streams wait out the grace.
+        await eventually(lambda: not srv.service.connections, "every connection closed")
+        await eventually(lambda: not srv.service.batcher._streams, "every stream released")
         gc.collect()
-        assert not srv.service.connections
-        assert not srv.service.batcher._streams
         assert threading.active_count() == threads
         assert len(asyncio.all_tasks()) == tasks
         metrics = srv.service.metrics
@@ -109,16 +106,13 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         r = await client.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "loading"
         assert (await client.get("/healthz")).status_code == 200
         gate.set()
-        for _ in range(200):
-            if (await client.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: app.state.service.ready, "ready once the model is loaded")
         assert (await client.get("/readyz")).status_code == 200
 
 
@@ -141,3 +135,24 @@ async def test_shutdown_flushes_open_streams_then_closes_1001() -> None:
     assert kinds[-1] == "end" and kinds.count("result") == 5
     end = received[-1]
     assert end["windows"] == 5 and end["dropped_windows"] == 0  # 0–3 s, hop 0.5 s: 5 windows
+
+
+async def test_a_bug_while_sending_is_logged_and_closes_the_stream_with_1011(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream whose results cannot be built must not go quiet: the client hears 1011 and the
+    log has the traceback."""
+    from voxlive.pipeline.outbox import Outbox
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("injected into message building")
+
+    monkeypatch.setattr(Outbox, "_message", broken)
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        run = await stream_audio(srv.ws_url, female[: 2 * rate], rate, speed=0)
+    assert run.close_code == 1011
+    assert run.of("ready") and not run.of("end")
+    [record] = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert "sending failed" in record.getMessage() and "1011" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import load, running_server, stream_audio
+from helpers import eventually, load, running_server, stream_audio
 
 pytestmark = pytest.mark.ray
 
@@ -92,10 +92,9 @@ async def test_concurrent_streams_share_batches_and_leave_nothing_behind(
         assert sum(sizes) == sum(len(r.results) for r in runs)
         assert max(sizes) >= 2  # windows of different streams in one replica batch
         # Streams are the front's alone: the cluster has no more actors than before.
-        await asyncio.sleep(0.5)
+        await eventually(lambda: not srv.service.batcher._streams, "every stream released")
         after = await asyncio.to_thread(_cluster_footprint)
         assert after == before
-        assert not srv.service.batcher._streams
 
 
 async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(

@@ -7,32 +7,24 @@ test may be running (pytest runs modules one after another).
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import load, stream_audio
+from helpers import free_port, load, stream_audio, wait_ready
 
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def head() -> Iterator[str]:
     pytest.importorskip("ray")
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=false", "--disable-usage-stats"],
@@ -45,7 +37,7 @@ def head() -> Iterator[str]:
 
 
 def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "voxlive", "serve", "--engine", "ray", "--ray-address", address,
@@ -53,16 +45,12 @@ def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"front did not become ready:\n{log.read_text()[-3000:]}")
+    try:
+        asyncio.run(wait_ready(url, timeout_s=180, alive=lambda: proc.poll() is None))
+    except RuntimeError:
+        proc.kill()
+        raise AssertionError(f"front did not become ready:\n{log.read_text()[-3000:]}") from None
+    return proc, url
 
 
 def test_fronts_join_a_cluster_and_the_deployment_outlives_them(

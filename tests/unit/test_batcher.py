@@ -1,6 +1,5 @@
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -8,49 +7,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxlive.inference.base import ModelInfo
-from voxlive.pipeline.batcher import Batcher, CostModel
+from fakes import Clock, FakeClassifier
+from voxlive.pipeline.batcher import Batcher, CostModel, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,
                    labels=("a", "b"), gate_rms=0.0, smoothing=1)  # fmt: skip
 
 
-class FakeModel:
-    """Scores = (1 - mean, mean) of each window; configurable latency and failures."""
-
-    def __init__(self, latency_s: float = 0.0, fail_when: float | None = None) -> None:
-        self.latency_s = latency_s
-        self.fail_when = fail_when
-        self.batches: list[int] = []
-        self.means: list[list[float]] = []
-        self.threads: set[str] = set()
-
-    @property
-    def info(self) -> ModelInfo:
-        return ModelInfo("fake", "fake", ("a", "b"), 1000)
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        self.threads.add(threading.current_thread().name)
-        self.batches.append(len(batch))
-        time.sleep(self.latency_s)
-        means = batch.mean(axis=1)
-        self.means.append([round(float(m), 3) for m in means])
-        if self.fail_when is not None and np.any(np.isclose(means, self.fail_when)):
-            raise RuntimeError("boom")
-        return np.stack([1 - means, means], axis=1)
-
-    def warmup(self, window_samples: int) -> None:
-        pass
-
-
 @contextlib.asynccontextmanager
 async def batching(
-    model: FakeModel, *names: str, start: bool = True, **options: Any
+    model: FakeClassifier, *names: str, start: bool = True, **options: Any
 ) -> AsyncIterator[tuple[Batcher, list[Stream]]]:
     """A started batcher with one registered stream per name; closed afterwards."""
     batcher = Batcher(model, **options)
-    streams = [Stream(name, CFG) for name in names]
+    streams = [Stream(name, CFG, listener=Wiring(batcher)) for name in names]
     for s in streams:
         batcher.add(s)
     if start:
@@ -78,7 +49,7 @@ async def drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict[str,
 
 
 async def test_windows_from_many_streams_share_a_batch() -> None:
-    model = FakeModel(latency_s=0.05)
+    model = FakeClassifier(latency_s=0.05)
     async with batching(model, "s0", "s1", "s2", "s3", max_batch=8, max_wait_ms=50) as (_, streams):
         for i, s in enumerate(streams):
             s.push(np.full(100, 0.1 * (i + 1), np.float32))
@@ -89,29 +60,14 @@ async def test_windows_from_many_streams_share_a_batch() -> None:
         assert r["scores"]["b"] == pytest.approx(0.1 * (i + 1), abs=1e-5)
 
 
-async def test_a_window_waits_for_company_that_is_due_at_most_max_wait() -> None:
-    model = FakeModel()
-    # "live" has cut a window, so its next one is due within a hop (100 ms): worth waiting for.
-    async with batching(model, "s", "live", max_batch=8, max_wait_ms=150) as (_, (s, live)):
-        feed(live, 0.5)
-        await drain(live, 1)
-        feed(s, 0.5)
-        t0 = time.monotonic()
-        await drain(s, 1)
-        waited = time.monotonic() - t0
-    assert model.batches == [1, 1]
-    assert waited >= 0.1  # it did wait for company...
-    assert waited < 2.0  # ...but not indefinitely
-
-
 @contextlib.asynccontextmanager
 async def planning(
     *names: str, **options: Any
-) -> AsyncIterator[tuple[Batcher, list[Stream], list[float]]]:
+) -> AsyncIterator[tuple[Batcher, list[Stream], Clock]]:
     """A batcher that is never started, its streams on one fake clock: for its wait plan."""
-    clock = [0.0]
-    batcher = Batcher(FakeModel(), **{"max_batch": 8, "max_wait_ms": 2000, **options})
-    streams = [Stream(name, CFG, clock=lambda: clock[0]) for name in names]
+    clock = Clock()
+    batcher = Batcher(FakeClassifier(), **{"max_batch": 8, "max_wait_ms": 2000, **options})
+    streams = [Stream(name, CFG, clock=clock) for name in names]
     for stream in streams:
         batcher.add(stream)
     try:
@@ -139,14 +95,14 @@ async def test_no_waiting_when_every_stream_already_has_a_window() -> None:
         assert b.wait_s(0.0) == 0.0  # max_wait is 2 s, but nobody else could join
 
 
-def _live_then_lone(s: Stream, live: Stream, clock: list[float]) -> None:
+def _live_then_lone(s: Stream, live: Stream, clock: Clock, at: float = 0.05) -> None:
     """ "live" cuts a window at t=0 that the model answers (its next is due at t=0.1); then "s"
-    has a lone window ready at t=0.05."""
+    has a lone window ready at t=``at``."""
     feed(live, 0.5)
     window = live.take()
     assert window is not None
     live.complete(window.index, np.array([0.5, 0.5]))
-    clock[0] = 0.05
+    clock.t = at
     feed(s, 0.5)
 
 
@@ -157,6 +113,14 @@ async def test_a_window_waits_for_company_that_is_due_but_at_most_max_wait() -> 
     async with planning("s", "live", max_wait_ms=40) as (b, (s, live), clock):
         _live_then_lone(s, live, clock)
         assert b.wait_s(0.05) == 0.0  # by t=0.09 nobody is due: do not wait at all
+
+
+async def test_no_waiting_for_a_stream_that_stalled() -> None:
+    """A stream whose last window was cut ten seconds ago is not streaming in real time any
+    more: a lone window goes to the model at once instead of waiting for it."""
+    async with planning("s", "live", max_wait_ms=30) as (b, (s, live), clock):
+        _live_then_lone(s, live, clock, at=10.0)
+        assert b.wait_s(10.0) == 0.0
 
 
 @pytest.mark.parametrize(("call_s", "wait_s"), [(0.1, 0.2), (0.3, 0.0)])
@@ -171,7 +135,7 @@ async def test_the_latency_budget_cuts_the_wait(call_s: float, wait_s: float) ->
 
 
 async def test_a_full_batch_does_not_wait() -> None:
-    model = FakeModel()
+    model = FakeClassifier()
     async with batching(model, "s", "quiet", max_batch=2, max_wait_ms=5000) as (_, (s, _)):
         feed(s, 0.5, 0.5)
         await drain(s, 2, within_s=2.0)
@@ -179,7 +143,7 @@ async def test_a_full_batch_does_not_wait() -> None:
 
 
 async def test_an_exception_fails_only_its_batch() -> None:
-    model = FakeModel(fail_when=0.9)
+    model = FakeClassifier(fail_when=0.9)
     async with batching(model, "s", max_batch=1, max_wait_ms=0) as (_, (s,)):
         feed(s, 0.2, 0.9, 0.3)
         out = await drain(s, 3)
@@ -188,7 +152,7 @@ async def test_an_exception_fails_only_its_batch() -> None:
 
 
 async def test_a_hung_model_times_out_and_the_batcher_recovers() -> None:
-    model = FakeModel(latency_s=0.5)
+    model = FakeClassifier(latency_s=0.5)
     async with batching(model, "s", max_batch=1, max_wait_ms=0, timeout_s=0.1) as (_, (s,)):
         feed(s, 0.5)
         [first] = await drain(s, 1)
@@ -200,7 +164,7 @@ async def test_a_hung_model_times_out_and_the_batcher_recovers() -> None:
 
 
 async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
-    model = FakeModel(latency_s=0.01)
+    model = FakeClassifier(latency_s=0.01)
     async with batching(model, "flood", "calm", start=False, max_batch=2, max_wait_ms=0) as (
         b,
         (flood, calm),
@@ -214,7 +178,7 @@ async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
 
 
 async def test_idle_batcher_sleeps() -> None:
-    async with batching(FakeModel(), max_batch=8, max_wait_ms=10):
+    async with batching(FakeClassifier(), max_batch=8, max_wait_ms=10):
         cpu0 = time.process_time()
         await asyncio.sleep(0.3)
         cpu = time.process_time() - cpu0
@@ -233,15 +197,15 @@ def test_the_cost_model_learns_call_times() -> None:
 
 async def test_the_most_urgent_stream_goes_first() -> None:
     """Whatever the rotation, the stream whose pending window is oldest leads the batch."""
-    clock = [0.0]
-    late, early = (Stream(n, CFG, clock=lambda: clock[0]) for n in ("late", "early"))
-    batcher = Batcher(FakeModel(), max_batch=1, max_wait_ms=0)
+    clock = Clock()
+    late, early = (Stream(n, CFG, clock=clock) for n in ("late", "early"))
+    batcher = Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)
     batcher.add(late)
     batcher.add(early)
-    clock[0] = 1.0
+    clock.t = 1.0
     late.push(np.full(100, 0.7, np.float32))  # ready at t=1, stays pending throughout
     for rotation in range(2):
-        clock[0] = 0.5 * rotation  # each time "early" has the older window
+        clock.t = 0.5 * rotation  # each time "early" has the older window
         early.push(np.full(100, 0.2, np.float32))
         batcher._rr = rotation
         [window] = batcher._collect()

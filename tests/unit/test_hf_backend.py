@@ -7,7 +7,7 @@ import pytest
 
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.hf import DEFAULT_MODEL, TransformersClassifier, resolve_labels
-from voxlive.inference.loader import load_classifier
+from voxlive.inference.loader import load_local
 from voxlive.settings import Settings
 
 
@@ -39,7 +39,7 @@ def test_label_resolution() -> None:
 
 def test_a_named_model_that_cannot_load_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"could not load model .*--model pitch"):
-        load_classifier(Settings(model=str(tmp_path / "missing")))
+        load_local(Settings(model=str(tmp_path / "missing")))
 
 
 def test_auto_falls_back_to_pitch_when_the_default_cannot_load(
@@ -51,7 +51,7 @@ def test_auto_falls_back_to_pitch_when_the_default_cannot_load(
         raise OSError("hub unreachable")
 
     monkeypatch.setattr(loader, "_load_default", unreachable)
-    clf = load_classifier(Settings(model="auto"))
+    clf = load_local(Settings(model="auto"))
     assert clf.info.backend == "pitch"
     assert clf.info.fallback is not None and "OSError" in clf.info.fallback
 

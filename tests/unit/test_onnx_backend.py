@@ -8,7 +8,7 @@ import pytest
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference import onnx as onnx_backend
 from voxlive.inference.hf import TransformersClassifier
-from voxlive.inference.loader import load_classifier
+from voxlive.inference.loader import load_local
 from voxlive.inference.onnx import OnnxClassifier
 from voxlive.settings import Settings
 
@@ -61,7 +61,7 @@ def test_the_loader_picks_the_backend_from_the_settings(
 ) -> None:
     settings = Settings(model=str(tiny_model_dir), backend="onnx", quantize="int8",
                         cache_dir=str(tmp_path), labels=("low", "high"))  # fmt: skip
-    clf = load_classifier(settings)
+    clf = load_local(settings)
     assert clf.info.backend == "onnx-int8" and clf.info.labels == ("low", "high")
 
 

@@ -24,6 +24,12 @@ from voxlive.audio.decode import decode_file
 RATE = 16_000
 
 
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as little-endian 16-bit PCM (clipped)."""
+    out: bytes = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    return out
+
+
 def program(files: Sequence[str], pause_ms: int, rate: int = RATE) -> np.ndarray:
     """The audio every stream loops: the files in order, each followed by ``pause_ms`` of quiet
     noise (about -60 dBFS, like a quiet room)."""
@@ -111,7 +117,7 @@ async def run_stream(
             for i, pos in enumerate(range(0, total, chunk)):
                 begin = (offset + pos) % (len(audio) - chunk)
                 frame = audio[begin : begin + chunk]
-                await ws.send((np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes())
+                await ws.send(pcm16(frame))
                 sent_at.append((pos + chunk, time.monotonic()))
                 if not spec.flat_out:
                     due = t0 + (i + 1) * spec.chunk_ms / 1000

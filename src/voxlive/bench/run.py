@@ -15,70 +15,16 @@ import json
 import os
 import platform
 import shlex
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voxlive.bench.load import LoadSpec, StreamStats, program, run_stream
-
-
-# ---- the server ------------------------------------------------------------------------------
-@dataclass
-class Target:
-    name: str
-    url: str  # ws://host:port/audio
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return self.url.replace("ws://", "http://").replace("wss://", "https://").rsplit("/", 1)[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def started_server(name: str, flags: Sequence[str], log_path: Path) -> Iterator[Target]:
-    """``voxlive serve FLAGS`` on a free loopback port until ready; stopped on exit."""
-    import httpx
-
-    port = _free_port()
-    cmd = [sys.executable, "-m", "voxlive", "serve", *flags, "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    target = Target(name, f"ws://127.0.0.1:{port}/audio", proc)
-    try:
-        deadline = time.monotonic() + 900  # the first ONNX export takes a while
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"bench: server {name!r} exited with {proc.returncode}; see {log_path}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(target.http + "/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bench: server {name!r} not ready after 900 s; see {log_path}")
-            time.sleep(0.2)
-        yield target
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+from voxlive.bench.serving import Target, serve_subprocess
 
 
 # ---- the server's own numbers (/metrics) ------------------------------------------------------
@@ -257,13 +203,14 @@ async def bench(args: Any, server_flags: list[str]) -> int:
     for extra in args.compare or []:
         variants.append((extra, server_flags + shlex.split(extra)))
     out_dir = Path(args.out).parent
-    stack = contextlib.ExitStack()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
         if args.url:
             targets = [Target("server", args.url)]
         else:
             targets = [
-                stack.enter_context(started_server(n, f, out_dir / f"bench-server-{i}.log"))
+                await stack.enter_async_context(
+                    serve_subprocess(n, f, out_dir / f"bench-server-{i}.log")
+                )
                 for i, (n, f) in enumerate(variants)
             ]
         rows: list[dict[str, Any]] = []
@@ -299,8 +246,6 @@ async def bench(args: Any, server_flags: list[str]) -> int:
                     capacity[target.name] = max(capacity.get(target.name, 0), n)
                 else:
                     rows.append(await once(target, args.streams))
-    finally:
-        stack.close()
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},

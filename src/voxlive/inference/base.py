@@ -20,14 +20,27 @@ class ModelInfo:
     fallback: str | None = None
 
 
+def no_speech(labels: int) -> np.ndarray:
+    """The row a classifier returns for a window with no speech in it: all zeros."""
+    return np.zeros(labels, dtype=np.float32)
+
+
+def is_no_speech(row: np.ndarray) -> bool:
+    """Whether a classifier's row says "no speech" (see :func:`no_speech`)."""
+    return not bool(np.any(row))
+
+
 class Classifier(Protocol):
     """A batch audio classifier.
 
     ``predict`` is called from one worker thread at a time (the batcher's), never from the
     event loop. It takes float32 windows of shape (batch, samples) at ``info.sample_rate`` Hz,
     all the same length, and returns probabilities of shape (batch, len(info.labels)).
-    A window's result must not depend on the other windows in its batch. A row of zeros means
-    "no speech in this window" and is reported as ``ambient``.
+    A window's result must not depend on the other windows in its batch.
+
+    "No speech in this window" is part of the contract: the classifier returns the row
+    :func:`no_speech` makes (all zeros), which :func:`is_no_speech` recognises and the pipeline
+    reports as ``ambient`` (not gated: the model decided).
     """
 
     @property

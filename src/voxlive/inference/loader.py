@@ -1,4 +1,8 @@
-"""Choosing and loading the classifier named by the settings, including the offline fallback."""
+"""Loading the in-process classifier named by the settings, including the offline fallback.
+
+Which engine serves (in-process or Ray Serve) is chosen by the composition root,
+:mod:`voxlive.pipeline.assembly`; a Ray Serve replica loads its model with :func:`load_local`.
+"""
 
 from __future__ import annotations
 
@@ -63,17 +67,13 @@ def _load_default(settings: Settings) -> Classifier:
         return _load_transformers(DEFAULT_MODEL, settings)
 
 
-def load_classifier(settings: Settings) -> Classifier:
-    """Load the model named by ``settings.model``.
+def load_local(settings: Settings) -> Classifier:
+    """Load the model named by ``settings.model`` in this process.
 
     ``pitch`` is the built-in classifier; ``auto`` tries the default wav2vec2 model and falls back
     to ``pitch`` (loudly) when it cannot be loaded; anything else is a model id or a local folder
     and a failure to load it is a :class:`ModelLoadError`.
     """
-    if settings.engine == "ray":
-        from voxlive.inference.ray_serve import RayClassifier
-
-        return RayClassifier(settings)  # each replica loads the model as below
     if settings.model == "pitch":
         return PitchClassifier(settings.pitch_threshold_hz)
     if settings.model == "auto":

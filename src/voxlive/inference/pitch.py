@@ -3,14 +3,15 @@
 Per window: frame the audio (50 ms frames, 10 ms hop), estimate F0 per frame with YIN
 (de Cheveigné & Kawahara 2002), keep voiced frames, take the median F0, and map it through a
 logistic curve centred on ``threshold_hz`` (male below, female above). A window with too few
-voiced frames holds no speech: its row is all zeros, which the pipeline reports as ``ambient``.
+voiced frames holds no speech: its row is :func:`~voxlive.inference.base.no_speech` (all zeros),
+which the pipeline reports as ``ambient``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from voxlive.inference.base import ModelInfo
+from voxlive.inference.base import ModelInfo, no_speech
 
 FMIN_HZ = 60.0
 FMAX_HZ = 400.0
@@ -103,7 +104,9 @@ class PitchClassifier:
         out = np.zeros((len(batch), 2), dtype=np.float32)
         for i, window in enumerate(batch):
             f0 = self.median_f0(window)
-            if f0 is not None:
+            if f0 is None:
+                out[i] = no_speech(2)
+            else:
                 octaves = np.log2(f0 / self.threshold_hz)
                 p_female = 1.0 / (1.0 + np.exp(-SLOPE_PER_OCTAVE * octaves))
                 out[i] = (1.0 - p_female, p_female)

@@ -3,7 +3,7 @@
 The WebSocket front (any number of ``voxlive serve --engine ray`` processes) keeps everything per
 stream — buffers, gates, smoothing, ordering — and sends each window to the deployment through a
 :class:`DeploymentHandle` as one request. Each replica loads the same classifier the in-process
-engine would (:func:`voxlive.inference.loader.load_classifier`, so results are the same) and
+engine would (:func:`voxlive.inference.loader.load_local`, so results are the same) and
 batches the requests of all streams and fronts with ``@serve.batch`` (``max_batch`` /
 ``max_wait_ms``). The cluster holds no per-stream state: a window is a stateless request, so a
 stream that ends leaves nothing behind, and a replica that dies costs only its windows in flight
@@ -26,6 +26,7 @@ import numpy as np
 
 from voxlive.errors import ModelLoadError
 from voxlive.inference.base import ModelInfo
+from voxlive.inference.loader import load_local
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,9 @@ class ModelReplica:
     Ray)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        from voxlive.inference.loader import load_classifier
-
         # The replica runs the model in-process (engine "local"), exactly as a plain server would.
         self.settings = Settings(**{**settings, "engine": "local"})
-        self.classifier = load_classifier(self.settings)
+        self.classifier = load_local(self.settings)
         window = self.classifier.info.sample_rate * self.settings.window_ms // 1000
         self.classifier.warmup(window)
         self.batch_sizes: deque[int] = deque(maxlen=10_000)

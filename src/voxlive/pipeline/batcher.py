@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -57,12 +58,33 @@ class CostModel:
         return (self._per_sample or 0.0) * size * length
 
 
+class Wiring:
+    """A stream's listener in a running pipeline: windows for the model wake the batcher, new
+    audio wakes its VAD runner, and ready results call ``on_results`` (the stream's reader;
+    ``None`` while nobody reads, e.g. a stream whose client vanished)."""
+
+    def __init__(self, batcher: Batcher, on_results: Callable[[], None] | None = None) -> None:
+        self._batcher = batcher
+        self.on_results = on_results
+
+    def windows_pending(self) -> None:
+        self._batcher.notify()
+
+    def audio_arrived(self) -> None:
+        if self._batcher.vad is not None:
+            self._batcher.vad.notify()
+
+    def results_ready(self) -> None:
+        if self.on_results is not None:
+            self.on_results()
+
+
 class Batcher(LoopWorker):
     """Cross-stream batching in front of one :class:`Classifier`.
 
     Call :meth:`start` inside a running event loop and :meth:`close` when done. Streams are
-    registered with :meth:`add`; a stream wakes the batcher itself when it has windows for the
-    model.
+    registered with :meth:`add`; a stream built with a :class:`Wiring` for this batcher wakes it
+    when it has windows for the model.
     """
 
     name = "voxlive-model"
@@ -95,13 +117,11 @@ class Batcher(LoopWorker):
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
-        stream.on_pending = self.notify
-        if self.vad is not None and stream.config.gate == "vad":
+        if self.vad is not None and stream.uses_vad:
             self.vad.add(stream)
 
     def remove(self, stream: Stream) -> None:
-        if self._streams.pop(stream.id, None) is not None:
-            stream.on_pending = None
+        self._streams.pop(stream.id, None)
         if self.vad is not None:
             self.vad.remove(stream)
 
@@ -155,7 +175,7 @@ class Batcher(LoopWorker):
         # next window is due by then (live streams cut one every hop).
         grown = self.cost.estimate(min(count + 1, self.max_batch), oldest.length)
         launch_by = oldest.ready_at + min(self.max_wait_s, self.budget_s - grown)
-        if min(s.next_window_at() for s in others) > launch_by:
+        if min(s.next_window_at(now) for s in others) > launch_by:
             return 0.0
         return launch_by - now
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from typing import Any
 
 import numpy as np
 
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.protocol.messages import WindowMessage
 
 _ids = itertools.count()
 
 
 async def classify_samples(
     batcher: Batcher, samples: np.ndarray, config: StreamConfig, metrics: Metrics | None = None
-) -> list[dict[str, Any]]:
+) -> list[WindowMessage]:
     """Classify mono float32 samples at ``config.sample_rate``; returns the result messages.
 
     Audio is fed in blocks with back-pressure, so nothing is dropped however long the file and
@@ -36,9 +36,11 @@ async def classify_samples(
         ),
     )
     wake = asyncio.Event()
-    stream = Stream(f"file-{next(_ids)}", config, on_ready=wake.set, metrics=metrics)
+    stream = Stream(
+        f"file-{next(_ids)}", config, listener=Wiring(batcher, wake.set), metrics=metrics
+    )
     batcher.add(stream)
-    out: list[dict[str, Any]] = []
+    out: list[WindowMessage] = []
     try:
         for start in range(0, max(len(samples), 1), block):
             stream.push(samples[start : start + block])

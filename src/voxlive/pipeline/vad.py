@@ -29,13 +29,12 @@ class VadRunner(LoopWorker):
 
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
-        stream.on_audio = self.notify
 
     def remove(self, stream: Stream) -> None:
-        if self._streams.pop(stream.id, None) is not None:
-            stream.on_audio = None
+        self._streams.pop(stream.id, None)
 
     def notify(self) -> None:
+        """Some stream has new audio (or has finished). Cheap; safe to call often."""
         self._wake.set()
 
     async def _run(self) -> None:

@@ -26,19 +26,24 @@ class ReadyMessage(TypedDict):
     resumed: bool
 
 
-class ResultMessage(TypedDict):
-    type: Literal["result"]
-    seq: int
-    start_ms: float
-    end_ms: float
-    label: str
-    # "class" is a keyword in Python, so it is added by result() rather than declared here.
-    confidence: float
-    scores: dict[str, float]
-    smoothed: str
-    gated: bool
-    latency_ms: float
-    dropped_ms: float
+# Functional syntax: "class" (it repeats "label" for the reference client) is a Python keyword.
+ResultMessage = TypedDict(
+    "ResultMessage",
+    {
+        "type": Literal["result"],
+        "seq": int,
+        "start_ms": float,
+        "end_ms": float,
+        "label": str,
+        "class": str,
+        "confidence": float,
+        "scores": dict[str, float],
+        "smoothed": str,
+        "gated": bool,
+        "latency_ms": float,
+        "dropped_ms": float,
+    },
+)
 
 
 class ErrorMessage(TypedDict, total=False):
@@ -60,6 +65,11 @@ class EndMessage(TypedDict):
     failed: int
     dropped_windows: int
     dropped_ms: float
+
+
+# What the server sends for a stream's windows, in seq order.
+WindowMessage = ResultMessage | ErrorMessage
+ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | EndMessage
 
 
 def ready(
@@ -102,7 +112,7 @@ def result(
     gated: bool,
     latency_ms: float,
     dropped_ms: float,
-) -> dict[str, Any]:
+) -> ResultMessage:
     """A classified window. ``class`` repeats ``label`` for the reference client."""
     return {
         "type": "result",

@@ -19,8 +19,7 @@ from starlette.staticfiles import StaticFiles
 from voxlive.audio.decode import decode_file
 from voxlive.errors import ClientError
 from voxlive.inference.base import Classifier
-from voxlive.inference.loader import load_classifier
-from voxlive.pipeline.offline import classify_samples
+from voxlive.pipeline.assembly import load_classifier
 from voxlive.server.access import bearer, token_ok, trusted_hosts
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
@@ -58,7 +57,8 @@ async def classify(request: Request) -> Response:
     given = bearer(request.headers) or request.query_params.get("token")
     if not token_ok(service.settings.token, given):
         return _error(401, "unauthorized", "expected 'Authorization: Bearer <token>' or ?token=")
-    if not service.ready or service.batcher is None or service.classifier is None:
+    pipeline = service.pipeline
+    if not service.ready or pipeline is None:
         return _error(503, "not_ready", f"expected a ready server, got status {service.status!r}")
     limit = service.settings.max_upload_bytes
     body = bytearray()
@@ -68,16 +68,14 @@ async def classify(request: Request) -> Response:
             return _error(413, "too_large", f"body exceeds the limit of {limit} bytes")
     if not body:
         return _error(400, "empty_body", "expected an audio file in the request body, got 0 bytes")
-    info = service.classifier.info
+    info = pipeline.classifier.info
     try:
         samples = await asyncio.to_thread(
             decode_file, bytes(body), info.sample_rate, service.settings.max_upload_ms
         )
     except ClientError as exc:
         return _error(400, exc.code, exc.message)
-    results = await classify_samples(
-        service.batcher, samples, service.stream_config(), service.metrics
-    )
+    results = await pipeline.classify(samples)
     return JSONResponse(
         {
             "model": info.name,

@@ -1,8 +1,18 @@
-"""One WebSocket stream: a reader that never waits on the model, and a sender.
+"""One WebSocket stream: a reader that never waits on the model, and a sender, in one TaskGroup.
 
 The reader decodes frames, resamples, pushes into the stream and returns to ``receive()`` at
 once. The sender wakes when results are ready and writes them in order. Client mistakes produce
-``error`` messages; only errors that leave the stream unusable close it, with a close code.
+``error`` messages; only errors that leave the stream unusable close it, with a close code. How
+a stream is admitted, detached and resumed: :mod:`voxlive.server.sessions`.
+
+A connection's state (:attr:`Connection.state`) changes only in :meth:`Connection._move`, and
+every close goes through :meth:`Connection._request_close`::
+
+    streaming ── stop (1000), idle or too long (1001), shutdown (1001) ──► draining
+    draining ── drained or past its deadline: ``end``, close ─────────────► closed
+    streaming, draining ── fatal client error ──► closing ── errors sent, close ──► closed
+    any ── the client went away ──► closed    (the stream may be detached for resume)
+    any ── unexpected exception while sending: logged with its traceback, close 1011 ──► closed
 """
 
 from __future__ import annotations
@@ -12,15 +22,22 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from typing import Any
+from typing import Literal
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import AuthError, ClientError, FrameTooLarge, StreamTimeout
+from voxlive.pipeline.batcher import Wiring
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
+from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
 from voxlive.protocol.session import Audio, Session, Started, Stopped, parse_query
 from voxlive.server.access import origin_ok, token_ok
 from voxlive.server.service import Service
@@ -29,10 +46,22 @@ log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
-STOP_DRAIN_S = 30.0
+STOP_DRAIN_S = 30.0  # after stop: at most this long to classify the rest before ``end``
+TIMEOUT_DRAIN_S = 2.0  # idle or too long: send what is classified, then ``end``
 THROTTLE_BURST_S = 1.0  # audio a stream may send ahead of max_speed at once
+# What sending raises when the client has gone: expected, not a bug.
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+
+State = Literal["streaming", "draining", "closing", "closed"]
+NEXT: dict[State, tuple[State, ...]] = {
+    "streaming": ("draining", "closing", "closed"),
+    "draining": ("closing", "closed"),
+    "closing": ("closed",),
+    "closed": (),
+}
 
 
 class Connection:
@@ -40,22 +69,64 @@ class Connection:
         self.ws = ws
         self.service = service
         self.id = secrets.token_hex(8)
+        self.state: State = "streaming"
+        self._close_code, self._close_reason = CLOSE_NORMAL, ""
+        self._deadline = float("inf")  # draining: loop time by which to send ``end``
+        self._vanished = False  # the client went away while streaming (no stop, no close)
+        self._stopped = False  # the client sent stop
         self._wake = asyncio.Event()
-        self._control: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED_CONTROL)
-        self._close: tuple[int, str] | None = None
-        self._stopping = False
+        self._control: deque[ServerMessage] = deque(maxlen=MAX_QUEUED_CONTROL)
+        self._replay: list[WindowMessage] = []  # bounded by the stream's max_unsent
         self._resampler: StreamResampler | None = None
-        self._drain_s = 0.0
+        self._reader: asyncio.Task[None] | None = None
         self._resumed = False
         self._started_at = 0.0
         self._base_samples = 0
-        self._replay: list[dict[str, Any]] = []  # bounded by the stream's max_unsent
+
+    # ---- state ------------------------------------------------------------------------------
+    def _move(self, to: State) -> None:
+        """The one place the state changes."""
+        if to not in NEXT[self.state]:
+            raise RuntimeError(
+                f"connection {self.id}: expected a move to one of {NEXT[self.state]} from "
+                f"{self.state!r}, but got {to!r}"
+            )
+        self.state = to
+        self._wake.set()
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
+
+    def _request_close(self, code: int, reason: str, drain_s: float | None) -> None:
+        """The one close path. ``drain_s``: finish the stream, send what is classified within
+        that many seconds, then ``end``, then close; ``None``: send the queued errors and close
+        at once. The first request's code stands; a later one may only bring the deadline
+        forward. Idempotent."""
+        if self.state in ("closing", "closed"):
+            return
+        deadline = asyncio.get_running_loop().time() + (drain_s or 0.0)
+        if drain_s is None:
+            self._close_code, self._close_reason = code, reason
+            self._move("closing")
+        elif self.state == "draining":
+            self._deadline = min(self._deadline, deadline)
+            self._wake.set()
+        else:
+            self._close_code, self._close_reason, self._deadline = code, reason, deadline
+            self.stream.finish()  # nothing more is accepted
+            self._move("draining")
+
+    def shutdown(self, drain_s: float) -> None:
+        """Server shutdown: classify what is buffered (for at most ``drain_s``), send it and
+        ``end``, then close 1001. Idempotent."""
+        self._request_close(CLOSE_GOING_AWAY, "server shutting down", drain_s)
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
-        service = self.service
+        service, sessions = self.service, self.service.sessions
         await self.ws.accept()
-        refusal = self._admission()
+        refusal = sessions.admit(service.status)
         if refusal is not None:
             code, message = refusal
             service.metrics.streams_refused.labels(code).inc()
@@ -74,61 +145,49 @@ class Connection:
             return
         self.session = Session(DEFAULT_FORMAT, preset)
         resumed = self._resume(preset) if preset is not None else None
-        self._adopt(resumed or self._new_stream(), resumed=resumed is not None)
+        self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
-        service.opened(self)
+        sessions.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
-        sender = asyncio.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
-        outcome = "error"
         try:
-            outcome = await self._read_loop()
-            if outcome == "disconnect":
-                sender.cancel()
-            else:  # stop or a fatal client error: let the sender finish and close
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(STOP_DRAIN_S):
-                        await asyncio.shield(sender)
+            async with asyncio.TaskGroup() as tasks:
+                self._reader = tasks.create_task(self._read(), name=f"voxlive-read-{self.id}")
+                tasks.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
-            vanished = outcome == "disconnect" and not self.stream.finished
-            if vanished and service.ready and service.settings.resume_grace_ms > 0:
-                service.detach(self.stream)  # the client may come back for it
+            if self._vanished and service.ready and service.settings.resume_grace_ms > 0:
+                sessions.detach(self.stream, self.wiring)  # the client may come back for it
             else:
-                service.release(self.stream)
-            service.closed(self)
+                sessions.release(self.stream)
+            sessions.closed(self)
 
-    def _new_stream(self) -> Stream:
-        service = self.service
-        return Stream(self.id, service.stream_config(), metrics=service.metrics)
+    def _new_stream(self) -> tuple[Stream, Wiring]:
+        assert self.service.pipeline is not None
+        return self.service.pipeline.open_stream(self.id)
 
-    def _adopt(self, stream: Stream, *, resumed: bool) -> None:
-        assert self.service.batcher is not None
-        self.stream, self.id, self._resumed = stream, stream.id, resumed
+    def _adopt(self, stream: Stream, wiring: Wiring, *, resumed: bool) -> None:
+        self.stream, self.wiring, self.id, self._resumed = stream, wiring, stream.id, resumed
         self._base_samples = stream.samples_received
-        stream.on_ready = self._wake.set
-        self.service.batcher.add(stream)
+        wiring.on_results = self._wake.set
         self._wake.set()  # a resumed stream may hold results already
 
-    def _resume(self, started: Started) -> Stream | None:
+    def _resume(self, started: Started) -> tuple[Stream, Wiring] | None:
         """The detached stream named by ``started.stream_id``, or None (and a warning) when it
         is gone. Results after ``started.last_seq`` that the old connection may have lost in
         flight are queued again."""
         stream_id = started.stream_id
         if not stream_id:
             return None
-        stream = self.service.resume(stream_id)
-        if stream is not None and started.last_seq is not None:
-            self._replay.extend(stream.replay(started.last_seq))  # sent right after ready
-        if stream is None:
+        found = self.service.sessions.resume(stream_id)
+        if found is None:
             self._error(
                 "resume_failed",
                 f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
                 "starting a new stream",
             )
-        return stream
+        elif started.last_seq is not None:
+            self._replay.extend(found[0].replay(started.last_seq))  # sent right after ready
+        return found
 
     def _check_origin(self) -> None:
         origin, host = self.ws.headers.get("origin"), self.ws.headers.get("host")
@@ -144,28 +203,9 @@ class Connection:
             given = "no token" if started.token is None else "a wrong token"
             raise AuthError(f"expected the server's token (start 'token' or ?token=), got {given}")
 
-    def _admission(self) -> tuple[str, str] | None:
-        service = self.service
-        if not service.ready:
-            return (
-                "not_ready",
-                f"expected a ready server, got status {service.status!r}; retry later",
-            )
-        limit = service.settings.max_streams
-        if len(service.connections) >= limit:
-            return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
-        return None
-
-    def shutdown(self, drain_s: float) -> None:
-        """Server shutdown: classify what is buffered (for at most ``drain_s``), send it and
-        ``end``, then close 1001. Idempotent."""
-        if self._close is None:
-            self._drain_s = drain_s
-            self._close = (CLOSE_GOING_AWAY, "server shutting down")
-            self._wake.set()
-
     # ---- reading ----------------------------------------------------------------------------
-    async def _read_loop(self) -> str:
+    async def _read(self) -> None:
+        """Read until ``stop``, a fatal error, a time-out or the client going away."""
         settings = self.service.settings
         limit = settings.max_frame_bytes
         idle_s = settings.idle_timeout_ms / 1000 or None
@@ -190,12 +230,13 @@ class Connection:
                 else:
                     exc = StreamTimeout(f"no message for {idle_s:g} s; closing the stream")
                 self._error(exc.code, exc.message)
-                self._drain_s = 2.0  # send what is already classified, then end and close
-                self._close = (CLOSE_GOING_AWAY, exc.code)
-                self._wake.set()
-                return "fatal"
+                self._request_close(CLOSE_GOING_AWAY, exc.code, TIMEOUT_DRAIN_S)
+                return
             if msg["type"] == "websocket.disconnect":
-                return "disconnect"
+                self._vanished = self.state == "streaming"
+                if self.state != "closed":
+                    self._move("closed")
+                return
             try:
                 data, text = msg.get("bytes"), msg.get("text")
                 size = len(data) if data is not None else len(text or "")
@@ -209,11 +250,10 @@ class Connection:
             except ClientError as exc:
                 self._error(exc.code, exc.message)
                 if exc.close_code is not None:
-                    self._close = (exc.close_code, exc.code)
-                    self._wake.set()
-                    return "fatal"
-            if self._stopping:
-                return "stop"
+                    self._request_close(exc.close_code, exc.code, None)
+                    return
+            if self._stopped:
+                return
             await self._throttle()
 
     async def _throttle(self) -> None:
@@ -234,54 +274,46 @@ class Connection:
         if isinstance(event, Started):
             self._check_token(event)
             if event.stream_id and not self._resumed and not self.stream.samples_received:
-                resumed = self._resume(event)
-                if resumed is not None:
-                    self.service.release(self.stream)
-                    self._adopt(resumed, resumed=True)
+                found = self._resume(event)
+                if found is not None:
+                    self.service.sessions.release(self.stream)
+                    self._adopt(*found, resumed=True)
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
-            if self.stream.finished:  # shutting down: nothing more is accepted
+            if self.stream.finished:  # draining: nothing more is accepted
                 return
             assert self._resampler is not None
             samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
             self.stream.push(samples)
         else:
             assert self._resampler is not None
-            tail = self._resampler.flush()
-            if len(tail):
-                self.stream.push(tail)
-            self.stream.finish()
-            self._stopping = True
-            self._wake.set()
+            if not self.stream.finished:
+                tail = self._resampler.flush()
+                if len(tail):
+                    self.stream.push(tail)
+            self._stopped = True
+            self._request_close(CLOSE_NORMAL, "stream ended", STOP_DRAIN_S)
 
-    def _ready_message(self) -> dict[str, Any]:
-        assert self.service.classifier is not None
-        info, s = self.service.classifier.info, self.service.settings
-        return dict(
-            messages.ready(
-                stream_id=self.id,
-                model=info.name,
-                backend=info.backend,
-                labels=info.labels,
-                fallback=info.fallback,
-                window_ms=s.window_ms,
-                hop_ms=s.hop_ms,
-                sample_rate=self.session.format.sample_rate,
-                resumed=self._resumed,
-                model_sample_rate=info.sample_rate,
-            )
-        )
+    def _ready_message(self) -> ReadyMessage:
+        assert self.service.pipeline is not None
+        info, s = self.service.pipeline.classifier.info, self.service.settings
+        return messages.ready(
+            stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
+            fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
+            sample_rate=self.session.format.sample_rate, resumed=self._resumed,
+            model_sample_rate=info.sample_rate,
+        )  # fmt: skip
 
     def _error(self, code: str, message: str) -> None:
         self.service.metrics.client_errors.labels(code).inc()
-        self._queue(dict(messages.error(code, message)))
+        self._queue(messages.error(code, message))
 
-    def _queue(self, message: dict[str, Any]) -> None:
+    def _queue(self, message: ServerMessage) -> None:
         self._control.append(message)
         self._wake.set()
 
     # ---- sending ----------------------------------------------------------------------------
-    async def _send_now(self, message: Any) -> None:
+    async def _send_now(self, message: ServerMessage) -> None:
         await self.ws.send_text(messages.encode(message))
 
     async def _send_ready(self) -> None:
@@ -292,41 +324,45 @@ class Connection:
         for message in replay + self.stream.pop_messages():
             await self._send_now(message)
 
+    async def _wait(self) -> None:
+        """Until woken (or, draining, until the deadline)."""
+        loop = asyncio.get_running_loop()
+        timeout = max(self._deadline - loop.time(), 0.0) if self.state == "draining" else None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+
     async def _send_loop(self) -> None:
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
+            while not self.closed:
+                await self._wait()
+                if self.closed:  # the client went away
+                    return
                 await self._send_ready()
-                if self._close is not None:
-                    if self._close[0] == CLOSE_GOING_AWAY:
-                        self.stream.finish()
-                        await self._drain(self._drain_s)
-                    await self._close_ws(*self._close)
-                    return
-                if self._stopping and self.stream.drained:
+                if self.state == "closing":
+                    await self._close_ws(self._close_code, self._close_reason)
+                elif self.state == "draining" and (
+                    self.stream.drained or asyncio.get_running_loop().time() >= self._deadline
+                ):
                     await self._send_now(self.stream.end_message())
-                    await self._close_ws(CLOSE_NORMAL, "stream ended")
-                    return
-        except Exception as exc:  # the client went away mid-send: the reader will see it
-            log.debug("stream %s: send failed: %s", self.id, exc)
-
-    async def _drain(self, timeout_s: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not self.stream.drained:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self._wake.wait()
-            self._wake.clear()
-            await self._send_ready()
-        await self._send_now(self.stream.end_message())
+                    await self._close_ws(self._close_code, self._close_reason)
+        except CLIENT_GONE as exc:  # the client went away mid-send: the reader sees it too
+            log.debug("stream %s: send failed, the client is gone: %r", self.id, exc)
+        except Exception:
+            log.exception("stream %s: sending failed; closing the stream with 1011", self.id)
+            with contextlib.suppress(*CLIENT_GONE):
+                await self._close_ws(CLOSE_INTERNAL_ERROR, "internal error")
 
     async def _close_ws(self, code: int, reason: str) -> None:
-        if self.ws.application_state != WebSocketState.DISCONNECTED:
-            await self.ws.close(code, reason)
+        if self.state != "closed":
+            self._move("closed")
+        try:
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                await self.ws.close(code, reason)
+        finally:
+            if self._reader is not None:
+                self._reader.cancel()  # the socket is closed: nothing more to read
 
 
 async def audio_endpoint(ws: WebSocket) -> None:

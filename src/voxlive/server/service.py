@@ -1,4 +1,4 @@
-"""The long-lived state of a running server: settings, model, batcher, open connections.
+"""The long-lived state of a running server: settings, the pipeline, the sessions.
 
 The lifespan owns it: :meth:`Service.start` begins loading the model in a worker thread (so
 ``/healthz`` answers at once and ``/readyz`` turns ready only after warm-up) and
@@ -8,57 +8,20 @@ The lifespan owns it: :meth:`Service.start` begins loading the model in a worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from voxlive.audio.vad import SileroVad
-from voxlive.inference.base import Classifier, ModelInfo
-from voxlive.inference.loader import load_classifier
+from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
+from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.server.sessions import Client, Sessions
 from voxlive.settings import Settings
-
-if TYPE_CHECKING:
-    from voxlive.server.connection import Connection
 
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed", "stopping"]
-
-
-def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
-    """Per-stream options from the settings and the model that serves."""
-    s = settings
-    return StreamConfig(
-        sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
-        buffer_ms=s.buffer_ms, labels=info.labels, gate=s.gate, gate_rms=s.gate_rms,
-        vad_threshold=s.vad_threshold, vad_min_speech_ms=s.vad_min_speech_ms,
-        smoothing=s.smoothing, max_unsent=s.max_unsent_results,
-    )  # fmt: skip
-
-
-def make_batcher(
-    settings: Settings, classifier: Classifier, metrics: Metrics | None = None
-) -> Batcher:
-    """The batcher for these settings, with the VAD runner when the gate is ``vad``.
-
-    Blocking (loads the VAD model): call it from a worker thread in a server.
-    """
-    s = settings
-    vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
-    max_batch, max_wait_ms = s.max_batch, s.max_wait_ms
-    if s.engine == "ray":
-        # The replicas batch (max_batch, max_wait_ms); the front forwards at once, enough
-        # windows per call to keep every replica busy.
-        max_batch, max_wait_ms = min(s.max_batch * s.ray_max_replicas, 256), 0.0
-    return Batcher(
-        classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
-        metrics=metrics, vad=vad,
-    )  # fmt: skip
 
 
 class Service:
@@ -73,14 +36,10 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.classifier = classifier
-        self.batcher: Batcher | None = None
+        self.pipeline: Pipeline | None = None  # assembled once the model is loaded
         self.status: Status = "loading"
         self.error: str | None = None
-        self.connections: set[Connection] = set()
-        self._no_connections = asyncio.Event()
-        self._no_connections.set()
-        # Streams whose client vanished, kept for resume_grace_ms: id -> (stream, expiry timer).
-        self._detached: dict[str, tuple[Stream, asyncio.TimerHandle]] = {}
+        self.sessions = Sessions(settings, self.metrics)
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
@@ -89,9 +48,13 @@ class Service:
     def ready(self) -> bool:
         return self.status == "ready"
 
-    def stream_config(self) -> StreamConfig:
-        assert self.classifier is not None
-        return stream_config(self.settings, self.classifier.info)
+    @property
+    def batcher(self) -> Batcher | None:
+        return self.pipeline.batcher if self.pipeline is not None else None
+
+    @property
+    def connections(self) -> set[Client]:
+        return self.sessions.connections
 
     def describe(self) -> dict[str, Any]:
         """What /readyz reports."""
@@ -118,10 +81,11 @@ class Service:
             if self.classifier is None:
                 self.classifier = await asyncio.to_thread(self._loader, self.settings)
             clf = self.classifier
-            window = clf.info.sample_rate * self.settings.window_ms // 1000
-            await asyncio.to_thread(clf.warmup, window)
-            self.batcher = await asyncio.to_thread(make_batcher, self.settings, clf, self.metrics)
-            self.batcher.start()
+            self.pipeline = await asyncio.to_thread(
+                assemble, self.settings, classifier=clf, metrics=self.metrics
+            )
+            self.pipeline.start()
+            self.sessions.pipeline = self.pipeline
             self.status = "ready"
             info = clf.info
             log.info(
@@ -138,69 +102,21 @@ class Service:
             if self._on_fatal is not None:
                 self._on_fatal(exc)
 
-    def opened(self, conn: Connection) -> None:
-        self.connections.add(conn)
-        self._no_connections.clear()
-        self.metrics.streams_open.inc()
-        self.metrics.streams_total.inc()
-
-    def closed(self, conn: Connection) -> None:
-        if conn in self.connections:
-            self.connections.discard(conn)
-            self.metrics.streams_open.dec()
-        if not self.connections:
-            self._no_connections.set()
-
-    def detach(self, stream: Stream) -> None:
-        """Keep a stream whose client vanished, still classifying, until it is resumed or
-        ``resume_grace_ms`` passes (then it is dropped like any closed stream)."""
-        stream.on_ready = None
-        grace_s = self.settings.resume_grace_ms / 1000
-        timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
-        self._detached[stream.id] = (stream, timer)
-
-    def resume(self, stream_id: str) -> Stream | None:
-        """Take back a detached stream by its id; ``None`` if unknown or expired."""
-        entry = self._detached.pop(stream_id, None)
-        if entry is None:
-            return None
-        entry[1].cancel()
-        return entry[0]
-
-    def _expire(self, stream_id: str) -> None:
-        entry = self._detached.pop(stream_id, None)
-        if entry is not None:
-            self.release(entry[0])
-
-    def release(self, stream: Stream) -> None:
-        if self.batcher is not None:
-            self.batcher.remove(stream)
-        stream.close()
-
     async def drain(self, timeout_s: float) -> None:
         """Unready, refuse new streams, and let open streams flush and close (1001).
 
         Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
         """
         self.status = "stopping"
-        for stream_id in list(self._detached):
-            self._detached[stream_id][1].cancel()
-            self._expire(stream_id)
-        if self.connections:
-            log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
-        for conn in list(self.connections):
-            conn.shutdown(timeout_s)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._no_connections.wait()
+        await self.sessions.drain(timeout_s)
 
     async def stop(self) -> None:
         """Lifespan end: drain what is left (briefly), then stop the batcher."""
         await self.drain(1.0)
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        if self.batcher is not None:
-            await self.batcher.close()
+        if self.pipeline is not None:
+            await self.pipeline.close()
         close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection
         if close is not None:
             await asyncio.to_thread(close)

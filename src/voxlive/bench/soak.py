@@ -8,7 +8,7 @@ Runs a real voxlive server in this process on a free loopback port and real WebS
 2. ``--streams`` streams at real-time pace for ``--minutes``, sampling RSS, open file
    descriptors, threads and asyncio tasks every ``--every`` seconds.
 
-    .venv/bin/python bench/soak.py --cycles 1000 --streams 8 --minutes 10
+    .venv/bin/python -m voxlive.bench.soak --cycles 1000 --streams 8 --minutes 10
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import load, pcm16, running_server
+from voxlive.audio.decode import decode_file
+from voxlive.bench.load import RATE, pcm16
+from voxlive.bench.serving import serve_in_process
+from voxlive.settings import Settings
+
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"  # the recordings, in a checkout
 
 
 def usage() -> dict[str, float]:
@@ -50,6 +52,8 @@ def show(label: str, u: dict[str, float]) -> None:
 
 
 async def cycle(url: str, audio: bytes, duration_ms: float, polite: bool) -> dict[str, Any]:
+    import websockets
+
     got: list[dict[str, Any]] = []
     async with websockets.connect(url) as ws:
         await ws.send(audio)
@@ -79,12 +83,14 @@ async def cycle(url: str, audio: bytes, duration_ms: float, polite: bool) -> dic
 
 
 async def main(args: argparse.Namespace) -> None:
-    female, rate = load("female_speech.wav")
-    male, _ = load("male_speech.wav")
+    rate = RATE
+    female = decode_file(str(args.data / "female_speech.wav"), rate)
+    male = decode_file(str(args.data / "male_speech.wav"), rate)
     clip = female[: int(1.6 * rate)]
     audio = pcm16(clip)
     duration_ms = 1000 * len(clip) / rate
-    async with running_server(model=args.model, resume_grace_ms=0) as srv:
+    settings = Settings(model=args.model, web_dir="/nonexistent", resume_grace_ms=0)
+    async with serve_in_process(settings) as srv:
         show("start", usage())
         sem = asyncio.Semaphore(args.concurrency)
         problems: list[str] = []
@@ -109,6 +115,8 @@ async def main(args: argparse.Namespace) -> None:
         counts = {"results": 0, "dropped": 0}
 
         async def live(i: int) -> None:
+            import websockets
+
             chunk = rate // 10
             offset = (i * 7919) % len(speech)
             async with websockets.connect(srv.ws_url) as ws:
@@ -150,6 +158,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", default="pitch")
+    p.add_argument("--data", type=Path, default=DATA, help="folder with the test recordings")
     p.add_argument("--cycles", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--streams", type=int, default=8)

@@ -5,7 +5,7 @@ ONNX Runtime fp32 and ONNX Runtime int8 (voxlive's own backends, the model loade
 id) and prints the largest probability difference against PyTorch and how often the label
 changes. Prints numbers; asserts nothing.
 
-    PYTHONPATH=src python bench/agreement.py --model /tmp/w2v2 tests/data/*_speech.wav
+    PYTHONPATH=src python -m voxlive.bench.agreement --model /tmp/w2v2 tests/data/*_speech.wav
 
 A random-weight model (what this project's machines can build) shows the numerics of the export
 and the quantisation, not what they do to a trained model's decisions: run it on the real model
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from voxlive.audio.decode import decode_file
-from voxlive.inference.hf import TransformersClassifier
-from voxlive.inference.onnx import OnnxClassifier
+from voxlive.pipeline.assembly import load_classifier
+from voxlive.settings import Settings
 
 
 def windows(files: list[str], rate: int, window_ms: int, hop_ms: int) -> np.ndarray:
@@ -44,14 +44,16 @@ def main() -> None:
     p.add_argument("--cache-dir", type=Path, default=None)
     args = p.parse_args()
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="voxlive-agreement-"))
-    reference = TransformersClassifier(args.model, device="cpu")
+    # Loaded as a server loads them (the composition root's loader), one backend at a time.
+    base = Settings(model=args.model, device="cpu", cache_dir=str(cache))
+    reference = load_classifier(base.replace(backend="torch"))
     batch = windows(args.files, reference.info.sample_rate, args.window_ms, args.hop_ms)
     expected = np.concatenate(
         [reference.predict(batch[i : i + 8]) for i in range(0, len(batch), 8)]
     )
     report: dict[str, dict[str, float]] = {}
     for quantize in ("none", "int8"):
-        clf = OnnxClassifier(args.model, quantize=quantize, cache_dir=cache)
+        clf = load_classifier(base.replace(backend="onnx", quantize=quantize))
         got = np.concatenate([clf.predict(batch[i : i + 8]) for i in range(0, len(batch), 8)])
         report[clf.info.backend] = {
             "windows": len(batch),

@@ -1,0 +1,132 @@
+"""The composition root: the one place a pipeline is assembled.
+
+:func:`assemble` picks the engine (in-process or Ray Serve), loads the classifier, warms it up,
+and builds the batcher with its VAD runner; the server (:class:`voxlive.server.service.Service`),
+``voxlive classify`` and every benchmark call it, and nothing else builds a :class:`Batcher`
+for them. :class:`Pipeline` is what they get back: it opens streams wired to its batcher and
+classifies whole recordings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxlive.audio.vad import SileroVad
+from voxlive.inference.base import Classifier, ModelInfo
+from voxlive.inference.loader import load_local
+from voxlive.metrics import Metrics
+from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.offline import classify_samples
+from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.protocol.messages import WindowMessage
+from voxlive.settings import Settings
+
+
+def load_classifier(settings: Settings) -> Classifier:
+    """The classifier for ``settings.engine``: in this process (``local``, see
+    :func:`~voxlive.inference.loader.load_local`), or a client of a Ray Serve deployment whose
+    replicas each load it that way (``ray``). Blocking: call it from a worker thread in a
+    server."""
+    if settings.engine == "ray":
+        from voxlive.inference.ray_serve import RayClassifier  # imports Ray only when chosen
+
+        return RayClassifier(settings)
+    return load_local(settings)
+
+
+def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
+    """Per-stream options from the settings and the model that serves."""
+    s = settings
+    return StreamConfig(
+        sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
+        buffer_ms=s.buffer_ms, labels=info.labels, gate=s.gate, gate_rms=s.gate_rms,
+        vad_threshold=s.vad_threshold, vad_min_speech_ms=s.vad_min_speech_ms,
+        smoothing=s.smoothing, max_unsent=s.max_unsent_results,
+    )  # fmt: skip
+
+
+def make_batcher(
+    settings: Settings, classifier: Classifier, metrics: Metrics | None = None
+) -> Batcher:
+    """The batcher for these settings, with the VAD runner when the gate is ``vad``.
+
+    Blocking (loads the VAD model): call it from a worker thread in a server.
+    """
+    s = settings
+    vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
+    max_batch, max_wait_ms = s.max_batch, s.max_wait_ms
+    if s.engine == "ray":
+        # The replicas batch (max_batch, max_wait_ms); the front forwards at once, enough
+        # windows per call to keep every replica busy.
+        max_batch, max_wait_ms = min(s.max_batch * s.ray_max_replicas, 256), 0.0
+    return Batcher(
+        classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
+        metrics=metrics, vad=vad,
+    )  # fmt: skip
+
+
+@dataclass
+class Pipeline:
+    """A classifier behind its batcher, and the per-stream options they serve.
+
+    Call :meth:`start` inside a running event loop before opening streams, and :meth:`close`
+    when done.
+    """
+
+    settings: Settings
+    classifier: Classifier
+    batcher: Batcher
+    config: StreamConfig
+    metrics: Metrics | None = None
+
+    def start(self) -> None:
+        """Start the batcher and VAD runner tasks. Idempotent."""
+        self.batcher.start()
+
+    async def close(self) -> None:
+        """Stop the batcher and VAD runner and release their threads. Idempotent."""
+        await self.batcher.close()
+
+    def open_stream(self, stream_id: str) -> tuple[Stream, Wiring]:
+        """A new stream registered with the batcher, and its listener: set
+        ``wiring.on_results`` to hear when results are ready. Give it back with
+        :meth:`close_stream`."""
+        wiring = Wiring(self.batcher)
+        stream = Stream(stream_id, self.config, listener=wiring, metrics=self.metrics)
+        self.batcher.add(stream)
+        return stream, wiring
+
+    def close_stream(self, stream: Stream) -> None:
+        """Unregister and close a stream (late results are ignored). Idempotent."""
+        self.batcher.remove(stream)
+        stream.close()
+
+    async def classify(self, samples: np.ndarray) -> list[WindowMessage]:
+        """A whole recording (mono float32 at the model rate) → its window messages."""
+        return await classify_samples(self.batcher, samples, self.config, self.metrics)
+
+
+def assemble(
+    settings: Settings,
+    *,
+    classifier: Classifier | None = None,
+    loader: Callable[[Settings], Classifier] = load_classifier,
+    metrics: Metrics | None = None,
+    warm_up: bool = True,
+) -> Pipeline:
+    """Load the classifier (unless given) with ``loader``, warm it up for one window, and build
+    the batcher: a pipeline ready to :meth:`~Pipeline.start`.
+
+    Blocking (loads models): call it from a worker thread in a server.
+    """
+    if classifier is None:
+        classifier = loader(settings)
+    if warm_up:
+        classifier.warmup(classifier.info.sample_rate * settings.window_ms // 1000)
+    batcher = make_batcher(settings, classifier, metrics)
+    config = stream_config(settings, classifier.info)
+    return Pipeline(settings, classifier, batcher, config, metrics)

@@ -1,0 +1,98 @@
+"""A stream's outbox: settled slots become numbered, typed messages.
+
+It owns everything about what a client is told for a stream: the ``seq`` numbers, the label
+smoothing, the counters reported in ``end``, and the most recent messages kept for a client that
+resumes after a network blip (at most ``max_unsent``, oldest forgotten first).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+from voxlive.audio.gate import AMBIENT
+from voxlive.audio.smoothing import MajoritySmoother
+from voxlive.inference.base import is_no_speech
+from voxlive.metrics import Metrics
+from voxlive.pipeline.slots import Slot, SlotState, StreamConfig, StreamStats
+from voxlive.protocol import messages
+from voxlive.protocol.messages import EndMessage, WindowMessage
+
+
+class Outbox:
+    """Not thread-safe: used from the event loop only."""
+
+    def __init__(
+        self, config: StreamConfig, stats: StreamStats, metrics: Metrics | None = None
+    ) -> None:
+        self.config = config
+        self.stats = stats
+        self._metrics = metrics
+        self._smoother = MajoritySmoother(config.smoothing)
+        self._seq = 0  # seq of the next message
+        self._sent: deque[WindowMessage] = deque(maxlen=config.max_unsent)
+
+    @property
+    def dropped_ms(self) -> float:
+        """Audio lost to dropped windows so far: one hop of new audio per window."""
+        return self.stats.dropped_windows * self.config.hop_ms
+
+    def messages(self, slots: Iterable[Slot], now: float) -> list[WindowMessage]:
+        """One message per settled slot, in the given (window) order; kept for :meth:`replay`.
+        ``now`` (monotonic seconds) gives each result its latency."""
+        out: list[WindowMessage] = []
+        for slot in slots:
+            out.append(self._message(slot, now))
+            self._seq += 1
+        self._sent.extend(out)
+        return out
+
+    def replay(self, after_seq: int) -> list[WindowMessage]:
+        """Messages already emitted with ``seq > after_seq`` (at most ``max_unsent`` kept)."""
+        return [m for m in self._sent if m["seq"] > after_seq]
+
+    def _message(self, slot: Slot, now: float) -> WindowMessage:
+        rate = self.config.sample_rate
+        start_ms = slot.start * 1000 / rate
+        end_ms = (slot.start + slot.length) * 1000 / rate
+        if slot.state is SlotState.FAILED:
+            self.stats.failed += 1
+            return messages.error(
+                "inference_failed", slot.error or "inference failed", seq=self._seq,
+                start_ms=start_ms, end_ms=end_ms,
+            )  # fmt: skip
+        latency_ms = (now - slot.ready_at) * 1000
+        scores: dict[str, float] = {}
+        if slot.gated or slot.probs is None:
+            label, confidence = AMBIENT, 1.0
+            self.stats.gated += 1
+        else:
+            probs, labels = slot.probs, self.config.labels
+            scores = {name: float(p) for name, p in zip(labels, probs, strict=True)}
+            if is_no_speech(probs):  # the model found no speech: ambient, but not gated
+                label, confidence = AMBIENT, 1.0
+            else:
+                best = int(np.argmax(probs))
+                label, confidence = labels[best], float(probs[best])
+            self.stats.classified += 1
+        if self._metrics:
+            self._metrics.result_latency.observe(max(latency_ms, 0) / 1000)
+        return messages.result(
+            seq=self._seq, start_ms=start_ms, end_ms=end_ms, label=label, confidence=confidence,
+            scores=scores, smoothed=self._smoother.update(label), gated=slot.gated,
+            latency_ms=latency_ms, dropped_ms=self.dropped_ms,
+        )  # fmt: skip
+
+    def end(self, stream_id: str, samples: int) -> EndMessage:
+        """The ``end`` message for a stream of ``samples`` samples at the model rate."""
+        s = self.stats
+        return messages.end(
+            stream_id=stream_id, duration_ms=samples * 1000 / self.config.sample_rate,
+            windows=s.windows, results=s.classified, gated=s.gated, failed=s.failed,
+            dropped_windows=s.dropped_windows, dropped_ms=self.dropped_ms,
+        )  # fmt: skip
+
+    def clear(self) -> None:
+        self._sent.clear()

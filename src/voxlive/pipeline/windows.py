@@ -1,0 +1,211 @@
+"""A stream's audio and its windows: the ring buffer, cutting overlapping windows into slots, and
+every slot's state until its message is popped.
+
+All state changes of a slot go through :meth:`Windows.move`, which keeps the counters
+(``gating``, ``pending``, ``inflight``) true and tells the listener: windows for the model, or
+results that may be ready. Drop policies (both counted):
+
+- audio: the ring holds ``buffer_ms``; a window whose start has been overwritten before the model
+  saw it is dropped (inference fell behind), so latency stays bounded by the buffer;
+- results: at most ``max_unsent`` finished slots (plus those the ring may still hold) wait for a
+  client that does not read; the oldest are dropped beyond that.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+import numpy as np
+
+from voxlive.audio.ring import RingBuffer
+from voxlive.metrics import Metrics
+from voxlive.pipeline.slots import (
+    MIN_TAIL_MS,
+    SETTLED,
+    UNSETTLED,
+    Slot,
+    SlotState,
+    StreamConfig,
+    StreamListener,
+    StreamStats,
+)
+
+
+class Windows:
+    """Not thread-safe: used from the event loop only."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        listener: StreamListener,
+        stats: StreamStats,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.ring = RingBuffer(config.buffer)
+        self.slots: deque[Slot] = deque()
+        self.gating = 0  # slots waiting for the VAD
+        self.pending = 0  # slots waiting for the batcher
+        self.inflight = 0  # slots in a model call
+        self.last_cut_at: float | None = None  # when the latest window was cut
+        self._listener = listener
+        self._stats = stats
+        self._metrics = metrics
+        self._next_index = 0  # index of the next slot
+        self._next_start = 0  # stream position of the next full window
+
+    # ---- cutting ----------------------------------------------------------------------------
+    def write(self, samples: np.ndarray, now: float) -> list[Slot]:
+        """Append samples and cut every full window now complete; returns the new slots (in
+        state GATING: the caller's gate settles them)."""
+        self.ring.write(samples)
+        cfg = self.config
+        new: list[Slot] = []
+        lost = 0
+        while self._next_start + cfg.window <= self.ring.written:
+            if self._next_start < self.ring.oldest:  # overwritten within this very write
+                lost += 1
+                self._stats.windows += 1
+            else:
+                new.append(self._cut(self._next_start, cfg.window, now))
+            self._next_start += cfg.hop
+        self._count_dropped(lost)
+        return new
+
+    def cut_tail(self, now: float) -> Slot | None:
+        """At the end of the stream: a window for the audio no full window covered (ending at
+        the last sample, as long as a window when there is enough audio), or ``None`` when that
+        is under ``MIN_TAIL_MS``."""
+        cfg, total = self.config, self.ring.written
+        # The last full window cut started one hop before the next one would (_next_start)
+        # and so ends at _next_start - hop + window; with no window cut, nothing is covered.
+        covered = self._next_start - cfg.hop + cfg.window if self._next_index else 0
+        if total - covered < cfg.sample_rate * MIN_TAIL_MS // 1000:
+            return None
+        length = min(cfg.window, total)
+        return self._cut(total - length, length, now)
+
+    def _cut(self, start: int, length: int, now: float) -> Slot:
+        slot = Slot(self._next_index, start, length, now, state=SlotState.GATING)
+        self._next_index += 1
+        self.last_cut_at = now
+        self._stats.windows += 1
+        self.slots.append(slot)
+        self.gating += 1
+        return slot
+
+    # ---- state changes ----------------------------------------------------------------------
+    def move(self, slot: Slot, state: SlotState) -> None:
+        """The one place a slot changes state: counters and the listener follow."""
+        self._adjust(slot.state, -1)
+        slot.state = state
+        self._adjust(state, +1)
+        if state is SlotState.PENDING:
+            self._listener.windows_pending()
+        elif state in SETTLED:
+            self._listener.results_ready()
+
+    def _adjust(self, state: SlotState, by: int) -> None:
+        if state is SlotState.GATING:
+            self.gating += by
+        elif state is SlotState.PENDING:
+            self.pending += by
+        elif state is SlotState.INFLIGHT:
+            self.inflight += by
+
+    def drop_overwritten(self) -> None:
+        """Drop the slots still waiting (for the VAD or the batcher) whose audio is gone."""
+        oldest = self.ring.oldest
+        if not (self.pending or self.gating) or oldest == 0:
+            return
+        dropped = 0
+        for slot in self.slots:
+            if slot.start >= oldest:
+                break
+            if slot.state in (SlotState.PENDING, SlotState.GATING):
+                self.move(slot, SlotState.DROPPED)
+                dropped += 1
+        self._count_dropped(dropped)
+
+    def notify_ready(self) -> None:
+        """Tell the listener that messages may be ready (after a batch of gate decisions)."""
+        self._listener.results_ready()
+
+    def _count_dropped(self, dropped: int) -> None:
+        if dropped:
+            self._stats.dropped_windows += dropped
+            if self._metrics:
+                self._metrics.windows.labels("dropped").inc(dropped)
+                self._metrics.dropped_audio.inc(dropped * self.config.hop_ms / 1000)
+            self._listener.results_ready()
+
+    def bound_unsent(self) -> None:
+        """Drop the oldest settled slots beyond what a reading client could still want."""
+        cfg = self.config
+        # max_unsent settled slots, plus every slot that may still be unsettled: one per hop
+        # the ring holds, and one more for a window straddling the ring's start.
+        limit = cfg.max_unsent + cfg.buffer // max(cfg.hop, 1) + 1
+        while len(self.slots) > limit and self.slots[0].state in SETTLED:
+            if self.slots.popleft().state is not SlotState.DROPPED:
+                self._stats.unsent_dropped += 1
+                if self._metrics:
+                    self._metrics.results_unsent.inc()
+
+    # ---- the batcher's side -----------------------------------------------------------------
+    def oldest_pending(self) -> Slot | None:
+        for slot in self.slots:
+            if slot.state is SlotState.PENDING:
+                return slot
+        return None
+
+    def take(self, length: int | None = None) -> Slot | None:
+        """The oldest pending slot, now in flight (only if it has ``length`` samples, when
+        given); ``None`` when there is none."""
+        slot = self.oldest_pending()
+        if slot is None or (length is not None and slot.length != length):
+            return None
+        self.move(slot, SlotState.INFLIGHT)
+        return slot
+
+    def settle(
+        self,
+        index: int,
+        state: SlotState,
+        probs: np.ndarray | None = None,
+        error: str | None = None,
+    ) -> None:
+        """The model's answer (DONE with ``probs``) or failure (FAILED with ``error``) for an
+        in-flight slot; ignored when the slot is gone (dropped, or the stream closed)."""
+        slot = self._slot(index)
+        if slot is None or slot.state is not SlotState.INFLIGHT:
+            self.inflight -= 1  # forgotten by close() or bound_unsent(), but it was in flight
+            return
+        slot.probs, slot.error = probs, error
+        self.move(slot, state)
+        if self._metrics:
+            self._metrics.windows.labels(
+                "classified" if state is SlotState.DONE else "failed"
+            ).inc()
+
+    def _slot(self, index: int) -> Slot | None:
+        if not self.slots:
+            return None
+        pos = index - self.slots[0].index  # slots are contiguous by index
+        return self.slots[pos] if 0 <= pos < len(self.slots) else None
+
+    # ---- results out ------------------------------------------------------------------------
+    def pop_settled(self) -> Iterator[Slot]:
+        """Remove and yield the settled slots at the head, in window order (dropped ones are
+        removed but not yielded)."""
+        while self.slots and self.slots[0].state not in UNSETTLED:
+            slot = self.slots.popleft()
+            if slot.state is not SlotState.DROPPED:
+                yield slot
+
+    def clear(self) -> None:
+        """Forget every slot (the stream closed); a slot in flight stays counted until the
+        batcher settles it."""
+        self.slots.clear()
+        self.pending = 0
+        self.gating = 0

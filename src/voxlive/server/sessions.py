@@ -1,0 +1,137 @@
+"""Which streams the server holds, and for whom: admission, detach and resume.
+
+How a stream lives
+------------------
+1. **Admission.** A WebSocket connects. :meth:`Sessions.admit` refuses it before anything is
+   allocated when the server is not ready or holds ``max_streams`` connections (an ``error``,
+   then close 1013). Origin and token checks follow in the connection (close 1008).
+2. **Open.** The connection opens a stream on the pipeline
+   (:meth:`voxlive.pipeline.assembly.Pipeline.open_stream`): a :class:`Stream` registered with
+   the batcher, and its :class:`Wiring`, whose ``on_results`` wakes this connection's sender.
+   :meth:`Sessions.opened` counts it.
+3. **Streaming.** The reader pushes audio; the batcher (and VAD runner) answer windows; the
+   sender pops messages in window order. See :mod:`voxlive.server.connection` for the
+   connection's states and its one close path.
+4. **The end.** ``stop`` → the rest is classified, ``end``, close 1000. Idle or too long → the
+   same, close 1001. Server shutdown → the same within the drain time, close 1001. A fatal client
+   error → an ``error`` and its close code. Then :meth:`Sessions.release` unregisters and closes
+   the stream, and :meth:`Sessions.closed` forgets the connection.
+5. **Vanishing.** A client that disconnects without ``stop`` (a network blip) does not end its
+   stream when ``resume_grace_ms`` > 0: :meth:`Sessions.detach` keeps it, still classifying,
+   with nobody woken for its results (bounded by ``max_unsent_results``), until it is resumed or
+   the grace period passes (then it is released like any closed stream).
+6. **Resume.** A new connection whose ``start`` (or query) names the ``stream_id`` takes the
+   stream back with :meth:`Sessions.resume`: the stream's time and ``seq`` go on, and the
+   messages after the client's ``last_seq`` are sent again right after ``ready``. An unknown or
+   expired id gets a ``resume_failed`` error and a new stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from voxlive.metrics import Metrics
+from voxlive.pipeline.assembly import Pipeline
+from voxlive.pipeline.batcher import Wiring
+from voxlive.pipeline.stream import Stream
+from voxlive.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Client(Protocol):
+    """What the sessions need of an open connection."""
+
+    def shutdown(self, drain_s: float) -> None:
+        """Finish the stream within ``drain_s`` seconds and close 1001. Idempotent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detached:
+    stream: Stream
+    wiring: Wiring
+    expiry: asyncio.TimerHandle
+
+
+class Sessions:
+    """Open connections and detached streams. Used from the event loop only."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.pipeline: Pipeline | None = None  # set once the model is loaded
+        self.connections: set[Client] = set()
+        self.detached: dict[str, Detached] = {}
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+
+    # ---- admission --------------------------------------------------------------------------
+    def admit(self, status: str) -> tuple[str, str] | None:
+        """``None`` to let a new connection in, else (error code, message) to refuse it."""
+        if status != "ready":
+            return "not_ready", f"expected a ready server, got status {status!r}; retry later"
+        limit = self.settings.max_streams
+        if len(self.connections) >= limit:
+            return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
+        return None
+
+    def opened(self, conn: Client) -> None:
+        self.connections.add(conn)
+        self._no_connections.clear()
+        self.metrics.streams_open.inc()
+        self.metrics.streams_total.inc()
+
+    def closed(self, conn: Client) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.metrics.streams_open.dec()
+        if not self.connections:
+            self._no_connections.set()
+
+    # ---- detach and resume ------------------------------------------------------------------
+    def detach(self, stream: Stream, wiring: Wiring) -> None:
+        """Keep a stream whose client vanished, still classifying, until it is resumed or
+        ``resume_grace_ms`` passes (then it is released)."""
+        wiring.on_results = None  # nobody reads until it is resumed
+        grace_s = self.settings.resume_grace_ms / 1000
+        timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
+        self.detached[stream.id] = Detached(stream, wiring, timer)
+
+    def resume(self, stream_id: str) -> tuple[Stream, Wiring] | None:
+        """Take back a detached stream by its id; ``None`` if unknown or expired."""
+        entry = self.detached.pop(stream_id, None)
+        if entry is None:
+            return None
+        entry.expiry.cancel()
+        return entry.stream, entry.wiring
+
+    def _expire(self, stream_id: str) -> None:
+        entry = self.detached.pop(stream_id, None)
+        if entry is not None:
+            entry.expiry.cancel()
+            self.release(entry.stream)
+
+    def release(self, stream: Stream) -> None:
+        """Unregister and close a stream (late results are ignored). Idempotent."""
+        if self.pipeline is not None:
+            self.pipeline.close_stream(stream)
+        else:
+            stream.close()
+
+    # ---- shutdown ---------------------------------------------------------------------------
+    async def drain(self, timeout_s: float) -> None:
+        """Drop detached streams, ask every connection to finish and close (1001), and wait
+        until all have closed or ``timeout_s`` has passed. Safe to call twice."""
+        for stream_id in list(self.detached):
+            self._expire(stream_id)
+        if self.connections:
+            log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
+        for conn in list(self.connections):
+            conn.shutdown(timeout_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._no_connections.wait()
