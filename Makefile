@@ -62,13 +62,13 @@ test-fast: setup-test
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests bench setup.py
-	$(BIN)/ruff check --fix src tests bench setup.py
+	$(BIN)/ruff format src tests setup.py
+	$(BIN)/ruff check --fix src tests setup.py
 	@if [ -d web/node_modules ]; then cd web && npx prettier --write src; fi
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check src tests bench setup.py
-	$(BIN)/ruff check src tests bench setup.py
+	$(BIN)/ruff format --check src tests setup.py
+	$(BIN)/ruff check src tests setup.py
 	$(BIN)/mypy
 	@if [ -d web/node_modules ]; then cd web && npm run lint && npx tsc --noEmit -p .; fi
 

@@ -27,13 +27,6 @@ DATA = Path(__file__).resolve().parent / "data"  # the recordings (see data/READ
 MS = 0.001  # the single timing unit of the tests
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for processes that must be told their port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def load(name: str) -> tuple[np.ndarray, int]:
     samples, rate = sf.read(DATA / name, dtype="float32")
     return samples, int(rate)

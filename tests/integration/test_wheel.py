@@ -3,18 +3,19 @@ the repository, it must serve the page on its own (no checkout, no npm at run ti
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+
+from helpers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,9 +41,7 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> 
 
     home = tmp_path / "elsewhere"  # not the repository: no web/dist to find by accident
     home.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(
@@ -52,16 +51,11 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> 
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the installed wheel's server did not get ready"
-            time.sleep(0.2)
+        alive = lambda: server.poll() is None  # noqa: E731
+        try:
+            asyncio.run(wait_ready(url, timeout_s=120, alive=alive, what="installed wheel"))
+        except RuntimeError:
+            pytest.fail(log.read_text())
         page = httpx.get(url + "/")
         assert page.status_code == 200 and '<div id="root">' in page.text
         (script,) = re.findall(r'src="\.?/?(assets/[^"]+\.js)"', page.text)

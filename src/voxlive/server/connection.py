@@ -88,7 +88,7 @@ class Connection:
         """The one place the state changes."""
         if to not in NEXT[self.state]:
             raise RuntimeError(
-                f"connection {self.id}: expected a move to one of {NEXT[self.state]} from "
+                f"connection: expected a move to one of {NEXT[self.state]} from "
                 f"{self.state!r}, but got {to!r}"
             )
         self.state = to
@@ -348,9 +348,9 @@ class Connection:
                     await self._send_now(self.stream.end_message())
                     await self._close_ws(self._close_code, self._close_reason)
         except CLIENT_GONE as exc:  # the client went away mid-send: the reader sees it too
-            log.debug("stream %s: send failed, the client is gone: %r", self.id, exc)
+            log.debug("a stream's client went away mid-send: %r", exc)
         except Exception:
-            log.exception("stream %s: sending failed; closing the stream with 1011", self.id)
+            log.exception("sending a stream's messages failed; closing it with 1011")
             with contextlib.suppress(*CLIENT_GONE):
                 await self._close_ws(CLOSE_INTERNAL_ERROR, "internal error")
 
