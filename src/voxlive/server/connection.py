@@ -350,7 +350,7 @@ class Connection:
         except CLIENT_GONE as exc:  # the client went away mid-send: the reader sees it too
             log.debug("a stream's client went away mid-send: %r", exc)
         except Exception:
-            log.exception("sending a stream's messages failed; closing it with 1011")
+            log.exception("a stream's sending failed; closing it with 1011")
             with contextlib.suppress(*CLIENT_GONE):
                 await self._close_ws(CLOSE_INTERNAL_ERROR, "internal error")
 
