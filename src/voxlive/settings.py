@@ -108,6 +108,11 @@ class Settings:
         "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
         "least 128 above it",
     )
+    auth_timeout_ms: int = _opt(
+        5_000,
+        "with a token set: a stream must send a start message carrying it within this long of "
+        "connecting, ms (close 1008); until then it holds no stream slot",
+    )
     header_timeout_ms: int = _opt(
         10_000,
         "a client must send its request's headers within this long of connecting (or of the "
@@ -207,6 +212,7 @@ class Settings:
             f">= max_streams ({self.max_streams})",
         )
         need(100 <= self.header_timeout_ms <= 600_000, "header_timeout_ms", "100..600000 ms")
+        need(100 <= self.auth_timeout_ms <= 600_000, "auth_timeout_ms", "100..600000 ms")
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
         need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")

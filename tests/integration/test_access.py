@@ -25,6 +25,15 @@ async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> Str
     return run
 
 
+async def _refused(url: str, origin: str) -> websockets.http11.Response:
+    try:
+        async with websockets.connect(url, origin=origin):  # type: ignore[arg-type]
+            pass
+    except websockets.InvalidStatus as exc:
+        return exc.response
+    raise AssertionError("expected the upgrade to be refused")
+
+
 async def test_token_is_required_when_configured() -> None:
     female, rate = load("female_speech.wav")
     audio = pcm16(female[:rate])
@@ -47,7 +56,7 @@ async def test_token_is_required_when_configured() -> None:
         [err] = run.of("error")
         assert err["code"] == "unauthorized" and "s3cret" not in err["message"]
         assert not run.results
-    assert "got no token" in no_token.of("error")[0]["message"]
+    assert "token before any audio" in no_token.of("error")[0]["message"]
     assert "got a wrong token" in wrong.of("error")[0]["message"]
     for run in (right, by_query):
         assert run.close_code == 1000 and run.results and run.of("end")
@@ -58,17 +67,19 @@ async def test_origin_allowlist() -> None:
     stop = json.dumps({"type": "stop"})
     async with running_server() as srv:
         host = srv.url.removeprefix("http://")
-        evil = await _run(srv.ws_url, stop, origin="https://evil.example")
+        evil = await _refused(srv.ws_url, origin="https://evil.example")
         same = await _run(srv.ws_url, stop, origin=f"http://{host}")
         local = await _run(srv.ws_url, stop, origin="http://localhost:5173")
         no_origin = await _run(srv.ws_url, stop)
-    assert evil.close_code == 1008 and evil.of("error")[0]["code"] == "origin_not_allowed"
+    # refused before the WebSocket is accepted: an HTTP 403 whose body says why
+    assert evil.status_code == 403
+    assert json.loads(evil.body)["code"] == "origin_not_allowed"
     for run in (same, local, no_origin):
         assert run.close_code == 1000 and run.of("end")
     async with running_server(allowed_origins=("https://app.example",)) as srv:
         listed = await _run(srv.ws_url, stop, origin="https://app.example")
-        other = await _run(srv.ws_url, stop, origin="http://localhost:5173")
-    assert listed.close_code == 1000 and other.close_code == 1008
+        other = await _refused(srv.ws_url, origin="http://localhost:5173")
+    assert listed.close_code == 1000 and other.status_code == 403
 
 
 async def test_idle_stream_is_closed() -> None:

@@ -11,11 +11,12 @@ import os
 import socket
 import struct
 import time
+from typing import Any
 
 import httpx
 import pytest
 
-from helpers import running_server
+from helpers import StreamRun, collect, eventually, load, pcm16, running_server, stream_audio
 
 MS = 0.001
 
@@ -191,3 +192,77 @@ async def test_dns_rebinding_is_refused_on_a_loopback_server() -> None:
             listed = await client.get(srv.url + "/healthz", headers={"Host": "voice.example"})
             other = await client.get(srv.url + "/healthz", headers={"Host": "localhost"})
         assert listed.status_code == 200 and other.status_code == 400  # the list replaces
+
+
+async def _open(url: str) -> tuple[Any, StreamRun, asyncio.Task[None]]:
+    import websockets
+
+    ws = await websockets.connect(url)
+    run = StreamRun()
+    return ws, run, asyncio.create_task(collect(ws, run))
+
+
+async def test_a_client_without_the_token_holds_no_stream_slot() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(token="s3cret", max_streams=1, auth_timeout_ms=1000) as srv:
+        lurker, lurker_run, lurking = await _open(srv.ws_url)  # connects, never authenticates
+        honest = await stream_audio(
+            srv.ws_url, female[: 2 * rate], rate, speed=0,
+            start={"type": "start", "sample_rate": rate, "token": "s3cret"},
+        )  # fmt: skip
+        await asyncio.wait_for(lurking, 5)  # the lurker is closed by the auth deadline
+        await lurker.close()
+    assert honest.close_code == 1000 and honest.results  # admitted although one socket lurked
+    assert lurker_run.close_code == 1008
+    assert lurker_run.of("error")[0]["code"] == "unauthorized"
+    assert "within 1 s" in lurker_run.of("error")[0]["message"]
+
+
+async def test_junk_before_authentication_closes_after_three_errors() -> None:
+    async with running_server(token="s3cret", max_streams=1) as srv:
+        ws, run, reading = await _open(srv.ws_url)
+        with contextlib.suppress(Exception):
+            for _ in range(10):
+                await ws.send("not json")
+        await asyncio.wait_for(reading, 5)
+        assert srv.service.sessions.connections == set()  # it never took a slot
+    assert [m["code"] for m in run.of("error")] == ["bad_json"] * 3 + ["too_many_errors"]
+    assert run.close_code == 1008
+
+
+async def test_a_stream_of_bad_frames_is_closed_and_honest_streams_go_on() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        ws, run, reading = await _open(srv.ws_url)
+        honest_task = asyncio.create_task(stream_audio(srv.ws_url, female, rate, speed=4))
+        with contextlib.suppress(Exception):
+            for _ in range(200):  # bounded: odd-length s16 frames, each one an error
+                await ws.send(b"\x00")
+        await asyncio.wait_for(reading, 5)
+        honest = await honest_task
+    codes = [m["code"] for m in run.of("error")]
+    assert codes == ["bad_frame"] * 21 + ["too_many_errors"]  # 20 allowed within 10 s
+    assert run.close_code == 1008
+    assert honest.close_code == 1000 and len(honest.results) >= 8
+
+
+async def test_vanished_streams_are_kept_only_with_audio_and_never_past_capacity() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(max_streams=2, resume_grace_ms=60_000) as srv:
+        sessions = srv.service.sessions
+        for _ in range(5):  # connect, vanish without audio: nothing is kept
+            ws, _, _ = await _open(srv.ws_url)
+            await ws.send('{"type": "start"}')
+            ws.transport.abort()
+        await eventually(lambda: not sessions.connections, "the connections to close")
+        assert sessions.detached == {}
+        for _ in range(5):  # connect, send audio, vanish: kept for resume, at most max_streams
+            ws, _, _ = await _open(srv.ws_url)
+            await ws.send(pcm16(female[:rate]))
+            await asyncio.sleep(50 * MS)
+            ws.transport.abort()
+            await eventually(lambda: not sessions.connections, "the connection to close")
+        assert 1 <= len(sessions.detached) <= 2
+        honest = await stream_audio(srv.ws_url, female[: 2 * rate], rate, speed=0)
+        assert honest.close_code == 1000  # a live client pushes detached streams out
+        assert len(sessions.connections) + len(sessions.detached) <= 2

@@ -44,7 +44,13 @@ async def test_resume_continues_seq_and_stream_time() -> None:
     assert starts == sorted(starts) and starts[0] == 0
     assert results[-1]["end_ms"] >= 4500  # stream time went on across the reconnect
     [end] = run.of("end")
-    assert end["windows"] == end["results"] + end["gated"] + end["dropped_windows"] + end["failed"]
+    assert end["windows"] == (
+        end["results"]
+        + end["gated"]
+        + end["dropped_windows"]
+        + end["failed"]
+        + end["dropped_results"]
+    )
     assert end["dropped_windows"] == 0
 
 

@@ -104,7 +104,13 @@ async def test_stop_flushes_every_buffered_window() -> None:
     async with running_server(buffer_ms=10_000) as srv:
         run = await stream_audio(srv.ws_url, female, rate, speed=0)  # all at once, then stop
     [end] = run.of("end")
-    assert end["windows"] == end["results"] + end["gated"] + end["failed"] + end["dropped_windows"]
+    assert end["windows"] == (
+        end["results"]
+        + end["gated"]
+        + end["failed"]
+        + end["dropped_windows"]
+        + end["dropped_results"]
+    )
     assert end["dropped_windows"] == 0 and len(run.results) == end["windows"]
     assert end["duration_ms"] == pytest.approx(1000 * len(female) / rate, abs=0.1)
     assert_well_ordered(run, end["duration_ms"])

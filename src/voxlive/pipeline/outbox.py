@@ -85,13 +85,15 @@ class Outbox:
             latency_ms=latency_ms, dropped_ms=self.dropped_ms,
         )  # fmt: skip
 
-    def end(self, stream_id: str, samples: int) -> EndMessage:
-        """The ``end`` message for a stream of ``samples`` samples at the model rate."""
+    def end(self, stream_id: str, samples: int, dropped_errors: int = 0) -> EndMessage:
+        """The ``end`` message for a stream of ``samples`` samples at the model rate;
+        ``dropped_errors``: error messages its connection could not queue."""
         s = self.stats
         return messages.end(
             stream_id=stream_id, duration_ms=samples * 1000 / self.config.sample_rate,
             windows=s.windows, results=s.classified, gated=s.gated, failed=s.failed,
             dropped_windows=s.dropped_windows, dropped_ms=self.dropped_ms,
+            dropped_results=s.unsent_dropped, dropped_errors=dropped_errors,
         )  # fmt: skip
 
     def clear(self) -> None:

@@ -202,8 +202,9 @@ class Stream:
         """Messages already emitted with ``seq > after_seq`` (at most ``max_unsent`` kept)."""
         return self._outbox.replay(after_seq)
 
-    def end_message(self) -> EndMessage:
-        return self._outbox.end(self.id, self._windows.ring.written)
+    def end_message(self, dropped_errors: int = 0) -> EndMessage:
+        """``end``; ``dropped_errors``: error messages the connection had to drop."""
+        return self._outbox.end(self.id, self._windows.ring.written, dropped_errors)
 
     def close(self) -> None:
         """Forget everything; late results from the batcher are ignored. Idempotent."""

@@ -65,6 +65,8 @@ class EndMessage(TypedDict):
     failed: int
     dropped_windows: int
     dropped_ms: float
+    dropped_results: int
+    dropped_errors: int
 
 
 # What the server sends for a stream's windows, in seq order.
@@ -158,6 +160,8 @@ def end(
     failed: int,
     dropped_windows: int,
     dropped_ms: float,
+    dropped_results: int = 0,
+    dropped_errors: int = 0,
 ) -> EndMessage:
     return {
         "type": "end",
@@ -169,6 +173,8 @@ def end(
         "failed": failed,
         "dropped_windows": dropped_windows,
         "dropped_ms": round(dropped_ms, 3),
+        "dropped_results": dropped_results,
+        "dropped_errors": dropped_errors,
     }
 
 

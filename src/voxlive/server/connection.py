@@ -24,6 +24,7 @@ import secrets
 from collections import deque
 from typing import Literal
 
+import numpy as np
 from starlette.websockets import (
     WebSocket,
     WebSocketDisconnect,
@@ -32,14 +33,15 @@ from starlette.websockets import (
 )
 
 from voxlive.audio.resample import StreamResampler, to_mono
-from voxlive.errors import AuthError, ClientError, FrameTooLarge, StreamTimeout
+from voxlive.errors import ClientError, FrameError, FrameTooLarge, StreamTimeout
 from voxlive.pipeline.batcher import Wiring
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
-from voxlive.protocol.session import Audio, Session, Started, Stopped, parse_query
-from voxlive.server.access import origin_ok, token_ok
+from voxlive.protocol.session import Audio, Event, Session, Started, Stopped, parse_query
+from voxlive.server import handshake
+from voxlive.server.budget import Budget
 from voxlive.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class Connection:
         self._resumed = False
         self._started_at = 0.0
         self._base_samples = 0
+        self._budget = Budget()
+        self._dropped_errors = 0  # control messages pushed out of the full queue
 
     # ---- state ------------------------------------------------------------------------------
     def _move(self, to: State) -> None:
@@ -125,37 +129,57 @@ class Connection:
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
         service, sessions = self.service, self.service.sessions
+        if not await handshake.origin_allowed(self.ws, service):
+            return
         await self.ws.accept()
+        try:
+            preset = parse_query(dict(self.ws.query_params), DEFAULT_FORMAT)
+            self.session = Session(DEFAULT_FORMAT, preset)
+            early: list[Event] = []
+            if preset is not None:
+                handshake.check_token(service.settings, preset)
+            elif service.settings.token:
+                authenticated = await handshake.authenticate(
+                    self.ws, self.session, self._budget, service
+                )
+                if authenticated is None:  # the client left before authenticating
+                    return
+                early = authenticated
+        except ClientError as exc:
+            service.metrics.streams_refused.labels(exc.code).inc()
+            with contextlib.suppress(*CLIENT_GONE):
+                await self._send_now(messages.error(exc.code, exc.message))
+                await self.ws.close(exc.close_code or handshake.CLOSE_POLICY, exc.code)
+            return
+        # Admitted only now: a client without the token never holds a stream slot.
         refusal = sessions.admit(service.status)
         if refusal is not None:
             code, message = refusal
             service.metrics.streams_refused.labels(code).inc()
-            await self._send_now(messages.error(code, message))
-            await self.ws.close(CLOSE_TRY_AGAIN, code)
+            with contextlib.suppress(*CLIENT_GONE):
+                await self._send_now(messages.error(code, message))
+                await self.ws.close(CLOSE_TRY_AGAIN, code)
             return
-        try:
-            self._check_origin()
-            preset = parse_query(dict(self.ws.query_params), DEFAULT_FORMAT)
-            if preset is not None:
-                self._check_token(preset)
-        except ClientError as exc:
-            service.metrics.streams_refused.labels(exc.code).inc()
-            await self._send_now(messages.error(exc.code, exc.message))
-            await self.ws.close(exc.close_code or 1008, exc.code)
-            return
-        self.session = Session(DEFAULT_FORMAT, preset)
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
         sessions.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
+        for event in early:
+            self._handle(event)
         try:
             async with asyncio.TaskGroup() as tasks:
-                self._reader = tasks.create_task(self._read(), name=f"voxlive-read-{self.id}")
-                tasks.create_task(self._send_loop(), name=f"voxlive-send-{self.id}")
+                self._reader = tasks.create_task(self._read(), name="voxlive-read")
+                tasks.create_task(self._send_loop(), name="voxlive-send")
         finally:
-            if self._vanished and service.ready and service.settings.resume_grace_ms > 0:
+            # Only a stream that carried audio is worth keeping for its client to resume.
+            if (
+                self._vanished
+                and service.ready
+                and service.settings.resume_grace_ms > 0
+                and self.stream.samples_received > 0
+            ):
                 sessions.detach(self.stream, self.wiring)  # the client may come back for it
             else:
                 sessions.release(self.stream)
@@ -188,20 +212,6 @@ class Connection:
         elif started.last_seq is not None:
             self._replay.extend(found[0].replay(started.last_seq))  # sent right after ready
         return found
-
-    def _check_origin(self) -> None:
-        origin, host = self.ws.headers.get("origin"), self.ws.headers.get("host")
-        if not origin_ok(origin, host, self.service.settings.allowed_origins):
-            raise AuthError(
-                f"origin {origin!r} is not allowed; expected the server's own origin, localhost, "
-                "or one listed in VOXLIVE_ALLOWED_ORIGINS",
-                code="origin_not_allowed",
-            )
-
-    def _check_token(self, started: Started) -> None:
-        if not token_ok(self.service.settings.token, started.token):
-            given = "no token" if started.token is None else "a wrong token"
-            raise AuthError(f"expected the server's token (start 'token' or ?token=), got {given}")
 
     # ---- reading ----------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -237,9 +247,9 @@ class Connection:
                 if self.state != "closed":
                     self._move("closed")
                 return
+            data, text = msg.get("bytes"), msg.get("text")
+            size = len(data) if data is not None else len(text or "")
             try:
-                data, text = msg.get("bytes"), msg.get("text")
-                size = len(data) if data is not None else len(text or "")
                 if size > limit:
                     raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {limit} bytes")
                 events = self.session.receive_bytes(data) if data is not None else (
@@ -249,11 +259,15 @@ class Connection:
                     self._handle(event)
             except ClientError as exc:
                 self._error(exc.code, exc.message)
+                if exc.close_code is None and self._budget.bad(loop.time(), authenticated=True):
+                    exc = handshake.too_many_errors(self._budget)
+                    self._error(exc.code, exc.message)
                 if exc.close_code is not None:
                     self._request_close(exc.close_code, exc.code, None)
                     return
             if self._stopped:
                 return
+            await handshake.pace(self._budget, size)
             await self._throttle()
 
     async def _throttle(self) -> None:
@@ -272,7 +286,7 @@ class Connection:
 
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
-            self._check_token(event)
+            handshake.check_token(self.service.settings, event)
             if event.stream_id and not self._resumed and not self.stream.samples_received:
                 found = self._resume(event)
                 if found is not None:
@@ -284,6 +298,8 @@ class Connection:
                 return
             assert self._resampler is not None
             samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
+            if not np.isfinite(samples).all():  # cannot happen for decoded input; guard anyway
+                raise FrameError("expected finite audio after resampling, got NaN or Inf")
             self.stream.push(samples)
         else:
             assert self._resampler is not None
@@ -309,6 +325,8 @@ class Connection:
         self._queue(messages.error(code, message))
 
     def _queue(self, message: ServerMessage) -> None:
+        if len(self._control) == self._control.maxlen:
+            self._dropped_errors += 1  # the oldest queued message gives way; ``end`` counts it
         self._control.append(message)
         self._wake.set()
 
@@ -345,7 +363,7 @@ class Connection:
                 elif self.state == "draining" and (
                     self.stream.drained or asyncio.get_running_loop().time() >= self._deadline
                 ):
-                    await self._send_now(self.stream.end_message())
+                    await self._send_now(self.stream.end_message(self._dropped_errors))
                     await self._close_ws(self._close_code, self._close_reason)
         except CLIENT_GONE as exc:  # the client went away mid-send: the reader sees it too
             log.debug("a stream's client went away mid-send: %r", exc)

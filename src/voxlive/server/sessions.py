@@ -19,7 +19,10 @@ How a stream lives
 5. **Vanishing.** A client that disconnects without ``stop`` (a network blip) does not end its
    stream when ``resume_grace_ms`` > 0: :meth:`Sessions.detach` keeps it, still classifying,
    with nobody woken for its results (bounded by ``max_unsent_results``), until it is resumed or
-   the grace period passes (then it is released like any closed stream).
+   the grace period passes (then it is released like any closed stream). Only streams that
+   carried audio are kept; open plus detached streams never exceed ``max_streams`` (a new
+   client pushes out the oldest detached stream), so vanishing clients cannot pile up work or
+   memory: at most ``max_streams`` × ``buffer_ms`` of audio waits for classification.
 6. **Resume.** A new connection whose ``start`` (or query) names the ``stream_id`` takes the
    stream back with :meth:`Sessions.resume`: the stream's time and ``seq`` go on, and the
    messages after the client's ``last_seq`` are sent again right after ``ready``. An unknown or
@@ -77,6 +80,9 @@ class Sessions:
         limit = self.settings.max_streams
         if len(self.connections) >= limit:
             return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
+        # Detached streams count against capacity, but give way to a live client, oldest first.
+        while self.detached and len(self.connections) + len(self.detached) >= limit:
+            self._expire(next(iter(self.detached)))
         return None
 
     def opened(self, conn: Client) -> None:

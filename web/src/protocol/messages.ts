@@ -67,6 +67,8 @@ export interface EndMessage {
   failed: number;
   dropped_windows: number;
   dropped_ms: number;
+  dropped_results: number;
+  dropped_errors: number;
 }
 
 export type ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | EndMessage;
@@ -111,6 +113,8 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     failed: "number",
     dropped_windows: "number",
     dropped_ms: "number",
+    dropped_results: "number",
+    dropped_errors: "number",
   },
 };
 

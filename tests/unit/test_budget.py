@@ -1,0 +1,47 @@
+"""The per-connection allowance on a fake clock: exact at its limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxlive.server.budget import UNIT_BYTES, Budget
+
+
+def test_a_burst_is_free_then_the_rate_holds() -> None:
+    b = Budget(rate_per_s=10, burst=5)
+    assert [b.charge(0.0, 0) for _ in range(5)] == [0.0] * 5  # exactly the burst
+    assert b.charge(0.0, 0) == pytest.approx(0.1)  # one past it: wait one unit's time
+    b2 = Budget(rate_per_s=10, burst=5)
+    for _ in range(5):
+        b2.charge(0.0, 0)
+    assert b2.charge(0.1, 0) == 0.0  # a tenth of a second later one unit has come back
+
+
+def test_big_messages_cost_more() -> None:
+    b = Budget(rate_per_s=10, burst=3)
+    assert b.charge(0.0, 2 * UNIT_BYTES) == 0.0  # 1 + 2 units: the whole burst
+    assert b.charge(0.0, 0) == pytest.approx(0.1)
+
+
+def test_refill_never_exceeds_the_burst() -> None:
+    b = Budget(rate_per_s=10, burst=2)
+    b.charge(0.0, 0)
+    assert [b.charge(100.0, 0) for _ in range(2)] == [0.0, 0.0]
+    assert b.charge(100.0, 0) > 0
+
+
+def test_bad_messages_close_past_the_limit_in_the_window() -> None:
+    b = Budget(bad_limit=3, bad_window_s=10.0)
+    assert [b.bad(t, authenticated=True) for t in (0.0, 1.0, 2.0)] == [False] * 3
+    assert b.bad(3.0, authenticated=True)  # the fourth within 10 s
+    b2 = Budget(bad_limit=3, bad_window_s=10.0)
+    for t in (0.0, 1.0, 2.0):
+        b2.bad(t, authenticated=True)
+    assert not b2.bad(10.0, authenticated=True)  # the first has left the window
+
+
+def test_fewer_bad_messages_are_allowed_before_authentication() -> None:
+    b = Budget(bad_limit=20, bad_before_auth=2)
+    assert not b.bad(0.0, authenticated=False)
+    assert not b.bad(0.0, authenticated=False)
+    assert b.bad(0.0, authenticated=False)
