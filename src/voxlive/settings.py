@@ -120,6 +120,10 @@ class Settings:
     )
     max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
     max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
+    max_uploads: int = _opt(2, "most POST /classify requests at once; more get 503 busy")
+    upload_timeout_ms: int = _opt(
+        60_000, "a POST /classify body must arrive within this long, ms (408)"
+    )
     max_upload_ms: int = _opt(
         600_000,
         "longest audio a POST /classify file may hold, ms; checked from the file's header "
@@ -216,6 +220,8 @@ class Settings:
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")
         need(self.max_upload_bytes >= 1024, "max_upload_bytes", ">= 1024 bytes")
         need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
+        need(self.max_uploads >= 1, "max_uploads", ">= 1")
+        need(self.upload_timeout_ms >= 1_000, "upload_timeout_ms", ">= 1000 ms")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")

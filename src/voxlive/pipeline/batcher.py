@@ -196,7 +196,14 @@ class Batcher(LoopWorker):
                 return
 
     def _collect(self) -> list[Window]:
-        streams = [s for s in self._streams.values() if s.pending]
+        streams = [s for s in self._streams.values() if s.pending and not s.background]
+        limit = self.max_batch
+        if not streams:
+            # Background work (files) only when no live window waits, and while live streams
+            # are open in small calls, so a live window arriving meanwhile waits for little.
+            streams = [s for s in self._streams.values() if s.pending]
+            if any(not s.background for s in self._streams.values()):
+                limit = max(1, self.max_batch // 4)
         if not streams:
             return []
         # Rotate (fair among equals), then most urgent first: the oldest pending window leads.
@@ -205,10 +212,10 @@ class Batcher(LoopWorker):
         order.sort(key=lambda s: s.oldest_ready_at())
         batch: list[Window] = []
         length: int | None = None
-        while len(batch) < self.max_batch:
+        while len(batch) < limit:
             took = False
             for stream in order:
-                if len(batch) >= self.max_batch:
+                if len(batch) >= limit:
                     break
                 window = stream.take(length)
                 if window is not None:

@@ -39,6 +39,7 @@ async def classify_samples(
     stream = Stream(
         f"file-{next(_ids)}", config, listener=Wiring(batcher, wake.set), metrics=metrics
     )
+    stream.background = True  # live streams' windows go first
     batcher.add(stream)
     out: list[WindowMessage] = []
     try:

@@ -73,6 +73,8 @@ class Stream:
         self._outbox = Outbox(config, self.stats, metrics)
         self.finished = False  # no more audio will come
         self.closed = False
+        # Background work (a file, not a live client): the batcher serves live streams first.
+        self.background = False
 
     # ---- counters ---------------------------------------------------------------------------
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from voxlive.audio.decode import decode_file
-from voxlive.errors import ClientError
 from voxlive.inference.base import Classifier
 from voxlive.pipeline.assembly import load_classifier
-from voxlive.server.access import bearer, token_ok, trusted_hosts
+from voxlive.server.access import trusted_hosts
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
+from voxlive.server.uploads import classify_upload
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
 
@@ -47,46 +45,9 @@ async def metrics(request: Request) -> Response:
     return Response(_service(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 async def classify(request: Request) -> Response:
     """POST an audio file as the body; get the JSON timeline the CLI prints."""
-    service = _service(request)
-    given = bearer(request.headers) or request.query_params.get("token")
-    if not token_ok(service.settings.token, given):
-        return _error(401, "unauthorized", "expected 'Authorization: Bearer <token>' or ?token=")
-    pipeline = service.pipeline
-    if not service.ready or pipeline is None:
-        return _error(503, "not_ready", f"expected a ready server, got status {service.status!r}")
-    limit = service.settings.max_upload_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            return _error(413, "too_large", f"body exceeds the limit of {limit} bytes")
-    if not body:
-        return _error(400, "empty_body", "expected an audio file in the request body, got 0 bytes")
-    info = pipeline.classifier.info
-    try:
-        samples = await asyncio.to_thread(
-            decode_file, bytes(body), info.sample_rate, service.settings.max_upload_ms
-        )
-    except ClientError as exc:
-        return _error(400, exc.code, exc.message)
-    results = await pipeline.classify(samples)
-    return JSONResponse(
-        {
-            "model": info.name,
-            "backend": info.backend,
-            "fallback": info.fallback,
-            "duration_ms": round(len(samples) * 1000 / info.sample_rate, 3),
-            "window_ms": service.settings.window_ms,
-            "hop_ms": service.settings.hop_ms,
-            "results": results,
-        }
-    )
+    return await classify_upload(request, _service(request))
 
 
 def create_app(

@@ -17,6 +17,7 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
 from voxlive.server.sessions import Client, Sessions
+from voxlive.server.uploads import Uploads
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Service:
         self.status: Status = "loading"
         self.error: str | None = None
         self.sessions = Sessions(settings, self.metrics)
+        self.uploads = Uploads(settings)
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
@@ -108,7 +110,7 @@ class Service:
         Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
         """
         self.status = "stopping"
-        await self.sessions.drain(timeout_s)
+        await asyncio.gather(self.sessions.drain(timeout_s), self.uploads.drain(timeout_s))
 
     async def stop(self) -> None:
         """Lifespan end: drain what is left (briefly), then stop the batcher."""
