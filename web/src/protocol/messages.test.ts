@@ -1,9 +1,20 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { encodeClientMessage, parseServerMessage, ProtocolError, type ClientMessage } from "./messages";
 
+/** spec/vectors/<name> in the nearest folder above this file that has it (Stryker runs from a copy of web/). */
+function specVector(name: string): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const path = join(dir, "spec", "vectors", name);
+    if (existsSync(path)) return path;
+    if (dirname(dir) === dir) throw new Error(`expected spec/vectors/${name} above ${import.meta.url}`);
+  }
+}
+
 // The same golden messages the Python tests read.
-const vectors = JSON.parse(readFileSync(new URL("../../../spec/vectors/messages.json", import.meta.url), "utf8")) as {
+const vectors = JSON.parse(readFileSync(specVector("messages.json"), "utf8")) as {
   client: { name: string; message: ClientMessage }[];
   server: { name: string; message: Record<string, unknown> }[];
 };
