@@ -60,3 +60,60 @@ describe("Resampler", () => {
     expect(new Resampler(16_000, 16_000).process(x)).toBe(x);
   });
 });
+
+/** Level of `freq` after resampling `from` → 16 kHz, in dB relative to the input's level. */
+function gainDb(freq: number, from: number): number {
+  const y = resampleChunked(tone(freq, from, 1), from, 16_000, 777).subarray(400, 15_000);
+  let energy = 0;
+  for (const v of y) energy += v * v;
+  return 20 * Math.log10(Math.sqrt((2 * energy) / y.length) / 0.5);
+}
+
+describe("Resampler response", () => {
+  it.each([
+    [48_000, 73],
+    [44_100, 69],
+  ])("from %i Hz the output is the input delayed by %i input samples (kernel half-width + 1)", (from, delay) => {
+    // 44.1 kHz puts output points between input samples, so this checks the interpolation too.
+    const y = resampleChunked(tone(440, from, 1), from, 16_000, 999);
+    let worst = 0;
+    for (let n = 400; n < 15_000; n++) {
+      const ideal = 0.5 * Math.sin((2 * Math.PI * 440 * (n * (from / 16_000) - delay)) / from);
+      worst = Math.max(worst, Math.abs(y[n] - ideal));
+    }
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it("has unity gain at DC", () => {
+    const y = resampleChunked(new Float32Array(44_100).fill(1), 44_100, 16_000, 512);
+    for (const v of y.subarray(400, 15_000)) expect(v).toBeCloseTo(1, 5);
+  });
+
+  it.each([48_000, 44_100])(
+    "from %i Hz: flat to 6 kHz, −6 dB at 7.2 kHz, ≥ 50 dB down at 8 kHz, ≥ 85 dB above",
+    (from) => {
+      expect(Math.abs(gainDb(6_000, from))).toBeLessThan(0.1);
+      expect(gainDb(7_200, from)).toBeCloseTo(-6, 0);
+      expect(gainDb(8_000, from)).toBeLessThan(-50);
+      for (const f of [9_000, 10_000, 12_000, 20_000]) expect(gainDb(f, from)).toBeLessThan(-85);
+    },
+  );
+
+  it("keeps a bounded history however much it has processed", () => {
+    const r = new Resampler(44_100, 16_000);
+    const chunk = new Float32Array(1000);
+    for (let i = 0; i < 100; i++) r.process(chunk);
+    expect(r.heldSamples).toBeLessThanOrEqual(2 * 69 + 3);
+  });
+
+  it.each([
+    [0, 16_000],
+    [-1, 16_000],
+    [48_000, 0],
+    [48_000, -16_000],
+    [Number.NaN, 16_000],
+  ])("rejects the rates %d → %d", (from, to) => {
+    expect(() => new Resampler(from, to)).toThrow(RangeError);
+    expect(() => new Resampler(from, to)).toThrow(`expected positive rates, got ${from} → ${to}`);
+  });
+});
