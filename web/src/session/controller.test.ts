@@ -3,7 +3,13 @@ import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
 import type { ResultMessage } from "../protocol/messages";
 import { initialSession } from "../state/session";
-import { type ClientLike, type ControllerDeps, type EngineLike, SessionController } from "./controller";
+import {
+  type ClientLike,
+  type ControllerDeps,
+  type EngineLike,
+  initialSnapshot,
+  SessionController,
+} from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
 
 function deferred<T>() {
@@ -430,5 +436,114 @@ describe("SessionController: file", () => {
     await controller.stop();
     await controller.startMic("ws://h/audio");
     expect(controller.getSnapshot().session).toBe(initialSession);
+  });
+
+  it("passes through the decoding phase, then shows the connection and the progress", async () => {
+    const { controller, onClient } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    const phases: unknown[] = [];
+    controller.subscribe(() => {
+      const { phase } = controller.getSnapshot();
+      if (phase !== phases.at(-1)) phases.push(phase); // each change of phase once
+    });
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(phases.slice(0, 4)).toEqual([
+      { kind: "decoding", fileName: "talk.wav" },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3 },
+    ]);
+  });
+
+  it("shows each chunk's level while sending, and 0 after", async () => {
+    const { controller, onClient } = setup({ decodeFile: async () => Float32Array.from([0.5, -0.5, 0.5, -0.5]) });
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    const levels: number[] = [];
+    controller.subscribe(() => levels.push(controller.getSnapshot().level));
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(levels).toContain(0.5);
+    expect(levels.at(-1)).toBe(0);
+  });
+
+  it("Stop while the file's connection is still opening ends the loop without sending", async () => {
+    const { controller, clients, onClient } = setup();
+    onClient((c) => (c.stop = () => c.calls.push("stop"))); // like StreamClient: stays connecting until open
+    const streaming = controller.streamFile("ws://h/audio", file(), false);
+    await settle();
+    await controller.stop();
+    await streaming;
+    expect(clients[0].current.kind).toBe("connecting");
+    expect(clients[0].sent).toEqual([]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+  });
+
+  it("dispose during decoding or sending closes what exists", async () => {
+    const decoding = deferred<Float32Array>();
+    const first = setup({ decodeFile: () => decoding.promise });
+    const pending = first.controller.streamFile("ws://h/audio", file(), true);
+    await first.controller.dispose();
+    decoding.resolve(new Float32Array(10));
+    await pending;
+    expect(first.clients).toHaveLength(0);
+
+    const second = setup();
+    const streaming = second.controller.streamFile("ws://h/audio", file(), true);
+    await settle();
+    await second.controller.dispose();
+    await streaming;
+    expect(second.clients[0].calls).toEqual(["connect", "close"]);
+  });
+});
+
+describe("SessionController: Stop and dispose", () => {
+  it("Stop and dispose with nothing started change nothing", async () => {
+    const { controller } = setup();
+    let calls = 0;
+    controller.subscribe(() => (calls += 1));
+    await controller.stop();
+    await controller.dispose();
+    expect(calls).toBe(0);
+    expect(controller.getSnapshot()).toBe(initialSnapshot);
+  });
+
+  it("a second Stop does nothing", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    await controller.stop();
+    await controller.stop();
+    expect(engines[0].calls).toEqual(["start default", "stop"]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+  });
+
+  it("a microphone start cancelled by Stop does not list devices", async () => {
+    let listed = 0;
+    const { controller, onEngine } = setup({ listMicrophones: async () => (listed++, []) });
+    const prompt = deferred<EngineState>();
+    onEngine((e) => (e.startGate = prompt.promise));
+    const starting = controller.startMic("ws://h/audio");
+    await controller.stop();
+    prompt.resolve({ kind: "running", contextRate: 16000, deviceLabel: "m" });
+    await starting;
+    expect(listed).toBe(0);
+  });
+
+  it("Start goes through idle parts to a starting microphone on a connecting client", async () => {
+    const { controller } = setup();
+    const phases: unknown[] = [];
+    controller.subscribe(() => {
+      const { phase } = controller.getSnapshot();
+      if (phase !== phases.at(-1)) phases.push(phase); // each change of phase once
+    });
+    await controller.startMic("ws://h/audio");
+    expect(phases).toEqual([
+      { kind: "mic", mic: { kind: "idle" }, conn: { kind: "idle" } },
+      { kind: "mic", mic: { kind: "idle" }, conn: { kind: "connecting", attempt: 1 } },
+      { kind: "mic", mic: { kind: "starting" }, conn: { kind: "connecting", attempt: 1 } },
+      {
+        kind: "mic",
+        mic: { kind: "running", contextRate: 16000, deviceLabel: "m" },
+        conn: { kind: "connecting", attempt: 1 },
+      },
+    ]);
   });
 });

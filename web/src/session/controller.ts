@@ -146,7 +146,7 @@ export class SessionController {
     const engine = this.deps.createEngine({
       onFrame: (samples) => client.send(floatToPcm16(samples)),
       onLevel: (level) => {
-        if (this.run === run && !run.ended) this.update({ level });
+        if (!run.ended) this.update({ level }); // a run that is not ended is the latest
       },
       onState: (mic) => this.updatePhase(run, (p) => (p.kind === "mic" ? { ...p, mic } : p)),
     });
