@@ -47,3 +47,44 @@ describe("bad server messages", () => {
     expect(() => parseServerMessage(text)).toThrow(pattern);
   });
 });
+
+describe("field checks", () => {
+  const base = (name: string) => structuredClone(vectors.server.find((v) => v.name === name)!.message);
+  const withField = (name: string, key: string, value: unknown) => JSON.stringify({ ...base(name), [key]: value });
+
+  it.each([
+    ["ready", "fallback", 5, "ready.fallback: expected string|null, got 5"],
+    ["ready", "labels", "male", 'ready.labels: expected string[], got "male"'],
+    ["ready", "labels", ["male", 1], 'ready.labels: expected string[], got ["male",1]'],
+    ["ready", "resumed", "no", 'ready.resumed: expected boolean, got "no"'],
+    ["ready", "window_ms", "1000", 'ready.window_ms: expected number, got "1000"'],
+    ["result", "scores", null, "result.scores: expected object, got null"],
+    ["result", "scores", [0.5], "result.scores: expected object, got [0.5]"],
+    ["result", "scores", "x", 'result.scores: expected object, got "x"'],
+    ["end", "windows", null, "end.windows: expected number, got null"],
+  ])("%s with %s = %j is refused", (name, key, value, message) => {
+    expect(() => parseServerMessage(withField(name, key, value))).toThrow(new ProtocolError(message));
+  });
+
+  it("accepts no labels and empty scores", () => {
+    expect(parseServerMessage(withField("ready", "labels", []))).toMatchObject({ labels: [] });
+    expect(parseServerMessage(withField("result", "scores", {}))).toMatchObject({ scores: {} });
+  });
+
+  it.each([
+    ["null", "expected a JSON object, got object"],
+    ['"ready"', "expected a JSON object, got string"],
+    ["[]", "expected a JSON object, got object"],
+    ['{"type":5}', "expected type ready|result|error|end, got 5"],
+    ["{}", "expected type ready|result|error|end, got undefined"],
+    ['{"type":"toString"}', 'expected type ready|result|error|end, got "toString"'],
+    ['{"type":"constructor"}', 'expected type ready|result|error|end, got "constructor"'],
+  ])("refuses %s", (text, message) => {
+    expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
+  });
+
+  it("quotes at most 40 characters of text that is not JSON", () => {
+    const text = "x".repeat(100);
+    expect(() => parseServerMessage(text)).toThrow(new ProtocolError(`expected JSON, got ${"x".repeat(40)}`));
+  });
+});
