@@ -63,7 +63,7 @@ describe("Resampler", () => {
 
 /** Level of `freq` after resampling `from` → 16 kHz, in dB relative to the input's level. */
 function gainDb(freq: number, from: number): number {
-  const y = resampleChunked(tone(freq, from, 1), from, 16_000, 777).subarray(400, 15_000);
+  const y = resampleChunked(tone(freq, from, 0.3), from, 16_000, 777).subarray(400, 4400);
   let energy = 0;
   for (const v of y) energy += v * v;
   return 20 * Math.log10(Math.sqrt((2 * energy) / y.length) / 0.5);
@@ -75,9 +75,9 @@ describe("Resampler response", () => {
     [44_100, 69],
   ])("from %i Hz the output is the input delayed by %i input samples (kernel half-width + 1)", (from, delay) => {
     // 44.1 kHz puts output points between input samples, so this checks the interpolation too.
-    const y = resampleChunked(tone(440, from, 1), from, 16_000, 999);
+    const y = resampleChunked(tone(440, from, 0.3), from, 16_000, 999);
     let worst = 0;
-    for (let n = 400; n < 15_000; n++) {
+    for (let n = 400; n < 4400; n++) {
       const ideal = 0.5 * Math.sin((2 * Math.PI * 440 * (n * (from / 16_000) - delay)) / from);
       worst = Math.max(worst, Math.abs(y[n] - ideal));
     }
@@ -85,8 +85,10 @@ describe("Resampler response", () => {
   });
 
   it("has unity gain at DC", () => {
-    const y = resampleChunked(new Float32Array(44_100).fill(1), 44_100, 16_000, 512);
-    for (const v of y.subarray(400, 15_000)) expect(v).toBeCloseTo(1, 5);
+    const y = resampleChunked(new Float32Array(13_230).fill(1), 44_100, 16_000, 512);
+    let worst = 0;
+    for (const v of y.subarray(400, 4400)) worst = Math.max(worst, Math.abs(v - 1));
+    expect(worst).toBeLessThan(1e-5);
   });
 
   it.each([48_000, 44_100])(
