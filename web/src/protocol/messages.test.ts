@@ -83,6 +83,13 @@ describe("field checks", () => {
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
   });
 
+  it("refuses a type that is not a string, even one whose text is a known type", () => {
+    const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
+    expect(() => parseServerMessage(text)).toThrow(
+      new ProtocolError('expected type ready|result|error|end, got ["end"]'),
+    );
+  });
+
   it("quotes at most 40 characters of text that is not JSON", () => {
     const text = "x".repeat(100);
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(`expected JSON, got ${"x".repeat(40)}`));
