@@ -7,6 +7,7 @@ import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
 import { loadWsUrl } from "./config";
 import { useVoxlive } from "./hooks/useVoxlive";
+import { connState, fileProgress, isBusy, micState, phaseErrors } from "./session/phase";
 import { resultsToCsv } from "./state/session";
 
 function download(name: string, type: string, text: string): void {
@@ -24,20 +25,10 @@ export function App() {
     void loadWsUrl().then(setWsUrl);
   }, []);
   const v = useVoxlive(wsUrl);
-  const running =
-    v.mic.kind === "running" ||
-    v.mic.kind === "starting" ||
-    ["connecting", "open", "reconnecting", "stopping"].includes(v.conn.kind);
+  const mic = micState(v.phase);
+  const conn = connState(v.phase);
   const labels = v.session.ready?.labels ?? [];
-  const errors = [
-    ...(v.mic.kind === "error" ? [v.mic.error.message] : []),
-    ...(v.fileError ? [v.fileError] : []),
-    ...(v.conn.kind === "reconnecting" ? [`Cannot reach the server at ${wsUrl}; retrying.`] : []),
-    ...(v.conn.kind === "closed" && v.conn.code !== 1000 && v.conn.code !== 1005
-      ? [`The server closed the stream: ${v.conn.reason || v.conn.code}`]
-      : []),
-    ...v.session.errors.map((e) => `Server: ${e.message}`),
-  ];
+  const errors = [...phaseErrors(v.phase, wsUrl), ...v.session.errors.map((e) => `Server: ${e.message}`)];
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   return (
     <main>
@@ -46,17 +37,17 @@ export function App() {
         <p className="muted">Live audio classification. Press Start and speak.</p>
       </header>
       <FallbackBanner ready={v.session.ready} />
-      <StatusBar conn={v.conn} mic={v.mic} latencyMs={v.session.latencyMs} />
+      <StatusBar conn={conn} mic={mic} latencyMs={v.session.latencyMs} />
       <LevelMeter level={v.level} />
       <ErrorList messages={errors} />
       <DropNotice droppedMs={v.session.droppedMs} />
       <Controls
-        running={running}
+        running={isBusy(v.phase)}
         devices={v.devices}
         onStart={(id) => void v.startMic(id)}
         onStop={() => void v.stop()}
         onFile={(f, rt) => void v.streamFile(f, rt)}
-        fileProgress={v.fileProgress}
+        fileProgress={fileProgress(v.phase)}
       />
       <LabelCard result={v.session.current} />
       <Timeline points={v.session.timeline} labels={labels} />

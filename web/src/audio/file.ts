@@ -1,7 +1,7 @@
 // File mode: decode any audio file the browser understands and resample it to 16 kHz mono with
 // an OfflineAudioContext (the browser's own band-limited resampler).
 
-import { TARGET_RATE } from "./engine";
+import { TARGET_RATE } from "./pcm";
 
 export async function decodeFileTo16k(file: File): Promise<Float32Array> {
   const bytes = await file.arrayBuffer();

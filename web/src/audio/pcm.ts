@@ -1,5 +1,8 @@
 // PCM encoding: float samples in [-1, 1] → 16-bit signed little-endian.
 
+/** The sample rate the page sends, in Hz (mono). */
+export const TARGET_RATE = 16_000;
+
 /** Encode floats as pcm_s16le; values outside [-1, 1] are clipped. */
 export function floatToPcm16(samples: Float32Array): ArrayBuffer {
   const out = new ArrayBuffer(samples.length * 2);

@@ -46,6 +46,11 @@ export class Resampler {
     this.pos = this.half - 1;
   }
 
+  /** Input samples kept between calls: about one kernel width, whatever has been processed. */
+  get heldSamples(): number {
+    return this.history.length;
+  }
+
   /** Resample one chunk; keeps state between calls. */
   process(input: Float32Array): Float32Array {
     if (this.inRate === this.outRate) return input;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { backoffDelay, type ConnState, StreamClient } from "./client";
+import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "./client";
 
 class FakeSocket {
   static instances: FakeSocket[] = [];
@@ -17,7 +17,10 @@ class FakeSocket {
   send(data: unknown) {
     this.sent.push(data);
   }
-  close() {}
+  closeCalls: [number, string][] = [];
+  close(code: number, reason: string) {
+    this.closeCalls.push([code, reason]);
+  }
   open() {
     this.readyState = 1;
     this.onopen?.();
@@ -27,6 +30,44 @@ class FakeSocket {
     this.onclose?.({ code, reason });
   }
 }
+
+const ready = {
+  type: "ready",
+  stream_id: "abc",
+  model: "m",
+  backend: "b",
+  labels: ["x"],
+  fallback: null,
+  window_ms: 1000,
+  hop_ms: 500,
+  sample_rate: 16000,
+  model_sample_rate: 16000,
+  resumed: false,
+};
+const endFields = {
+  stream_id: "abc",
+  duration_ms: 1,
+  windows: 1,
+  results: 1,
+  gated: 0,
+  failed: 0,
+  dropped_windows: 0,
+  dropped_ms: 0,
+};
+const result = (seq: number) => ({
+  type: "result",
+  seq,
+  start_ms: 0,
+  end_ms: 1,
+  label: "x",
+  class: "x",
+  confidence: 1,
+  scores: {},
+  smoothed: "x",
+  gated: false,
+  latency_ms: 1,
+  dropped_ms: 0,
+});
 
 describe("backoffDelay", () => {
   it("doubles up to the maximum", () => {
@@ -45,7 +86,7 @@ describe("StreamClient", () => {
     vi.unstubAllGlobals();
   });
 
-  function make(states: ConnState[], messages: unknown[] = []) {
+  function make(states: ConnState[], messages: unknown[] = [], extra: Partial<ClientOptions> = {}) {
     return new StreamClient({
       url: "ws://x/audio",
       start: { type: "start", sample_rate: 16000 },
@@ -53,6 +94,7 @@ describe("StreamClient", () => {
       onMessage: (m) => messages.push(m),
       onState: (s) => states.push(s),
       createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
+      ...extra,
     });
   }
 
@@ -122,33 +164,6 @@ describe("StreamClient", () => {
     client.connect();
     const first = FakeSocket.instances[0];
     first.open();
-    const ready = {
-      type: "ready",
-      stream_id: "abc",
-      model: "m",
-      backend: "b",
-      labels: ["x"],
-      fallback: null,
-      window_ms: 1000,
-      hop_ms: 500,
-      sample_rate: 16000,
-      model_sample_rate: 16000,
-      resumed: false,
-    };
-    const result = (seq: number) => ({
-      type: "result",
-      seq,
-      start_ms: 0,
-      end_ms: 1,
-      label: "x",
-      class: "x",
-      confidence: 1,
-      scores: {},
-      smoothed: "x",
-      gated: false,
-      latency_ms: 1,
-      dropped_ms: 0,
-    });
     first.onmessage?.({ data: JSON.stringify(ready) });
     first.onmessage?.({ data: JSON.stringify(result(3)) });
     first.drop(1006);
@@ -159,5 +174,223 @@ describe("StreamClient", () => {
     second.onmessage?.({ data: JSON.stringify(result(3)) }); // replayed: already seen
     second.onmessage?.({ data: JSON.stringify(result(4)) });
     expect(messages.filter((m) => (m as { type: string }).type === "result")).toHaveLength(2);
+  });
+
+  it("starts idle, says it is connecting, and opens one socket however often connect is called", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    expect(client.current).toEqual({ kind: "idle" });
+    client.connect();
+    client.connect();
+    expect(states).toEqual([{ kind: "connecting", attempt: 1 }]);
+    expect(client.current).toEqual({ kind: "connecting", attempt: 1 });
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect(FakeSocket.instances[0].binaryType).toBe("arraybuffer");
+    expect(FakeSocket.instances[0].url).toBe("ws://x/audio");
+  });
+
+  it("uses the browser's WebSocket when no factory is given", () => {
+    const client = make([], [], { createSocket: undefined });
+    client.connect();
+    expect(FakeSocket.instances.map((s) => s.url)).toEqual(["ws://x/audio"]);
+  });
+
+  it("retries with backoff when the socket cannot even be created", () => {
+    const states: ConnState[] = [];
+    const client = make(states, [], {
+      createSocket: () => {
+        throw new SyntaxError("bad url");
+      },
+    });
+    client.connect();
+    expect(states.at(-1)).toEqual({
+      kind: "reconnecting",
+      attempt: 1,
+      delayMs: 500,
+      reason: "cannot connect to ws://x/audio: SyntaxError: bad url",
+    });
+  });
+
+  it("sends audio straight to an open socket, and held audio only once", () => {
+    const client = make([]);
+    client.connect();
+    client.send(new ArrayBuffer(2));
+    const first = FakeSocket.instances[0];
+    first.open();
+    client.send(new ArrayBuffer(6));
+    expect(first.sent.slice(1).map((b) => (b as ArrayBuffer).byteLength)).toEqual([2, 6]);
+    first.drop(1006);
+    vi.advanceTimersByTime(500);
+    const second = FakeSocket.instances[1];
+    second.open();
+    expect(second.sent).toHaveLength(1); // just the start message
+  });
+
+  it("says how many bytes the socket has not sent yet, 0 without a socket", () => {
+    const client = make([]);
+    expect(client.bufferedAmount).toBe(0);
+    client.connect();
+    FakeSocket.instances[0].bufferedAmount = 1234;
+    expect(client.bufferedAmount).toBe(1234);
+  });
+
+  it("ignores binary frames from the server", () => {
+    const messages: unknown[] = [];
+    const errors: unknown[] = [];
+    const client = make([], messages, { onProtocolError: (e) => errors.push(e) });
+    client.connect();
+    const ws = FakeSocket.instances[0];
+    ws.open();
+    ws.onmessage?.({ data: new ArrayBuffer(8) });
+    expect(messages).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it("passes protocol errors to onProtocolError and lets other errors through", () => {
+    const errors: unknown[] = [];
+    const client = make([], [], {
+      onProtocolError: (e) => errors.push(e),
+      onMessage: () => {
+        throw new TypeError("a bug in the page");
+      },
+    });
+    client.connect();
+    const ws = FakeSocket.instances[0];
+    ws.open();
+    ws.onmessage?.({ data: "garbage" });
+    expect(errors).toHaveLength(1);
+    expect(() => ws.onmessage?.({ data: JSON.stringify(result(0)) })).toThrow("a bug in the page");
+    expect(errors).toHaveLength(1);
+  });
+
+  it("delivers the first result (seq 0), and messages without a numeric seq, without moving the resume point", () => {
+    const messages: unknown[] = [];
+    const client = make([], messages);
+    client.connect();
+    const first = FakeSocket.instances[0];
+    first.open();
+    first.onmessage?.({ data: JSON.stringify(ready) });
+    first.onmessage?.({ data: JSON.stringify(result(0)) });
+    first.onmessage?.({ data: JSON.stringify(result(1)) });
+    const odd = { type: "error", code: "inference_failed", message: "x", seq: null };
+    first.onmessage?.({ data: JSON.stringify(odd) });
+    first.onmessage?.({ data: JSON.stringify({ type: "end", ...endFields }) });
+    expect(messages.map((m) => (m as { type: string }).type)).toEqual(["ready", "result", "result", "error", "end"]);
+    first.drop(1006);
+    vi.advanceTimersByTime(500);
+    FakeSocket.instances[1].open();
+    expect(JSON.parse(FakeSocket.instances[1].sent[0] as string)).toEqual({
+      type: "start",
+      sample_rate: 16000,
+      stream_id: "abc",
+      last_seq: 1,
+    });
+  });
+
+  it("resumes from last_seq -1 when no result had arrived", () => {
+    const client = make([]);
+    client.connect();
+    FakeSocket.instances[0].open();
+    FakeSocket.instances[0].onmessage?.({ data: JSON.stringify(ready) });
+    FakeSocket.instances[0].drop(1006);
+    vi.advanceTimersByTime(500);
+    FakeSocket.instances[1].open();
+    expect(JSON.parse(FakeSocket.instances[1].sent[0] as string)).toMatchObject({ last_seq: -1 });
+  });
+
+  it("names the lost connection's code when the close has no reason", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    FakeSocket.instances[0].drop(1006);
+    expect(states.at(-1)).toMatchObject({ reason: "connection lost (code 1006)" });
+    vi.advanceTimersByTime(500);
+    FakeSocket.instances[1].drop(1001, "going away");
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", reason: "going away" });
+  });
+
+  it("does not reconnect after a normal close by the server, or when reconnect is off", () => {
+    const states: ConnState[] = [];
+    make(states).connect();
+    FakeSocket.instances[0].drop(1000, "max duration");
+    expect(states.at(-1)).toEqual({ kind: "closed", code: 1000, reason: "max duration" });
+    const off: ConnState[] = [];
+    make(off, [], { reconnect: false }).connect();
+    FakeSocket.instances[1].drop(1006);
+    expect(off.at(-1)).toEqual({ kind: "closed", code: 1006, reason: "" });
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.instances).toHaveLength(2);
+  });
+
+  it("stop while connecting waits for the socket, then sends stop after the held audio", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    client.send(new ArrayBuffer(4));
+    client.stop();
+    const ws = FakeSocket.instances[0];
+    expect(ws.sent).toEqual([]);
+    expect(client.current.kind).toBe("connecting");
+    ws.open();
+    expect(ws.sent).toHaveLength(3);
+    expect(JSON.parse(ws.sent[2] as string)).toEqual({ type: "stop" });
+    expect(states.at(-1)).toEqual({ kind: "stopping" });
+  });
+
+  it("stop during the backoff wait closes at once and never reconnects", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    FakeSocket.instances[0].drop(1006);
+    client.stop();
+    expect(states.at(-1)).toEqual({ kind: "closed", code: 1000, reason: "stopped" });
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+  });
+
+  it("stop before connect does nothing", () => {
+    const states: ConnState[] = [];
+    make(states).stop();
+    expect(states).toEqual([]);
+  });
+
+  it("close drops the socket with 1000 and reports closed once", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    const ws = FakeSocket.instances[0];
+    ws.open();
+    client.close();
+    client.close();
+    expect(ws.closeCalls).toEqual([[1000, "client closed"]]);
+    expect(states.filter((s) => s.kind === "closed")).toEqual([{ kind: "closed", code: 1000, reason: "closed" }]);
+  });
+
+  it("close during the backoff wait never reconnects", () => {
+    const client = make([]);
+    client.connect();
+    FakeSocket.instances[0].drop(1006);
+    client.close();
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect(client.current).toEqual({ kind: "closed", code: 1000, reason: "closed" });
+  });
+
+  it("close while connecting does not reconnect when the socket then reports 1006", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    const ws = FakeSocket.instances[0];
+    client.close();
+    ws.drop(1006); // a browser closing a CONNECTING socket reports an abnormal close
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect(states.some((s) => s.kind === "reconnecting")).toBe(false);
+  });
+
+  it("close before connect reports closed", () => {
+    const client = make([]);
+    client.close();
+    expect(client.current).toEqual({ kind: "closed", code: 1000, reason: "closed" });
   });
 });

@@ -1,9 +1,20 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { encodeClientMessage, parseServerMessage, ProtocolError, type ClientMessage } from "./messages";
 
+/** spec/vectors/<name> in the nearest folder above this file that has it (Stryker runs from a copy of web/). */
+function specVector(name: string): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const path = join(dir, "spec", "vectors", name);
+    if (existsSync(path)) return path;
+    if (dirname(dir) === dir) throw new Error(`expected spec/vectors/${name} above ${import.meta.url}`);
+  }
+}
+
 // The same golden messages the Python tests read.
-const vectors = JSON.parse(readFileSync(new URL("../../../spec/vectors/messages.json", import.meta.url), "utf8")) as {
+const vectors = JSON.parse(readFileSync(specVector("messages.json"), "utf8")) as {
   client: { name: string; message: ClientMessage }[];
   server: { name: string; message: Record<string, unknown> }[];
 };
@@ -34,5 +45,53 @@ describe("bad server messages", () => {
   ])("rejects %s", (text, pattern) => {
     expect(() => parseServerMessage(text)).toThrow(ProtocolError);
     expect(() => parseServerMessage(text)).toThrow(pattern);
+  });
+});
+
+describe("field checks", () => {
+  const base = (name: string) => structuredClone(vectors.server.find((v) => v.name === name)!.message);
+  const withField = (name: string, key: string, value: unknown) => JSON.stringify({ ...base(name), [key]: value });
+
+  it.each([
+    ["ready", "fallback", 5, "ready.fallback: expected string|null, got 5"],
+    ["ready", "labels", "male", 'ready.labels: expected string[], got "male"'],
+    ["ready", "labels", ["male", 1], 'ready.labels: expected string[], got ["male",1]'],
+    ["ready", "resumed", "no", 'ready.resumed: expected boolean, got "no"'],
+    ["ready", "window_ms", "1000", 'ready.window_ms: expected number, got "1000"'],
+    ["result", "scores", null, "result.scores: expected object, got null"],
+    ["result", "scores", [0.5], "result.scores: expected object, got [0.5]"],
+    ["result", "scores", "x", 'result.scores: expected object, got "x"'],
+    ["end", "windows", null, "end.windows: expected number, got null"],
+  ])("%s with %s = %j is refused", (name, key, value, message) => {
+    expect(() => parseServerMessage(withField(name, key, value))).toThrow(new ProtocolError(message));
+  });
+
+  it("accepts no labels and empty scores", () => {
+    expect(parseServerMessage(withField("ready", "labels", []))).toMatchObject({ labels: [] });
+    expect(parseServerMessage(withField("result", "scores", {}))).toMatchObject({ scores: {} });
+  });
+
+  it.each([
+    ["null", "expected a JSON object, got object"],
+    ['"ready"', "expected a JSON object, got string"],
+    ["[]", "expected a JSON object, got object"],
+    ['{"type":5}', "expected type ready|result|error|end, got 5"],
+    ["{}", "expected type ready|result|error|end, got undefined"],
+    ['{"type":"toString"}', 'expected type ready|result|error|end, got "toString"'],
+    ['{"type":"constructor"}', 'expected type ready|result|error|end, got "constructor"'],
+  ])("refuses %s", (text, message) => {
+    expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
+  });
+
+  it("refuses a type that is not a string, even one whose text is a known type", () => {
+    const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
+    expect(() => parseServerMessage(text)).toThrow(
+      new ProtocolError('expected type ready|result|error|end, got ["end"]'),
+    );
+  });
+
+  it("quotes at most 40 characters of text that is not JSON", () => {
+    const text = "x".repeat(100);
+    expect(() => parseServerMessage(text)).toThrow(new ProtocolError(`expected JSON, got ${"x".repeat(40)}`));
   });
 });

@@ -146,7 +146,7 @@ export function parseServerMessage(text: string): ServerMessage {
   }
   const record = obj as Record<string, unknown>;
   const type = record.type;
-  if (typeof type !== "string" || !(type in SHAPES)) {
+  if (typeof type !== "string" || !Object.hasOwn(SHAPES, type)) {
     throw new ProtocolError(`expected type ready|result|error|end, got ${JSON.stringify(type)}`);
   }
   for (const [key, kind] of Object.entries(SHAPES[type as ServerMessage["type"]])) {

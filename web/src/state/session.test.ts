@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { ResultMessage } from "../protocol/messages";
-import { initialSession, resultsToCsv, sessionReducer, TIMELINE_MS } from "./session";
+import type { EndMessage, ReadyMessage, ResultMessage } from "../protocol/messages";
+import { initialSession, MAX_RESULTS, resultsToCsv, sessionReducer, type SessionState, TIMELINE_MS } from "./session";
 
 function result(seq: number, label = "female", extra: Partial<ResultMessage> = {}): ResultMessage {
   return {
@@ -56,7 +56,94 @@ describe("sessionReducer", () => {
   });
 });
 
+const ready: ReadyMessage = {
+  type: "ready",
+  stream_id: "s1",
+  model: "m",
+  backend: "pitch",
+  labels: ["male", "female"],
+  fallback: null,
+  window_ms: 1000,
+  hop_ms: 500,
+  sample_rate: 16000,
+  model_sample_rate: 16000,
+  resumed: false,
+};
+
+const end: EndMessage = {
+  type: "end",
+  stream_id: "s1",
+  duration_ms: 2000,
+  windows: 3,
+  results: 3,
+  gated: 0,
+  failed: 0,
+  dropped_windows: 0,
+  dropped_ms: 0,
+};
+
+describe("sessionReducer lifecycle", () => {
+  it("a new session shows nothing yet", () => {
+    expect(initialSession).toEqual({
+      ready: null,
+      current: null,
+      timeline: [],
+      results: [],
+      errors: [],
+      end: null,
+      droppedMs: 0,
+      latencyMs: null,
+    });
+  });
+
+  it("records ready and end; a later ready (a resumed stream) clears the end", () => {
+    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
+    expect(s.ready).toBe(ready);
+    s = sessionReducer(s, { type: "message", message: result(0), atMs: 10 });
+    s = sessionReducer(s, { type: "message", message: end, atMs: 20 });
+    expect(s.end).toBe(end);
+    expect(s.results).toHaveLength(1);
+    expect(s.ready).toBe(ready);
+    s = sessionReducer(s, { type: "message", message: { ...ready, resumed: true }, atMs: 30 });
+    expect(s.end).toBeNull();
+    expect(s.ready?.resumed).toBe(true);
+    expect(s.results).toHaveLength(1);
+  });
+
+  it("does not show resume_failed: the client carries on with a new stream", () => {
+    const s = sessionReducer(initialSession, {
+      type: "message",
+      message: { type: "error", code: "resume_failed", message: "unknown stream" },
+      atMs: 0,
+    });
+    expect(s).toBe(initialSession);
+  });
+
+  it("keeps at most MAX_RESULTS results, dropping the oldest", () => {
+    const full: SessionState = { ...initialSession, results: Array.from({ length: MAX_RESULTS }, (_, i) => result(i)) };
+    const s = sessionReducer(full, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
+    expect(s.results).toHaveLength(MAX_RESULTS);
+    expect(s.results[0].seq).toBe(1);
+    expect(s.results.at(-1)?.seq).toBe(MAX_RESULTS);
+    const almost: SessionState = { ...full, results: full.results.slice(1) };
+    const t = sessionReducer(almost, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
+    expect(t.results).toHaveLength(MAX_RESULTS);
+    expect(t.results[0].seq).toBe(1);
+  });
+});
+
 describe("resultsToCsv", () => {
+  it("ends every row, the last included, with a newline", () => {
+    expect(resultsToCsv([], ["male"])).toBe(
+      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male\n",
+    );
+  });
+
+  it("quotes cells with commas, quotes or newlines", () => {
+    const csv = resultsToCsv([result(0, 'a "b", c')], []);
+    expect(csv.split("\n")[1]).toBe('0,0,1000,"a ""b"", c",0.9,"a ""b"", c",false,80');
+  });
+
   it("writes one row per result with score columns", () => {
     const csv = resultsToCsv([result(0), result(1, "ambient", { scores: {}, gated: true })], ["male", "female"]);
     const lines = csv.trim().split("\n");

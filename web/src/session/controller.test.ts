@@ -1,0 +1,549 @@
+import { describe, expect, it } from "vitest";
+import type { EngineEvents, EngineState } from "../audio/engine";
+import type { ClientOptions, ConnState } from "../net/client";
+import type { ResultMessage } from "../protocol/messages";
+import { initialSession } from "../state/session";
+import {
+  type ClientLike,
+  type ControllerDeps,
+  type EngineLike,
+  initialSnapshot,
+  SessionController,
+} from "./controller";
+import { CHUNK_SAMPLES } from "./file-stream";
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+class FakeEngine implements EngineLike {
+  current: EngineState = { kind: "idle" };
+  startGate: Promise<EngineState> | null = null; // when set, start() ends in the state it resolves to
+  calls: string[] = [];
+  constructor(readonly events: EngineEvents) {}
+  private set(state: EngineState) {
+    this.current = state;
+    this.events.onState(state);
+  }
+  async start(deviceId?: string) {
+    this.calls.push(`start ${deviceId ?? "default"}`);
+    this.set({ kind: "starting" });
+    const final = this.startGate ? await this.startGate : { kind: "running", contextRate: 16000, deviceLabel: "m" };
+    if (this.current.kind === "starting") this.set(final as EngineState);
+  }
+  async stop() {
+    this.calls.push("stop");
+    this.set({ kind: "stopped" });
+  }
+  async destroy() {
+    this.calls.push("destroy");
+  }
+}
+
+class FakeClient implements ClientLike {
+  current: ConnState = { kind: "idle" };
+  bufferedAmount = 0;
+  sent: ArrayBuffer[] = [];
+  calls: string[] = [];
+  constructor(readonly options: ClientOptions) {}
+  set(state: ConnState) {
+    this.current = state;
+    this.options.onState(state);
+  }
+  connect() {
+    this.calls.push("connect");
+    this.set({ kind: "connecting", attempt: 1 });
+  }
+  send(frame: ArrayBuffer) {
+    this.sent.push(frame);
+  }
+  stop() {
+    this.calls.push("stop");
+    this.set({ kind: "stopping" });
+  }
+  close() {
+    this.calls.push("close");
+    this.set({ kind: "closed", code: 1000, reason: "closed" });
+  }
+}
+
+function result(seq: number, label = "female"): ResultMessage {
+  return {
+    type: "result",
+    seq,
+    start_ms: seq * 500,
+    end_ms: seq * 500 + 1000,
+    label,
+    class: label,
+    confidence: 0.9,
+    scores: {},
+    smoothed: label,
+    gated: false,
+    latency_ms: 80,
+    dropped_ms: 0,
+  };
+}
+
+function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
+  const engines: FakeEngine[] = [];
+  const clients: FakeClient[] = [];
+  const sleeps: number[] = [];
+  const clock = { ms: 1000 };
+  const devices = [{ deviceId: "a", kind: "audioinput", label: "A" }] as MediaDeviceInfo[];
+  const watchers = { active: 0, onChange: () => undefined as void };
+  let engineSetup: (e: FakeEngine) => void = () => undefined;
+  let clientSetup: (c: FakeClient) => void = () => undefined;
+  const deps: ControllerDeps = {
+    createEngine: (events) => {
+      const e = new FakeEngine(events);
+      engineSetup(e);
+      engines.push(e);
+      return e;
+    },
+    createClient: (options) => {
+      const c = new FakeClient(options);
+      clientSetup(c);
+      clients.push(c);
+      return c;
+    },
+    decodeFile: async () => new Float32Array(CHUNK_SAMPLES * 3).fill(0.25),
+    listMicrophones: async () => devices,
+    watchDevices: (onChange) => {
+      watchers.active += 1;
+      watchers.onChange = onChange;
+      return () => {
+        watchers.active -= 1;
+      };
+    },
+    now: () => clock.ms,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      clock.ms += ms;
+      await settle();
+    },
+    ...overrides,
+  };
+  const controller = new SessionController(deps, token);
+  return {
+    controller,
+    engines,
+    clients,
+    sleeps,
+    clock,
+    devices,
+    watchers,
+    onEngine: (f: (e: FakeEngine) => void) => (engineSetup = f),
+    onClient: (f: (c: FakeClient) => void) => (clientSetup = f),
+  };
+}
+
+const file = (name = "talk.wav") => ({ name }) as File;
+
+describe("SessionController: microphone", () => {
+  it("starts in the idle phase with an empty session", () => {
+    const { controller } = setup();
+    expect(controller.getSnapshot()).toEqual({
+      phase: { kind: "idle" },
+      session: initialSession,
+      level: 0,
+      devices: [],
+    });
+    expect(controller.active).toBe(false);
+  });
+
+  it("opens a reconnecting client with the 16 kHz PCM start message, then the microphone", async () => {
+    const { controller, clients, engines } = setup({}, "s3cret");
+    await controller.startMic("ws://h/audio", "dev-2");
+    expect(clients).toHaveLength(1);
+    expect(clients[0].options).toMatchObject({
+      url: "ws://h/audio",
+      reconnect: true,
+      start: { type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1, token: "s3cret" },
+    });
+    expect(clients[0].calls).toEqual(["connect"]);
+    expect(engines[0].calls).toEqual(["start dev-2"]);
+    expect(controller.getSnapshot().phase).toEqual({
+      kind: "mic",
+      mic: { kind: "running", contextRate: 16000, deviceLabel: "m" },
+      conn: { kind: "connecting", attempt: 1 },
+    });
+    expect(controller.active).toBe(true);
+  });
+
+  it("sends no token field when there is none", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    expect(clients[0].options.start).toEqual({ type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1 });
+  });
+
+  it("sends the engine's frames as PCM and shows its level", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    engines[0].events.onFrame(Float32Array.from([0.5, -1]));
+    engines[0].events.onLevel(0.3);
+    expect(new Int16Array(clients[0].sent[0])).toEqual(Int16Array.from([16384, -32768]));
+    expect(controller.getSnapshot().level).toBe(0.3);
+  });
+
+  it("applies server messages to the session, timed from when the client opened", async () => {
+    const { controller, clients, clock } = setup();
+    await controller.startMic("ws://h/audio");
+    clock.ms += 250;
+    clients[0].options.onMessage(result(0));
+    const { session } = controller.getSnapshot();
+    expect(session.current).toEqual(result(0));
+    expect(session.timeline).toEqual([{ atMs: 250, result: result(0) }]);
+  });
+
+  it("notifies subscribers on every change until they unsubscribe", async () => {
+    const { controller, engines } = setup();
+    let calls = 0;
+    const unsubscribe = controller.subscribe(() => (calls += 1));
+    await controller.startMic("ws://h/audio");
+    const before = calls;
+    expect(before).toBeGreaterThan(0);
+    const snapshot = controller.getSnapshot();
+    unsubscribe();
+    engines[0].events.onLevel(0.1);
+    expect(calls).toBe(before);
+    expect(controller.getSnapshot()).not.toBe(snapshot); // a new object for every change
+  });
+
+  it("ignores Start while a stream is active", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    await controller.startMic("ws://h/audio");
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(clients).toHaveLength(1);
+    expect(engines).toHaveLength(1);
+  });
+
+  it("Stop releases the microphone, asks the server to finish, and keeps showing the stream's end", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    engines[0].events.onLevel(0.4);
+    await controller.stop();
+    expect(engines[0].calls).toEqual(["start default", "stop"]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.active).toBe(false);
+    clients[0].options.onMessage(result(1, "male"));
+    clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
+    const { phase, session } = controller.getSnapshot();
+    expect(phase).toEqual({
+      kind: "mic",
+      mic: { kind: "stopped" },
+      conn: { kind: "closed", code: 1000, reason: "stream ended" },
+    });
+    expect(session.current?.label).toBe("male");
+  });
+
+  it("Stop during the microphone prompt stops the stream and leaves nothing running", async () => {
+    const { controller, clients, engines, onEngine } = setup();
+    const prompt = deferred<EngineState>();
+    onEngine((e) => (e.startGate = prompt.promise));
+    const starting = controller.startMic("ws://h/audio");
+    await settle();
+    expect(controller.getSnapshot().phase).toMatchObject({ kind: "mic", mic: { kind: "starting" } });
+    await controller.stop();
+    prompt.resolve({ kind: "running", contextRate: 16000, deviceLabel: "m" });
+    await starting;
+    expect(engines[0].calls).toEqual(["start default", "stop"]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+    expect(controller.getSnapshot().phase).toMatchObject({ mic: { kind: "stopped" } });
+    expect(controller.active).toBe(false);
+  });
+
+  it("closes the connection when the microphone fails, and keeps the error", async () => {
+    const { controller, clients, onEngine } = setup();
+    const error = { code: "denied", message: "Microphone access was denied." } as const;
+    onEngine((e) => (e.startGate = Promise.resolve({ kind: "error", error })));
+    await controller.startMic("ws://h/audio");
+    expect(clients[0].calls).toEqual(["connect", "close"]);
+    expect(controller.getSnapshot().phase).toEqual({
+      kind: "mic",
+      mic: { kind: "error", error },
+      conn: { kind: "closed", code: 1000, reason: "closed" },
+    });
+    expect(controller.active).toBe(false);
+    await controller.startMic("ws://h/audio"); // and Start works again
+    expect(clients).toHaveLength(2);
+  });
+
+  it("lists microphones on attach, on device changes and once the microphone runs", async () => {
+    let listed = 0;
+    const { controller, watchers } = setup({ listMicrophones: async () => (listed++, []) });
+    const detach = controller.attach();
+    expect(listed).toBe(1);
+    expect(watchers.active).toBe(1);
+    watchers.onChange();
+    expect(listed).toBe(2);
+    await controller.startMic("ws://h/audio");
+    expect(listed).toBe(3);
+    detach();
+    expect(watchers.active).toBe(0);
+  });
+
+  it("shows the listed microphones, or none when listing fails", async () => {
+    const ok = setup();
+    ok.controller.refreshDevices();
+    await settle();
+    expect(ok.controller.getSnapshot().devices).toBe(ok.devices);
+    const failing = setup({ listMicrophones: () => Promise.reject(new Error("no")) });
+    failing.controller.getSnapshot().devices.push(...ok.devices); // prove it is replaced
+    failing.controller.refreshDevices();
+    await settle();
+    expect(failing.controller.getSnapshot().devices).toEqual([]);
+  });
+
+  it("detach disposes: the client is closed at once and the engine destroyed", async () => {
+    const { controller, clients, engines } = setup();
+    const detach = controller.attach();
+    await controller.startMic("ws://h/audio");
+    detach();
+    await settle();
+    expect(clients[0].calls).toEqual(["connect", "close"]);
+    expect(engines[0].calls).toEqual(["start default", "destroy"]);
+    expect(controller.active).toBe(false);
+  });
+
+  it("callbacks of an earlier stream no longer touch the page once a new one began", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    await controller.stop();
+    await controller.startMic("ws://h/audio");
+    const snapshot = controller.getSnapshot();
+    clients[0].options.onMessage(result(7));
+    clients[0].set({ kind: "closed", code: 1011, reason: "old" });
+    engines[0].events.onState({ kind: "stopped" });
+    engines[0].events.onLevel(0.9);
+    expect(controller.getSnapshot()).toBe(snapshot);
+  });
+
+  it("a stopped microphone's late level does not move the meter", async () => {
+    const { controller, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    await controller.stop();
+    engines[0].events.onLevel(0.9);
+    expect(controller.getSnapshot().level).toBe(0);
+  });
+});
+
+describe("SessionController: file", () => {
+  it("decodes, streams every chunk on a non-reconnecting client, then asks the server to finish", async () => {
+    const { controller, clients, onClient } = setup();
+    const progress: number[] = [];
+    onClient((c) => {
+      c.connect = () => {
+        c.calls.push("connect");
+        c.set({ kind: "open" });
+      };
+    });
+    controller.subscribe(() => {
+      const p = controller.getSnapshot().phase;
+      if (p.kind === "file" && progress.at(-1) !== p.progress) progress.push(p.progress);
+    });
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(clients[0].options.reconnect).toBe(false);
+    expect(clients[0].sent).toHaveLength(3);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+    expect(progress).toEqual([0, 1 / 3, 2 / 3, 1]);
+    expect(controller.getSnapshot().phase).toEqual({
+      kind: "file",
+      fileName: "talk.wav",
+      conn: { kind: "stopping" },
+      progress: 1,
+    });
+    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.active).toBe(false);
+  });
+
+  it("shows the decoding phase, and Stop during it cancels without connecting", async () => {
+    const decoding = deferred<Float32Array>();
+    const { controller, clients } = setup({ decodeFile: () => decoding.promise });
+    const streaming = controller.streamFile("ws://h/audio", file("a.mp3"), true);
+    expect(controller.getSnapshot().phase).toEqual({ kind: "decoding", fileName: "a.mp3" });
+    expect(controller.active).toBe(true);
+    await controller.stop();
+    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    decoding.resolve(new Float32Array(16000));
+    await streaming;
+    expect(clients).toHaveLength(0);
+    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+  });
+
+  it("says which file could not be decoded and keeps the last session", async () => {
+    const { controller, clients } = setup({ decodeFile: () => Promise.reject(new Error("EncodingError")) });
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onMessage(result(0));
+    await controller.stop();
+    await controller.streamFile("ws://h/audio", file("notes.txt"), true);
+    expect(controller.getSnapshot().phase).toEqual({
+      kind: "file_error",
+      message: '"notes.txt" could not be decoded as audio.',
+    });
+    expect(controller.getSnapshot().session.results).toEqual([result(0)]);
+    expect(controller.active).toBe(false);
+    expect(clients).toHaveLength(1);
+  });
+
+  it("a decode failure after Stop changes nothing", async () => {
+    const decoding = deferred<Float32Array>();
+    const { controller } = setup({ decodeFile: () => decoding.promise });
+    const streaming = controller.streamFile("ws://h/audio", file(), true);
+    await controller.stop();
+    decoding.reject(new Error("late"));
+    await streaming;
+    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+  });
+
+  it("Stop while streaming ends the loop and finishes the stream once", async () => {
+    const { controller, clients, onClient } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    const streaming = controller.streamFile("ws://h/audio", file(), true);
+    await settle();
+    expect(clients[0].sent.length).toBeGreaterThan(0);
+    await controller.stop();
+    const sent = clients[0].sent.length;
+    await streaming;
+    expect(clients[0].sent).toHaveLength(sent);
+    expect(clients[0].calls).toEqual(["stop"]);
+    expect(controller.getSnapshot().level).toBe(0);
+  });
+
+  it("keeps the session of the file's stream after it ends", async () => {
+    const { controller, clients, onClient } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    await controller.streamFile("ws://h/audio", file(), false);
+    clients[0].options.onMessage(result(0, "male"));
+    clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
+    expect(controller.getSnapshot().session.results).toHaveLength(1);
+    expect(controller.getSnapshot().phase).toMatchObject({ kind: "file", conn: { kind: "closed" } });
+  });
+
+  it("a new stream starts with an empty session", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onMessage(result(0));
+    await controller.stop();
+    await controller.startMic("ws://h/audio");
+    expect(controller.getSnapshot().session).toBe(initialSession);
+  });
+
+  it("passes through the decoding phase, then shows the connection and the progress", async () => {
+    const { controller, onClient } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    const phases: unknown[] = [];
+    controller.subscribe(() => {
+      const { phase } = controller.getSnapshot();
+      if (phase !== phases.at(-1)) phases.push(phase); // each change of phase once
+    });
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(phases.slice(0, 4)).toEqual([
+      { kind: "decoding", fileName: "talk.wav" },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3 },
+    ]);
+  });
+
+  it("shows each chunk's level while sending, and 0 after", async () => {
+    const { controller, onClient } = setup({ decodeFile: async () => Float32Array.from([0.5, -0.5, 0.5, -0.5]) });
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    const levels: number[] = [];
+    controller.subscribe(() => levels.push(controller.getSnapshot().level));
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(levels).toContain(0.5);
+    expect(levels.at(-1)).toBe(0);
+  });
+
+  it("Stop while the file's connection is still opening ends the loop without sending", async () => {
+    const { controller, clients, onClient } = setup();
+    onClient((c) => (c.stop = () => c.calls.push("stop"))); // like StreamClient: stays connecting until open
+    const streaming = controller.streamFile("ws://h/audio", file(), false);
+    await settle();
+    await controller.stop();
+    await streaming;
+    expect(clients[0].current.kind).toBe("connecting");
+    expect(clients[0].sent).toEqual([]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+  });
+
+  it("dispose during decoding or sending closes what exists", async () => {
+    const decoding = deferred<Float32Array>();
+    const first = setup({ decodeFile: () => decoding.promise });
+    const pending = first.controller.streamFile("ws://h/audio", file(), true);
+    await first.controller.dispose();
+    decoding.resolve(new Float32Array(10));
+    await pending;
+    expect(first.clients).toHaveLength(0);
+
+    const second = setup();
+    const streaming = second.controller.streamFile("ws://h/audio", file(), true);
+    await settle();
+    await second.controller.dispose();
+    await streaming;
+    expect(second.clients[0].calls).toEqual(["connect", "close"]);
+  });
+});
+
+describe("SessionController: Stop and dispose", () => {
+  it("Stop and dispose with nothing started change nothing", async () => {
+    const { controller } = setup();
+    let calls = 0;
+    controller.subscribe(() => (calls += 1));
+    await controller.stop();
+    await controller.dispose();
+    expect(calls).toBe(0);
+    expect(controller.getSnapshot()).toBe(initialSnapshot);
+  });
+
+  it("a second Stop does nothing", async () => {
+    const { controller, clients, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    await controller.stop();
+    await controller.stop();
+    expect(engines[0].calls).toEqual(["start default", "stop"]);
+    expect(clients[0].calls).toEqual(["connect", "stop"]);
+  });
+
+  it("a microphone start cancelled by Stop does not list devices", async () => {
+    let listed = 0;
+    const { controller, onEngine } = setup({ listMicrophones: async () => (listed++, []) });
+    const prompt = deferred<EngineState>();
+    onEngine((e) => (e.startGate = prompt.promise));
+    const starting = controller.startMic("ws://h/audio");
+    await controller.stop();
+    prompt.resolve({ kind: "running", contextRate: 16000, deviceLabel: "m" });
+    await starting;
+    expect(listed).toBe(0);
+  });
+
+  it("Start goes through idle parts to a starting microphone on a connecting client", async () => {
+    const { controller } = setup();
+    const phases: unknown[] = [];
+    controller.subscribe(() => {
+      const { phase } = controller.getSnapshot();
+      if (phase !== phases.at(-1)) phases.push(phase); // each change of phase once
+    });
+    await controller.startMic("ws://h/audio");
+    expect(phases).toEqual([
+      { kind: "mic", mic: { kind: "idle" }, conn: { kind: "idle" } },
+      { kind: "mic", mic: { kind: "idle" }, conn: { kind: "connecting", attempt: 1 } },
+      { kind: "mic", mic: { kind: "starting" }, conn: { kind: "connecting", attempt: 1 } },
+      {
+        kind: "mic",
+        mic: { kind: "running", contextRate: 16000, deviceLabel: "m" },
+        conn: { kind: "connecting", attempt: 1 },
+      },
+    ]);
+  });
+});

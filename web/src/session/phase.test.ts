@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import type { EngineState } from "../audio/engine";
+import type { ConnState } from "../net/client";
+import { connState, fileProgress, isBusy, micState, type Phase, phaseErrors } from "./phase";
+
+const mic = (m: EngineState["kind"], c: ConnState["kind"]): Phase =>
+  ({ kind: "mic", mic: { kind: m }, conn: { kind: c } }) as Phase;
+const file = (c: ConnState["kind"], progress = 0.5): Phase =>
+  ({ kind: "file", fileName: "a.wav", conn: { kind: c }, progress }) as Phase;
+
+describe("phase selectors", () => {
+  it("read the microphone and the connection, idle where there is none", () => {
+    const p = mic("running", "open");
+    expect(micState(p)).toEqual({ kind: "running" });
+    expect(connState(p)).toEqual({ kind: "open" });
+    expect(micState(file("open"))).toEqual({ kind: "idle" });
+    expect(connState(file("stopping"))).toEqual({ kind: "stopping" });
+    for (const p of [
+      { kind: "idle" },
+      { kind: "decoding", fileName: "x" },
+      { kind: "file_error", message: "m" },
+    ] as Phase[]) {
+      expect(micState(p)).toEqual({ kind: "idle" });
+      expect(connState(p)).toEqual({ kind: "idle" });
+    }
+  });
+
+  it("file progress only in file mode", () => {
+    expect(fileProgress(file("open", 0.25))).toBe(0.25);
+    expect(fileProgress(mic("running", "open"))).toBeNull();
+    expect(fileProgress({ kind: "decoding", fileName: "x" })).toBeNull();
+  });
+
+  it("busy while the microphone starts or runs, a decode runs, or the connection lives", () => {
+    expect(isBusy({ kind: "idle" })).toBe(false);
+    expect(isBusy({ kind: "decoding", fileName: "x" })).toBe(true);
+    expect(isBusy({ kind: "file_error", message: "m" })).toBe(false);
+    expect(isBusy(mic("starting", "idle"))).toBe(true);
+    expect(isBusy(mic("running", "closed"))).toBe(true);
+    for (const c of ["connecting", "open", "reconnecting", "stopping"] as const) {
+      expect(isBusy(mic("stopped", c))).toBe(true);
+      expect(isBusy(file(c))).toBe(true);
+    }
+    for (const m of ["idle", "stopped", "error"] as const) expect(isBusy(mic(m, "closed"))).toBe(false);
+    expect(isBusy(file("closed"))).toBe(false);
+    expect(isBusy(file("idle"))).toBe(false);
+  });
+});
+
+describe("phaseErrors", () => {
+  const url = "ws://h/audio";
+
+  it("is empty when nothing went wrong", () => {
+    expect(phaseErrors({ kind: "idle" }, url)).toEqual([]);
+    expect(phaseErrors(mic("running", "open"), url)).toEqual([]);
+  });
+
+  it("says why the microphone failed", () => {
+    const p: Phase = {
+      kind: "mic",
+      mic: { kind: "error", error: { code: "denied", message: "Microphone access was denied." } },
+      conn: { kind: "closed", code: 1000, reason: "closed" },
+    };
+    expect(phaseErrors(p, url)).toEqual(["Microphone access was denied."]);
+  });
+
+  it("passes a file error on", () => {
+    expect(phaseErrors({ kind: "file_error", message: '"x" could not be decoded' }, url)).toEqual([
+      '"x" could not be decoded',
+    ]);
+  });
+
+  it("names the server it cannot reach", () => {
+    const p: Phase = {
+      kind: "mic",
+      mic: { kind: "running", contextRate: 16000, deviceLabel: "" },
+      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "lost" },
+    };
+    expect(phaseErrors(p, url)).toEqual(["Cannot reach the server at ws://h/audio; retrying."]);
+  });
+
+  it("reports an abnormal close with its reason, else its code; a normal close is no error", () => {
+    const closed = (code: number, reason: string): Phase => ({
+      kind: "file",
+      fileName: "a",
+      progress: 1,
+      conn: { kind: "closed", code, reason },
+    });
+    expect(phaseErrors(closed(1008, "bad token"), url)).toEqual(["The server closed the stream: bad token"]);
+    expect(phaseErrors(closed(1011, ""), url)).toEqual(["The server closed the stream: 1011"]);
+    expect(phaseErrors(closed(1000, "stream ended"), url)).toEqual([]);
+    expect(phaseErrors(closed(1005, ""), url)).toEqual([]);
+  });
+});
