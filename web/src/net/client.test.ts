@@ -53,6 +53,8 @@ const endFields = {
   failed: 0,
   dropped_windows: 0,
   dropped_ms: 0,
+  dropped_results: 0,
+  dropped_errors: 0,
 };
 const result = (seq: number) => ({
   type: "result",

@@ -80,6 +80,8 @@ const end: EndMessage = {
   failed: 0,
   dropped_windows: 0,
   dropped_ms: 0,
+  dropped_results: 0,
+  dropped_errors: 0,
 };
 
 describe("sessionReducer lifecycle", () => {
