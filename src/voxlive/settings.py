@@ -31,6 +31,13 @@ class Settings:
         "'auto' (default wav2vec2 model, else the pitch fallback), 'pitch' (offline F0 "
         "classifier), a Hugging Face model id, or a local folder made with save_pretrained",
     )
+    fallback: str = _opt(
+        "pitch",
+        "with --model auto: 'pitch' serves the built-in pitch classifier (loudly, /readyz "
+        "'degraded') when the default model cannot be had (not cached, hub unreachable); "
+        "'never' stops startup instead",
+        ("pitch", "never"),
+    )
     labels: tuple[str, ...] = _opt((), "comma-separated label names in class-index order")
     device: str = _opt("auto", "where the model runs", ("auto", "cpu", "cuda"))
     threads: int = _opt(
@@ -137,6 +144,12 @@ class Settings:
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
     )
+    status_access: str = _opt(
+        "public",
+        "who may read /readyz and /metrics: 'public', or 'token' (Authorization: Bearer with "
+        "the server's token); /healthz stays open for liveness probes",
+        ("public", "token"),
+    )
     allowed_hosts: tuple[str, ...] = _opt(
         (),
         "comma-separated Host header values the server answers ('*': any; '*.example.org' "
@@ -229,6 +242,10 @@ class Settings:
         need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
         need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")
         need(bool(self.model.strip()), "model", "a model name")
+        need(
+            self.status_access == "public" or bool(self.token), "status_access",
+            "'public' unless a token is set (VOXLIVE_TOKEN)",
+        )  # fmt: skip
         need(
             self.quantize == "none" or self.backend == "onnx", "quantize",
             "'none' unless backend is 'onnx'",

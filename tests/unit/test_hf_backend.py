@@ -42,18 +42,48 @@ def test_a_named_model_that_cannot_load_is_an_error(tmp_path: Path) -> None:
         load_local(Settings(model=str(tmp_path / "missing")))
 
 
-def test_auto_falls_back_to_pitch_when_the_default_cannot_load(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _no_model(monkeypatch: pytest.MonkeyPatch, *, cached: bool, reachable: bool) -> list[str]:
+    """The default model's availability faked; returns the loads attempted."""
     import voxlive.inference.loader as loader
 
-    def unreachable(settings: Settings) -> None:
-        raise OSError("hub unreachable")
+    attempts: list[str] = []
 
-    monkeypatch.setattr(loader, "_load_default", unreachable)
+    def load(model: str, settings: Settings, local_only: bool = False) -> None:
+        attempts.append(model)
+        raise RuntimeError("ONNX export check: expected logits within 1e-3, got 0.5")
+
+    monkeypatch.setattr(loader, "model_cached", lambda model: cached)
+    monkeypatch.setattr(loader, "hub_reachable", lambda timeout_s=3.0: reachable)
+    monkeypatch.setattr(loader, "_load_transformers", load)
+    return attempts
+
+
+def test_auto_falls_back_to_pitch_only_when_the_model_cannot_be_had(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attempts = _no_model(monkeypatch, cached=False, reachable=False)
     clf = load_local(Settings(model="auto"))
-    assert clf.info.backend == "pitch"
-    assert clf.info.fallback is not None and "OSError" in clf.info.fallback
+    assert clf.info.backend == "pitch" and attempts == []
+    assert clf.info.fallback is not None
+    assert "not in the local Hugging Face cache and the hub is unreachable" in clf.info.fallback
+
+
+def test_fallback_never_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_model(monkeypatch, cached=False, reachable=False)
+    with pytest.raises(ModelLoadError, match="--fallback never"):
+        load_local(Settings(model="auto", fallback="never"))
+
+
+@pytest.mark.parametrize(("cached", "reachable"), [(True, False), (True, True), (False, True)])
+def test_other_load_failures_stop_startup_with_their_cause(
+    monkeypatch: pytest.MonkeyPatch, cached: bool, reachable: bool
+) -> None:
+    """A cached model that fails to load (or a download that does) is not 'offline': the real
+    cause is reported, never rewritten into a fallback."""
+    attempts = _no_model(monkeypatch, cached=cached, reachable=reachable)
+    with pytest.raises(ModelLoadError, match="ONNX export check: expected logits"):
+        load_local(Settings(model="auto"))
+    assert attempts == ["7wolf/wav2vec2-base-gender-classification"]
 
 
 def test_hub_probe(monkeypatch: pytest.MonkeyPatch) -> None:

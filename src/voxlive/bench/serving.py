@@ -32,13 +32,16 @@ async def wait_ready(
     timeout_s: float,
     alive: Callable[[], bool] = lambda: True,
     what: str = "server",
+    token: str | None = None,
 ) -> None:
-    """Poll ``http_url + "/readyz"`` until it answers 200. Raises :class:`RuntimeError` when
-    ``alive()`` turns false (the server exited) or after ``timeout_s`` seconds."""
+    """Poll ``http_url + "/readyz"`` until it answers 200 (sending ``token`` as a Bearer token
+    when given). Raises :class:`RuntimeError` when ``alive()`` turns false (the server exited)
+    or after ``timeout_s`` seconds."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=2, headers=headers) as client:
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if (await client.get(http_url + "/readyz")).status_code == 200:
@@ -86,7 +89,8 @@ async def serve_in_process(
     server = Server(config, app.state.service)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await wait_ready(url, timeout_s=60, alive=lambda: not task.done())
+        alive = lambda: not task.done()  # noqa: E731
+        await wait_ready(url, timeout_s=60, alive=alive, token=settings.token or None)
         yield InProcess(url, app, server, task)
     finally:
         server.should_exit = True

@@ -52,43 +52,56 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
+def model_cached(model: str) -> bool:
+    """Whether ``model`` (a hub id) is in the local Hugging Face cache (its config, at least)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model, "config.json"), str)
+
+
 def _load_default(settings: Settings) -> Classifier:
-    """The default model from the local cache, else downloaded when the hub is reachable."""
-    try:
-        return _load_transformers(DEFAULT_MODEL, settings, local_only=True)
-    except ConfigError:
-        raise
-    except Exception:
-        if not hub_reachable():
-            raise OSError(
-                "not in the local cache and the Hugging Face hub is unreachable"
-            ) from None
+    """The default model: from the local cache, else downloaded. Falls back to the built-in
+    pitch classifier only when the model cannot be had at all (not cached, hub unreachable) and
+    ``--fallback pitch``; any other failure (a broken cache, an ONNX export that fails its
+    check, a bad setting) stops startup with its real cause."""
+    cached = model_cached(DEFAULT_MODEL)
+    if not cached and not hub_reachable():
+        reason = (
+            f"{DEFAULT_MODEL} is not in the local Hugging Face cache and the hub is unreachable"
+        )
+        if settings.fallback == "never":
+            raise ModelLoadError(f"{reason}; --fallback never, so not starting")
+        reason += (
+            "; using the built-in pitch classifier. Download the model once with network "
+            "access, or pass --model."
+        )
+        log.warning("FALLBACK: %s", reason)
+        return PitchClassifier(settings.pitch_threshold_hz, fallback=reason)
+    if not cached:
         log.info("downloading %s from the Hugging Face hub (cached for next time)", DEFAULT_MODEL)
-        return _load_transformers(DEFAULT_MODEL, settings)
+    try:
+        return _load_transformers(DEFAULT_MODEL, settings, local_only=cached)
+    except (ConfigError, ModelLoadError):
+        raise
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load {DEFAULT_MODEL} ({'cached' if cached else 'downloading'}): "
+            f"{type(exc).__name__}: {exc}. Clear it from the Hugging Face cache to download it "
+            "again, or pass --model."
+        ) from exc
 
 
 def load_local(settings: Settings) -> Classifier:
     """Load the model named by ``settings.model`` in this process.
 
-    ``pitch`` is the built-in classifier; ``auto`` tries the default wav2vec2 model and falls back
-    to ``pitch`` (loudly) when it cannot be loaded; anything else is a model id or a local folder
-    and a failure to load it is a :class:`ModelLoadError`.
+    ``pitch`` is the built-in classifier; ``auto`` is the default wav2vec2 model, with the pitch
+    fallback only when that model cannot be had (see :func:`_load_default`); anything else is a
+    model id or a local folder and a failure to load it is a :class:`ModelLoadError`.
     """
     if settings.model == "pitch":
         return PitchClassifier(settings.pitch_threshold_hz)
     if settings.model == "auto":
-        try:
-            return _load_default(settings)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            reason = (
-                f"could not load {DEFAULT_MODEL} ({type(exc).__name__}: {exc}); using the "
-                "built-in pitch classifier. Download the model once with network access, or "
-                "pass --model."
-            )
-            log.warning("FALLBACK: %s", reason)
-            return PitchClassifier(settings.pitch_threshold_hz, fallback=reason)
+        return _load_default(settings)
     try:
         return _load_transformers(settings.model, settings)
     except ConfigError:

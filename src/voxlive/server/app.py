@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from voxlive.inference.base import Classifier
 from voxlive.pipeline.assembly import load_classifier
-from voxlive.server.access import trusted_hosts
+from voxlive.server.access import bearer, token_ok, trusted_hosts
 from voxlive.server.connection import audio_endpoint
 from voxlive.server.service import Service
 from voxlive.server.uploads import classify_upload
@@ -37,11 +37,26 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 ready; 200 ``degraded`` while a fallback serves (503 with ``?strict=1``, for health
+    checks that must not pass then); 503 loading, failed or stopping."""
     service = _service(request)
-    return JSONResponse(service.describe(), status_code=200 if service.ready else 503)
+    if not _status_allowed(request, service):
+        return JSONResponse({"status": "unauthorized"}, status_code=401)
+    strict = request.query_params.get("strict", "") not in ("", "0", "false")
+    ok = service.ready and not (strict and service.degraded)
+    return JSONResponse(service.describe(), status_code=200 if ok else 503)
+
+
+def _status_allowed(request: Request, service: Service) -> bool:
+    """With ``--status-access token``, /readyz and /metrics need the token too."""
+    if service.settings.status_access == "public":
+        return True
+    return token_ok(service.settings.token, bearer(request.headers))
 
 
 async def metrics(request: Request) -> Response:
+    if not _status_allowed(request, _service(request)):
+        return JSONResponse({"status": "unauthorized"}, status_code=401)
     return Response(_service(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -55,12 +55,17 @@ class Service:
         return self.pipeline.batcher if self.pipeline is not None else None
 
     @property
+    def degraded(self) -> bool:
+        """Ready, but a fallback model serves (``--model auto`` could not have its model)."""
+        return self.ready and self.classifier is not None and bool(self.classifier.info.fallback)
+
+    @property
     def connections(self) -> set[Client]:
         return self.sessions.connections
 
     def describe(self) -> dict[str, Any]:
-        """What /readyz reports."""
-        out: dict[str, Any] = {"status": self.status}
+        """What /readyz reports. ``status`` is ``degraded`` while a fallback model serves."""
+        out: dict[str, Any] = {"status": "degraded" if self.degraded else self.status}
         if self.error:
             out["error"] = self.error
         if self.classifier is not None:
