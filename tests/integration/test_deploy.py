@@ -165,6 +165,8 @@ async def test_nginx_serves_the_app_and_proxies_api_and_websocket(
         assert js.headers["content-type"].startswith(("application/javascript", "text/javascript"))
         assert "immutable" in js.headers["cache-control"]
         assert (await client.get("/readyz")).json()["model"] == "pitch"
+        metrics = await client.get("/metrics")  # not public: the page's fallback answers it
+        assert "voxlive_" not in metrics.text
         assert (
             await client.get("/config.json")
         ).status_code == 404  # no run-time config: same origin
