@@ -215,3 +215,18 @@ async def test_the_most_urgent_stream_goes_first() -> None:
     [window] = batcher._collect()
     assert window.stream is late
     await batcher.close()
+
+
+async def test_non_finite_scores_fail_only_their_window() -> None:
+    class NanForLoud(FakeClassifier):
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            out = super().predict(batch)
+            out[batch.mean(axis=1) > 0.8] = np.nan  # a huge input made the model overflow
+            return out
+
+    async with batching(NanForLoud(), "s", max_batch=4, max_wait_ms=50) as (_, (s,)):
+        feed(s, 0.2, 0.9, 0.3)
+        out = await drain(s, 3)
+    assert [m["type"] for m in out] == ["result", "error", "result"]
+    assert out[1]["code"] == "inference_failed" and "NaN or Inf" in out[1]["message"]
+    assert s.stats.failed == 1 and s.stats.classified == 2

@@ -257,7 +257,10 @@ class Batcher(LoopWorker):
         else:
             self.cost.observe(len(batch), len(batch[0].audio), time.monotonic() - started)
             for w, p in zip(batch, probs, strict=True):
-                w.stream.complete(w.index, p)
+                if np.all(np.isfinite(p)):
+                    w.stream.complete(w.index, p)
+                else:  # NaN/Inf scores would fail JSON encoding later: this window failed
+                    w.stream.fail(w.index, "inference failed: the model returned NaN or Inf")
         finally:
             if self._metrics:
                 self._metrics.inference_time.observe(time.monotonic() - started)
