@@ -125,7 +125,9 @@ class Settings:
         "a client must send its request's headers within this long of connecting (or of the "
         "previous response), ms; idle and half-open sockets are closed after it",
     )
-    max_frame_bytes: int = _opt(1_048_576, "largest accepted WebSocket frame, bytes (close 1009)")
+    max_frame_bytes: int = _opt(
+        262_144, "largest accepted WebSocket message, bytes (close 1009); 8 s of 16 kHz PCM16"
+    )
     max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
     max_uploads: int = _opt(2, "most POST /classify requests at once; more get 503 busy")
     upload_timeout_ms: int = _opt(

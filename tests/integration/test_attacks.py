@@ -11,12 +11,16 @@ import os
 import socket
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from helpers import StreamRun, collect, eventually, load, pcm16, running_server, stream_audio
+from voxlive.bench.serving import serve_subprocess
+from voxlive.settings import Settings
 
 MS = 0.001
 
@@ -266,3 +270,53 @@ async def test_vanished_streams_are_kept_only_with_audio_and_never_past_capacity
         honest = await stream_audio(srv.ws_url, female[: 2 * rate], rate, speed=0)
         assert honest.close_code == 1000  # a live client pushes detached streams out
         assert len(sessions.connections) + len(sessions.detached) <= 2
+
+
+# README "Limits", with the default 256 KiB max_frame_bytes: a one-off cost for the first
+# streams (thread pools, first allocations), then at most this much per flooding connection.
+FIRST_STREAMS_MIB, PER_CONNECTION_BOUND_MIB = 16, 2
+
+
+def _rss_of(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
+    tmp_path: Path,
+) -> None:
+    """16 clients send the largest frames allowed as fast as the server takes them and never read: the
+    server process's memory grows by at most the documented bound per connection while they
+    flood. The server runs in its own process, so only its memory is counted."""
+    import websockets
+
+    n, frame = 16, pcm16(np.full(128 * 1024, 0.1, np.float32))  # 256 KiB: the largest allowed
+    assert len(frame) == Settings().max_frame_bytes
+    flags = ["--model", "pitch", "--gate", "none"]
+    async with serve_subprocess("flooded", flags, tmp_path / "serve.log") as target:
+        assert target.process is not None
+        pid = target.process.pid
+        before, peak = _rss_of(pid), 0
+
+        async def flood() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed, OSError, TimeoutError):
+                async with websockets.connect(target.url, max_size=None) as ws:
+                    async with asyncio.timeout(6):
+                        for _ in range(64):
+                            await ws.send(frame)
+                    ws.transport.abort()
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, _rss_of(pid))
+                await asyncio.sleep(20 * MS)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(flood() for _ in range(n)))
+        watcher.cancel()
+        async with httpx.AsyncClient() as client:  # still serving
+            assert (await client.get(target.http + "/healthz")).status_code == 200
+    mib = 1024 * 1024
+    print(f"\nserver RSS {before / mib:.0f} MiB, peak {peak / mib:.0f} MiB under {n} floods")
+    assert peak - before < (FIRST_STREAMS_MIB + n * PER_CONNECTION_BOUND_MIB) * mib
