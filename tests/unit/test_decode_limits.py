@@ -71,3 +71,9 @@ def test_blockwise_decoding_equals_one_shot_resampling() -> None:
     out = decode_file(encoded(x, 44_100, subtype="FLOAT"), 16_000)
     assert len(out) == len(expected)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_huge_float_samples_are_refused_not_turned_into_nan() -> None:
+    x = np.array([0.0, 3.4e38, -3.4e38, 0.0] * 100, np.float32)
+    with pytest.raises(FrameError, match="got 3.4e"):
+        decode_file(encoded(x, 44_100, subtype="FLOAT"), 16_000)

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import FrameError
-from voxlive.protocol.frames import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from voxlive.protocol.frames import MAX_FLOAT_PEAK, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 MAX_FILE_CHANNELS = 8
 BLOCK_S = 10  # seconds of audio decoded (and resampled) at a time
@@ -81,6 +81,10 @@ def _decode_blocks(
             raise _too_long(frames / rate, max_duration_ms)
         if not np.all(np.isfinite(block)):
             raise _bad("expected finite samples, got NaN or Inf")
+        if block.size and (peak := float(np.max(np.abs(block)))) > MAX_FLOAT_PEAK:
+            raise _bad(
+                f"expected samples within ±{MAX_FLOAT_PEAK:g} (full scale ±1), got {peak:.3g}"
+            )
         parts.append(resampler.process(to_mono(block), rate))
     parts.append(resampler.flush())
     out = np.concatenate(parts)
