@@ -75,5 +75,5 @@ def test_blockwise_decoding_equals_one_shot_resampling() -> None:
 
 def test_huge_float_samples_are_refused_not_turned_into_nan() -> None:
     x = np.array([0.0, 3.4e38, -3.4e38, 0.0] * 100, np.float32)
-    with pytest.raises(FrameError, match="got 3.4e"):
+    with pytest.raises(FrameError, match=r"got 3\.4e\+38"):
         decode_file(encoded(x, 44_100, subtype="FLOAT"), 16_000)
