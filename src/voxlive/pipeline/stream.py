@@ -27,6 +27,7 @@ from voxlive.audio.vad import VadState
 from voxlive.metrics import Metrics
 from voxlive.pipeline.gate import Gate
 from voxlive.pipeline.outbox import Outbox
+from voxlive.pipeline.overload import shed_cutoff
 from voxlive.pipeline.slots import (
     NoListener,
     Slot,
@@ -99,6 +100,23 @@ class Stream:
         return self._outbox.dropped_ms
 
     @property
+    def lossless(self) -> bool:
+        """Whether the stream must lose nothing (files, clients that ask): its windows are
+        never shed or dropped; its reader gets back-pressure instead (:attr:`backlogged`)."""
+        return self._windows.lossless
+
+    @lossless.setter
+    def lossless(self, value: bool) -> None:
+        self._windows.lossless = value
+
+    @property
+    def backlogged(self) -> bool:
+        """A lossless stream holding more than ``buffer_ms`` of unclassified audio: stop
+        reading its client until this turns false (the listener's ``results_ready`` says when
+        to look again)."""
+        return self._windows.backlogged and not self.closed
+
+    @property
     def uses_vad(self) -> bool:
         return self._gate.vad is not None
 
@@ -151,6 +169,10 @@ class Stream:
     def oldest_pending(self) -> Slot | None:
         return self._windows.oldest_pending()
 
+    def pending_slots(self) -> list[Slot]:
+        """The windows waiting for the batcher, oldest first."""
+        return [slot for slot in self._windows.slots if slot.state is SlotState.PENDING]
+
     def oldest_ready_at(self) -> float:
         """When the oldest pending window became ready (infinity when none is pending)."""
         slot = self._windows.oldest_pending()
@@ -170,6 +192,13 @@ class Stream:
         if now > due + hop_s:
             return float("inf")
         return due
+
+    def shed_stale(self, now: float, call_s: float) -> int:
+        """Shed the pending windows that a model call starting ``now`` and taking ``call_s``
+        would answer more than ``max_lag_ms`` after their last sample (none on a lossless
+        stream, or with ``max_lag_ms`` 0); returns how many."""
+        cutoff = shed_cutoff(now, call_s, self.config.max_lag_ms / 1000)
+        return self._windows.shed(cutoff)
 
     def take(self, length: int | None = None) -> Window | None:
         """The oldest pending window (only if it has ``length`` samples, when given)."""
