@@ -37,10 +37,11 @@ class Settings:
         0, "model intra-op threads, torch or ONNX Runtime (0: the library's default, one per core)"
     )
     backend: str = _opt(
-        "torch",
-        "how a transformers model runs: 'torch' (PyTorch, CPU or CUDA) or 'onnx' (exported once "
-        "to the cache, served by ONNX Runtime on CPU)",
-        ("torch", "onnx"),
+        "auto",
+        "how a transformers model runs: 'auto' (ONNX Runtime fp32 on CPU, exported and cached on "
+        "first start, PyTorch if that fails; PyTorch on CUDA), 'torch' (PyTorch, CPU or CUDA) or "
+        "'onnx' (exported once to the cache, served by ONNX Runtime on CPU)",
+        ("auto", "torch", "onnx"),
     )
     quantize: str = _opt(
         "none",
