@@ -87,7 +87,19 @@ def _bench_parser(sub: Any) -> None:
         help="also run a server with these extra flags, e.g. '--max-batch 1' "
         "(repeatable); the same load runs against each, alternating",
     )
-    b.add_argument("--repeat", type=int, default=1, help="rounds over the servers")
+    b.add_argument(
+        "--repeat", type=int, default=1, help="rounds over the servers (the median is reported)"
+    )
+    b.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip measuring the model's flat-out ceiling in this process before the load",
+    )
+    b.add_argument(
+        "--no-int8-hint",
+        action="store_true",
+        help="skip measuring what int8 would give when the model runs as ONNX fp32",
+    )
     b.add_argument("--out", default="bench-results/bench.json", help="JSON report path")
     b.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
     add_arguments(bench.add_argument_group("server (when bench starts it)"))
