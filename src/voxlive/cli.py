@@ -91,6 +91,19 @@ def _bench_parser(sub: Any) -> None:
         "--repeat", type=int, default=1, help="rounds over the servers (the median is reported)"
     )
     b.add_argument(
+        "--at-ceiling",
+        type=float,
+        metavar="FRACTION",
+        help="instead of --streams: N = FRACTION x the same-run ceiling in live streams (floor)",
+    )
+    b.add_argument(
+        "--times",
+        type=float,
+        action="append",
+        metavar="K",
+        help="with --at-ceiling: also run K x N streams (repeatable), e.g. 2 for 2x overload",
+    )
+    b.add_argument(
         "--no-ceiling",
         action="store_true",
         help="skip measuring the model's flat-out ceiling in this process before the load",

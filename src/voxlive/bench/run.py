@@ -267,6 +267,12 @@ async def bench(args: Any, server_flags: list[str]) -> int:
             int8 = settings.replace(backend="onnx", quantize="int8")
             ceilings["int8"] = await asyncio.to_thread(ceiling, int8, audio)
     base_ceiling = ceilings.get("base", {}).get("audio_s_per_s")
+    counts = [args.streams]
+    if args.at_ceiling:  # N from the same-run ceiling, and multiples of it (overload)
+        if not ceilings:
+            raise SystemExit("bench: --at-ceiling needs the ceiling (no --url, no --no-ceiling)")
+        n = max(1, int(args.at_ceiling * ceilings["base"]["streams"]))
+        counts = [n] + [round(k * n) for k in args.times or []]
     variants: list[tuple[str, list[str]]] = [("base", server_flags)]
     for extra in args.compare or []:
         variants.append((extra, server_flags + shlex.split(extra)))
@@ -296,6 +302,15 @@ async def bench(args: Any, server_flags: list[str]) -> int:
             if base_ceiling and not args.flat_out:
                 row["model_load_audio_s_per_s"] = n * cost
                 row["pct_of_ceiling"] = 100 * n * cost / base_ceiling
+            if settings.max_lag_ms:  # under overload: is what was delivered still fresh?
+                row["delivered_within_max_lag"] = all(
+                    row[k] is not None and row[k] <= settings.max_lag_ms
+                    for k in ("server_p95_ms", "client_p95_ms")
+                )
+            # Every lost window reached its stream's `end` (shed or overwritten, per /metrics).
+            row["drops_reported"] = row["dropped_windows"] == (
+                row["shed_windows"] + row["overwritten_windows"]
+            )
             verdict = "pass" if passed(row, args.p95_ms) else "FAIL"
             if not args.quiet:
                 print(f"{target.name} N={n}: p95 {row['server_p95_ms'] or 0:.0f} ms (client "
@@ -317,7 +332,8 @@ async def bench(args: Any, server_flags: list[str]) -> int:
                     rows += tried
                     capacity[target.name] = max(capacity.get(target.name, 0), n)
                 else:
-                    rows.append(await once(target, args.streams))
+                    for n in counts:
+                        rows.append(await once(target, n))
     medians = median_rows(rows) if args.repeat > 1 else []
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

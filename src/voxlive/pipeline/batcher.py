@@ -31,7 +31,13 @@ import numpy as np
 from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
-from voxlive.pipeline.overload import Capacity, RateMeter, capacity, plan_batch
+from voxlive.pipeline.overload import (
+    Capacity,
+    RateMeter,
+    capacity,
+    plan_batch,
+    planned_call_s,
+)
 from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
 from voxlive.pipeline.worker import LoopWorker
@@ -240,7 +246,7 @@ class Batcher(LoopWorker):
         waiting = [(w.ready_at, 0.0 if s.lossless else s.config.max_lag_ms / 1000)
                    for s in streams for w in s.pending_slots()]  # fmt: skip
         size, call_s = plan_batch(
-            waiting, now, self.max_batch, lambda n: self.cost.estimate(n, length)
+            waiting, now, self.max_batch, lambda n: planned_call_s(self.cost.estimate(n, length))
         )
         shed = sum(s.shed_stale(now, call_s) for s in streams)
         if shed:

@@ -21,6 +21,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+# Call times drift (other work on the machine, a 2x swing within minutes here): the shedding plan
+# assumes a call takes a quarter longer than measured so far, plus the time to send its results.
+CALL_SAFETY = 1.25
+SEND_MARGIN_S = 0.02
+
+
+def planned_call_s(estimate_s: float) -> float:
+    """The seconds the shedding plan allows for a call expected to take ``estimate_s``."""
+    return estimate_s * CALL_SAFETY + SEND_MARGIN_S
+
 
 def shed_cutoff(now: float, call_s: float, max_lag_s: float) -> float:
     """Windows that became ready before this moment (monotonic seconds) are stale: a model call
