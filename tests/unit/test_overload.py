@@ -9,7 +9,7 @@ import pytest
 
 from fakes import Clock, FakeClassifier
 from voxlive.audio.ring import RingBuffer
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.overload import (
     CALL_SAFETY,
     SEND_MARGIN_S,
@@ -42,6 +42,16 @@ def test_a_window_is_stale_once_the_next_call_would_answer_it_past_the_bound() -
 def test_the_plan_allows_for_drift_and_sending() -> None:
     assert planned_call_s(0.4) == pytest.approx(0.4 * CALL_SAFETY + SEND_MARGIN_S)
     assert planned_call_s(0.0) == SEND_MARGIN_S
+    # Calls that miss by 20 % on average: plan for 1 + 3 x 0.2 = 1.6 times the estimate.
+    assert planned_call_s(0.4, spread=0.2) == pytest.approx(0.4 * 1.6 + SEND_MARGIN_S)
+
+
+def test_the_cost_model_learns_how_far_calls_stray() -> None:
+    cost = CostModel(alpha=0.5)
+    cost.observe(1, 100, 0.1)
+    assert cost.spread == 0.0  # nothing was expected yet
+    cost.observe(1, 100, 0.15)  # expected 0.1: missed by 50 %
+    assert cost.spread == pytest.approx(0.25)
 
 
 def test_the_plan_is_the_largest_batch_its_windows_can_still_make() -> None:

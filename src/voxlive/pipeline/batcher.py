@@ -47,15 +47,21 @@ log = logging.getLogger(__name__)
 
 class CostModel:
     """Expected model-call time, learned from the calls made: an exponential moving average per
-    (batch size, window length), else the average cost per sample scaled to the batch."""
+    (batch size, window length), else the average cost per sample scaled to the batch; and how
+    far calls stray from what was expected (:attr:`spread`, relative)."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
         self._calls: dict[tuple[int, int], float] = {}
         self._per_sample: float | None = None
+        self.spread = 0.0  # moving average of |actual - expected| / expected over all calls
 
     def observe(self, size: int, length: int, seconds: float) -> None:
         key = (size, length)
+        expected = self.estimate(size, length)
+        if expected > 0:
+            miss = abs(seconds - expected) / expected
+            self.spread += self.alpha * (miss - self.spread)
         old = self._calls.get(key)
         self._calls[key] = seconds if old is None else old + self.alpha * (seconds - old)
         per = seconds / max(size * length, 1)
@@ -246,7 +252,10 @@ class Batcher(LoopWorker):
         waiting = [(w.ready_at, 0.0 if s.lossless else s.config.max_lag_ms / 1000)
                    for s in streams for w in s.pending_slots()]  # fmt: skip
         size, call_s = plan_batch(
-            waiting, now, self.max_batch, lambda n: planned_call_s(self.cost.estimate(n, length))
+            waiting,
+            now,
+            self.max_batch,
+            lambda n: planned_call_s(self.cost.estimate(n, length), self.cost.spread),
         )
         shed = sum(s.shed_stale(now, call_s) for s in streams)
         if shed:

@@ -22,14 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Call times drift (other work on the machine, a 2x swing within minutes here): the shedding plan
-# assumes a call takes a quarter longer than measured so far, plus the time to send its results.
+# allows for a call a quarter longer than expected, or three times the calls' usual relative miss
+# beyond it when that is more (as TCP's retransmission timer does with round-trip times), plus
+# the time to send the results.
 CALL_SAFETY = 1.25
+SPREAD_FACTOR = 3.0
 SEND_MARGIN_S = 0.02
 
 
-def planned_call_s(estimate_s: float) -> float:
-    """The seconds the shedding plan allows for a call expected to take ``estimate_s``."""
-    return estimate_s * CALL_SAFETY + SEND_MARGIN_S
+def planned_call_s(estimate_s: float, spread: float = 0.0) -> float:
+    """The seconds the shedding plan allows for a call expected to take ``estimate_s`` when
+    calls miss their expected time by ``spread`` (relative, e.g. 0.1 for 10 %) on average."""
+    return estimate_s * max(CALL_SAFETY, 1 + SPREAD_FACTOR * spread) + SEND_MARGIN_S
 
 
 def shed_cutoff(now: float, call_s: float, max_lag_s: float) -> float:
