@@ -18,6 +18,7 @@ from voxlive.pipeline.overload import (
     is_stale,
     plan_batch,
     planned_call_s,
+    shed_cap,
     shed_cutoff,
 )
 from voxlive.pipeline.stream import Stream, StreamConfig
@@ -50,8 +51,32 @@ def test_the_cost_model_learns_how_far_calls_stray() -> None:
     cost = CostModel(alpha=0.5)
     cost.observe(1, 100, 0.1)
     assert cost.spread == 0.0  # nothing was expected yet
-    cost.observe(1, 100, 0.15)  # expected 0.1: missed by 50 %
+    cost.observe(1, 100, 0.15)  # expected 0.1: overran by 50 %
     assert cost.spread == pytest.approx(0.25)
+    cost.observe(1, 100, 0.05)  # faster than expected: no overrun
+    assert cost.spread == pytest.approx(0.125)
+    assert planned_call_s(1.0, spread=10.0) == 2.0 + SEND_MARGIN_S  # at most twice
+
+
+async def test_when_every_window_is_stale_the_newest_is_served_anyway() -> None:
+    """Shedding everything would stop the calls whose times say when windows are fresh again
+    (a slow spell would otherwise shed every window from then on)."""
+    clock = Clock()
+    batcher = Batcher(FakeClassifier(), max_batch=8, max_wait_ms=0, clock=clock)
+    a, b = Stream("a", CFG, clock=clock), Stream("b", CFG, clock=clock)
+    for s in (a, b):
+        batcher.add(s)
+    batcher.cost.observe(1, 100, 5.0)  # a call now looks like it takes 5 s: all stale
+    for t, s in ((0.0, a), (0.1, b), (0.2, a)):
+        clock.t = t
+        s.push(window())
+    clock.t = 0.3
+    [served] = batcher._collect()
+    assert (served.stream.id, served.index) == ("a", 1)  # the newest
+    assert a.stats.shed == 1 and b.stats.shed == 1
+    assert shed_cap([(0.0, 1.0), (0.2, 1.0)], 0.3, 5.0) == 0.2
+    assert shed_cap([(0.0, 1.0), (0.2, 0.0)], 0.3, 5.0) == math.inf  # lossless: served anyway
+    await batcher.close()
 
 
 def test_the_plan_is_the_largest_batch_its_windows_can_still_make() -> None:

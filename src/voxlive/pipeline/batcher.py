@@ -37,6 +37,7 @@ from voxlive.pipeline.overload import (
     capacity,
     plan_batch,
     planned_call_s,
+    shed_cap,
 )
 from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
@@ -48,19 +49,19 @@ log = logging.getLogger(__name__)
 class CostModel:
     """Expected model-call time, learned from the calls made: an exponential moving average per
     (batch size, window length), else the average cost per sample scaled to the batch; and how
-    far calls stray from what was expected (:attr:`spread`, relative)."""
+    far calls overrun what was expected (:attr:`spread`, relative)."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
         self._calls: dict[tuple[int, int], float] = {}
         self._per_sample: float | None = None
-        self.spread = 0.0  # moving average of |actual - expected| / expected over all calls
+        self.spread = 0.0  # moving average of max(actual - expected, 0) / expected, all calls
 
     def observe(self, size: int, length: int, seconds: float) -> None:
         key = (size, length)
         expected = self.estimate(size, length)
-        if expected > 0:
-            miss = abs(seconds - expected) / expected
+        if expected > 0:  # only overruns make results late
+            miss = max(seconds - expected, 0.0) / expected
             self.spread += self.alpha * (miss - self.spread)
         old = self._calls.get(key)
         self._calls[key] = seconds if old is None else old + self.alpha * (seconds - old)
@@ -257,7 +258,8 @@ class Batcher(LoopWorker):
             self.max_batch,
             lambda n: planned_call_s(self.cost.estimate(n, length), self.cost.spread),
         )
-        shed = sum(s.shed_stale(now, call_s) for s in streams)
+        cap = shed_cap(waiting, now, call_s)
+        shed = sum(s.shed_stale(now, call_s, cap) for s in streams)
         if shed:
             self._offered.add(shed, now)
         return size

@@ -27,13 +27,15 @@ from dataclasses import dataclass
 # the time to send the results.
 CALL_SAFETY = 1.25
 SPREAD_FACTOR = 3.0
+MAX_SAFETY = 2.0  # never plan for more than twice the expected time
 SEND_MARGIN_S = 0.02
 
 
 def planned_call_s(estimate_s: float, spread: float = 0.0) -> float:
     """The seconds the shedding plan allows for a call expected to take ``estimate_s`` when
-    calls miss their expected time by ``spread`` (relative, e.g. 0.1 for 10 %) on average."""
-    return estimate_s * max(CALL_SAFETY, 1 + SPREAD_FACTOR * spread) + SEND_MARGIN_S
+    calls overrun their expected time by ``spread`` (relative, e.g. 0.1 for 10 %) on average."""
+    factor = min(max(CALL_SAFETY, 1 + SPREAD_FACTOR * spread), MAX_SAFETY)
+    return estimate_s * factor + SEND_MARGIN_S
 
 
 def shed_cutoff(now: float, call_s: float, max_lag_s: float) -> float:
@@ -72,6 +74,16 @@ def plan_batch(
         if fresh >= size:
             return size, seconds
     return 1, call_s(1)
+
+
+def shed_cap(windows: Sequence[tuple[float, float]], now: float, call_s: float) -> float:
+    """A limit on shedding (monotonic seconds: never shed a window ready at or after it): when
+    every pending window (ready_at, max_lag_s) would be stale for a call of ``call_s``, the
+    newest is served anyway, late. Shedding everything would stop the model being called, and
+    with it the call times that tell when windows are fresh again. ``inf`` otherwise."""
+    if any(not is_stale(ready_at, now, call_s, lag) for ready_at, lag in windows):
+        return math.inf
+    return max((ready_at for ready_at, _ in windows), default=math.inf)
 
 
 class RateMeter:

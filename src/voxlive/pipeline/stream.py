@@ -17,6 +17,7 @@ through the one :class:`~voxlive.pipeline.slots.StreamListener` it is built with
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,11 +194,12 @@ class Stream:
             return float("inf")
         return due
 
-    def shed_stale(self, now: float, call_s: float) -> int:
+    def shed_stale(self, now: float, call_s: float, cap: float = math.inf) -> int:
         """Shed the pending windows that a model call starting ``now`` and taking ``call_s``
         would answer more than ``max_lag_ms`` after their last sample (none on a lossless
-        stream, or with ``max_lag_ms`` 0); returns how many."""
-        cutoff = shed_cutoff(now, call_s, self.config.max_lag_ms / 1000)
+        stream, or with ``max_lag_ms`` 0), but none ready at or after ``cap``; returns how
+        many."""
+        cutoff = min(shed_cutoff(now, call_s, self.config.max_lag_ms / 1000), cap)
         return self._windows.shed(cutoff)
 
     def take(self, length: int | None = None) -> Window | None:
