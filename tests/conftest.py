@@ -1,11 +1,26 @@
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """--backend auto (the default) exports models to ONNX: into a folder of this test run, never
+    ~/.cache (the variable reaches servers started in-process, as subprocesses and Ray replicas)."""
+    old = os.environ.get("VOXLIVE_CACHE_DIR")
+    os.environ["VOXLIVE_CACHE_DIR"] = str(tmp_path_factory.mktemp("voxlive-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VOXLIVE_CACHE_DIR", None)
+    else:
+        os.environ["VOXLIVE_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

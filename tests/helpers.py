@@ -89,12 +89,15 @@ async def stream_audio(
     speed: float = 1.0,
     start: dict[str, Any] | None = None,
     stop: bool = True,
+    send_start: bool = True,
 ) -> StreamRun:
-    """Stream mono float samples as PCM16 chunks, paced at ``speed`` × real time (0: flat out)."""
+    """Stream mono float samples as PCM16 chunks, paced at ``speed`` × real time (0: flat out).
+    ``send_start=False``: no start message (the URL's query parameters carry it)."""
     run = StreamRun()
     async with websockets.connect(url, max_size=None) as ws:
         reader = asyncio.create_task(collect(ws, run))
-        await ws.send(json.dumps(start or {"type": "start", "sample_rate": rate}))
+        if send_start:
+            await ws.send(json.dumps(start or {"type": "start", "sample_rate": rate}))
         chunk = rate * chunk_ms // 1000
         t0 = time.monotonic()
         for i, begin in enumerate(range(0, len(samples), chunk)):

@@ -87,7 +87,32 @@ def _bench_parser(sub: Any) -> None:
         help="also run a server with these extra flags, e.g. '--max-batch 1' "
         "(repeatable); the same load runs against each, alternating",
     )
-    b.add_argument("--repeat", type=int, default=1, help="rounds over the servers")
+    b.add_argument(
+        "--repeat", type=int, default=1, help="rounds over the servers (the median is reported)"
+    )
+    b.add_argument(
+        "--at-ceiling",
+        type=float,
+        metavar="FRACTION",
+        help="instead of --streams: N = FRACTION x the same-run ceiling in live streams (floor)",
+    )
+    b.add_argument(
+        "--times",
+        type=float,
+        action="append",
+        metavar="K",
+        help="with --at-ceiling: also run K x N streams (repeatable), e.g. 2 for 2x overload",
+    )
+    b.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip measuring the model's flat-out ceiling in this process before the load",
+    )
+    b.add_argument(
+        "--no-int8-hint",
+        action="store_true",
+        help="skip measuring what int8 would give when the model runs as ONNX fp32",
+    )
     b.add_argument("--out", default="bench-results/bench.json", help="JSON report path")
     b.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
     add_arguments(bench.add_argument_group("server (when bench starts it)"))

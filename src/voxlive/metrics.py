@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -10,6 +13,14 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+
+class _Capacity(Protocol):
+    @property
+    def streams(self) -> float | None: ...
+    @property
+    def load_streams(self) -> float: ...
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -28,13 +39,14 @@ class Metrics:
         )
         self.windows = Counter(
             "voxlive_windows",
-            "windows by outcome: classified, gated (ambient), failed, dropped",
+            "windows by outcome: classified, gated (ambient), failed, dropped (audio overwritten), "
+            "shed (a live window whose result would have come later than max_lag_ms)",
             ["outcome"],
             registry=r,
         )
         self.dropped_audio = Counter(
             "voxlive_dropped_audio_seconds",
-            "audio dropped because inference fell behind",
+            "audio dropped (overwritten or shed) because inference fell behind",
             registry=r,
         )
         self.results_unsent = Counter(
@@ -61,6 +73,28 @@ class Metrics:
             "voxlive_result_latency_seconds", "time from a window's last sample to its result",
             buckets=_LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+
+        self.capacity_streams = Gauge(
+            "voxlive_capacity_streams",
+            "live streams (at the current window/hop) the model could serve flat out, estimated "
+            "from measured call times; NaN before the first call",
+            registry=r,
+        )
+        self.load_streams = Gauge(
+            "voxlive_load_streams",
+            "windows offered to the model per second now (served and shed), in streams",
+            registry=r,
+        )
+
+    def bind_capacity(self, gauge: Callable[[], _Capacity]) -> None:
+        """Read the capacity gauges from ``gauge`` at every scrape."""
+
+        def streams() -> float:
+            value = gauge().streams
+            return float("nan") if value is None else value
+
+        self.capacity_streams.set_function(streams)
+        self.load_streams.set_function(lambda: gauge().load_streams)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -44,10 +44,11 @@ class Settings:
         0, "model intra-op threads, torch or ONNX Runtime (0: the library's default, one per core)"
     )
     backend: str = _opt(
-        "torch",
-        "how a transformers model runs: 'torch' (PyTorch, CPU or CUDA) or 'onnx' (exported once "
-        "to the cache, served by ONNX Runtime on CPU)",
-        ("torch", "onnx"),
+        "auto",
+        "how a transformers model runs: 'auto' (ONNX Runtime fp32 on CPU, exported and cached on "
+        "first start, PyTorch if that fails; PyTorch on CUDA), 'torch' (PyTorch, CPU or CUDA) or "
+        "'onnx' (exported once to the cache, served by ONNX Runtime on CPU)",
+        ("auto", "torch", "onnx"),
     )
     quantize: str = _opt(
         "none",
@@ -84,6 +85,12 @@ class Settings:
         250.0,
         "latency the batcher plans for, from a window's last sample to its result, ms: it waits "
         "to fill a batch only while the model call can still finish within it",
+    )
+    max_lag_ms: int = _opt(
+        1000,
+        "a live window whose result can no longer be sent within this long of its last sample "
+        "is shed (skipped, counted and reported as dropped) instead of answered late, ms; "
+        "lossless streams (files, clients that ask) are never shed (0: never shed)",
     )
     inference_timeout_ms: int = _opt(
         30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
@@ -210,6 +217,10 @@ class Settings:
         need(1 <= self.max_batch <= 256, "max_batch", "1..256")
         need(0 <= self.max_wait_ms <= 10_000, "max_wait_ms", "0..10000 ms")
         need(10 <= self.latency_budget_ms <= 60_000, "latency_budget_ms", "10..60000 ms")
+        need(
+            self.max_lag_ms == 0 or 100 <= self.max_lag_ms <= 600_000, "max_lag_ms",
+            "0 (never shed) or 100..600000 ms",
+        )  # fmt: skip
         need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
         need(
             self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,

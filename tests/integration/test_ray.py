@@ -36,8 +36,8 @@ def ray_cluster() -> Iterator[None]:
 
 
 def _settings(model: Path, **changes: Any) -> dict[str, Any]:
-    return dict(model=str(model), gate="none", max_batch=8, max_wait_ms=20, buffer_ms=30_000,
-                **changes)  # fmt: skip
+    return dict(model=str(model), backend="torch", gate="none", max_batch=8, max_wait_ms=20,
+                buffer_ms=30_000, **changes)  # fmt: skip
 
 
 def _cluster_footprint() -> tuple[list[Any], dict[str, float]]:

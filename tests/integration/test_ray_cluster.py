@@ -41,7 +41,7 @@ def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "voxlive", "serve", "--engine", "ray", "--ray-address", address,
-             "--model", str(model), "--gate", "none", "--port", str(port)],
+             "--model", str(model), "--backend", "torch", "--gate", "none", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

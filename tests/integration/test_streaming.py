@@ -90,7 +90,8 @@ async def test_tiny_wav2vec2_loaded_by_path_serves_results(tiny_model_dir: Path)
         async with __import__("httpx").AsyncClient() as client:
             ready = (await client.get(srv.url + "/readyz")).json()
         run = await stream_audio(srv.ws_url, female, rate, speed=4.0)
-    assert ready["backend"] == "transformers" and ready["model"] == str(tiny_model_dir)
+    # --backend auto (the default) on a CPU: exported to ONNX (into the test run's cache folder)
+    assert ready["backend"] == "onnx" and ready["model"] == str(tiny_model_dir)
     assert ready["labels"] == ["low", "high"] and ready["fallback"] is None
     assert run.results and {r["label"] for r in run.results} <= {"low", "high", "ambient"}
     for r in run.results:

@@ -4,11 +4,14 @@ from typing import Any
 
 import pytest
 
-from voxlive.bench.run import batch_histogram, find_capacity, passed, table
+from voxlive.bench.run import batch_histogram, find_capacity, median_rows, passed, table
 
 
-def _row(n: int, p95: float | None, drops: int = 0) -> dict[str, Any]:
+def _row(
+    n: int, p95: float | None, drops: int = 0, client_p95: float | None = -1.0
+) -> dict[str, Any]:
     return {"target": "t", "streams": n, "server_p95_ms": p95, "dropped_windows": drops,
+            "client_p95_ms": p95 if client_p95 == -1.0 else client_p95,
             "errors": 0, "failed_streams": []}  # fmt: skip
 
 
@@ -31,6 +34,14 @@ def test_a_run_passes_only_within_the_goal_with_no_drops() -> None:
     assert not passed(_row(1, 251.0), 250.0)
     assert not passed(_row(1, 10.0, drops=1), 250.0)
     assert not passed(_row(1, None), 250.0)  # no results at all is no pass
+    assert not passed(_row(1, 200.0, client_p95=260.0), 250.0)  # the client's view counts too
+
+
+def test_repeated_runs_report_their_median() -> None:
+    rows = [_row(4, p95) for p95 in (100.0, 300.0, 120.0)] + [_row(8, 500.0)]
+    [median] = median_rows(rows)  # N=8 ran once: no median
+    assert median["streams"] == 4 and median["rounds"] == 3
+    assert median["server_p95_ms"] == 120.0 and median["dropped_windows"] == 0
 
 
 def test_batch_histogram_is_the_difference_of_two_scrapes() -> None:

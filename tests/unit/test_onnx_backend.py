@@ -70,3 +70,26 @@ def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda() -> None:
         Settings(quantize="int8")
     with pytest.raises(ConfigError, match="device: expected 'cpu' or 'auto' with backend 'onnx'"):
         Settings(backend="onnx", device="cuda")
+
+
+def test_backend_auto_serves_onnx_fp32_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path))
+    assert settings.backend == "auto"  # the default
+    clf = load_local(settings)
+    assert clf.info.backend == "onnx" and clf.info.device == "cpu"
+    assert list((tmp_path / "onnx").glob("*/model.onnx"))  # exported into the cache given
+
+
+def test_backend_auto_falls_back_to_pytorch_and_says_why(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the agreement check fails
+    clf = load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path)))
+    assert clf.info.backend == "transformers"
+    assert "backend auto: not serving" in caplog.text and "expected logits within" in caplog.text
+
+
+def test_backend_auto_on_a_missing_model_fails_as_pytorch_would(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_local(Settings(model=str(tmp_path / "missing"), cache_dir=str(tmp_path)))

@@ -11,6 +11,7 @@ from voxlive.protocol.session import (
     Started,
     Stopped,
     parse_query,
+    parse_start,
 )
 
 
@@ -107,3 +108,15 @@ def test_query_parameters_preset_the_format() -> None:
     assert parse_query({"other": "x"}, DEFAULT_FORMAT) is None
     with pytest.raises(FormatError, match="sample_rate: expected an integer"):
         parse_query({"sample_rate": "fast"}, DEFAULT_FORMAT)
+
+
+def test_lossless_is_a_boolean_start_key_and_query_parameter() -> None:
+    assert parse_start({"type": "start", "lossless": True}, DEFAULT_FORMAT).lossless
+    assert not parse_start({"type": "start"}, DEFAULT_FORMAT).lossless
+    preset = parse_query({"lossless": "true"}, DEFAULT_FORMAT)
+    assert preset is not None and preset.lossless
+    assert parse_query({"lossless": "0"}, DEFAULT_FORMAT) == Started(DEFAULT_FORMAT)
+    with pytest.raises(FormatError, match="lossless"):
+        parse_start({"type": "start", "lossless": "yes"}, DEFAULT_FORMAT)
+    with pytest.raises(FormatError, match="lossless"):
+        parse_query({"lossless": "maybe"}, DEFAULT_FORMAT)

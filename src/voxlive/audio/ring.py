@@ -43,6 +43,20 @@ class RingBuffer:
             self._buf[: n - first] = samples[first:]
         self.written += n
 
+    def grow(self, capacity: int) -> None:
+        """Hold at least ``capacity`` samples from now on, keeping every sample held (for a
+        stream that must not lose audio; its owner bounds how far it grows)."""
+        if capacity <= self.capacity:
+            return
+        kept = self.written - self.oldest
+        held = self.view(self.oldest, kept)
+        self.capacity = capacity
+        self._buf = np.zeros(capacity, dtype=np.float32)
+        at = (self.written - kept) % capacity  # where the oldest kept sample lives now
+        first = min(kept, capacity - at)
+        self._buf[at : at + first] = held[:first]
+        self._buf[: kept - first] = held[first:]
+
     def view(self, start: int, length: int) -> np.ndarray:
         """Copy of samples ``[start, start + length)``; raises IndexError if not fully held."""
         if length < 0 or start < self.oldest or start + length > self.written:

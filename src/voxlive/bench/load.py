@@ -3,7 +3,9 @@
 Each stream plays the given recordings in a loop (optionally with a pause of quiet background
 noise after each, to model conversation) from its own offset, and starts at its own phase within
 one hop, as independent clients do. It records, for every result, the server's latency and the
-client's view: from sending the window's last sample to receiving its result.
+client's view: from sending the window's last sample to receiving its result; results the gate
+settled without the model (a few ms each) are kept apart, so the latency of windows that reached
+the model is not diluted by them.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def program(files: Sequence[str], pause_ms: int, rate: int = RATE) -> np.ndarray
 
 @dataclass
 class StreamStats:
-    server_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)  # windows that reached the model
     client_ms: list[float] = field(default_factory=list)
+    gated_server_ms: list[float] = field(default_factory=list)  # settled by the gate
+    gated_client_ms: list[float] = field(default_factory=list)
     results: int = 0
     ambient: int = 0
     errors: int = 0
@@ -97,11 +101,16 @@ async def run_stream(
                         continue
                     stats.results += 1
                     stats.ambient += msg["label"] == "ambient"
-                    stats.server_ms.append(float(msg["latency_ms"]))
+                    gated = bool(msg.get("gated"))
+                    server, client = (
+                        (stats.gated_server_ms, stats.gated_client_ms) if gated
+                        else (stats.server_ms, stats.client_ms)
+                    )  # fmt: skip
+                    server.append(float(msg["latency_ms"]))
                     end = round(msg["end_ms"] * RATE / 1000)
                     i = bisect.bisect_left(sent_at, (end, 0.0))
                     if i < len(sent_at):
-                        stats.client_ms.append((now - sent_at[i][1]) * 1000)
+                        client.append((now - sent_at[i][1]) * 1000)
                     if on_result is not None:
                         on_result()
                 elif kind == "error":

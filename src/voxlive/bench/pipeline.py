@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.bench.ceiling import model_throughput
 from voxlive.bench.run import find_capacity, passed
 from voxlive.inference.base import Classifier
 from voxlive.pipeline.assembly import assemble
@@ -70,34 +71,6 @@ def speech(data_dir: Path) -> np.ndarray:
         assert rate == RATE
         parts.append(samples[:, 0])
     return np.concatenate(parts).astype(np.float32)
-
-
-def model_throughput(
-    clf: Classifier,
-    audio: np.ndarray,
-    batches: list[int],
-    window_s: float,
-    min_s: float,
-) -> list[dict[str, float]]:
-    n = int(window_s * RATE)
-    rows = []
-    for b in batches:
-        starts = (np.arange(b) * RATE // 3) % (len(audio) - n)
-        batch = np.stack([audio[s : s + n] for s in starts])
-        clf.predict(batch)  # warm up this shape
-        calls, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < min_s or calls < 3:
-            clf.predict(batch)
-            calls += 1
-        wall = time.perf_counter() - t0
-        rows.append(
-            {
-                "batch": b,
-                "ms_per_call": 1000 * wall / calls,
-                "audio_s_per_s": b * window_s * calls / wall,
-            }
-        )
-    return rows
 
 
 def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:

@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 
 def _load_transformers(model: str, settings: Settings, local_only: bool = False) -> Classifier:
     s = settings
+    if s.backend == "auto":
+        from voxlive.inference.onnx import load_auto
+
+        log.info("loading %s (backend auto, device=%s)", model, s.device)
+        return load_auto(
+            model, labels=s.labels or None, device=s.device, threads=s.threads,
+            cache_dir=Path(s.cache_dir) if s.cache_dir else None, local_files_only=local_only,
+        )  # fmt: skip
     if s.backend == "onnx":
         from voxlive.inference.onnx import OnnxClassifier
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from voxlive import __version__
-from voxlive.errors import ModelLoadError
-from voxlive.inference.base import ModelInfo
-from voxlive.inference.hf import TransformersClassifier, resolve_labels
+from voxlive.errors import ConfigError, ModelLoadError
+from voxlive.inference.base import Classifier, ModelInfo
+from voxlive.inference.hf import TransformersClassifier, pick_device, resolve_labels
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ QUANTIZE_CHOICES = ("none", "int8")
 
 
 def default_cache_dir() -> Path:
+    """``$VOXLIVE_CACHE_DIR`` (so processes started without the flag, such as Ray replicas or a
+    test run, share it), else ``$XDG_CACHE_HOME/voxlive``, else ``~/.cache/voxlive``."""
+    if os.environ.get("VOXLIVE_CACHE_DIR"):
+        return Path(os.environ["VOXLIVE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "voxlive"
 
@@ -165,6 +169,10 @@ class OnnxClassifier:
             log.info("ONNX model from cache: %s", self.path)
             self.report = json.loads(meta_path.read_text())
         else:
+            log.info(
+                "exporting %s to ONNX for ONNX Runtime into %s (once: later starts load it "
+                "from there; about 10-30 s for a wav2vec2-base on a 2-core CPU)…", model_id, folder
+            )  # fmt: skip
             torch_clf = TransformersClassifier(
                 model_id, device="cpu", threads=threads, local_files_only=local_files_only
             )
@@ -241,3 +249,42 @@ class OnnxClassifier:
         rng = np.random.default_rng(0)
         for batch in (1, 2):
             self.predict(0.1 * rng.standard_normal((batch, window_samples)).astype(np.float32))
+
+
+def load_auto(
+    model_id: str,
+    *,
+    labels: tuple[str, ...] | None = None,
+    device: str = "auto",
+    threads: int = 0,
+    cache_dir: Path | None = None,
+    local_files_only: bool = False,
+) -> Classifier:
+    """``--backend auto``: PyTorch on CUDA; on CPU, ONNX Runtime fp32 (exported and checked on
+    first start, then from the cache), or PyTorch, with the reason logged, when the export or
+    its agreement check fails. A model that cannot be found at all raises as PyTorch would."""
+    from transformers import AutoConfig
+
+    if pick_device(device) != "cpu":
+        return TransformersClassifier(
+            model_id, labels=labels, device=device, threads=threads,
+            local_files_only=local_files_only,
+        )  # fmt: skip
+    AutoConfig.from_pretrained(model_id, local_files_only=local_files_only)  # is it there at all?
+    try:
+        return OnnxClassifier(
+            model_id, labels=labels, threads=threads, cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )  # fmt: skip
+    except ConfigError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "backend auto: not serving %s with ONNX Runtime (%s: %s); using PyTorch instead "
+            "(slower on CPU). --backend torch skips the attempt.",
+            model_id, type(exc).__name__, exc,
+        )  # fmt: skip
+        return TransformersClassifier(
+            model_id, labels=labels, device="cpu", threads=threads,
+            local_files_only=local_files_only,
+        )  # fmt: skip

@@ -20,6 +20,7 @@ from voxlive.inference.loader import load_local
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.offline import classify_samples
+from voxlive.pipeline.overload import Capacity
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.protocol.messages import WindowMessage
 from voxlive.settings import Settings
@@ -44,7 +45,7 @@ def stream_config(settings: Settings, info: ModelInfo) -> StreamConfig:
         sample_rate=info.sample_rate, window_ms=s.window_ms, hop_ms=s.hop_ms,
         buffer_ms=s.buffer_ms, labels=info.labels, gate=s.gate, gate_rms=s.gate_rms,
         vad_threshold=s.vad_threshold, vad_min_speech_ms=s.vad_min_speech_ms,
-        smoothing=s.smoothing, max_unsent=s.max_unsent_results,
+        smoothing=s.smoothing, max_unsent=s.max_unsent_results, max_lag_ms=s.max_lag_ms,
     )  # fmt: skip
 
 
@@ -82,6 +83,10 @@ class Pipeline:
     batcher: Batcher
     config: StreamConfig
     metrics: Metrics | None = None
+
+    def capacity(self) -> Capacity:
+        """The capacity gauge for live streams at the configured window and hop."""
+        return self.batcher.capacity(self.config.window, self.config.hop_ms / 1000)
 
     def start(self) -> None:
         """Start the batcher and VAD runner tasks. Idempotent."""
@@ -129,4 +134,7 @@ def assemble(
         classifier.warmup(classifier.info.sample_rate * settings.window_ms // 1000)
     batcher = make_batcher(settings, classifier, metrics)
     config = stream_config(settings, classifier.info)
-    return Pipeline(settings, classifier, batcher, config, metrics)
+    pipeline = Pipeline(settings, classifier, batcher, config, metrics)
+    if metrics is not None:
+        metrics.bind_capacity(pipeline.capacity)
+    return pipeline

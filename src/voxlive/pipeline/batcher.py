@@ -11,6 +11,11 @@ at all when no window is due in time or every stream already has one pending. It
 on its own worker thread, never on the event loop, and hands each result back to its stream. An
 exception or a time-out fails only that batch's windows.
 
+Before each call it sheds the live windows that call would answer too late (see
+:mod:`voxlive.pipeline.overload`): under overload the freshest windows are served and the stale
+ones are reported as dropped, instead of every result arriving seconds late. It meters the
+windows offered to the model, which with the cost model gives the capacity gauge.
+
 When nothing is pending it sleeps on an event: an idle server uses no CPU.
 """
 
@@ -26,6 +31,14 @@ import numpy as np
 from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
+from voxlive.pipeline.overload import (
+    Capacity,
+    RateMeter,
+    capacity,
+    plan_batch,
+    planned_call_s,
+    shed_cap,
+)
 from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
 from voxlive.pipeline.worker import LoopWorker
@@ -35,15 +48,21 @@ log = logging.getLogger(__name__)
 
 class CostModel:
     """Expected model-call time, learned from the calls made: an exponential moving average per
-    (batch size, window length), else the average cost per sample scaled to the batch."""
+    (batch size, window length), else the average cost per sample scaled to the batch; and how
+    far calls overrun what was expected (:attr:`spread`, relative)."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
         self._calls: dict[tuple[int, int], float] = {}
         self._per_sample: float | None = None
+        self.spread = 0.0  # moving average of max(actual - expected, 0) / expected, all calls
 
     def observe(self, size: int, length: int, seconds: float) -> None:
         key = (size, length)
+        expected = self.estimate(size, length)
+        if expected > 0:  # only overruns make results late
+            miss = max(seconds - expected, 0.0) / expected
+            self.spread += self.alpha * (miss - self.spread)
         old = self._calls.get(key)
         self._calls[key] = seconds if old is None else old + self.alpha * (seconds - old)
         per = seconds / max(size * length, 1)
@@ -57,15 +76,23 @@ class CostModel:
             return known
         return (self._per_sample or 0.0) * size * length
 
+    def best_rate(self, length: int) -> float | None:
+        """The most windows of ``length`` samples per second measured at any batch size (the
+        model flat out); ``None`` before any call with that length."""
+        rates = [size / s for (size, n), s in self._calls.items() if n == length and s > 0]
+        return max(rates, default=None)
+
 
 class Wiring:
     """A stream's listener in a running pipeline: windows for the model wake the batcher, new
     audio wakes its VAD runner, and ready results call ``on_results`` (the stream's reader;
-    ``None`` while nobody reads, e.g. a stream whose client vanished)."""
+    ``None`` while nobody reads, e.g. a stream whose client vanished) and wake a lossless
+    stream's reader waiting in :meth:`wait_for_room`."""
 
     def __init__(self, batcher: Batcher, on_results: Callable[[], None] | None = None) -> None:
         self._batcher = batcher
         self.on_results = on_results
+        self._room: asyncio.Event | None = None  # set while a lossless reader waits for room
 
     def windows_pending(self) -> None:
         self._batcher.notify()
@@ -77,6 +104,18 @@ class Wiring:
     def results_ready(self) -> None:
         if self.on_results is not None:
             self.on_results()
+        if self._room is not None:
+            self._room.set()
+
+    async def wait_for_room(self, stream: Stream) -> None:
+        """Back-pressure for a lossless stream: return once it is no longer backlogged (at
+        once when it is not). Safe to cancel."""
+        while stream.backlogged:
+            self._room = asyncio.Event()
+            try:
+                await self._room.wait()
+            finally:
+                self._room = None
 
 
 class Batcher(LoopWorker):
@@ -99,8 +138,11 @@ class Batcher(LoopWorker):
         timeout_s: float = 30.0,
         metrics: Metrics | None = None,
         vad: SileroVad | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
+        self._clock = clock
+        self._offered = RateMeter()  # windows offered to the model: served and shed
         self.classifier = classifier
         # Streams gated by the neural VAD get their speech probabilities from this runner.
         self.vad = VadRunner(vad) if vad is not None else None
@@ -182,7 +224,7 @@ class Batcher(LoopWorker):
     async def _wait_for_batch(self) -> None:
         while True:
             self._wake.clear()
-            wait = self.wait_s(time.monotonic())
+            wait = self.wait_s(self._clock())
             if wait is None:
                 await self._wake.wait()
                 continue
@@ -195,7 +237,35 @@ class Batcher(LoopWorker):
             except TimeoutError:
                 return
 
+    def capacity(self, window: int, hop_s: float) -> Capacity:
+        """The capacity gauge for live streams cutting ``window``-sample windows every
+        ``hop_s`` seconds (see :class:`~voxlive.pipeline.overload.Capacity`)."""
+        now = self._clock()
+        return capacity(self.cost.best_rate(window), self._offered.rate(now), hop_s)
+
+    def _shed(self, streams: list[Stream], now: float) -> int:
+        """Plan the next call's size so that it answers its windows within their bound, shed
+        the live windows that even it would answer too late, and return the size."""
+        slot = streams[0].oldest_pending()
+        if slot is None:
+            return self.max_batch
+        length = slot.length
+        waiting = [(w.ready_at, 0.0 if s.lossless else s.config.max_lag_ms / 1000)
+                   for s in streams for w in s.pending_slots()]  # fmt: skip
+        size, call_s = plan_batch(
+            waiting,
+            now,
+            self.max_batch,
+            lambda n: planned_call_s(self.cost.estimate(n, length), self.cost.spread),
+        )
+        cap = shed_cap(waiting, now, call_s)
+        shed = sum(s.shed_stale(now, call_s, cap) for s in streams)
+        if shed:
+            self._offered.add(shed, now)
+        return size
+
     def _collect(self) -> list[Window]:
+        now = self._clock()
         streams = [s for s in self._streams.values() if s.pending and not s.background]
         limit = self.max_batch
         if not streams:
@@ -204,6 +274,9 @@ class Batcher(LoopWorker):
             streams = [s for s in self._streams.values() if s.pending]
             if any(not s.background for s in self._streams.values()):
                 limit = max(1, self.max_batch // 4)
+        if streams:
+            limit = min(limit, self._shed(streams, now))
+        streams = [s for s in streams if s.pending]
         if not streams:
             return []
         # Rotate (fair among equals), then most urgent first: the oldest pending window leads.
@@ -224,6 +297,7 @@ class Batcher(LoopWorker):
                     took = True
             if not took:
                 break
+        self._offered.add(len(batch), now)
         return batch
 
     async def _run(self) -> None:

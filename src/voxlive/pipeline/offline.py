@@ -24,8 +24,9 @@ async def classify_samples(
 ) -> list[WindowMessage]:
     """Classify mono float32 samples at ``config.sample_rate``; returns the result messages.
 
-    Audio is fed in blocks with back-pressure, so nothing is dropped however long the file and
-    memory stays bounded by the stream's buffer.
+    Audio is fed in blocks with back-pressure and the stream is lossless (never shed), so
+    nothing is dropped however long the file or busy the server, and memory stays bounded by the
+    stream's buffer.
     """
     block = config.hop * max(batcher.max_batch, 4)
     # Room for one block of new windows on top of the window being cut.
@@ -40,6 +41,7 @@ async def classify_samples(
         f"file-{next(_ids)}", config, listener=Wiring(batcher, wake.set), metrics=metrics
     )
     stream.background = True  # live streams' windows go first
+    stream.lossless = True  # a file loses nothing: never shed, whatever the load
     batcher.add(stream)
     out: list[WindowMessage] = []
     try:

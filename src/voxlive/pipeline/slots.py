@@ -26,7 +26,7 @@ class SlotState(Enum):
     INFLIGHT = "inflight"  # in a model call
     DONE = "done"  # answered by the model, or gated as ambient
     FAILED = "failed"  # the model call failed
-    DROPPED = "dropped"  # its audio was overwritten before the model saw it
+    DROPPED = "dropped"  # overwritten before the model saw it, or shed as too stale
 
 
 UNSETTLED = (SlotState.GATING, SlotState.PENDING, SlotState.INFLIGHT)
@@ -62,6 +62,7 @@ class StreamConfig:
     vad_min_speech_ms: int = 100
     smoothing: int = 4
     max_unsent: int = 256
+    max_lag_ms: int = 0  # a live window that cannot be answered within this is shed (0: never)
 
     @property
     def window(self) -> int:
@@ -89,7 +90,8 @@ class StreamStats:
     classified: int = 0  # result messages with the model's scores
     gated: int = 0  # result messages settled as ambient without the model
     failed: int = 0  # error messages for failed model calls
-    dropped_windows: int = 0  # windows whose audio was overwritten before the model saw it
+    dropped_windows: int = 0  # windows not classified: audio overwritten, or shed (below)
+    shed: int = 0  # of dropped_windows: shed because their result would have come too late
     unsent_dropped: int = 0  # finished results dropped unsent (beyond max_unsent)
 
 

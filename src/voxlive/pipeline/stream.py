@@ -17,6 +17,7 @@ through the one :class:`~voxlive.pipeline.slots.StreamListener` it is built with
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from voxlive.audio.vad import VadState
 from voxlive.metrics import Metrics
 from voxlive.pipeline.gate import Gate
 from voxlive.pipeline.outbox import Outbox
+from voxlive.pipeline.overload import shed_cutoff
 from voxlive.pipeline.slots import (
     NoListener,
     Slot,
@@ -101,6 +103,23 @@ class Stream:
         return self._outbox.dropped_ms
 
     @property
+    def lossless(self) -> bool:
+        """Whether the stream must lose nothing (files, clients that ask): its windows are
+        never shed or dropped; its reader gets back-pressure instead (:attr:`backlogged`)."""
+        return self._windows.lossless
+
+    @lossless.setter
+    def lossless(self, value: bool) -> None:
+        self._windows.lossless = value
+
+    @property
+    def backlogged(self) -> bool:
+        """A lossless stream holding more than ``buffer_ms`` of unclassified audio: stop
+        reading its client until this turns false (the listener's ``results_ready`` says when
+        to look again)."""
+        return self._windows.backlogged and not self.closed
+
+    @property
     def uses_vad(self) -> bool:
         return self._gate.vad is not None
 
@@ -153,6 +172,10 @@ class Stream:
     def oldest_pending(self) -> Slot | None:
         return self._windows.oldest_pending()
 
+    def pending_slots(self) -> list[Slot]:
+        """The windows waiting for the batcher, oldest first."""
+        return [slot for slot in self._windows.slots if slot.state is SlotState.PENDING]
+
     def oldest_ready_at(self) -> float:
         """When the oldest pending window became ready (infinity when none is pending)."""
         slot = self._windows.oldest_pending()
@@ -172,6 +195,14 @@ class Stream:
         if now > due + hop_s:
             return float("inf")
         return due
+
+    def shed_stale(self, now: float, call_s: float, cap: float = math.inf) -> int:
+        """Shed the pending windows that a model call starting ``now`` and taking ``call_s``
+        would answer more than ``max_lag_ms`` after their last sample (none on a lossless
+        stream, or with ``max_lag_ms`` 0), but none ready at or after ``cap``; returns how
+        many."""
+        cutoff = min(shed_cutoff(now, call_s, self.config.max_lag_ms / 1000), cap)
+        return self._windows.shed(cutoff)
 
     def take(self, length: int | None = None) -> Window | None:
         """The oldest pending window (only if it has ``length`` samples, when given)."""

@@ -6,7 +6,11 @@ All state changes of a slot go through :meth:`Windows.move`, which keeps the cou
 results that may be ready. Drop policies (both counted):
 
 - audio: the ring holds ``buffer_ms``; a window whose start has been overwritten before the model
-  saw it is dropped (inference fell behind), so latency stays bounded by the buffer;
+  saw it is dropped (inference fell behind), so latency stays bounded by the buffer. A
+  *lossless* stream's ring grows instead of overwriting what is still needed; its reader stops
+  reading while :attr:`Windows.backlogged` (back-pressure), so it grows by at most one frame;
+- staleness: a live window the batcher can no longer answer within ``max_lag_ms`` is shed
+  (:meth:`Windows.shed`; never on a lossless stream);
 - results: at most ``max_unsent`` finished slots (plus those the ring may still hold) wait for a
   client that does not read; the oldest are dropped beyond that.
 """
@@ -54,11 +58,15 @@ class Windows:
         self._metrics = metrics
         self._next_index = 0  # index of the next slot
         self._next_start = 0  # stream position of the next full window
+        self.lossless = False  # never drop or shed: grow the ring, and push back on the reader
 
     # ---- cutting ----------------------------------------------------------------------------
     def write(self, samples: np.ndarray, now: float) -> list[Slot]:
         """Append samples and cut every full window now complete; returns the new slots (in
         state GATING: the caller's gate settles them)."""
+        if self.lossless:
+            # Keep what is still needed: grow rather than overwrite it.
+            self.ring.grow(self.ring.written + len(samples) - self.needed_from)
         self.ring.write(samples)
         cfg = self.config
         new: list[Slot] = []
@@ -72,6 +80,26 @@ class Windows:
             self._next_start += cfg.hop
         self._count_dropped(lost)
         return new
+
+    @property
+    def needed_from(self) -> int:
+        """Stream position of the oldest sample a window may still need: the first slot not yet
+        taken by the model, else what the next window (or the tail) will cut."""
+        for slot in self.slots:
+            if slot.state in (SlotState.GATING, SlotState.PENDING):
+                return slot.start
+        return max(self._next_start - self.config.hop, 0)
+
+    @property
+    def backlog(self) -> int:
+        """Samples received and not yet handed to the model (or settled)."""
+        return self.ring.written - min(self.needed_from, self.ring.written)
+
+    @property
+    def backlogged(self) -> bool:
+        """A lossless stream holding more than ``buffer_ms`` of unclassified audio: its reader
+        should stop reading until windows drain."""
+        return self.lossless and self.backlog > self.config.buffer
 
     def cut_tail(self, now: float) -> Slot | None:
         """At the end of the stream: a window for the audio no full window covered (ending at
@@ -128,15 +156,36 @@ class Windows:
                 dropped += 1
         self._count_dropped(dropped)
 
+    def shed(self, cutoff: float) -> int:
+        """Settle as dropped every pending slot that became ready before ``cutoff`` (monotonic
+        seconds; see :func:`voxlive.pipeline.overload.shed_cutoff`); returns how many. Never on
+        a lossless stream."""
+        if self.lossless or not self.pending:
+            return 0
+        shed = 0
+        for slot in self.slots:
+            if slot.ready_at >= cutoff:
+                break  # slots are cut in order: the rest are fresher
+            if slot.state is SlotState.PENDING:
+                self.move(slot, SlotState.DROPPED)
+                shed += 1
+        if shed:
+            self._stats.shed += shed
+            if self._metrics:
+                self._metrics.windows.labels("shed").inc(shed)
+            self._count_dropped(shed, metric=False)
+        return shed
+
     def notify_ready(self) -> None:
         """Tell the listener that messages may be ready (after a batch of gate decisions)."""
         self._listener.results_ready()
 
-    def _count_dropped(self, dropped: int) -> None:
+    def _count_dropped(self, dropped: int, *, metric: bool = True) -> None:
         if dropped:
             self._stats.dropped_windows += dropped
             if self._metrics:
-                self._metrics.windows.labels("dropped").inc(dropped)
+                if metric:
+                    self._metrics.windows.labels("dropped").inc(dropped)
                 self._metrics.dropped_audio.inc(dropped * self.config.hop_ms / 1000)
             self._listener.results_ready()
 

@@ -27,7 +27,7 @@ from voxlive.protocol.frames import (
 MAX_TEXT_BYTES = 4096
 
 START_KEYS = frozenset(
-    {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq"}
+    {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq", "lossless"}
 )
 
 
@@ -45,6 +45,7 @@ class Started:
     token: str | None = None
     stream_id: str | None = None
     last_seq: int | None = None  # when resuming: the last seq the client received
+    lossless: bool = False  # back-pressure instead of shedding stale windows (files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,10 @@ def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
         isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1
     ):
         raise FormatError(f"start: expected last_seq to be an integer >= -1, got {shown(last_seq)}")
-    return Started(fmt, token, stream_id, last_seq)
+    lossless = obj.get("lossless", False)
+    if not isinstance(lossless, bool):
+        raise FormatError(f"start: expected lossless to be true or false, got {shown(lossless)}")
+    return Started(fmt, token, stream_id, last_seq, lossless)
 
 
 def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
@@ -97,6 +101,11 @@ def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
                 obj[key] = int(obj[key])
             except ValueError:
                 raise FormatError(f"{key}: expected an integer, got {shown(obj[key])}") from None
+    if "lossless" in obj:
+        flags = {"true": True, "1": True, "false": False, "0": False}
+        if obj["lossless"] not in flags:
+            raise FormatError(f"lossless: expected true or false, got {shown(obj['lossless'])}")
+        obj["lossless"] = flags[obj["lossless"]]
     return parse_start(obj, default)
 
 

@@ -163,6 +163,8 @@ class Connection:
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
+        if preset is not None and preset.lossless:
+            self.stream.lossless = True
         sessions.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
@@ -269,6 +271,7 @@ class Connection:
                 return
             await handshake.pace(self._budget, size)
             await self._throttle()
+            await self.wiring.wait_for_room(self.stream)  # a lossless stream's back-pressure
 
     async def _throttle(self) -> None:
         """Hold the reader while the stream is ahead of ``max_speed`` × real time. Not reading
@@ -292,6 +295,8 @@ class Connection:
                 if found is not None:
                     self.service.sessions.release(self.stream)
                     self._adopt(*found, resumed=True)
+            if event.lossless:
+                self.stream.lossless = True
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
             if self.stream.finished:  # draining: nothing more is accepted

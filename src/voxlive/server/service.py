@@ -78,6 +78,8 @@ class Service:
             window_ms=self.settings.window_ms, hop_ms=self.settings.hop_ms,
             streams_open=len(self.connections), max_streams=self.settings.max_streams,
         )  # fmt: skip
+        if self.pipeline is not None:
+            out["capacity"] = self.pipeline.capacity().as_dict()
         return out
 
     async def start(self) -> None:

@@ -11,6 +11,8 @@ export interface StartMessage {
   token?: string;
   stream_id?: string;
   last_seq?: number;
+  /** Back-pressure instead of shedding stale windows: every window is classified (files). */
+  lossless?: boolean;
 }
 
 export interface StopMessage {

@@ -1,0 +1,89 @@
+"""The model's flat-out ceiling: audio-seconds classified per wall second, best batch size.
+
+``voxlive bench`` measures it in the same run as the load (before it, with the servers idle), so
+every figure it reports can be stated against the machine it ran on: capacity in streams and as
+% of this ceiling, and, for ONNX fp32, what int8 would buy here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from voxlive.inference.base import Classifier
+from voxlive.settings import Settings
+
+RATE = 16_000
+BATCHES = (1, 2, 4)
+
+
+def model_throughput(
+    clf: Classifier,
+    audio: np.ndarray,
+    batches: list[int],
+    window_s: float,
+    min_s: float,
+) -> list[dict[str, float]]:
+    """Per batch size: ms per call and audio-seconds per wall second (each shape warmed up once,
+    then timed for at least ``min_s`` seconds and 3 calls)."""
+    n = int(window_s * RATE)
+    rows = []
+    for b in batches:
+        starts = (np.arange(b) * RATE // 3) % (len(audio) - n)
+        batch = np.stack([audio[s : s + n] for s in starts])
+        clf.predict(batch)  # warm up this shape
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < min_s or calls < 3:
+            clf.predict(batch)
+            calls += 1
+        wall = time.perf_counter() - t0
+        rows.append(
+            {
+                "batch": b,
+                "ms_per_call": 1000 * wall / calls,
+                "audio_s_per_s": b * window_s * calls / wall,
+            }
+        )
+    return rows
+
+
+def ceiling(settings: Settings, audio: np.ndarray, min_s: float = 3.0) -> dict[str, Any]:
+    """Load the model ``settings`` name in this process (as a server would) and measure its
+    ceiling at batch 1, 2 and 4 of ``window_ms`` windows. Blocking (seconds to minutes: a first
+    ONNX export included)."""
+    from voxlive.pipeline.assembly import load_classifier
+
+    clf = load_classifier(settings.replace(engine="local"))
+    window_s = settings.window_ms / 1000
+    started = time.monotonic()
+    rows = model_throughput(clf, audio, list(BATCHES), window_s, min_s)
+    best = max(rows, key=lambda r: r["audio_s_per_s"])
+    close = getattr(clf, "close", None)
+    if close is not None:
+        close()
+    return {
+        "backend": clf.info.backend, "device": clf.info.device,
+        "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
+        "audio_s_per_s": best["audio_s_per_s"], "best_batch": best["batch"],
+        # A live stream sends window/hop audio-seconds to the model per second of audio.
+        "streams": best["audio_s_per_s"] * settings.hop_ms / settings.window_ms,
+        "by_batch": rows, "measured_s": round(time.monotonic() - started, 1),
+    }  # fmt: skip
+
+
+def stream_cost(settings: Settings) -> float:
+    """Audio-seconds of model work per second of one live stream (every window to the model)."""
+    return settings.window_ms / settings.hop_ms
+
+
+def int8_hint(fp32: dict[str, Any], int8: dict[str, Any]) -> str:
+    """What int8 would buy on this machine, in one line."""
+    ratio = int8["audio_s_per_s"] / fp32["audio_s_per_s"]
+    return (
+        f"int8 (--backend onnx --quantize int8) would give {int8['audio_s_per_s']:.1f} "
+        f"audio-s/s here, {ratio:.2f}x the fp32 {fp32['audio_s_per_s']:.1f} "
+        f"(about {0.8 * int8['streams']:.1f} vs {0.8 * fp32['streams']:.1f} live streams at 80 % "
+        "of the ceiling); check its labels on your recordings first (voxlive.bench.agreement)"
+    )
