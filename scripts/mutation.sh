@@ -18,4 +18,5 @@ nice -n 19 "$BIN/mutmut" run --max-children "$JOBS" "${globs[@]}" >mutants/run.l
   tail -40 mutants/run.log; exit 1; }
 nice -n 19 "$BIN/mutmut" results --all true >mutants/results.txt 2>&1
 echo "took $(( $(date +%s) - start )) s"
+echo "unexplained survivors go to mutants/survivors.txt (see one with: mutmut show NAME)"
 "$BIN/python" scripts/mutation_score.py mutants/results.txt $PACKAGES

@@ -1,5 +1,8 @@
 """Mutation score per package from ``mutmut results --all true`` (see scripts/mutation.sh).
 
+Prints each package's score and, per function, how many survivors are not explained; the
+unexplained mutants are listed in survivors.txt beside the results (``mutmut show NAME``).
+
 Score = killed / (mutants checked), where a timeout or a mutant the type checker caught counts
 as killed and a mutant no test reaches counts as survived. The mutants listed in
 docs/mutation-equivalent.txt (name, then why) behave exactly like the original: they are shown
@@ -35,6 +38,7 @@ def main(results: Path, packages: list[str]) -> int:
         if sep and name.startswith("voxlive."):
             status[name] = state
     equivalent = equivalents()
+    (results.parent / "survivors.txt").write_text("")
     failed = False
     print(f"{'package':10} {'mutants':>7} {'killed':>6} {'alive':>5} {'equiv':>5} {'score':>6} "
           f"{'w/o equiv':>9} target")  # fmt: skip
@@ -52,8 +56,12 @@ def main(results: Path, packages: list[str]) -> int:
         print(f"{package:10} {len(checked):7} {killed:6} {len(alive):5} {len(equiv):5} "
               f"{score:5.1f}% {adjusted:8.1f}% {target:.0f}%"
               + (f"  (not run: {sum(counts[s] for s in NOT_RUN)})" if checked != mine else ""))  # fmt: skip
-        for name in sorted(set(alive) - set(equiv)):
-            print(f"    survived: {name} ({checked[name]})")
+        unexplained = sorted(set(alive) - set(equiv))
+        by_function = Counter(n.rpartition("__mutmut_")[0] for n in unexplained)
+        for function, n in sorted(by_function.items()):
+            print(f"    {n:3} unexplained in {function}")
+        with (results.parent / "survivors.txt").open("a") as out:
+            out.writelines(f"{n} ({checked[n]})\n" for n in unexplained)
     return 1 if failed else 0
 
 

@@ -264,3 +264,38 @@ def test_a_start_of_exactly_4096_bytes_in_multibyte_characters_is_parsed() -> No
     assert len(text.encode()) == 4096 and len(text) < 4096
     [started] = Session(DEFAULT_FORMAT).receive_text(text)
     assert started.stream_id is not None and len(started.stream_id) > 1000  # type: ignore[union-attr]
+
+
+def test_the_100_ms_tail_is_counted_in_whole_samples_at_any_rate() -> None:
+    # 11025 Hz: 100 ms is 1102.5 samples; a tail of 1102 whole samples is long enough
+    s = Stream("r", StreamConfig(sample_rate=11_025, window_ms=200, hop_ms=200, buffer_ms=1000,
+                                 labels=("a", "b"), gate_rms=0.0), clock=Clock())  # fmt: skip
+    s.push(np.full(2_205 + 1_102, 0.5, np.float32))
+    s.finish()
+    assert [w.audio.size for w in iter(s.take, None)] == [2_205, 2_205]
+
+
+def test_a_stream_takes_single_samples_and_refuses_audio_after_finish() -> None:
+    s = _stream()
+    for _ in range(200):
+        s.push(np.full(1, 0.5, np.float32))
+    assert s.samples_received == 200 and s.pending == 1
+    s.finish()
+    with pytest.raises(RuntimeError, match=r"^push after finish$"):
+        s.push(np.full(1, 0.5, np.float32))
+
+
+def test_the_next_window_is_due_until_exactly_one_hop_late() -> None:
+    clock = Clock()
+    s = Stream("d", StreamConfig(sample_rate=1000, window_ms=200, hop_ms=200, buffer_ms=1000,
+                                 labels=("a", "b"), gate_rms=0.0), clock=clock)  # fmt: skip
+    assert s.next_window_at(0.0) == float("inf") and s.oldest_ready_at() == float("inf")
+    clock.t = 1.0
+    s.push(np.full(200, 0.5, np.float32))
+    assert s.oldest_ready_at() == 1.0
+    assert s.next_window_at(1.4) == pytest.approx(1.2)  # due + one hop: still expected
+    assert s.next_window_at(1.41) == float("inf")  # later: the stream stalled
+    w = s.take()
+    assert w is not None and w.ready_at == 1.0
+    s.close()
+    assert s.closed is True and s.vad_job() is None

@@ -8,10 +8,12 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakes import Clock
+from voxlive.metrics import Metrics
 from voxlive.pipeline.stream import Stream, StreamConfig, Window
 
 RATE = 1000  # 1 sample per ms
@@ -31,10 +33,12 @@ step = st.one_of(
 )
 
 
-def _run(steps: list[tuple[str, int, float]], config: StreamConfig) -> tuple[Stream, list[Any]]:
+def _run(
+    steps: list[tuple[str, int, float]], config: StreamConfig, metrics: Metrics | None = None
+) -> tuple[Stream, list[Any]]:
     """Play the steps, then finish: answer everything, read everything."""
     clock = Clock()
-    s = Stream("p", config, clock=clock)
+    s = Stream("p", config, clock=clock, metrics=metrics)
     inflight: list[Window] = []
     out: list[Any] = []
     row = np.array([0.2, 0.5, 0.3], np.float32)
@@ -103,11 +107,24 @@ def test_a_reading_client_loses_nothing_and_end_adds_up_exactly(steps: list[Any]
     """A client that reads after every step never has results dropped unsent: then
     ``windows = results + gated + failed + dropped_windows`` exactly (docs/protocol.md)."""
     reading = [x for st_ in steps for x in (st_, ("pop", 0, 0.0))]
-    s, out = _run(reading, dataclasses.replace(CONFIG, max_unsent=256))
+    metrics = Metrics()
+    s, out = _run(reading, dataclasses.replace(CONFIG, max_unsent=256), metrics)
     end = s.end_message()
     assert s.stats.unsent_dropped == 0
     assert end["results"] + end["gated"] + end["failed"] + end["dropped_windows"] == end["windows"]
     assert [m["seq"] for m in out] == list(range(len(out)))
+    # /metrics tells the same story as `end`
+    counted = {
+        k: metrics.windows.labels(k)._value.get()
+        for k in ("classified", "gated", "failed", "dropped")
+    }
+    assert counted == {"classified": end["results"], "gated": end["gated"], "failed": end["failed"],
+                       "dropped": end["dropped_windows"]}  # fmt: skip
+    assert metrics.dropped_audio._value.get() == pytest.approx(end["dropped_ms"] / 1000)
+    latency = {s.name: s.value for s in metrics.result_latency.collect()[0].samples}
+    assert latency["voxlive_result_latency_seconds_count"] == end["results"] + end["gated"]
+    waited = sum(m["latency_ms"] for m in out if m["type"] == "result") / 1000
+    assert latency["voxlive_result_latency_seconds_sum"] == pytest.approx(waited, abs=1e-6)
 
 
 @settings(max_examples=100, deadline=None)
