@@ -14,7 +14,7 @@ rm -rf mutants
 mkdir -p mutants
 start=$(date +%s)
 echo "mutmut over ${PACKAGES} with ${JOBS} worker(s); log: mutants/run.log"
-nice -n 19 "$BIN/mutmut" run --max-children "$JOBS" "${globs[@]}" >mutants/run.log 2>&1 || {
+HYPOTHESIS_PROFILE=mutation nice -n 19 "$BIN/mutmut" run --max-children "$JOBS" "${globs[@]}" >mutants/run.log 2>&1 || {
   tail -40 mutants/run.log; exit 1; }
 nice -n 19 "$BIN/mutmut" results --all true >mutants/results.txt 2>&1
 echo "took $(( $(date +%s) - start )) s"
