@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-test system-deps web wheel serve test test-fast format lint clean build run stop
+.PHONY: help setup setup-test system-deps web wheel serve test test-fast mutation format lint clean build run stop
 
 help:
 	@echo "make serve   set up .venv (runtime dependencies + the web app) and serve on http://$(HOST):$(PORT)"
@@ -65,6 +65,10 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests setup.py
 	$(BIN)/ruff check --fix src tests setup.py
 	@if [ -d web/node_modules ]; then cd web && npx prettier --write src; fi
+
+# Mutation testing of protocol/, audio/, pipeline/, server/ (docs/mutation.md): minutes, not per CI run.
+mutation: $(VENV)/.installed-mutation
+	BIN=$(BIN) scripts/mutation.sh
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests setup.py

@@ -1,0 +1,108 @@
+"""The composition root: settings become stream options and a batcher, the classifier is warmed
+up for one window, and a whole recording goes through the same stream + batcher pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fakes import FakeClassifier
+from voxlive.inference.base import Classifier
+from voxlive.pipeline.assembly import assemble, make_batcher, stream_config
+from voxlive.settings import Settings
+
+
+class Warmed(FakeClassifier):
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.warmed: list[int] = []
+
+    def warmup(self, window_samples: int) -> None:
+        self.warmed.append(window_samples)
+
+
+def _settings(**changes: object) -> Settings:
+    return Settings(model="pitch", web_dir="/nonexistent", gate="rms").replace(**changes)
+
+
+def test_stream_options_come_from_the_settings_and_the_model() -> None:
+    s = _settings(window_ms=300, hop_ms=150, buffer_ms=2_000, gate="rms", gate_rms=0.02,
+                  vad_threshold=0.7, vad_min_speech_ms=90, smoothing=5, max_unsent_results=9)  # fmt: skip
+    clf = FakeClassifier(labels=("x", "y", "z"), sample_rate=8_000)
+    cfg = stream_config(s, clf.info)
+    assert (cfg.sample_rate, cfg.window_ms, cfg.hop_ms, cfg.buffer_ms) == (8_000, 300, 150, 2_000)
+    assert (cfg.labels, cfg.gate, cfg.gate_rms) == (("x", "y", "z"), "rms", 0.02)
+    assert (cfg.vad_threshold, cfg.vad_min_speech_ms, cfg.smoothing, cfg.max_unsent) == (
+        0.7, 90, 5, 9
+    )  # fmt: skip
+
+
+def test_the_batcher_takes_its_bounds_from_the_settings() -> None:
+    s = _settings(max_batch=6, max_wait_ms=40, latency_budget_ms=300, inference_timeout_ms=2_500)
+    b = make_batcher(s, FakeClassifier())
+    assert (b.max_batch, b.max_wait_s, b.budget_s, b.timeout_s) == (6, 0.04, 0.3, 2.5)
+    assert b.vad is None
+
+
+def test_with_ray_the_front_forwards_at_once_enough_for_every_replica() -> None:
+    s = _settings(engine="ray", max_batch=6, max_wait_ms=40, ray_max_replicas=3)
+    b = make_batcher(s, FakeClassifier())
+    assert (b.max_batch, b.max_wait_s) == (18, 0.0)
+    big = _settings(engine="ray", max_batch=200, ray_max_replicas=2)
+    assert make_batcher(big, FakeClassifier()).max_batch == 256
+
+
+def test_the_vad_gate_gets_a_vad_runner_at_the_model_rate() -> None:
+    b = make_batcher(_settings(gate="vad"), FakeClassifier(sample_rate=16_000))
+    assert b.vad is not None and b.vad.vad.sample_rate == 16_000
+
+
+def test_assemble_loads_warms_up_for_one_window_and_builds_the_pipeline() -> None:
+    clf = Warmed(sample_rate=8_000)
+    loaded: list[Settings] = []
+
+    def loader(s: Settings) -> Classifier:
+        loaded.append(s)
+        return clf
+
+    s = _settings(window_ms=250, hop_ms=100)
+    p = assemble(s, loader=loader)
+    assert loaded == [s] and p.classifier is clf and clf.warmed == [2_000]
+    assert p.config == stream_config(s, clf.info) and p.settings is s
+    given = Warmed()
+    q = assemble(s, classifier=given, warm_up=False, loader=loader)
+    assert q.classifier is given and given.warmed == [] and loaded == [s]
+
+
+async def test_a_pipeline_opens_streams_wired_to_its_batcher_and_closes_them() -> None:
+    p = assemble(_settings(window_ms=200, hop_ms=100), classifier=FakeClassifier())
+    p.start()
+    try:
+        stream, wiring = p.open_stream("s1")
+        assert stream.id == "s1" and stream.listener is wiring
+        assert p.batcher._streams == {"s1": stream}
+        p.close_stream(stream)
+        p.close_stream(stream)  # idempotent
+        assert stream.closed and p.batcher._streams == {}
+    finally:
+        await p.close()
+
+
+async def test_a_long_recording_is_classified_whole_without_drops() -> None:
+    # 1000 Hz model: 12 s is far more than the 1 s buffer, so only back-pressure saves it
+    s = _settings(window_ms=200, hop_ms=100, buffer_ms=1_000, max_batch=4, gate="none")
+    clf = FakeClassifier()
+    p = assemble(s, classifier=clf)
+    p.start()
+    try:
+        x = np.repeat(np.linspace(0.0, 1.0, 120, dtype=np.float32), 100)  # a ramp, 100 ms steps
+        out = await p.classify(x)
+        empty = await p.classify(np.zeros(0, np.float32))
+    finally:
+        await p.close()
+    assert [m["seq"] for m in out] == list(range(119))  # windows at 0, 100 … 11800 ms
+    assert [m["start_ms"] for m in out] == [100.0 * k for k in range(119)]
+    assert all(m["type"] == "result" and m["dropped_ms"] == 0 for m in out)
+    means = [m["scores"]["b"] for m in out]
+    assert means == sorted(means) and means[-1] > means[0]  # each window its own audio
+    assert empty == []
+    assert p.batcher._streams == {}  # the recording's stream is gone

@@ -1,0 +1,112 @@
+"""Batches that mix window lengths (one stream's short final window next to other streams' full
+ones) and label smoothing under every tie: properties checked over generated cases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fakes import FakeClassifier
+from voxlive.audio.smoothing import MajoritySmoother
+from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.stream import Stream, StreamConfig
+
+# A tail shorter than a window comes from a stream shorter than a window (100 ms or more).
+CFG = StreamConfig(sample_rate=1000, window_ms=300, hop_ms=200, buffer_ms=2000,
+                   labels=("a", "b"), gate_rms=0.0, smoothing=1)  # fmt: skip
+
+
+async def _serve(lengths: list[int], max_batch: int) -> tuple[FakeClassifier, list[list[dict]]]:  # type: ignore[type-arg]
+    """One stream per length, each a constant level of its own (the fake model scores a window
+    by its mean), all finished at once: full windows and short tails wait together."""
+    model = FakeClassifier()
+    batcher = Batcher(model, max_batch=max_batch, max_wait_ms=0)
+    streams = [Stream(f"s{i}", CFG, listener=Wiring(batcher)) for i in range(len(lengths))]
+    for s in streams:
+        batcher.add(s)
+    for i, (s, n) in enumerate(zip(streams, lengths, strict=True)):
+        s.push(np.full(n, 0.01 * (i + 1), np.float32))
+        s.finish()
+    batcher.start()
+    out: list[list[dict]] = [[] for _ in streams]  # type: ignore[type-arg]
+    try:
+        async with asyncio.timeout(3):  # the fake model answers in microseconds
+            while not all(s.drained for s in streams):
+                for s, got in zip(streams, out, strict=True):
+                    got.extend(s.pop_messages())
+                await asyncio.sleep(0.001)
+    finally:
+        await batcher.close()
+    for s, got in zip(streams, out, strict=True):
+        got.extend(s.pop_messages())
+    return model, out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(100, 760), min_size=2, max_size=5), st.integers(1, 8))
+def test_mixed_window_lengths_each_stream_gets_its_own_results(
+    lengths: list[int], max_batch: int
+) -> None:
+    model, out = asyncio.run(_serve(lengths, max_batch))
+    for i, (n, got) in enumerate(zip(lengths, out, strict=True)):
+        full = (n - CFG.window) // CFG.hop + 1 if n >= CFG.window else 0
+        covered = (full - 1) * CFG.hop + CFG.window if full else 0
+        tail = [(n - min(n, CFG.window), n)] if n - covered >= 100 else []
+        spans = [(k * CFG.hop, k * CFG.hop + CFG.window) for k in range(full)] + tail
+        assert [(m["start_ms"], m["end_ms"]) for m in got] == spans
+        assert [m["seq"] for m in got] == list(range(len(spans)))
+        for m in got:  # its own level, never a neighbour's
+            assert m["scores"]["b"] == pytest.approx(0.01 * (i + 1), abs=1e-5)
+    assert all(b <= max_batch for b in model.batches)
+    assert sum(model.batches) == sum(len(got) for got in out)
+
+
+def test_a_short_tail_and_a_full_window_pending_together_are_not_mixed() -> None:
+    model, [short, full] = asyncio.run(_serve([150, 300], max_batch=8))
+    # stream 0: one short window [0, 150); stream 1: one full window [0, 300)
+    assert [(m["start_ms"], m["end_ms"]) for m in short] == [(0, 150)]
+    assert [(m["start_ms"], m["end_ms"]) for m in full] == [(0, 300)]
+    assert short[0]["scores"]["b"] == pytest.approx(0.01)
+    assert full[0]["scores"]["b"] == pytest.approx(0.02)
+    assert model.batches == [1, 1]  # two lengths: two model calls
+
+
+def _reference(labels: list[str], n: int) -> list[str]:
+    """Smoothing as documented: the label with a strict majority of the last n, else the
+    previous smoothed label (the first label at the start)."""
+    out: list[str] = []
+    for i in range(len(labels)):
+        recent = labels[max(0, i + 1 - n) : i + 1]
+        top, count = Counter(recent).most_common(1)[0]
+        out.append(top if not out or count * 2 > len(recent) else out[-1])
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("abc"), max_size=30), st.integers(1, 6))
+def test_smoothing_keeps_the_previous_label_on_every_tie(labels: list[str], n: int) -> None:
+    s = MajoritySmoother(n)
+    assert [s.update(x) for x in labels] == _reference(labels, n)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        # no majority at the start: the first label stands
+        (["b", "a", "a", "b", "b", "a"], ["b", "b", "a", "a", "a", "a"]),
+        # a tie whose first-counted label ("b") is not the current one: keep the current
+        (["a", "a", "a", "b", "b", "a", "a"], ["a"] * 7),
+        # a tie between two labels that are both not the current one: keep the current
+        (["c", "c", "a", "b", "a", "b"], ["c", "c", "c", "c", "c", "c"]),
+    ],
+)
+def test_smoothing_ties_do_not_follow_insertion_order(
+    labels: list[str], expected: list[str]
+) -> None:
+    s = MajoritySmoother(4)
+    assert [s.update(x) for x in labels] == expected

@@ -1,0 +1,136 @@
+"""Properties of a stream that must hold for ANY sequence of pushes, model answers (in any order),
+failures, drops and gating: ``end``'s totals add up, ``seq`` is dense and follows window order,
+every window is told exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fakes import Clock
+from voxlive.metrics import Metrics
+from voxlive.pipeline.stream import Stream, StreamConfig, Window
+
+RATE = 1000  # 1 sample per ms
+CONFIG = StreamConfig(sample_rate=RATE, window_ms=100, hop_ms=50, buffer_ms=300,
+                      labels=("a", "b", "c"), gate_rms=0.01, smoothing=3, max_unsent=4)  # fmt: skip
+
+# One step of a client and a model: push n samples at a level (0: quiet, gated), take a window
+# for the model, answer the k-th window in flight (any order), fail it, read the messages, or
+# let time pass.
+step = st.one_of(
+    st.tuples(st.just("push"), st.integers(1, 600), st.sampled_from([0.0, 0.001, 0.5])),
+    st.tuples(st.just("take"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("complete"), st.integers(0, 5), st.floats(0.0, 1.0)),
+    st.tuples(st.just("fail"), st.integers(0, 5), st.just(0.0)),
+    st.tuples(st.just("pop"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("tick"), st.integers(1, 100), st.just(0.0)),
+)
+
+
+def _run(
+    steps: list[tuple[str, int, float]], config: StreamConfig, metrics: Metrics | None = None
+) -> tuple[Stream, list[Any]]:
+    """Play the steps, then finish: answer everything, read everything."""
+    clock = Clock()
+    s = Stream("p", config, clock=clock, metrics=metrics)
+    inflight: list[Window] = []
+    out: list[Any] = []
+    row = np.array([0.2, 0.5, 0.3], np.float32)
+    for kind, n, x in steps:
+        if kind == "push":
+            s.push(np.full(n, x, np.float32))
+        elif kind == "take" and (w := s.take()) is not None:
+            inflight.append(w)
+        elif kind in ("complete", "fail") and not inflight and (w := s.take()) is not None:
+            inflight.append(w)  # a model that answers at once
+        if kind == "complete" and inflight:
+            w = inflight.pop(n % len(inflight))
+            s.complete(w.index, np.roll(row, int(x * 3)))
+        if kind == "fail" and inflight:
+            w = inflight.pop(n % len(inflight))
+            s.fail(w.index, f"boom {w.index}")
+        elif kind == "pop":
+            out.extend(s.pop_messages())
+        elif kind == "tick":
+            clock.t += n / 1000
+    s.finish()
+    for w in inflight:
+        s.complete(w.index, row)
+    while (w := s.take()) is not None:
+        s.complete(w.index, row)
+    out.extend(s.pop_messages())
+    assert s.drained
+    return s, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step, max_size=40), st.booleans())
+def test_end_totals_add_up_and_seq_is_dense_for_any_history(steps: list[Any], reads: bool) -> None:
+    if not reads:  # a client that reads only at the end: results beyond max_unsent are dropped
+        steps = [x for x in steps if x[0] != "pop"]
+    s, out = _run(steps, CONFIG)
+    end = s.end_message()
+    results = [m for m in out if m["type"] == "result"]
+    errors = [m for m in out if m["type"] == "error"]
+    # every window cut is accounted for exactly once (unsent_dropped: results a client that did
+    # not read lost, beyond max_unsent; not part of `end`)
+    told = end["results"] + end["gated"] + end["failed"] + end["dropped_windows"]
+    assert told + s.stats.unsent_dropped == end["windows"]
+    assert len(out) + end["dropped_windows"] + s.stats.unsent_dropped == end["windows"]
+    if not s.stats.unsent_dropped:
+        assert told == end["windows"]  # the documented invariant
+    assert end["gated"] == sum(1 for m in results if m["gated"])
+    assert end["results"] == sum(1 for m in results if not m["gated"])
+    assert end["failed"] == len(errors)
+    assert all(m["code"] == "inference_failed" and m["message"].startswith("boom") for m in errors)
+    assert end["dropped_ms"] == end["dropped_windows"] * CONFIG.hop_ms
+    assert end["duration_ms"] == s.samples_received * 1000 / RATE
+    # seq: 0, 1, 2 … over results and window errors, in window (= time) order
+    assert [m["seq"] for m in out] == list(range(len(out)))
+    starts = [m["start_ms"] for m in out]
+    assert starts == sorted(starts)
+    # what a client is told it lost never shrinks
+    dropped = [m["dropped_ms"] for m in results]
+    assert dropped == sorted(dropped)
+    assert all(m["end_ms"] - m["start_ms"] <= CONFIG.window_ms for m in out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=40))
+def test_a_reading_client_loses_nothing_and_end_adds_up_exactly(steps: list[Any]) -> None:
+    """A client that reads after every step never has results dropped unsent: then
+    ``windows = results + gated + failed + dropped_windows`` exactly (docs/protocol.md)."""
+    reading = [x for st_ in steps for x in (st_, ("pop", 0, 0.0))]
+    metrics = Metrics()
+    s, out = _run(reading, dataclasses.replace(CONFIG, max_unsent=256), metrics)
+    end = s.end_message()
+    assert s.stats.unsent_dropped == 0
+    assert end["results"] + end["gated"] + end["failed"] + end["dropped_windows"] == end["windows"]
+    assert [m["seq"] for m in out] == list(range(len(out)))
+    # /metrics tells the same story as `end`
+    counted = {
+        k: metrics.windows.labels(k)._value.get()
+        for k in ("classified", "gated", "failed", "dropped")
+    }
+    assert counted == {"classified": end["results"], "gated": end["gated"], "failed": end["failed"],
+                       "dropped": end["dropped_windows"]}  # fmt: skip
+    assert metrics.dropped_audio._value.get() == pytest.approx(end["dropped_ms"] / 1000)
+    latency = {s.name: s.value for s in metrics.result_latency.collect()[0].samples}
+    assert latency["voxlive_result_latency_seconds_count"] == end["results"] + end["gated"]
+    waited = sum(m["latency_ms"] for m in out if m["type"] == "result") / 1000
+    assert latency["voxlive_result_latency_seconds_sum"] == pytest.approx(waited, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(step, max_size=30), st.integers(-1, 40))
+def test_replay_after_any_seq_is_the_tail_of_what_was_sent(steps: list[Any], after: int) -> None:
+    s, out = _run(steps, CONFIG)
+    replay = s.replay(after)
+    expected = [m for m in out if m["seq"] > after][-CONFIG.max_unsent :]
+    assert replay == expected
