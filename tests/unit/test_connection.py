@@ -34,6 +34,7 @@ class FakeSocket:
         self.sent: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        self.denied: tuple[int, dict[str, Any]] | None = None
         self.closed = asyncio.Event()
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -47,6 +48,12 @@ class FakeSocket:
         if self.application_state is WebSocketState.DISCONNECTED:
             raise WebSocketDisconnect(1006)
         self.sent.append(json.loads(text))
+
+    async def send_denial_response(self, response: Any) -> None:
+        """A refusal before the upgrade: recorded as the HTTP status and the JSON body."""
+        self.denied = (response.status_code, json.loads(response.body))
+        self.application_state = WebSocketState.DISCONNECTED
+        self.closed.set()
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         self.close_code, self.close_reason = code, reason
@@ -114,6 +121,7 @@ async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> N
     assert end == {
         "type": "end", "stream_id": conn.id, "duration_ms": 500.0, "windows": 4, "results": 4,
         "gated": 0, "failed": 0, "dropped_windows": 0, "dropped_ms": 0.0,
+        "dropped_results": 0, "dropped_errors": 0,
     }  # fmt: skip
     assert (ws.close_code, ws.close_reason) == (1000, "stream ended")
     assert conn.state == "closed"
@@ -203,16 +211,18 @@ async def test_token_and_origin_are_checked_before_anything_streams() -> None:
         origin = FakeSocket(headers={"origin": "https://evil.example", "host": "voxlive.example"})
         await run(svc, origin)
         refused = svc.metrics.streams_refused
-        assert refused.labels("unauthorized")._value.get() == 1  # the query token, at once
+        assert refused.labels("unauthorized")._value.get() == 2  # both refused before admission
         assert refused.labels("origin_not_allowed")._value.get() == 1
     assert none.close_code == 1008 and "got no token" in none.of("error")[0]["message"]
+    assert not none.of("ready")  # refused before admission: no stream was opened
     assert wrong.close_code == 1008 and wrong.sent == [
         {"type": "error", "code": "unauthorized",
          "message": "expected the server's token (start 'token' or ?token=), got a wrong token"},
     ]  # fmt: skip
     assert right.close_code == 1000 and right.of("end")
-    assert origin.close_code == 1008 and origin.sent[0]["code"] == "origin_not_allowed"
-    assert origin.close_reason == "origin_not_allowed"
+    # refused before the upgrade: a 403 whose JSON body says why, and no WebSocket at all
+    assert origin.denied is not None and origin.denied[0] == 403
+    assert origin.denied[1]["code"] == "origin_not_allowed" and origin.sent == []
 
 
 async def test_streams_past_max_streams_or_before_ready_are_refused_with_1013() -> None:

@@ -34,8 +34,8 @@ from voxlive.protocol.session import Audio, Session, Started, State, parse_query
         ('{"type": "' + "d" * 50 + '"}', MessageError, "unknown_type",
          "expected type 'start' or 'stop', got '" + "d" * 40 + "'"),
         ('{"type": "start", "bogus": 5, "alpha": 1}', FormatError, "unsupported_format",
-         "start: expected keys among ['channels', 'encoding', 'last_seq', 'sample_rate', "
-         "'stream_id', 'token', 'type'], got unknown ['alpha', 'bogus']"),
+         "start: expected keys among ['channels', 'encoding', 'last_seq', 'lossless', "
+         "'sample_rate', 'stream_id', 'token', 'type'], got unknown ['alpha', 'bogus']"),
         ('{"type": "start", "token": 5}', FormatError, "unsupported_format",
          "start: expected token to be a string, got int"),
         ('{"type": "start", "stream_id": []}', FormatError, "unsupported_format",
