@@ -91,6 +91,7 @@ describe("sessionReducer lifecycle", () => {
       current: null,
       timeline: [],
       results: [],
+      segments: [],
       errors: [],
       end: null,
       droppedMs: 0,

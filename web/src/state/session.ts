@@ -1,6 +1,6 @@
 // The session reducer: what the page shows, derived from server messages. Pure.
 
-import type { EndMessage, ReadyMessage, ResultMessage, ServerMessage } from "../protocol/messages";
+import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMessage } from "../protocol/messages";
 
 export const TIMELINE_MS = 60_000; // the chart shows the last minute
 export const MAX_RESULTS = 20_000; // kept for export; the oldest are dropped beyond this
@@ -15,6 +15,7 @@ export interface SessionState {
   current: ResultMessage | null;
   timeline: TimelinePoint[];
   results: ResultMessage[];
+  segments: SegmentMessage[]; // closed segments of the smoothed label, in order
   errors: { code: string; message: string }[];
   end: EndMessage | null;
   droppedMs: number;
@@ -28,6 +29,7 @@ export const initialSession: SessionState = {
   current: null,
   timeline: [],
   results: [],
+  segments: [],
   errors: [],
   end: null,
   droppedMs: 0,
@@ -57,6 +59,8 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       // A server restart forgets streams; the app carries on with a new one, nothing to show.
       if (message.code === "resume_failed") return state;
       return { ...state, errors: [...state.errors, { code: message.code, message: message.message }].slice(-5) };
+    case "segment":
+      return { ...state, segments: [...state.segments, message].slice(-MAX_RESULTS) };
     case "end":
       return { ...state, end: message };
   }
