@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import threading
 import time
@@ -81,7 +82,8 @@ async def test_health_ready_metrics_and_classify() -> None:
         assert majority(labels) == "female"
         segments = body["segments"]
         assert segments and segments[-1]["end_ms"] == body["results"][-1]["end_ms"]
-        assert all(a["end_ms"] == b["start_ms"] for a, b in zip(segments, segments[1:]))
+        assert all(a["end_ms"] == b["start_ms"] for a, b in itertools.pairwise(segments))
+        assert body["labels"] == ["male", "female"]
 
         bad = await client.post("/classify", content=b"definitely not audio" * 10)
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_audio_file"

@@ -137,6 +137,7 @@ async def classify_upload(request: Request, service: Host) -> Response:
             return JSONResponse(
                 {
                     "model": info.name, "backend": info.backend, "fallback": info.fallback,
+                    "labels": list(info.labels),
                     "duration_ms": round(len(samples) * 1000 / info.sample_rate, 3),
                     "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
                     "results": [m for m in timeline if m["type"] != "segment"],

@@ -84,6 +84,7 @@ describe("phaseErrors", () => {
       kind: "file",
       fileName: "a",
       progress: 1,
+      durationMs: 1000,
       conn: { kind: "closed", code, reason },
     });
     expect(phaseErrors(closed(1008, "bad token"), url)).toEqual(["The server closed the stream: bad token"]);
