@@ -90,7 +90,7 @@ export function App() {
         current={session.current}
         labels={labels}
         live={live}
-        ageMs={session.lastAtMs !== null ? Math.max(0, now - session.lastAtMs) : null}
+        ageMs={session.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - session.lastAtMs) : null}
         why={notLiveReason(v.phase)}
         latencyMs={session.latencyMs}
         serverLatencyMs={session.serverLatencyMs}

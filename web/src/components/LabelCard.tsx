@@ -16,6 +16,14 @@ function delay(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+function ago(ms: number): string {
+  return ms < 1000
+    ? "under 1 s ago"
+    : ms < 120_000
+      ? `${Math.floor(ms / 1000)} s ago`
+      : `${Math.floor(ms / 60_000)} min ago`;
+}
+
 function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
@@ -56,11 +64,11 @@ export function LabelCard({ headline, current, labels, live, ageMs, why, latency
           )}
         </div>
       ) : (
-        <div className="label-facts muted">Waiting for audio…</div>
+        <div className="label-facts muted">Press Start and speak, or choose a file.</div>
       )}
       {stale && (
         <div className="stale-note" data-testid="stale">
-          Not live ({why}){ageMs !== null ? ` · last result ${seconds(ageMs)} ago` : ""}
+          Not live ({why}){ageMs !== null ? ` · last result ${ago(ageMs)}` : ""}
         </div>
       )}
       {current && (

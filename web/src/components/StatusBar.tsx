@@ -16,6 +16,7 @@ export function connectionText(conn: ConnState): string {
         ? `Server starting; trying again in ${(conn.delayMs / 1000).toFixed(1)} s`
         : `Reconnecting in ${(conn.delayMs / 1000).toFixed(1)} s (${conn.reason})`;
     case "closed":
+      if (conn.reason === "classified") return "Done: every window of the file classified";
       return conn.code === 1000 ? "Disconnected" : `Disconnected: ${conn.reason || `code ${conn.code}`}`;
   }
 }

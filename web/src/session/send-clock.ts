@@ -14,8 +14,9 @@ export class SendClock {
   /** `samples` more samples (16 kHz) went out at `atMs`. */
   sent(samples: number, atMs: number): void {
     this.sentTotal += samples;
-    const last = this.marks[this.marks.length - 1];
-    if (last && atMs - last[1] < MIN_GAP_MS) last[0] = this.sentTotal;
+    // The latest mark is always exact; it replaces its predecessor while that one is recent.
+    const n = this.marks.length;
+    if (n >= 2 && atMs - this.marks[n - 2][1] < MIN_GAP_MS) this.marks[n - 1] = [this.sentTotal, atMs];
     else this.marks.push([this.sentTotal, atMs]);
     if (this.marks.length > MAX_MARKS) this.marks.splice(0, this.marks.length - MAX_MARKS);
   }
