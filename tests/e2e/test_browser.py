@@ -95,6 +95,18 @@ async def assert_accessible(page: Page, where: str) -> None:
     assert not bad, f"axe-core, {where}: {json.dumps(bad, indent=1)}"
 
 
+def contrast(css_a: str, css_b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+
+    def luminance(css: str) -> float:
+        r, g, b = (float(x) / 255 for x in css[css.index("(") + 1 : -1].split(",")[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(css_a), luminance(css_b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 async def shoot(page: Page, name: str) -> None:
     """A full-page screenshot under artifacts/e2e (looked at by people, not compared)."""
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -142,11 +154,17 @@ async def test_live_label_follows_the_recording(
             await expect(page.get_by_test_id("announce")).to_have_text(label)
             await expect(page.get_by_test_id("raw-label")).to_be_hidden()  # inside closed details
             await expect(page.get_by_test_id("label-card")).to_have_attribute("data-stale", "false")
+            status = page.get_by_role("status").filter(has=page.get_by_test_id("connection"))
+            await expect(status).not_to_contain_text(" ms")  # no chatter on every latency change
+            await expect(page.get_by_test_id("announce")).to_have_attribute("aria-live", "polite")
+            stop_width = (await page.get_by_test_id("stop").bounding_box() or {})["width"]
             await assert_accessible(page, "live")
             await shoot(page, f"live-{label}-1280x800")
             await page.get_by_test_id("stop").click()
             await expect(page.get_by_test_id("start")).to_be_visible(timeout=10_000)
             await expect(page.get_by_test_id("connection")).to_have_text("Disconnected")
+            start_width = (await page.get_by_test_id("start").bounding_box() or {})["width"]
+            assert start_width == stop_width  # Start and Stop take the same room
             # After Stop: the label is marked stale with its age, and the totals are shown.
             await expect(page.get_by_test_id("label-card")).to_have_attribute("data-stale", "true")
             await expect(page.get_by_test_id("stale")).to_contain_text("Not live (stopped)")
@@ -194,9 +212,8 @@ async def test_reconnects_when_the_server_comes_back(pw: object, tmp_path: Path)
         await expect(page.get_by_test_id("retry")).to_be_visible()
         await shoot(page, "reconnecting-1280x800")
         async with running_server(web_dir=str(WEB_DIST), port=port) as srv2:
-            await expect(page.get_by_test_id("connection")).to_have_text(
-                "Connected", timeout=20_000
-            )
+            # Ready again: the page is back within the 2 s backoff ceiling (plus a margin).
+            await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=4_000)
             await page.wait_for_function(
                 "() => Number(document.querySelector('[data-testid=timeline]').dataset.points) >= 2",
                 timeout=15_000,
@@ -319,6 +336,16 @@ async def test_fallback_banner_on_a_phone_sized_screen(pw: object, tmp_path: Pat
                 if await page.evaluate("document.activeElement?.dataset?.testid") == "start":
                     break
             await expect(page.get_by_test_id("start")).to_be_focused()
+            ring = await page.evaluate(
+                """() => { const s = getComputedStyle(document.activeElement);
+                           return [s.outlineColor, s.outlineWidth, s.outlineStyle,
+                                   getComputedStyle(document.body).backgroundColor,
+                                   getComputedStyle(document.documentElement).backgroundColor]; }"""
+            )
+            assert ring[2] == "solid" and float(ring[1].removesuffix("px")) >= 2, ring
+            page_bg = ring[4] if ring[3] in ("rgba(0, 0, 0, 0)", "transparent") else ring[3]
+            assert contrast(ring[0], page_bg) >= 3, ring
+            assert contrast(ring[0], "rgb(255, 255, 255)") >= 3, ring  # on a card too
             await page.keyboard.press("Enter")
             await expect(page.get_by_test_id("fallback")).to_contain_text(
                 "hub unreachable", timeout=15_000
@@ -339,5 +366,38 @@ async def test_fallback_banner_on_a_phone_sized_screen(pw: object, tmp_path: Pat
             label_box = await page.get_by_test_id("label").bounding_box()
             assert label_box and label_box["y"] + label_box["height"] < 568
             await shoot(page, "phone-live-320x568")
+    finally:
+        await browser.close()
+
+
+async def test_model_line_before_start_says_starting_and_degrades_without_readyz(
+    pw: object,
+) -> None:
+    browser = await launch(pw, None)
+    try:
+        async with running_server(web_dir=str(WEB_DIST)) as srv:
+            page = await open_page(browser, srv.url, grant=False)
+            await expect(page.get_by_test_id("model")).to_contain_text("pitch")
+            await expect(page.get_by_test_id("fallback")).to_have_count(0)
+            # While the model loads, /readyz answers 503 with its status: "server starting".
+            loading = await open_page(browser, srv.url + "?loading", grant=False)
+            await loading.route(
+                "**/readyz",
+                lambda route: route.fulfill(
+                    status=503, content_type="application/json", body='{"status": "loading"}'
+                ),
+            )
+            await loading.reload()
+            await expect(loading.get_by_test_id("server-starting")).to_contain_text(
+                "Server starting"
+            )
+            await assert_accessible(loading, "server starting")
+            # No /readyz (a proxy hides it, or it wants a token): no model line, Start still works.
+            hidden = await open_page(browser, srv.url + "?hidden", grant=False)
+            await hidden.route("**/readyz", lambda route: route.fulfill(status=404, body="no"))
+            await hidden.reload()
+            await expect(hidden.get_by_test_id("start")).to_be_visible()
+            await expect(hidden.get_by_test_id("model")).to_have_count(0)
+            await expect(hidden.get_by_test_id("server-starting")).to_have_count(0)
     finally:
         await browser.close()
