@@ -401,3 +401,65 @@ async def test_model_line_before_start_says_starting_and_degrades_without_readyz
             await expect(hidden.get_by_test_id("server-starting")).to_have_count(0)
     finally:
         await browser.close()
+
+
+async def test_real_time_file_shows_progress_in_audio_time(pw: object) -> None:
+    browser = await launch(pw, None)
+    try:
+        async with running_server(web_dir=str(WEB_DIST)) as srv:
+            page = await open_page(browser, srv.url, grant=False)
+            await page.get_by_test_id("realtime").check()
+            await page.get_by_test_id("file").set_input_files(str(DATA / "male_speech.wav"))
+            await expect(page.get_by_test_id("file-progress")).to_contain_text(
+                "of 0:05 sent", timeout=10_000
+            )
+            await expect(page.get_by_test_id("label-card")).to_have_attribute(
+                "data-stale", "false", timeout=10_000
+            )
+            await expect(page.get_by_test_id("label")).to_have_text("male", timeout=20_000)
+            await expect(page.get_by_test_id("summary")).to_be_visible(timeout=20_000)
+            await expect(page.get_by_test_id("stale")).to_contain_text("file finished")
+            await expect(page.get_by_test_id("segments")).to_contain_text("male")
+    finally:
+        await browser.close()
+
+
+async def test_not_ready_reads_server_starting_and_retry_now_reconnects(
+    pw: object, tmp_path: Path
+) -> None:
+    """The first stream is refused as the server answers while loading (error not_ready, close
+    1013); the page says the server is starting, not that it is unreachable, and Retry now
+    connects at once."""
+    browser = await launch(pw, mic_file("male_speech.wav", tmp_path))
+    refused = 0
+
+    async def handler(ws: object) -> None:
+        nonlocal refused
+        if refused < 3:
+            refused += 1
+            ws.send(  # type: ignore[attr-defined]
+                '{"type":"error","code":"not_ready","message":"expected a ready server"}'
+            )
+            await ws.close(code=1013, reason="not_ready")  # type: ignore[attr-defined]
+            return
+        ws.connect_to_server()  # type: ignore[attr-defined]
+
+    try:
+        async with running_server(web_dir=str(WEB_DIST)) as srv:
+            page = await open_page(browser, srv.url)
+            await page.route_web_socket("**/audio", handler)
+            await page.get_by_test_id("start").click()
+            await expect(page.get_by_test_id("connection")).to_contain_text(
+                "Server starting", timeout=10_000
+            )
+            await expect(page.get_by_test_id("server-starting")).to_be_visible()
+            await expect(page.get_by_test_id("errors")).to_have_count(0)
+            await shoot(page, "server-starting-1280x800")
+            while refused < 3:  # each Retry now is refused at once, until the server is "ready"
+                await page.get_by_test_id("retry").click(timeout=5_000)
+            await page.get_by_test_id("retry").click(timeout=5_000)
+            await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=1_000)
+            await expect(page.get_by_test_id("server-starting")).to_have_count(0)
+            await expect(page.get_by_test_id("label")).to_have_text("male", timeout=30_000)
+    finally:
+        await browser.close()

@@ -93,6 +93,8 @@ export function App() {
         ageMs={session.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - session.lastAtMs) : null}
         why={notLiveReason(v.phase)}
         latencyMs={session.latencyMs}
+        windowMs={session.ready?.window_ms ?? null}
+        busy={busy}
         serverLatencyMs={session.serverLatencyMs}
       />
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />

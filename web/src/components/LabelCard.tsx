@@ -9,6 +9,8 @@ interface Props {
   ageMs: number | null; // since the latest result arrived
   why: string; // why it is not live ("stopped", "reconnecting", "file done")
   latencyMs: number | null; // audio end → label on screen
+  windowMs: number | null; // how much audio one label covers
+  busy: boolean; // something runs: waiting for a first result rather than for the person
   serverLatencyMs: number | null;
 }
 
@@ -29,7 +31,17 @@ function seconds(ms: number): string {
 }
 
 /** The label a person should believe, its own confidence and how long it has held; the raw window behind Details. */
-export function LabelCard({ headline, current, labels, live, ageMs, why, latencyMs, serverLatencyMs }: Props) {
+export function LabelCard({
+  headline,
+  current,
+  labels,
+  live,
+  ageMs,
+  why,
+  latencyMs,
+  windowMs,
+  serverLatencyMs,
+}: Props) {
   const stale = headline !== null && !live;
   return (
     <section
@@ -58,13 +70,15 @@ export function LabelCard({ headline, current, labels, live, ageMs, why, latency
                 ·
               </span>
               <span data-testid="latency" title="from the end of the window's audio to the label on screen">
-                on screen {delay(latencyMs)} after its audio
+                on screen {delay(latencyMs)} after its audio{windowMs ? ` (a ${seconds(windowMs)} window)` : ""} ended
               </span>
             </>
           )}
         </div>
       ) : (
-        <div className="label-facts muted">Press Start and speak, or choose a file.</div>
+        <div className="label-facts muted">
+          {busy ? "Waiting for the first result…" : "Press Start and speak, or choose a file."}
+        </div>
       )}
       {stale && (
         <div className="stale-note" data-testid="stale">
