@@ -41,6 +41,7 @@ export function LabelCard({
   latencyMs,
   windowMs,
   serverLatencyMs,
+  busy,
 }: Props) {
   const stale = headline !== null && !live;
   return (
