@@ -124,8 +124,8 @@ export function App() {
         fileProgressText={fileProgressText(v.phase)}
       />
       {summary && session.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={segmentLog(session)} />
-      <Timeline points={session.timeline} labels={labels} />
+      <SegmentLog entries={segmentLog(session)} live={live} />
+      <Timeline points={session.timeline} labels={labels} live={live} />
       <ExportButtons disabled={!session.results.length} onCsv={exportCsv} onJson={exportJson} />
     </main>
   );

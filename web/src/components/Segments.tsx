@@ -2,14 +2,15 @@ import { useEffect, useRef } from "react";
 import type { SegmentMessage } from "../protocol/messages";
 import { clock, type Summary } from "../state/session";
 
-/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. */
-export function SegmentLog({ entries }: { entries: { seg: SegmentMessage; open: boolean }[] }) {
+/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
+ * segment ends "now" only while results are live. */
+export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; open: boolean }[]; live: boolean }) {
   const list = useRef<HTMLOListElement>(null);
   useEffect(() => {
     if (list.current) list.current.scrollTop = list.current.scrollHeight;
   }, [entries.length]);
   return (
-    <section className="card" aria-label="Segments">
+    <section className={`card ${live ? "" : "stale-card"}`} aria-label="Segments">
       <h2>Segments</h2>
       {entries.length === 0 ? (
         <p className="muted small">Each stretch of one label appears here.</p>
@@ -18,7 +19,7 @@ export function SegmentLog({ entries }: { entries: { seg: SegmentMessage; open: 
           {entries.map(({ seg, open }) => (
             <li key={`${seg.start_ms}-${seg.label}`} className={`seg seg-${seg.label}`} data-label={seg.label}>
               <span className="seg-time">
-                {clock(seg.start_ms)}–{open ? "now" : clock(seg.end_ms)}
+                {clock(seg.start_ms)}–{open && live ? "now" : clock(seg.end_ms)}
               </span>
               <span className={`swatch swatch-${seg.label}`} aria-hidden="true" />
               <strong className="seg-label">{seg.label}</strong>

@@ -15,7 +15,7 @@ function tickStep(spanMs: number): number {
  * The last minute of audio: a band per window coloured (and patterned) by its label, and one line,
  * the probability of `lineLabel`, that breaks where audio is missing or the window held no speech.
  */
-export function Timeline({ points, labels }: { points: TimelinePoint[]; labels: string[] }) {
+export function Timeline({ points, labels, live }: { points: TimelinePoint[]; labels: string[]; live: boolean }) {
   const endMs = points.length ? points[points.length - 1].endMs : 0;
   const startMs = Math.max(0, endMs - TIMELINE_MS);
   const spanMs = Math.max(endMs - startMs, 10_000);
@@ -37,7 +37,7 @@ export function Timeline({ points, labels }: { points: TimelinePoint[]; labels: 
   const ticks: number[] = [];
   for (let t = Math.ceil(startMs / step) * step; t <= startMs + spanMs; t += step) ticks.push(t);
   return (
-    <section className="card" aria-label="Timeline">
+    <section className={`card ${live || !points.length ? "" : "stale-card"}`} aria-label="Timeline">
       <h2>Timeline (audio time)</h2>
       <div className="chart">
         <div className="y-axis small" aria-hidden="true">
