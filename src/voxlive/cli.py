@@ -13,7 +13,7 @@ from typing import Any
 
 from voxlive import __version__
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
-from voxlive.protocol.messages import WindowMessage
+from voxlive.protocol.messages import SegmentMessage, StreamMessage
 from voxlive.settings import Settings, add_arguments, build, flag
 
 log = logging.getLogger("voxlive")
@@ -159,9 +159,20 @@ def serve(settings: Settings) -> int:
     return exit_code
 
 
-def _table(name: str, results: Sequence[WindowMessage]) -> str:
+def _clock(ms: float) -> str:
+    """``ms`` as m:ss.s (audio time)."""
+    minutes, seconds = divmod(ms / 1000, 60)
+    return f"{int(minutes)}:{seconds:04.1f}"
+
+
+def _table(name: str, messages: Sequence[StreamMessage]) -> str:
+    """Every window, then the segments of the smoothed label."""
     lines = [f"{name}", f"{'start_s':>8} {'end_s':>8}  {'label':<10} {'conf':>5}  smoothed"]
-    for r in results:
+    segments: list[SegmentMessage] = []
+    for r in messages:
+        if r["type"] == "segment":
+            segments.append(r)
+            continue
         if r["type"] == "error":
             lines.append(
                 f"{r['start_ms'] / 1000:8.2f} {r['end_ms'] / 1000:8.2f}  error: {r['message']}"
@@ -170,6 +181,12 @@ def _table(name: str, results: Sequence[WindowMessage]) -> str:
         lines.append(
             f"{r['start_ms'] / 1000:8.2f} {r['end_ms'] / 1000:8.2f}  {r['label']:<10} "
             f"{r['confidence']:5.2f}  {r['smoothed']}"
+        )
+    lines.append("segments")
+    for seg in segments:
+        span = f"{_clock(seg['start_ms'])}–{_clock(seg['end_ms'])}"
+        lines.append(
+            f"  {span:<15} {seg['label']:<10} {seg['confidence']:5.2f}  ({seg['windows']} windows)"
         )
     return "\n".join(lines)
 

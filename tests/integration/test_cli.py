@@ -19,6 +19,7 @@ def test_classify_prints_a_table_and_json_lines() -> None:
     out = voxlive("classify", "--model", "pitch", str(DATA / "male_speech.wav"))
     assert out.returncode == 0, out.stderr
     assert "start_s" in out.stdout and "male" in out.stdout
+    assert "\nsegments\n" in out.stdout and "windows)" in out.stdout
     out = voxlive("classify", "--model", "pitch", "--json", str(DATA / "female_speech.mp3"),
                   str(DATA / "ambient_coffee_shop_24k_stereo.mp3"))  # fmt: skip
     assert out.returncode == 0, out.stderr

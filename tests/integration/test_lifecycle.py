@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import threading
 import time
@@ -79,6 +80,10 @@ async def test_health_ready_metrics_and_classify() -> None:
         assert body["duration_ms"] > 4000 and body["model"] == "pitch"
         labels = [r["label"] for r in body["results"] if r["label"] != "ambient"]
         assert majority(labels) == "female"
+        segments = body["segments"]
+        assert segments and segments[-1]["end_ms"] == body["results"][-1]["end_ms"]
+        assert all(a["end_ms"] == b["start_ms"] for a, b in itertools.pairwise(segments))
+        assert body["labels"] == ["male", "female"]
 
         bad = await client.post("/classify", content=b"definitely not audio" * 10)
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_audio_file"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 
@@ -116,6 +117,13 @@ async def test_stop_flushes_every_buffered_window() -> None:
     assert end["duration_ms"] == pytest.approx(1000 * len(female) / rate, abs=0.1)
     assert_well_ordered(run, end["duration_ms"])
     assert run.messages[-1]["type"] == "end" and run.close_code == 1000
+    # Segments of the smoothed label tile the stream; the last one comes just before `end`.
+    segments = run.of("segment")
+    assert segments and run.messages[-2] == segments[-1]
+    assert segments[0]["start_ms"] == 0 and segments[-1]["end_ms"] == run.results[-1]["end_ms"]
+    assert all(a["end_ms"] == b["start_ms"] for a, b in itertools.pairwise(segments))
+    assert all(a["label"] != b["label"] for a, b in itertools.pairwise(segments))
+    assert sum(s["windows"] for s in segments) == len(run.results)
 
 
 async def test_reference_client_wav_frames_get_results_with_class() -> None:

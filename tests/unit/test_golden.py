@@ -18,7 +18,10 @@ def _build(msg: dict[str, Any]) -> dict[str, Any]:
     kind = msg["type"]
     if kind == "error":
         return dict(messages.error(fields.pop("code"), fields.pop("message"), **fields))
-    builder = {"ready": messages.ready, "result": messages.result, "end": messages.end}[kind]
+    builder = {
+        "ready": messages.ready, "result": messages.result, "segment": messages.segment,
+        "end": messages.end,
+    }[kind]  # fmt: skip
     return dict(builder(**fields))
 
 

@@ -2,13 +2,25 @@ import { useEffect, useState } from "react";
 import { Controls, ExportButtons } from "./components/Controls";
 import { LabelCard } from "./components/LabelCard";
 import { LevelMeter } from "./components/LevelMeter";
-import { DropNotice, ErrorList, FallbackBanner, ModelInfo } from "./components/Notices";
+import { ConfirmDiscard, DropNotice, ErrorList, ServerLine, StartingNotice } from "./components/Notices";
+import { SegmentLog, SummaryCard } from "./components/Segments";
 import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
 import { loadWsUrl } from "./config";
-import { useVoxlive } from "./hooks/useVoxlive";
-import { connState, fileProgress, isBusy, micState, phaseErrors } from "./session/phase";
-import { resultsToCsv } from "./state/session";
+import { useNow, useVoxlive } from "./hooks/useVoxlive";
+import {
+  connState,
+  fileProgress,
+  fileProgressText,
+  isBusy,
+  isLive,
+  micState,
+  phaseErrors,
+  serverStarting,
+  type Phase,
+} from "./session/phase";
+import { type ExportMeta, resultsToCsv, sessionToJson } from "./state/export";
+import { headline, segmentLog, summarize } from "./state/session";
 
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -19,50 +31,102 @@ function download(name: string, type: string, text: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** Why results are not live, in a few words. */
+function notLiveReason(phase: Phase): string {
+  const conn = connState(phase);
+  if (conn.kind === "reconnecting") return serverStarting(phase) ? "server starting" : "connection lost";
+  if (conn.kind === "connecting") return "connecting";
+  if (phase.kind === "file" && phase.progress >= 1) return "file finished";
+  if (phase.kind === "mic" && phase.mic.kind === "error") return "microphone error";
+  return "stopped";
+}
+
 export function App() {
   const [wsUrl, setWsUrl] = useState<string | null>(null);
   useEffect(() => {
     void loadWsUrl().then(setWsUrl);
   }, []);
   const v = useVoxlive(wsUrl);
+  const [pending, setPending] = useState<(() => void) | null>(null);
   const mic = micState(v.phase);
   const conn = connState(v.phase);
-  const labels = v.session.ready?.labels ?? [];
-  const errors = [...phaseErrors(v.phase, wsUrl), ...v.session.errors.map((e) => `Server: ${e.message}`)];
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const live = isLive(v.phase);
+  const busy = isBusy(v.phase);
+  const session = v.session;
+  const now = useNow(1000, !live && session.lastAtMs !== null);
+  const labels = session.ready?.labels ?? v.server?.labels ?? [];
+  const starting = !session.ready && (serverStarting(v.phase) || session.starting);
+  const errors = [...phaseErrors(v.phase, wsUrl), ...session.errors.map((e) => `Server: ${e.message}`)];
+  const summary = !busy ? summarize(session) : null;
+  const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
+  const meta: ExportMeta = {
+    model: session.ready?.model ?? v.server?.model ?? null,
+    backend: session.ready?.backend ?? v.server?.backend ?? null,
+    fallback: session.ready ? session.ready.fallback : (v.server?.fallback ?? null),
+    source: v.source ?? "unknown",
+    startedAt: v.startedAt ?? "",
+  };
+  const exportJson = () => {
+    download(`voxlive-${stamp}.json`, "application/json", sessionToJson(session, meta));
+    v.markExported();
+  };
+  const exportCsv = () => {
+    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(session.results, labels, meta));
+    v.markExported();
+  };
+  /** Run `start` now, or once the person agreed to discard a session nobody exported. */
+  const guarded = (start: () => void) => {
+    if (v.unexported) setPending(() => start);
+    else start();
+  };
   return (
     <main>
       <header>
         <h1>voxlive</h1>
-        <p className="muted">Live audio classification. Press Start and speak.</p>
+        <ServerLine server={v.server} ready={session.ready} />
       </header>
-      <FallbackBanner ready={v.session.ready} />
-      <StatusBar conn={conn} mic={mic} latencyMs={v.session.latencyMs} />
+      <LabelCard
+        headline={headline(session)}
+        current={session.current}
+        labels={labels}
+        live={live}
+        ageMs={session.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - session.lastAtMs) : null}
+        why={notLiveReason(v.phase)}
+        latencyMs={session.latencyMs}
+        windowMs={session.ready?.window_ms ?? null}
+        busy={busy}
+        serverLatencyMs={session.serverLatencyMs}
+      />
+      <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
       <LevelMeter level={v.level} />
+      {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      <DropNotice droppedMs={v.session.droppedMs} />
+      <DropNotice droppedMs={session.droppedMs} />
+      {pending && (
+        <ConfirmDiscard
+          results={session.results.length}
+          onExport={exportJson}
+          onDiscard={() => {
+            const start = pending;
+            setPending(null);
+            start();
+          }}
+          onCancel={() => setPending(null)}
+        />
+      )}
       <Controls
-        running={isBusy(v.phase)}
+        running={busy}
         devices={v.devices}
-        onStart={(id) => void v.startMic(id)}
+        onStart={(id) => guarded(() => void v.startMic(id))}
         onStop={() => void v.stop()}
-        onFile={(f, rt) => void v.streamFile(f, rt)}
+        onFile={(f, rt) => guarded(() => void v.streamFile(f, rt))}
         fileProgress={fileProgress(v.phase)}
+        fileProgressText={fileProgressText(v.phase)}
       />
-      <LabelCard result={v.session.current} />
-      <Timeline points={v.session.timeline} labels={labels} />
-      <ExportButtons
-        disabled={!v.session.results.length}
-        onCsv={() => download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(v.session.results, labels))}
-        onJson={() =>
-          download(
-            `voxlive-${stamp}.json`,
-            "application/json",
-            JSON.stringify({ ready: v.session.ready, results: v.session.results, end: v.session.end }, null, 2),
-          )
-        }
-      />
-      <ModelInfo ready={v.session.ready} />
+      {summary && session.end && <SummaryCard summary={summary} />}
+      <SegmentLog entries={segmentLog(session)} live={live} />
+      <Timeline points={session.timeline} labels={labels} live={live} />
+      <ExportButtons disabled={!session.results.length} onCsv={exportCsv} onJson={exportJson} />
     </main>
   );
 }

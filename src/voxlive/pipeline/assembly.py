@@ -22,7 +22,7 @@ from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.offline import classify_samples
 from voxlive.pipeline.overload import Capacity
 from voxlive.pipeline.stream import Stream, StreamConfig
-from voxlive.protocol.messages import WindowMessage
+from voxlive.protocol.messages import StreamMessage
 from voxlive.settings import Settings
 
 
@@ -110,7 +110,7 @@ class Pipeline:
         self.batcher.remove(stream)
         stream.close()
 
-    async def classify(self, samples: np.ndarray) -> list[WindowMessage]:
+    async def classify(self, samples: np.ndarray) -> list[StreamMessage]:
         """A whole recording (mono float32 at the model rate) → its window messages."""
         return await classify_samples(self.batcher, samples, self.config, self.metrics)
 

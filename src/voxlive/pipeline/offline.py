@@ -14,15 +14,16 @@ import numpy as np
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
-from voxlive.protocol.messages import WindowMessage
+from voxlive.protocol.messages import StreamMessage
 
 _ids = itertools.count()
 
 
 async def classify_samples(
     batcher: Batcher, samples: np.ndarray, config: StreamConfig, metrics: Metrics | None = None
-) -> list[WindowMessage]:
-    """Classify mono float32 samples at ``config.sample_rate``; returns the result messages.
+) -> list[StreamMessage]:
+    """Classify mono float32 samples at ``config.sample_rate``; returns the window messages in
+    order, then the segments of the smoothed label.
 
     Audio is fed in blocks with back-pressure and the stream is lossless (never shed), so
     nothing is dropped however long the file or busy the server, and memory stays bounded by the
@@ -43,7 +44,7 @@ async def classify_samples(
     stream.background = True  # live streams' windows go first
     stream.lossless = True  # a file loses nothing: never shed, whatever the load
     batcher.add(stream)
-    out: list[WindowMessage] = []
+    out: list[StreamMessage] = []
     try:
         for start in range(0, max(len(samples), 1), block):
             stream.push(samples[start : start + block])
@@ -59,6 +60,7 @@ async def classify_samples(
             await wake.wait()
             wake.clear()
         out.extend(stream.pop_messages())
+        out.extend(stream.pop_segments(final=True))
     finally:
         batcher.remove(stream)
         stream.close()

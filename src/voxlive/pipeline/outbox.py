@@ -1,8 +1,9 @@
 """A stream's outbox: settled slots become numbered, typed messages.
 
 It owns everything about what a client is told for a stream: the ``seq`` numbers, the label
-smoothing, the counters reported in ``end``, and the most recent messages kept for a client that
-resumes after a network blip (at most ``max_unsent``, oldest forgotten first).
+smoothing, the segments of the smoothed label (:class:`~voxlive.pipeline.segments.Segmenter`), the
+counters reported in ``end``, and the most recent window messages kept for a client that resumes
+after a network blip (at most ``max_unsent``, oldest forgotten first; segments are not replayed).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from voxlive.audio.gate import AMBIENT
 from voxlive.audio.smoothing import MajoritySmoother
 from voxlive.inference.base import is_no_speech
 from voxlive.metrics import Metrics
+from voxlive.pipeline.segments import Segmenter
 from voxlive.pipeline.slots import Slot, SlotState, StreamConfig, StreamStats
 from voxlive.protocol import messages
-from voxlive.protocol.messages import EndMessage, WindowMessage
+from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
 
 
 class Outbox:
@@ -31,6 +33,8 @@ class Outbox:
         self.stats = stats
         self._metrics = metrics
         self._smoother = MajoritySmoother(config.smoothing)
+        self._segments = Segmenter()
+        self._closed: list[SegmentMessage] = []  # closed, not yet popped: at most one per result
         self._seq = 0  # seq of the next message
         self._sent: deque[WindowMessage] = deque(maxlen=config.max_unsent)
 
@@ -41,12 +45,26 @@ class Outbox:
 
     def messages(self, slots: Iterable[Slot], now: float) -> list[WindowMessage]:
         """One message per settled slot, in the given (window) order; kept for :meth:`replay`.
-        ``now`` (monotonic seconds) gives each result its latency."""
+        Segments the results close wait for :meth:`pop_segments`. ``now`` (monotonic seconds)
+        gives each result its latency."""
         out: list[WindowMessage] = []
         for slot in slots:
-            out.append(self._message(slot, now))
+            message = self._message(slot, now)
             self._seq += 1
+            if message["type"] == "result":
+                closed = self._segments.feed(message)
+                if closed is not None:
+                    self._closed.append(closed)
+            out.append(message)
         self._sent.extend(out)
+        return out
+
+    def pop_segments(self, final: bool = False) -> list[SegmentMessage]:
+        """The segments closed since the last call; ``final``: the stream ended, so the open
+        segment is closed too (only once)."""
+        out, self._closed = self._closed, []
+        if final and (last := self._segments.close()) is not None:
+            out.append(last)
         return out
 
     def replay(self, after_seq: int) -> list[WindowMessage]:
@@ -98,3 +116,4 @@ class Outbox:
 
     def clear(self) -> None:
         self._sent.clear()
+        self._closed.clear()

@@ -38,7 +38,7 @@ from voxlive.pipeline.slots import (
     StreamStats,
 )
 from voxlive.pipeline.windows import Windows
-from voxlive.protocol.messages import EndMessage, WindowMessage
+from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
 
 __all__ = ["Slot", "SlotState", "Stream", "StreamConfig", "Window"]
 
@@ -230,6 +230,11 @@ class Stream:
     def pop_messages(self) -> list[WindowMessage]:
         """Messages for the settled windows at the head, in window order."""
         return self._outbox.messages(self._windows.pop_settled(), self._clock())
+
+    def pop_segments(self, final: bool = False) -> list[SegmentMessage]:
+        """Segments closed by the messages popped so far; once the stream has drained (or
+        ``final``: ``end`` is due anyway), the last one too. Call after :meth:`pop_messages`."""
+        return self._outbox.pop_segments(final=final or self.drained)
 
     def replay(self, after_seq: int) -> list[WindowMessage]:
         """Messages already emitted with ``seq > after_seq`` (at most ``max_unsent`` kept)."""

@@ -69,9 +69,22 @@ class EndMessage(TypedDict):
     dropped_errors: int
 
 
+class SegmentMessage(TypedDict):
+    """A closed run of one smoothed label: sent when the smoothed label changes and at the end."""
+
+    type: Literal["segment"]
+    label: str
+    start_ms: float
+    end_ms: float
+    confidence: float
+    windows: int
+
+
 # What the server sends for a stream's windows, in seq order.
 WindowMessage = ResultMessage | ErrorMessage
-ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | EndMessage
+# A stream's outbox: its window messages in seq order, segments between them (they carry no seq).
+StreamMessage = ResultMessage | ErrorMessage | SegmentMessage
+ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage
 
 
 def ready(
@@ -148,6 +161,21 @@ def error(
     if end_ms is not None:
         msg["end_ms"] = round(end_ms, 3)
     return msg
+
+
+def segment(
+    *, label: str, start_ms: float, end_ms: float, confidence: float, windows: int
+) -> SegmentMessage:
+    """``label`` held from ``start_ms`` to ``end_ms`` (stream audio time) over ``windows``
+    windows; ``confidence``: the mean probability of ``label`` over those windows."""
+    return {
+        "type": "segment",
+        "label": label,
+        "start_ms": round(start_ms, 3),
+        "end_ms": round(end_ms, 3),
+        "confidence": round(confidence, 6),
+        "windows": windows,
+    }
 
 
 def end(

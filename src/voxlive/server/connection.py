@@ -346,6 +346,8 @@ class Connection:
         replay, self._replay = self._replay, []
         for message in replay + self.stream.pop_messages():
             await self._send_now(message)
+        for segment in self.stream.pop_segments():
+            await self._send_now(segment)
 
     async def _wait(self) -> None:
         """Until woken (or, draining, until the deadline)."""
@@ -368,6 +370,8 @@ class Connection:
                 elif self.state == "draining" and (
                     self.stream.drained or asyncio.get_running_loop().time() >= self._deadline
                 ):
+                    for segment in self.stream.pop_segments(final=True):
+                        await self._send_now(segment)
                     await self._send_now(self.stream.end_message(self._dropped_errors))
                     await self._close_ws(self._close_code, self._close_reason)
         except CLIENT_GONE as exc:  # the client went away mid-send: the reader sees it too

@@ -133,12 +133,15 @@ async def classify_upload(request: Request, service: Host) -> Response:
         for task in (gone, cut, work):
             task.cancel()  # no-op for the one that finished
         if not work.cancelled() and work.done() and work.exception() is None:
+            timeline = work.result()
             return JSONResponse(
                 {
                     "model": info.name, "backend": info.backend, "fallback": info.fallback,
+                    "labels": list(info.labels),
                     "duration_ms": round(len(samples) * 1000 / info.sample_rate, 3),
                     "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
-                    "results": work.result(),
+                    "results": [m for m in timeline if m["type"] != "segment"],
+                    "segments": [m for m in timeline if m["type"] == "segment"],
                 }
             )  # fmt: skip
         if work.done() and not work.cancelled() and work.exception() is not None:

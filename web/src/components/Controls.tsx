@@ -7,21 +7,27 @@ interface Props {
   onStop: () => void;
   onFile: (file: File, realtime: boolean) => void;
   fileProgress: number | null;
+  fileProgressText: string | null;
 }
 
-export function Controls({ running, devices, onStart, onStop, onFile, fileProgress }: Props) {
+export function Controls({ running, devices, onStart, onStop, onFile, fileProgress, fileProgressText }: Props) {
   const [deviceId, setDeviceId] = useState<string>("");
-  const [realtime, setRealtime] = useState(true);
+  const [realtime, setRealtime] = useState(false); // fast is lossless: every window is classified
   const [dragging, setDragging] = useState(false);
   return (
     <section className="card controls" aria-label="Controls">
       <div className="row">
         {running ? (
-          <button type="button" className="primary" onClick={onStop} data-testid="stop">
+          <button type="button" className="primary start-stop" onClick={onStop} data-testid="stop">
             Stop
           </button>
         ) : (
-          <button type="button" className="primary" onClick={() => onStart(deviceId || undefined)} data-testid="start">
+          <button
+            type="button"
+            className="primary start-stop"
+            onClick={() => onStart(deviceId || undefined)}
+            data-testid="start"
+          >
             Start microphone
           </button>
         )}
@@ -72,17 +78,23 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
             }}
           />
         </label>
-        <label>
+        <label title="Play the file at its own speed, as a live demo. Otherwise the whole file is classified at once, every window.">
           <input
             type="checkbox"
             checked={realtime}
             onChange={(e) => setRealtime(e.target.checked)}
             disabled={running}
+            data-testid="realtime"
           />{" "}
-          real time
+          play in real time
         </label>
         <span className="muted small">(or drop an audio file here)</span>
-        {fileProgress !== null && <progress value={fileProgress} max={1} aria-label="File progress" />}
+        {fileProgressText !== null && (
+          <span className="file-progress small" data-testid="file-progress">
+            {fileProgress !== null && <progress value={fileProgress} max={1} aria-label="File progress" />}{" "}
+            {fileProgressText}
+          </span>
+        )}
       </div>
     </section>
   );

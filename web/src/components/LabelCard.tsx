@@ -1,24 +1,119 @@
 import type { ResultMessage } from "../protocol/messages";
+import type { Headline } from "../state/session";
 
-export function LabelCard({ result }: { result: ResultMessage | null }) {
-  if (!result) {
-    return (
-      <section className="card label-card" aria-label="Current classification">
-        <div className="label-big muted" data-testid="label">
-          —
-        </div>
-        <div className="muted">Waiting for audio…</div>
-      </section>
-    );
-  }
+interface Props {
+  headline: Headline | null;
+  current: ResultMessage | null; // the latest window, for the details
+  labels: string[];
+  live: boolean; // results are arriving now; otherwise what is shown is greyed and dated
+  ageMs: number | null; // since the latest result arrived
+  why: string; // why it is not live ("stopped", "reconnecting", "file done")
+  latencyMs: number | null; // audio end → label on screen
+  windowMs: number | null; // how much audio one label covers
+  busy: boolean; // something runs: waiting for a first result rather than for the person
+  serverLatencyMs: number | null;
+}
+
+function delay(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function ago(ms: number): string {
+  return ms < 1000
+    ? "under 1 s ago"
+    : ms < 120_000
+      ? `${Math.floor(ms / 1000)} s ago`
+      : `${Math.floor(ms / 60_000)} min ago`;
+}
+
+function seconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+/** The label a person should believe, its own confidence and how long it has held; the raw window behind Details. */
+export function LabelCard({
+  headline,
+  current,
+  labels,
+  live,
+  ageMs,
+  why,
+  latencyMs,
+  windowMs,
+  serverLatencyMs,
+  busy,
+}: Props) {
+  const stale = headline !== null && !live;
   return (
-    <section className={`card label-card label-${result.smoothed}`} aria-label="Current classification">
-      <div className="label-big" data-testid="label">
-        {result.smoothed}
+    <section
+      className={`card label-card ${headline ? `label-${headline.label}` : ""} ${stale ? "stale" : ""}`}
+      aria-label="Current classification"
+      data-testid="label-card"
+      data-stale={stale}
+    >
+      {/* Announced when the label changes, and only then: the text is the label alone. */}
+      <p className="visually-hidden" aria-live="polite" data-testid="announce">
+        {headline?.label ?? ""}
+      </p>
+      <div className={`label-big ${headline ? "" : "muted"}`} data-testid="label" aria-hidden="true">
+        {headline?.label ?? "—"}
       </div>
-      <div data-testid="raw-label">
-        raw <strong>{result.label}</strong> · confidence {(result.confidence * 100).toFixed(0)}%
-      </div>
+      {headline ? (
+        <div className="label-facts">
+          <span data-testid="confidence">confidence {(headline.confidence * 100).toFixed(0)}%</span>
+          <span className="sep" aria-hidden="true">
+            ·
+          </span>
+          <span data-testid="held">for {seconds(headline.heldMs)}</span>
+          {live && latencyMs !== null && (
+            <>
+              <span className="sep" aria-hidden="true">
+                ·
+              </span>
+              <span data-testid="latency" title="from the end of the window's audio to the label on screen">
+                on screen {delay(latencyMs)} after its audio{windowMs ? ` (a ${seconds(windowMs)} window)` : ""} ended
+              </span>
+            </>
+          )}
+        </div>
+      ) : (
+        <div className="label-facts muted">
+          {busy ? "Waiting for the first result…" : "Press Start and speak, or choose a file."}
+        </div>
+      )}
+      {stale && (
+        <div className="stale-note" data-testid="stale">
+          Not live ({why}){ageMs !== null ? ` · last result ${ago(ageMs)}` : ""}
+        </div>
+      )}
+      {current && (
+        <details className="details" data-testid="details">
+          <summary>Window details</summary>
+          <p className="small">
+            Latest window (raw, before smoothing): <strong data-testid="raw-label">{current.label}</strong>
+            {current.gated ? " (no speech: not sent to the model)" : ""} · {(current.start_ms / 1000).toFixed(1)}–
+            {(current.end_ms / 1000).toFixed(1)} s
+          </p>
+          {labels.map((l) => {
+            const p = current.scores[l] ?? 0;
+            return (
+              <div className="bar-row small" key={l}>
+                <span className="bar-name">{l}</span>
+                <span className="bar">
+                  <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
+                </span>
+                <span className="bar-value">{(p * 100).toFixed(0)}%</span>
+              </div>
+            );
+          })}
+          <p className="small muted">
+            Server time for this window: {serverLatencyMs !== null ? `${Math.round(serverLatencyMs)} ms` : "—"}
+            {latencyMs !== null ? ` · audio end to screen: ${Math.round(latencyMs)} ms` : ""}. Each label covers{" "}
+            {((current.end_ms - current.start_ms) / 1000).toFixed(1)} s of audio, and the headline changes only once
+            most recent windows agree, so a new speaker shows up a second or two after they begin.
+          </p>
+        </details>
+      )}
     </section>
   );
 }

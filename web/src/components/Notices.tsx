@@ -1,25 +1,32 @@
+import type { ServerInfo } from "../net/http";
 import type { ReadyMessage } from "../protocol/messages";
 
-export function FallbackBanner({ ready }: { ready: ReadyMessage | null }) {
-  if (!ready) return null;
-  if (ready.fallback) {
+/** One short line about the model, before Start: from /readyz, then from the stream's ready. */
+export function ServerLine({ server, ready }: { server: ServerInfo | null; ready: ReadyMessage | null }) {
+  const model = ready?.model ?? server?.model ?? null;
+  const fallback = ready ? ready.fallback : (server?.fallback ?? null);
+  if (server?.status === "starting" && !ready) {
     return (
-      <div className="banner warn" role="alert" data-testid="fallback">
-        <strong>Fallback model in use:</strong> the server is classifying with its built-in pitch classifier.{" "}
-        {ready.fallback}
-      </div>
+      <p className="server-line small" role="status" data-testid="server-starting">
+        Server starting: the model is loading. Start works as soon as it is ready.
+      </p>
     );
   }
-  return null;
-}
-
-export function ModelInfo({ ready }: { ready: ReadyMessage | null }) {
-  if (!ready) return null;
+  if (!model) return null;
+  const backend = ready?.backend ?? server?.backend;
   return (
-    <p className="muted small" data-testid="model">
-      Model <code>{ready.model}</code> ({ready.backend}) · labels {ready.labels.join(", ")} · window {ready.window_ms}{" "}
-      ms, hop {ready.hop_ms} ms
-    </p>
+    <div className={`server-line small ${fallback ? "warn-line" : ""}`}>
+      <span data-testid="model">
+        Model <code>{model}</code>
+        {backend && backend !== model ? ` (${backend})` : ""}
+      </span>
+      {fallback && (
+        <details className="inline-details" data-testid="fallback">
+          <summary>built-in fallback, not the configured model</summary>
+          <span className="small">{fallback}</span>
+        </details>
+      )}
+    </div>
   );
 }
 
@@ -34,11 +41,53 @@ export function ErrorList({ messages }: { messages: string[] }) {
   );
 }
 
+export function StartingNotice() {
+  return (
+    <div className="banner info" role="status" data-testid="server-starting">
+      Server starting: results resume as soon as its model is loaded.
+    </div>
+  );
+}
+
 export function DropNotice({ droppedMs }: { droppedMs: number }) {
   if (droppedMs <= 0) return null;
   return (
     <div className="banner warn" role="status" data-testid="dropped">
-      The server is behind: {(droppedMs / 1000).toFixed(1)} s of audio were skipped to keep results live.
+      The server fell behind: {(droppedMs / 1000).toFixed(1)} s of audio were not classified.
+    </div>
+  );
+}
+
+export function ConfirmDiscard({
+  results,
+  onExport,
+  onDiscard,
+  onCancel,
+}: {
+  results: number;
+  onExport: () => void;
+  onDiscard: () => void;
+  onCancel: () => void;
+}) {
+  return (
+    <div
+      className="banner warn"
+      role="alertdialog"
+      aria-label="Discard the last session?"
+      data-testid="confirm-discard"
+    >
+      <p>The last session ({results} results) has not been exported. A new one replaces it.</p>
+      <div className="row">
+        <button type="button" onClick={onExport}>
+          Export JSON first
+        </button>
+        <button type="button" onClick={onDiscard} data-testid="discard">
+          Discard and start
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
     </div>
   );
 }

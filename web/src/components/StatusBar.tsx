@@ -12,8 +12,11 @@ export function connectionText(conn: ConnState): string {
     case "stopping":
       return "Finishing…";
     case "reconnecting":
-      return `Reconnecting in ${(conn.delayMs / 1000).toFixed(1)} s (${conn.reason})`;
+      return /not_ready/.test(conn.reason)
+        ? `Server starting; trying again in ${(conn.delayMs / 1000).toFixed(1)} s`
+        : `Reconnecting in ${(conn.delayMs / 1000).toFixed(1)} s (${conn.reason})`;
     case "closed":
+      if (conn.reason === "classified") return "Done: every window of the file classified";
       return conn.code === 1000 ? "Disconnected" : `Disconnected: ${conn.reason || `code ${conn.code}`}`;
   }
 }
@@ -32,18 +35,20 @@ function micText(mic: EngineState): string {
   }
 }
 
-export function StatusBar({ conn, mic, latencyMs }: { conn: ConnState; mic: EngineState; latencyMs: number | null }) {
+/** Connection and microphone, in a polite live region that changes only when they do. */
+export function StatusBar({ conn, mic, onRetry }: { conn: ConnState; mic: EngineState; onRetry: () => void }) {
   return (
-    <div className="status" role="status" aria-live="polite">
+    <div className="status">
       <span className={`dot dot-${conn.kind}`} aria-hidden="true" />
-      <span data-testid="connection">{connectionText(conn)}</span>
-      <span className="sep">·</span>
-      <span data-testid="mic">{micText(mic)}</span>
-      {latencyMs !== null && (
-        <>
-          <span className="sep">·</span>
-          <span data-testid="latency">latency {Math.round(latencyMs)} ms</span>
-        </>
+      <span role="status" aria-live="polite" className="status-text">
+        <span data-testid="connection">{connectionText(conn)}</span>
+        <span className="sep"> · </span>
+        <span data-testid="mic">{micText(mic)}</span>
+      </span>
+      {conn.kind === "reconnecting" && (
+        <button type="button" className="small-button" onClick={onRetry} data-testid="retry">
+          Retry now
+        </button>
       )}
     </div>
   );

@@ -7,6 +7,9 @@ import { createBrowserController } from "../session/browser";
 export function useVoxlive(wsUrl: string | null) {
   const [controller] = useState(() => createBrowserController(pageToken(window.location.search)));
   useEffect(() => controller.attach(), [controller]);
+  useEffect(() => {
+    if (wsUrl) void controller.loadServerInfo(wsUrl);
+  }, [controller, wsUrl]);
   const snapshot = useSyncExternalStore(controller.subscribe, controller.getSnapshot);
   const startMic = useCallback(
     async (deviceId?: string) => {
@@ -21,5 +24,19 @@ export function useVoxlive(wsUrl: string | null) {
     [controller, wsUrl],
   );
   const stop = useCallback(() => controller.stop(), [controller]);
-  return { ...snapshot, startMic, stop, streamFile };
+  const retryNow = useCallback(() => controller.retryNow(), [controller]);
+  const markExported = useCallback(() => controller.markExported(), [controller]);
+  return { ...snapshot, unexported: controller.unexported, startMic, stop, streamFile, retryNow, markExported };
+}
+
+/** performance.now(), refreshed every `everyMs` while `running` (for "3 s ago"). */
+export function useNow(everyMs: number, running: boolean): number {
+  const [now, setNow] = useState(() => performance.now());
+  useEffect(() => {
+    if (!running) return;
+    setNow(performance.now());
+    const id = setInterval(() => setNow(performance.now()), everyMs);
+    return () => clearInterval(id);
+  }, [everyMs, running]);
+  return now;
 }

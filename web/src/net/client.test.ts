@@ -120,6 +120,26 @@ describe("StreamClient", () => {
     expect(states.at(-1)).toEqual({ kind: "open" });
   });
 
+  it("backs off to at most 2 s by default, and Retry now connects at once", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.retryNow(); // nothing to retry yet
+    expect(FakeSocket.instances).toHaveLength(0);
+    client.connect();
+    for (let i = 0; i < 4; i++) {
+      FakeSocket.instances.at(-1)!.drop(1013, "not_ready");
+      vi.runOnlyPendingTimers();
+    }
+    FakeSocket.instances.at(-1)!.drop(1013, "not_ready");
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 2000, reason: "not_ready" });
+    const before = FakeSocket.instances.length;
+    client.retryNow();
+    expect(FakeSocket.instances).toHaveLength(before + 1);
+    expect(states.at(-1)).toMatchObject({ kind: "connecting" });
+    vi.advanceTimersByTime(5000); // the cancelled timer does not connect again
+    expect(FakeSocket.instances).toHaveLength(before + 1);
+  });
+
   it("does not reconnect after a client error close code", () => {
     const states: ConnState[] = [];
     const client = make(states);

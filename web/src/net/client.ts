@@ -112,12 +112,21 @@ export class StreamClient {
   }
 
   private scheduleReconnect(reason: string): void {
-    const delayMs = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 8000);
+    // A short ceiling: a server that restarts is back within seconds, and the page should be too.
+    const delayMs = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
     this.set({ kind: "reconnecting", attempt: this.attempt, delayMs, reason });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.connect();
     }, delayMs);
+  }
+
+  /** While waiting to reconnect: try now instead of at the end of the backoff. */
+  retryNow(): void {
+    if (!this.timer || this.ending) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.connect();
   }
 
   /** Send one audio frame; held (bounded) while the socket is not open. */

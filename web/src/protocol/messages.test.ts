@@ -39,7 +39,7 @@ describe("bad server messages", () => {
   it.each([
     ["not json", /expected JSON/],
     ["[1]", /expected a JSON object/],
-    ['{"type":"dance"}', /expected type ready\|result\|error\|end, got "dance"/],
+    ['{"type":"dance"}', /expected type ready\|result\|error\|segment\|end, got "dance"/],
     ['{"type":"error","code":5,"message":"x"}', /error.code: expected string, got 5/],
     ['{"type":"ready","stream_id":"a"}', /ready.model: expected string/],
   ])("rejects %s", (text, pattern) => {
@@ -75,10 +75,10 @@ describe("field checks", () => {
     ["null", "expected a JSON object, got object"],
     ['"ready"', "expected a JSON object, got string"],
     ["[]", "expected a JSON object, got object"],
-    ['{"type":5}', "expected type ready|result|error|end, got 5"],
-    ["{}", "expected type ready|result|error|end, got undefined"],
-    ['{"type":"toString"}', 'expected type ready|result|error|end, got "toString"'],
-    ['{"type":"constructor"}', 'expected type ready|result|error|end, got "constructor"'],
+    ['{"type":5}', "expected type ready|result|error|segment|end, got 5"],
+    ["{}", "expected type ready|result|error|segment|end, got undefined"],
+    ['{"type":"toString"}', 'expected type ready|result|error|segment|end, got "toString"'],
+    ['{"type":"constructor"}', 'expected type ready|result|error|segment|end, got "constructor"'],
   ])("refuses %s", (text, message) => {
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
   });
@@ -86,7 +86,7 @@ describe("field checks", () => {
   it("refuses a type that is not a string, even one whose text is a known type", () => {
     const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
     expect(() => parseServerMessage(text)).toThrow(
-      new ProtocolError('expected type ready|result|error|end, got ["end"]'),
+      new ProtocolError('expected type ready|result|error|segment|end, got ["end"]'),
     );
   });
 

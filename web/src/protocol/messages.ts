@@ -59,6 +59,16 @@ export interface ErrorMessage {
   end_ms?: number;
 }
 
+/** A run of one smoothed label: sent when the smoothed label changes and at the end. */
+export interface SegmentMessage {
+  type: "segment";
+  label: string;
+  start_ms: number; // stream audio time
+  end_ms: number;
+  confidence: number; // mean probability of `label` over the segment's windows
+  windows: number;
+}
+
 export interface EndMessage {
   type: "end";
   stream_id: string;
@@ -73,7 +83,7 @@ export interface EndMessage {
   dropped_errors: number;
 }
 
-export type ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | EndMessage;
+export type ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage;
 
 export class ProtocolError extends Error {}
 
@@ -106,6 +116,7 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     dropped_ms: "number",
   },
   error: { code: "string", message: "string" },
+  segment: { label: "string", start_ms: "number", end_ms: "number", confidence: "number", windows: "number" },
   end: {
     stream_id: "string",
     duration_ms: "number",
@@ -149,7 +160,7 @@ export function parseServerMessage(text: string): ServerMessage {
   const record = obj as Record<string, unknown>;
   const type = record.type;
   if (typeof type !== "string" || !Object.hasOwn(SHAPES, type)) {
-    throw new ProtocolError(`expected type ready|result|error|end, got ${JSON.stringify(type)}`);
+    throw new ProtocolError(`expected type ready|result|error|segment|end, got ${JSON.stringify(type)}`);
   }
   for (const [key, kind] of Object.entries(SHAPES[type as ServerMessage["type"]])) {
     checkField(record, key, kind);

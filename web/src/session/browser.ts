@@ -2,10 +2,14 @@
 
 import { AudioEngine, listMicrophones } from "../audio/engine";
 import { decodeFileTo16k } from "../audio/file";
+import { TARGET_RATE } from "../audio/pcm";
+import { encodeWav } from "../audio/wav";
 import { StreamClient } from "../net/client";
+import { classifyWav, fetchServerInfo, httpBase } from "../net/http";
 import { SessionController } from "./controller";
 
 export function createBrowserController(token?: string): SessionController {
+  const doFetch: typeof fetch = (input, init) => fetch(input, init);
   return new SessionController(
     {
       createEngine: (events) => new AudioEngine(events),
@@ -17,7 +21,11 @@ export function createBrowserController(token?: string): SessionController {
         return () => navigator.mediaDevices?.removeEventListener?.("devicechange", onChange);
       },
       now: () => performance.now(),
+      wallClock: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      fetchServerInfo: (wsUrl) => fetchServerInfo(httpBase(wsUrl), token, doFetch),
+      classify: (wsUrl, samples, signal) =>
+        classifyWav(httpBase(wsUrl), encodeWav(samples, TARGET_RATE), token, signal, doFetch),
     },
     token,
   );

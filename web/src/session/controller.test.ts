@@ -73,6 +73,9 @@ class FakeClient implements ClientLike {
     this.calls.push("close");
     this.set({ kind: "closed", code: 1000, reason: "closed" });
   }
+  retryNow() {
+    this.calls.push("retryNow");
+  }
 }
 
 function result(seq: number, label = "female"): ResultMessage {
@@ -124,6 +127,17 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       };
     },
     now: () => clock.ms,
+    wallClock: () => Date.UTC(2026, 0, 2, 3, 4, 5),
+    fetchServerInfo: async () => ({
+      status: "ready",
+      model: "pitch",
+      backend: "pitch",
+      labels: ["male", "female"],
+      fallback: null,
+    }),
+    classify: async () => {
+      throw new Error("no /classify in this test");
+    },
     sleep: async (ms) => {
       sleeps.push(ms);
       clock.ms += ms;
@@ -150,12 +164,7 @@ const file = (name = "talk.wav") => ({ name }) as File;
 describe("SessionController: microphone", () => {
   it("starts in the idle phase with an empty session", () => {
     const { controller } = setup();
-    expect(controller.getSnapshot()).toEqual({
-      phase: { kind: "idle" },
-      session: initialSession,
-      level: 0,
-      devices: [],
-    });
+    expect(controller.getSnapshot()).toEqual(initialSnapshot);
     expect(controller.active).toBe(false);
   });
 
@@ -193,14 +202,39 @@ describe("SessionController: microphone", () => {
     expect(controller.getSnapshot().level).toBe(0.3);
   });
 
-  it("applies server messages to the session, timed from when the client opened", async () => {
-    const { controller, clients, clock } = setup();
+  it("applies server messages, each label timed from when the end of its audio went out", async () => {
+    const { controller, clients, engines, clock } = setup();
     await controller.startMic("ws://h/audio");
-    clock.ms += 250;
-    clients[0].options.onMessage(result(0));
+    engines[0].events.onFrame(new Float32Array(8000)); // audio 0-500 ms leaves at 1000
+    clock.ms += 500;
+    engines[0].events.onFrame(new Float32Array(8000)); // audio 500-1000 ms leaves at 1500
+    clock.ms += 900;
+    clients[0].options.onMessage(result(0)); // the window 0-1000 ms
     const { session } = controller.getSnapshot();
     expect(session.current).toEqual(result(0));
-    expect(session.timeline).toEqual([{ atMs: 250, result: result(0) }]);
+    expect(session.latencyMs).toBe(900);
+    expect(session.serverLatencyMs).toBe(80);
+    expect(session.timeline).toEqual([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
+    expect(controller.getSnapshot()).toMatchObject({ source: "microphone", startedAt: "2026-01-02T03:04:05.000Z" });
+  });
+
+  it("asks before a new session replaces unexported results, not after an export", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    expect(controller.unexported).toBe(false);
+    clients[0].options.onMessage(result(0));
+    expect(controller.unexported).toBe(true);
+    controller.markExported();
+    expect(controller.unexported).toBe(false);
+  });
+
+  it("loads the server's model line before anything starts, and retries a reconnect on request", async () => {
+    const { controller, clients } = setup();
+    await controller.loadServerInfo("ws://h/audio");
+    expect(controller.getSnapshot().server?.model).toBe("pitch");
+    await controller.startMic("ws://h/audio");
+    controller.retryNow();
+    expect(clients[0].calls).toContain("retryNow");
   });
 
   it("notifies subscribers on every change until they unsubscribe", async () => {
@@ -221,7 +255,7 @@ describe("SessionController: microphone", () => {
     const { controller, clients, engines } = setup();
     await controller.startMic("ws://h/audio");
     await controller.startMic("ws://h/audio");
-    await controller.streamFile("ws://h/audio", file(), false);
+    await controller.streamFile("ws://h/audio", file(), true);
     expect(clients).toHaveLength(1);
     expect(engines).toHaveLength(1);
   });
@@ -351,7 +385,7 @@ describe("SessionController: file", () => {
       const p = controller.getSnapshot().phase;
       if (p.kind === "file" && progress.at(-1) !== p.progress) progress.push(p.progress);
     });
-    await controller.streamFile("ws://h/audio", file(), false);
+    await controller.streamFile("ws://h/audio", file(), true);
     expect(clients[0].options.reconnect).toBe(false);
     expect(clients[0].sent).toHaveLength(3);
     expect(clients[0].calls).toEqual(["connect", "stop"]);
@@ -361,6 +395,7 @@ describe("SessionController: file", () => {
       fileName: "talk.wav",
       conn: { kind: "stopping" },
       progress: 1,
+      durationMs: 300,
     });
     expect(controller.getSnapshot().level).toBe(0);
     expect(controller.active).toBe(false);
@@ -422,7 +457,7 @@ describe("SessionController: file", () => {
   it("keeps the session of the file's stream after it ends", async () => {
     const { controller, clients, onClient } = setup();
     onClient((c) => (c.connect = () => c.set({ kind: "open" })));
-    await controller.streamFile("ws://h/audio", file(), false);
+    await controller.streamFile("ws://h/audio", file(), true);
     clients[0].options.onMessage(result(0, "male"));
     clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
     expect(controller.getSnapshot().session.results).toHaveLength(1);
@@ -446,12 +481,12 @@ describe("SessionController: file", () => {
       const { phase } = controller.getSnapshot();
       if (phase !== phases.at(-1)) phases.push(phase); // each change of phase once
     });
-    await controller.streamFile("ws://h/audio", file(), false);
+    await controller.streamFile("ws://h/audio", file(), true);
     expect(phases.slice(0, 4)).toEqual([
       { kind: "decoding", fileName: "talk.wav" },
-      { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0 },
-      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0 },
-      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0, durationMs: 300 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0, durationMs: 300 },
+      { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3, durationMs: 300 },
     ]);
   });
 
@@ -460,7 +495,7 @@ describe("SessionController: file", () => {
     onClient((c) => (c.connect = () => c.set({ kind: "open" })));
     const levels: number[] = [];
     controller.subscribe(() => levels.push(controller.getSnapshot().level));
-    await controller.streamFile("ws://h/audio", file(), false);
+    await controller.streamFile("ws://h/audio", file(), true);
     expect(levels).toContain(0.5);
     expect(levels.at(-1)).toBe(0);
   });
@@ -468,7 +503,7 @@ describe("SessionController: file", () => {
   it("Stop while the file's connection is still opening ends the loop without sending", async () => {
     const { controller, clients, onClient } = setup();
     onClient((c) => (c.stop = () => c.calls.push("stop"))); // like StreamClient: stays connecting until open
-    const streaming = controller.streamFile("ws://h/audio", file(), false);
+    const streaming = controller.streamFile("ws://h/audio", file(), true);
     await settle();
     await controller.stop();
     await streaming;
@@ -492,6 +527,70 @@ describe("SessionController: file", () => {
     await second.controller.dispose();
     await streaming;
     expect(second.clients[0].calls).toEqual(["connect", "close"]);
+  });
+});
+
+describe("SessionController: fast files through /classify", () => {
+  const answer = {
+    model: "pitch",
+    backend: "pitch",
+    fallback: null,
+    labels: ["male", "female"],
+    durationMs: 2000,
+    windowMs: 1000,
+    hopMs: 500,
+    results: [result(0), result(1), result(2, "male")],
+    segments: [{ type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 }],
+  };
+
+  it("classifies every window without a stream and shows it as a finished, lossless session", async () => {
+    const seen: Float32Array[] = [];
+    const { controller, clients } = setup({
+      classify: async (_url, samples) => {
+        seen.push(samples);
+        return answer;
+      },
+    });
+    const phases: string[] = [];
+    controller.subscribe(() => phases.push(controller.getSnapshot().phase.kind));
+    await controller.streamFile("ws://h/audio", file(), false);
+    expect(clients).toHaveLength(0);
+    expect(seen[0]).toHaveLength(CHUNK_SAMPLES * 3);
+    expect(phases).toContain("classifying");
+    const { phase, session } = controller.getSnapshot();
+    expect(phase).toEqual({
+      kind: "file",
+      fileName: "talk.wav",
+      conn: { kind: "closed", code: 1000, reason: "classified" },
+      progress: 1,
+      durationMs: 300,
+    });
+    expect(session.results).toHaveLength(3);
+    expect(session.segments.map((s) => s.label)).toEqual(["female"]);
+    expect(session.end).toMatchObject({ windows: 3, dropped_windows: 0, dropped_results: 0 });
+    expect(session.ready?.labels).toEqual(["male", "female"]);
+    expect(controller.active).toBe(false);
+  });
+
+  it("says why a file was not classified, and Stop abandons the upload", async () => {
+    const failing = setup({ classify: () => Promise.reject(new Error("the server answered 503")) });
+    await failing.controller.streamFile("ws://h/audio", file("a.wav"), false);
+    expect(failing.controller.getSnapshot().phase).toEqual({
+      kind: "file_error",
+      message: '"a.wav" was not classified: the server answered 503',
+    });
+    let signal: AbortSignal | null = null;
+    const waiting = setup({
+      classify: (_url, _samples, s) => {
+        signal = s;
+        return new Promise(() => undefined);
+      },
+    });
+    void waiting.controller.streamFile("ws://h/audio", file(), false);
+    await settle();
+    await waiting.controller.stop();
+    expect(signal!.aborted).toBe(true);
+    expect(waiting.controller.getSnapshot().phase).toEqual({ kind: "idle" });
   });
 });
 

@@ -6,9 +6,12 @@
 import type { EngineEvents, EngineState } from "../audio/engine";
 import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
+import type { ClassifyAnswer, ServerInfo } from "../net/http";
+import type { ServerMessage } from "../protocol/messages";
 import { initialSession, sessionReducer, type SessionState } from "../state/session";
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
+import { SendClock } from "./send-clock";
 
 /** The part of AudioEngine the controller uses. */
 export interface EngineLike {
@@ -23,6 +26,7 @@ export interface ClientLike extends FileSink {
   connect(): void;
   stop(): void;
   close(): void;
+  retryNow(): void;
 }
 
 export interface ControllerDeps {
@@ -32,7 +36,12 @@ export interface ControllerDeps {
   listMicrophones(): Promise<MediaDeviceInfo[]>;
   watchDevices(onChange: () => void): () => void; // returns the unsubscribe
   now(): number; // ms, monotonic
+  wallClock(): number; // ms since the epoch, for the export's start time
   sleep(ms: number): Promise<void>;
+  /** /readyz of the server behind `wsUrl`; resolves with status "unavailable" when it cannot tell. */
+  fetchServerInfo(wsUrl: string): Promise<ServerInfo>;
+  /** POST 16 kHz mono samples to /classify of the server behind `wsUrl`; rejects with a message to show. */
+  classify(wsUrl: string, samples: Float32Array, signal: AbortSignal): Promise<ClassifyAnswer>;
 }
 
 export interface Snapshot {
@@ -40,14 +49,34 @@ export interface Snapshot {
   session: SessionState; // what the server said in the latest stream
   level: number; // input rms in [0, 1]: the microphone's, or the chunk being sent
   devices: MediaDeviceInfo[];
+  server: ServerInfo | null; // what /readyz said; null until it answered
+  source: string | null; // "microphone" or the file's name, for the export
+  startedAt: string | null; // wall clock, ISO 8601
+  exported: boolean; // the latest session's results were exported (or there are none)
 }
 
-export const initialSnapshot: Snapshot = { phase: { kind: "idle" }, session: initialSession, level: 0, devices: [] };
+const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
+const MAX_QUEUED_SAMPLES = MAX_QUEUED_BYTES / 2;
+
+export const initialSnapshot: Snapshot = {
+  phase: { kind: "idle" },
+  session: initialSession,
+  level: 0,
+  devices: [],
+  server: null,
+  source: null,
+  startedAt: null,
+  exported: true,
+};
 
 /** One microphone or file stream. Its callbacks update the page while it is the latest run. */
 interface Run {
   engine: EngineLike | null;
   client: ClientLike | null;
+  abort: AbortController | null; // a /classify upload
+  clock: SendClock; // when each sample went out, for the latency a person sees
+  streams: number; // the server streams (not resumes) this run has had
+  lostAt: number | null; // samples sent when the connection was lost; null while it holds
   ended: boolean; // Stop was pressed, the file was sent, or it failed: nothing more to cancel
 }
 
@@ -102,19 +131,70 @@ export class SessionController {
     );
   }
 
-  private begin(phase: Phase): Run {
-    const run: Run = { engine: null, client: null, ended: false };
+  private begin(phase: Phase, source: string): Run {
+    const run: Run = {
+      engine: null,
+      client: null,
+      abort: null,
+      clock: new SendClock(),
+      streams: 0,
+      lostAt: null,
+      ended: false,
+    };
     this.run = run;
-    this.update({ phase });
+    this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString() });
     return run;
+  }
+
+  /** Whether starting now would discard results nobody exported. */
+  get unexported(): boolean {
+    return !this.snapshot.exported && this.snapshot.session.results.length > 0;
+  }
+
+  /** The latest session was exported: a new one may replace it without asking. */
+  markExported(): void {
+    this.update({ exported: true });
+  }
+
+  /** Ask /readyz what the server runs (model, fallback) before anything starts. Never rejects. */
+  async loadServerInfo(wsUrl: string): Promise<void> {
+    const server = await this.deps.fetchServerInfo(wsUrl);
+    this.update({ server });
+  }
+
+  /** Reconnect now instead of waiting out the backoff. */
+  retryNow(): void {
+    this.run?.client?.retryNow();
+  }
+
+  /**
+   * A stream began. A new one after an outage (the server forgot the old one) starts with the
+   * audio the client held while disconnected (at most MAX_QUEUED_SAMPLES), so that is where its
+   * audio time 0 lies on the send clock.
+   */
+  private onReady(run: Run, resumed: boolean): void {
+    if (!resumed) {
+      if (run.streams > 0 && run.lostAt !== null) {
+        const held = Math.min(run.clock.total - run.lostAt, MAX_QUEUED_SAMPLES);
+        run.clock.restart(run.clock.total - held);
+      }
+      run.streams += 1;
+    }
+    run.lostAt = null;
+  }
+
+  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
+    const atMs = this.deps.now();
+    const session = sessionReducer(this.snapshot.session, { type: "message", message, atMs, latencyMs });
+    this.update({ session, exported: this.snapshot.exported && session.results.length === 0 });
   }
 
   /** A fresh session on a new client for `run`; connects at once. */
   private openClient(run: Run, url: string, reconnect: boolean): ClientLike {
-    const t0 = this.deps.now();
-    this.update({ session: initialSession });
+    this.update({ session: initialSession, exported: true });
     const client = this.deps.createClient({
       url,
+      maxQueuedBytes: MAX_QUEUED_BYTES,
       start: {
         type: "start",
         sample_rate: TARGET_RATE,
@@ -125,10 +205,14 @@ export class SessionController {
       reconnect,
       onMessage: (message) => {
         if (this.run !== run) return;
-        const atMs = this.deps.now() - t0;
-        this.update({ session: sessionReducer(this.snapshot.session, { type: "message", message, atMs }) });
+        if (message.type === "ready") this.onReady(run, message.resumed);
+        const latency = message.type === "result" ? run.clock.since(message.end_ms, this.deps.now()) : null;
+        this.dispatch(message, latency);
       },
-      onState: (conn) => this.updatePhase(run, (p) => (p.kind === "mic" || p.kind === "file" ? { ...p, conn } : p)),
+      onState: (conn) => {
+        if (conn.kind === "reconnecting" && run.lostAt === null) run.lostAt = run.clock.total;
+        this.updatePhase(run, (p) => (p.kind === "mic" || p.kind === "file" ? { ...p, conn } : p));
+      },
     });
     run.client = client;
     client.connect();
@@ -141,10 +225,13 @@ export class SessionController {
    */
   async startMic(url: string, deviceId?: string): Promise<void> {
     if (this.active) return;
-    const run = this.begin({ kind: "mic", mic: { kind: "idle" }, conn: { kind: "idle" } });
+    const run = this.begin({ kind: "mic", mic: { kind: "idle" }, conn: { kind: "idle" } }, "microphone");
     const client = this.openClient(run, url, true);
     const engine = this.deps.createEngine({
-      onFrame: (samples) => client.send(floatToPcm16(samples)),
+      onFrame: (samples) => {
+        run.clock.sent(samples.length, this.deps.now());
+        client.send(floatToPcm16(samples));
+      },
       onLevel: (level) => {
         if (!run.ended) this.update({ level }); // a run that is not ended is the latest
       },
@@ -162,12 +249,13 @@ export class SessionController {
   }
 
   /**
-   * Decode `file` and stream it to `url` in 100 ms chunks, in real time or as fast as the socket
-   * drains, then ask the server to finish. Does nothing while a stream is active. Never rejects.
+   * Decode `file` and classify it: in real time over the stream (a live demo: results arrive as
+   * the audio plays), or "fast" through POST /classify, which classifies every window (never
+   * drops, however busy the server). Does nothing while a stream is active. Never rejects.
    */
   async streamFile(url: string, file: File, realtime: boolean): Promise<void> {
     if (this.active) return;
-    const run = this.begin({ kind: "decoding", fileName: file.name });
+    const run = this.begin({ kind: "decoding", fileName: file.name }, file.name);
     let samples: Float32Array;
     try {
       samples = await this.deps.decodeFile(file);
@@ -178,12 +266,15 @@ export class SessionController {
       return;
     }
     if (run.ended) return; // Stop pressed while decoding
-    this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0 } });
+    const durationMs = (samples.length / TARGET_RATE) * 1000;
+    if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
+    this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0, durationMs } });
     const client = this.openClient(run, url, false);
     await streamSamples(samples, client, {
       realtime,
       cancelled: () => run.ended,
-      onChunk: (level, progress) => {
+      onChunk: (level, progress, sent) => {
+        run.clock.sent(sent, this.deps.now());
         this.update({ level });
         this.updatePhase(run, (p) => (p.kind === "file" ? { ...p, progress } : p));
       },
@@ -196,6 +287,74 @@ export class SessionController {
     client.stop();
   }
 
+  private async classifyFast(
+    run: Run,
+    url: string,
+    fileName: string,
+    samples: Float32Array,
+    durationMs: number,
+  ): Promise<void> {
+    run.abort = new AbortController();
+    this.update({ phase: { kind: "classifying", fileName, durationMs }, session: initialSession, exported: true });
+    let answer: ClassifyAnswer;
+    try {
+      answer = await this.deps.classify(url, samples, run.abort.signal);
+    } catch (err) {
+      if (run.ended) return; // Stop pressed: the upload was abandoned
+      run.ended = true;
+      const why = err instanceof Error ? err.message : String(err);
+      this.updatePhase(run, () => ({ kind: "file_error", message: `"${fileName}" was not classified: ${why}` }));
+      return;
+    }
+    if (run.ended) return;
+    run.ended = true;
+    const windows = answer.results;
+    this.dispatch({
+      type: "ready",
+      stream_id: "upload",
+      model: answer.model,
+      backend: answer.backend,
+      labels: answer.labels,
+      fallback: answer.fallback,
+      window_ms: answer.windowMs,
+      hop_ms: answer.hopMs,
+      sample_rate: TARGET_RATE,
+      model_sample_rate: TARGET_RATE,
+      resumed: false,
+    });
+    // The results in order, each segment after the result that closed it (as the stream sends them).
+    const segments = [...answer.segments];
+    for (const message of windows) {
+      if (message.type === "result") {
+        while (segments.length && segments[0].end_ms <= message.start_ms) this.dispatch(segments.shift()!);
+      }
+      this.dispatch(message);
+    }
+    for (const seg of segments) this.dispatch(seg);
+    const results = windows.filter((m) => m.type === "result");
+    const gated = results.filter((m) => m.type === "result" && m.gated).length;
+    this.dispatch({
+      type: "end",
+      stream_id: "upload",
+      duration_ms: answer.durationMs,
+      windows: windows.length,
+      results: results.length - gated,
+      gated,
+      failed: windows.length - results.length,
+      dropped_windows: 0, // /classify waits for every window: nothing is dropped
+      dropped_ms: 0,
+      dropped_results: 0,
+      dropped_errors: 0,
+    });
+    this.updatePhase(run, () => ({
+      kind: "file",
+      fileName,
+      conn: { kind: "closed", code: 1000, reason: "classified" },
+      progress: 1,
+      durationMs,
+    }));
+  }
+
   /**
    * Stop what runs: the microphone is released, the server is asked to flush and end the stream
    * (its last results and `end` still arrive), a pending decode is dropped. Idempotent.
@@ -204,7 +363,10 @@ export class SessionController {
     const run = this.run;
     if (!run || run.ended) return;
     run.ended = true;
-    if (this.snapshot.phase.kind === "decoding") this.update({ phase: { kind: "idle" } });
+    if (this.snapshot.phase.kind === "decoding" || this.snapshot.phase.kind === "classifying") {
+      this.update({ phase: { kind: "idle" } });
+    }
+    run.abort?.abort();
     await run.engine?.stop();
     run.client?.stop();
     this.update({ level: 0 });
@@ -215,6 +377,7 @@ export class SessionController {
     const run = this.run;
     if (!run) return;
     run.ended = true;
+    run.abort?.abort();
     run.client?.close();
     await run.engine?.destroy();
   }

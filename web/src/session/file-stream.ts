@@ -18,7 +18,7 @@ export interface FileSink {
 export interface FileStreamOptions {
   realtime: boolean; // pace chunks at the audio's own speed
   cancelled: () => boolean; // checked before every chunk and while waiting
-  onChunk: (level: number, progress: number) => void; // rms of the chunk; fraction sent in [0, 1]
+  onChunk: (level: number, progress: number, samples: number) => void; // rms of the chunk; fraction sent in [0, 1]; its samples
   now: () => number; // ms, monotonic
   sleep: (ms: number) => Promise<void>;
 }
@@ -46,7 +46,7 @@ export async function streamSamples(
     const block = samples.subarray(i, i + CHUNK_SAMPLES);
     sink.send(floatToPcm16(block));
     const sent = i + block.length;
-    onChunk(rms(block), sent / samples.length);
+    onChunk(rms(block), sent / samples.length, block.length);
     if (realtime) {
       const due = started + (sent / TARGET_RATE) * 1000;
       await sleep(Math.max(0, due - now()));

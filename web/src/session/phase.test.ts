@@ -1,7 +1,17 @@
 import { describe, expect, it } from "vitest";
 import type { EngineState } from "../audio/engine";
 import type { ConnState } from "../net/client";
-import { connState, fileProgress, isBusy, micState, type Phase, phaseErrors } from "./phase";
+import {
+  connState,
+  fileProgress,
+  fileProgressText,
+  isBusy,
+  isLive,
+  micState,
+  type Phase,
+  phaseErrors,
+  serverStarting,
+} from "./phase";
 
 const mic = (m: EngineState["kind"], c: ConnState["kind"]): Phase =>
   ({ kind: "mic", mic: { kind: m }, conn: { kind: c } }) as Phase;
@@ -84,11 +94,57 @@ describe("phaseErrors", () => {
       kind: "file",
       fileName: "a",
       progress: 1,
+      durationMs: 1000,
       conn: { kind: "closed", code, reason },
     });
     expect(phaseErrors(closed(1008, "bad token"), url)).toEqual(["The server closed the stream: bad token"]);
     expect(phaseErrors(closed(1011, ""), url)).toEqual(["The server closed the stream: 1011"]);
     expect(phaseErrors(closed(1000, "stream ended"), url)).toEqual([]);
     expect(phaseErrors(closed(1005, ""), url)).toEqual([]);
+  });
+});
+
+describe("live, starting and file progress", () => {
+  const fileAt = (progress: number, conn: ConnState): Phase => ({
+    kind: "file",
+    fileName: "a.wav",
+    progress,
+    durationMs: 18_800,
+    conn,
+  });
+
+  it("is live only while results can arrive", () => {
+    const running = { kind: "running", contextRate: 16000, deviceLabel: "" } as const;
+    expect(isLive({ kind: "mic", mic: running, conn: { kind: "open" } })).toBe(true);
+    expect(
+      isLive({ kind: "mic", mic: running, conn: { kind: "reconnecting", attempt: 1, delayMs: 500, reason: "x" } }),
+    ).toBe(false);
+    expect(isLive({ kind: "mic", mic: { kind: "stopped" }, conn: { kind: "stopping" } })).toBe(false);
+    expect(isLive(fileAt(0.5, { kind: "open" }))).toBe(true);
+    expect(isLive(fileAt(1, { kind: "open" }))).toBe(false);
+    expect(isLive({ kind: "classifying", fileName: "a", durationMs: 1 })).toBe(false);
+    expect(isLive({ kind: "idle" })).toBe(false);
+  });
+
+  it("reads not_ready as the server starting, not as unreachable", () => {
+    const p: Phase = {
+      kind: "mic",
+      mic: { kind: "running", contextRate: 16000, deviceLabel: "" },
+      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "not_ready" },
+    };
+    expect(serverStarting(p)).toBe(true);
+    expect(phaseErrors(p, "ws://h/audio")).toEqual([]);
+  });
+
+  it("says file progress in audio time", () => {
+    expect(fileProgressText(fileAt(0.5, { kind: "open" }))).toBe('"a.wav": 0:09 of 0:18 sent');
+    expect(fileProgressText(fileAt(1, { kind: "closed", code: 1000, reason: "classified" }))).toBe(
+      '"a.wav": all 0:18 classified',
+    );
+    expect(fileProgressText({ kind: "classifying", fileName: "a.wav", durationMs: 18_800 })).toBe(
+      'Classifying all 0:18 of "a.wav"…',
+    );
+    expect(fileProgressText({ kind: "idle" })).toBeNull();
+    expect(isBusy({ kind: "classifying", fileName: "a.wav", durationMs: 1 })).toBe(true);
   });
 });

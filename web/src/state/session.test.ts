@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
-import type { EndMessage, ReadyMessage, ResultMessage } from "../protocol/messages";
-import { initialSession, MAX_RESULTS, resultsToCsv, sessionReducer, type SessionState, TIMELINE_MS } from "./session";
+import type { EndMessage, ReadyMessage, ResultMessage, ServerMessage } from "../protocol/messages";
+import { resultsToCsv, sessionToJson } from "./export";
+import {
+  clock,
+  headline,
+  initialSession,
+  MAX_RESULTS,
+  segmentLog,
+  sessionReducer,
+  type SessionState,
+  summarize,
+  TIMELINE_MS,
+} from "./session";
 
 function result(seq: number, label = "female", extra: Partial<ResultMessage> = {}): ResultMessage {
   return {
@@ -21,25 +32,51 @@ function result(seq: number, label = "female", extra: Partial<ResultMessage> = {
 }
 
 describe("sessionReducer", () => {
-  it("tracks the current result, latency and drops", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0 });
+  it("tracks the current result, both latencies and drops", () => {
+    let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0, latencyMs: 900 });
     s = sessionReducer(s, {
       type: "message",
       message: result(1, "male", { latency_ms: 120, dropped_ms: 500 }),
       atMs: 500,
+      latencyMs: 950,
     });
     expect(s.current?.label).toBe("male");
-    expect(s.latencyMs).toBe(120);
+    expect(s.latencyMs).toBe(950); // what the person waited
+    expect(s.serverLatencyMs).toBe(120); // the server's part
     expect(s.droppedMs).toBe(500);
     expect(s.results).toHaveLength(2);
+    expect(s.lastAtMs).toBe(500);
   });
 
-  it("keeps only the last minute on the timeline but every result for export", () => {
+  it("keeps the last minute of audio on the timeline, whenever it arrived, but every result for export", () => {
     let s = initialSession;
-    for (let i = 0; i < 200; i++) s = sessionReducer(s, { type: "message", message: result(i), atMs: i * 500 });
+    for (let i = 0; i < 200; i++) s = sessionReducer(s, { type: "message", message: result(i), atMs: 7 }); // all at once
     expect(s.results).toHaveLength(200);
     expect(s.timeline.length).toBe(TIMELINE_MS / 500 + 1);
-    expect(s.timeline[0].atMs).toBe(199 * 500 - TIMELINE_MS);
+    expect(s.timeline[0].endMs).toBe(199 * 500 + 1000 - TIMELINE_MS);
+    expect(s.timeline.every((p) => !p.breakBefore)).toBe(true);
+  });
+
+  it("breaks the timeline where audio is missing", () => {
+    let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0 });
+    s = sessionReducer(s, { type: "message", message: result(1), atMs: 0 });
+    s = sessionReducer(s, { type: "message", message: result(5), atMs: 0 }); // windows 2-4 never came
+    expect(s.timeline.map((p) => p.breakBefore)).toEqual([false, false, true]);
+  });
+
+  it("places a restarted stream after the old audio, one outage later, and clears errors on ready", () => {
+    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
+    s = sessionReducer(s, { type: "message", message: result(0), atMs: 1000 }); // audio 0-1000
+    s = sessionReducer(s, { type: "message", message: { type: "error", code: "not_ready", message: "x" }, atMs: 2000 });
+    expect(s.starting).toBe(true);
+    expect(s.errors).toEqual([]); // not_ready is "starting", not an error
+    s = sessionReducer(s, { type: "message", message: { type: "error", code: "bad_frame", message: "y" }, atMs: 2500 });
+    s = sessionReducer(s, { type: "message", message: ready, atMs: 4000 }); // a new stream: 3 s later
+    expect(s.errors).toEqual([]);
+    expect(s.starting).toBe(false);
+    s = sessionReducer(s, { type: "message", message: result(0), atMs: 5000 });
+    expect(s.timeline.map((p) => p.startMs)).toEqual([0, 4000]);
+    expect(s.timeline[1].breakBefore).toBe(true);
   });
 
   it("keeps the last five errors and resets", () => {
@@ -86,16 +123,10 @@ const end: EndMessage = {
 
 describe("sessionReducer lifecycle", () => {
   it("a new session shows nothing yet", () => {
-    expect(initialSession).toEqual({
-      ready: null,
-      current: null,
-      timeline: [],
-      results: [],
-      errors: [],
-      end: null,
-      droppedMs: 0,
-      latencyMs: null,
-    });
+    expect(headline(initialSession)).toBeNull();
+    expect(segmentLog(initialSession)).toEqual([]);
+    expect(summarize(initialSession)).toBeNull();
+    expect(initialSession.results).toEqual([]);
   });
 
   it("records ready and end; a later ready (a resumed stream) clears the end", () => {
@@ -131,6 +162,93 @@ describe("sessionReducer lifecycle", () => {
     const t = sessionReducer(almost, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
     expect(t.results).toHaveLength(MAX_RESULTS);
     expect(t.results[0].seq).toBe(1);
+  });
+});
+
+describe("headline, segments and summary", () => {
+  const feed = (messages: ServerMessage[]) =>
+    messages.reduce((s, message) => sessionReducer(s, { type: "message", message, atMs: 0 }), initialSession);
+
+  it("shows the smoothed label with its own confidence and how long it held, not the raw window's", () => {
+    const s = feed([
+      result(0, "male", { confidence: 0.8, scores: { male: 0.8, female: 0.2 } }),
+      result(1, "ambient", { smoothed: "male", confidence: 1, scores: {}, gated: true }), // raw ambient
+    ]);
+    expect(s.current?.label).toBe("ambient");
+    expect(headline(s)).toEqual({ label: "male", confidence: 0.4, heldMs: 1500 });
+  });
+
+  it("logs closed segments, then the open one up to now", () => {
+    const seg = { type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 };
+    const s = feed([result(0), result(1), result(2, "male"), seg]);
+    expect(segmentLog(s)).toEqual([
+      { seg, open: false },
+      { seg: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true },
+    ]);
+    const done = sessionReducer(s, { type: "message", message: end, atMs: 0 });
+    expect(done.open).toBeNull();
+    expect(headline(done)?.label).toBe("female"); // the last closed segment, until the server closes "male"
+    const closed = sessionReducer(done, {
+      type: "message",
+      message: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 },
+      atMs: 0,
+    });
+    expect(headline(closed)).toEqual({ label: "male", confidence: 0.9, heldMs: 1000 });
+  });
+
+  it("sums time per label and takes the totals from end", () => {
+    const seg = (label: string, a: number, b: number) =>
+      ({ type: "segment", label, start_ms: a, end_ms: b, confidence: 1, windows: 1 }) as const;
+    const s = feed([result(0), seg("female", 0, 3000), seg("male", 3000, 4000), { ...end, dropped_windows: 2 }]);
+    expect(summarize(s)).toEqual({
+      perLabelMs: [
+        ["female", 3000],
+        ["male", 1000],
+      ],
+      windows: 3,
+      droppedWindows: 2,
+      droppedResults: 0,
+      durationMs: 2000,
+    });
+    expect(clock(65_400)).toBe("1:05");
+  });
+});
+
+describe("exports", () => {
+  const meta = {
+    model: "pitch",
+    backend: "pitch",
+    fallback: "hub down",
+    source: "talk.wav",
+    startedAt: "2026-01-02T03:04:05.000Z",
+  };
+
+  it("JSON carries the model, fallback, source, start time, segments and results", () => {
+    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
+    s = sessionReducer(s, { type: "message", message: result(0), atMs: 0 });
+    const out = JSON.parse(sessionToJson(s, meta)) as Record<string, unknown>;
+    expect(out).toMatchObject({
+      model: "pitch",
+      fallback: true,
+      fallback_reason: "hub down",
+      source: "talk.wav",
+      startedAt: "2026-01-02T03:04:05.000Z",
+    });
+    expect(out.segments).toEqual([
+      { type: "segment", label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 1 },
+    ]);
+    expect(out.results).toHaveLength(1);
+  });
+
+  it("CSV starts with # lines of metadata", () => {
+    const lines = resultsToCsv([], ["male"], meta).split("\n");
+    expect(lines.slice(0, 5)).toEqual([
+      "# model: pitch (pitch)",
+      "# fallback: yes",
+      "# source: talk.wav",
+      "# started: 2026-01-02T03:04:05.000Z",
+      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male",
+    ]);
   });
 });
 

@@ -1,99 +1,214 @@
 // The session reducer: what the page shows, derived from server messages. Pure.
+//
+// Time on the page is audio time (ms of the stream's audio), not arrival time: a file sent fast
+// spreads over its own length, and a gap in the audio stays a gap. A stream the server forgot (a
+// restart) begins again at 0; its audio is placed after the old one, one outage later.
 
-import type { EndMessage, ReadyMessage, ResultMessage, ServerMessage } from "../protocol/messages";
+import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMessage } from "../protocol/messages";
 
-export const TIMELINE_MS = 60_000; // the chart shows the last minute
+export const TIMELINE_MS = 60_000; // the chart shows the last minute of audio
 export const MAX_RESULTS = 20_000; // kept for export; the oldest are dropped beyond this
+export const AMBIENT = "ambient";
 
 export interface TimelinePoint {
-  atMs: number; // when it arrived, ms since the session began (wall clock, survives reconnects)
+  startMs: number; // audio time of the window on the page's axis (offset for restarted streams)
+  endMs: number;
   result: ResultMessage;
+  breakBefore: boolean; // a gap in the audio (or an outage) lies before this window
+}
+
+/** The smoothed label now held, built from results the same way the server builds `segment`. */
+export interface OpenSegment {
+  label: string;
+  startMs: number; // page audio time
+  endMs: number;
+  confidenceSum: number;
+  windows: number;
 }
 
 export interface SessionState {
   ready: ReadyMessage | null;
   current: ResultMessage | null;
+  open: OpenSegment | null;
   timeline: TimelinePoint[];
   results: ResultMessage[];
+  segments: SegmentMessage[]; // closed segments of the smoothed label, in order, page audio time
   errors: { code: string; message: string }[];
+  starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
   droppedMs: number;
-  latencyMs: number | null;
+  latencyMs: number | null; // what the person waits: audio end → label on screen
+  serverLatencyMs: number | null; // the server's part of it
+  lastAtMs: number | null; // when the latest result arrived (page clock, ms)
+  offsetMs: number; // added to the current stream's audio time
+  audioEndMs: number; // the latest window end on the page's axis
 }
 
-export type SessionAction = { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number };
+export type SessionAction =
+  { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null };
 
 export const initialSession: SessionState = {
   ready: null,
   current: null,
+  open: null,
   timeline: [],
   results: [],
+  segments: [],
   errors: [],
+  starting: false,
   end: null,
   droppedMs: 0,
   latencyMs: null,
+  serverLatencyMs: null,
+  lastAtMs: null,
+  offsetMs: 0,
+  audioEndMs: 0,
 };
+
+/** The probability `result` gives `label` (the server's segment confidence uses the same rule). */
+export function windowConfidence(result: ResultMessage, label: string): number {
+  return result.label === label ? result.confidence : (result.scores[label] ?? 0);
+}
+
+function extendOpen(open: OpenSegment | null, r: ResultMessage, startMs: number, endMs: number): OpenSegment {
+  const conf = windowConfidence(r, r.smoothed);
+  if (open && open.label === r.smoothed) {
+    return { ...open, endMs, confidenceSum: open.confidenceSum + conf, windows: open.windows + 1 };
+  }
+  return { label: r.smoothed, startMs, endMs, confidenceSum: conf, windows: 1 };
+}
+
+function onResult(state: SessionState, r: ResultMessage, atMs: number, latencyMs: number | null): SessionState {
+  const startMs = state.offsetMs + r.start_ms;
+  const endMs = state.offsetMs + r.end_ms;
+  const prev = state.timeline[state.timeline.length - 1];
+  // Windows overlap by design (a hop apart); more than a window's gap means audio is missing.
+  const hop = state.ready?.hop_ms ?? 500;
+  const breakBefore = prev !== undefined && startMs - prev.startMs > hop * 1.5;
+  const timeline = [...state.timeline, { startMs, endMs, result: r, breakBefore }].filter(
+    (p) => p.endMs >= endMs - TIMELINE_MS,
+  );
+  const results = state.results.length >= MAX_RESULTS ? [...state.results.slice(1), r] : [...state.results, r];
+  return {
+    ...state,
+    current: r,
+    open: extendOpen(state.open, r, startMs, endMs),
+    timeline,
+    results,
+    droppedMs: r.dropped_ms,
+    latencyMs: latencyMs ?? null,
+    serverLatencyMs: r.latency_ms,
+    lastAtMs: atMs,
+    audioEndMs: Math.max(state.audioEndMs, endMs),
+  };
+}
 
 export function sessionReducer(state: SessionState, action: SessionAction): SessionState {
   if (action.type === "reset") return initialSession;
   const { message, atMs } = action;
   switch (message.type) {
-    case "ready":
-      return { ...state, ready: message, end: null };
-    case "result": {
-      const timeline = [...state.timeline, { atMs, result: message }].filter((p) => p.atMs >= atMs - TIMELINE_MS);
-      const results =
-        state.results.length >= MAX_RESULTS ? [...state.results.slice(1), message] : [...state.results, message];
+    case "ready": {
+      // A new stream (not a resumed one) after earlier results: the server forgot the old one.
+      // Its audio time starts at 0 again, so it goes after the old audio, one outage later.
+      const restarted = !message.resumed && state.results.length > 0;
+      const outageMs = restarted && state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
       return {
         ...state,
-        current: message,
-        timeline,
-        results,
-        droppedMs: message.dropped_ms,
-        latencyMs: message.latency_ms,
+        ready: message,
+        end: null,
+        errors: [], // connected again: earlier problems are over
+        starting: false,
+        offsetMs: restarted ? state.audioEndMs + outageMs : state.offsetMs,
+        open: restarted ? null : state.open,
       };
+    }
+    case "result":
+      return onResult(state, message, atMs, action.latencyMs ?? null);
+    case "segment": {
+      const seg = { ...message, start_ms: message.start_ms + state.offsetMs, end_ms: message.end_ms + state.offsetMs };
+      return { ...state, segments: [...state.segments, seg].slice(-MAX_RESULTS) };
     }
     case "error":
       // A server restart forgets streams; the app carries on with a new one, nothing to show.
       if (message.code === "resume_failed") return state;
+      if (message.code === "not_ready") return { ...state, starting: true };
       return { ...state, errors: [...state.errors, { code: message.code, message: message.message }].slice(-5) };
     case "end":
-      return { ...state, end: message };
+      return { ...state, end: message, open: null };
   }
 }
 
-function csvCell(value: string | number | boolean): string {
-  const text = String(value);
-  return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+/** The headline: the smoothed label, its own mean confidence and how long it has held. */
+export interface Headline {
+  label: string;
+  confidence: number; // mean probability of `label` over the windows it has held
+  heldMs: number;
 }
 
-/** Results as CSV: one row per window, one score column per label. */
-export function resultsToCsv(results: ResultMessage[], labels: string[]): string {
-  const header = [
-    "seq",
-    "start_ms",
-    "end_ms",
-    "label",
-    "confidence",
-    "smoothed",
-    "gated",
-    "latency_ms",
-    ...labels.map((l) => `score_${l}`),
-  ];
-  const rows = results.map((r) =>
-    [
-      r.seq,
-      r.start_ms,
-      r.end_ms,
-      r.label,
-      r.confidence,
-      r.smoothed,
-      r.gated,
-      r.latency_ms,
-      ...labels.map((l) => r.scores[l] ?? ""),
-    ]
-      .map(csvCell)
-      .join(","),
-  );
-  return [header.join(","), ...rows].join("\n") + "\n";
+export function headline(state: SessionState): Headline | null {
+  const seg = state.open ?? lastSegmentAsOpen(state);
+  if (!seg) return null;
+  return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
+}
+
+function lastSegmentAsOpen(state: SessionState): OpenSegment | null {
+  const last = state.segments[state.segments.length - 1];
+  if (!last) return null;
+  return {
+    label: last.label,
+    startMs: last.start_ms,
+    endMs: last.end_ms,
+    confidenceSum: last.confidence * last.windows,
+    windows: last.windows,
+  };
+}
+
+/** Closed segments, then the one still open (not yet closed by the server), for the log. */
+export function segmentLog(state: SessionState): { seg: SegmentMessage; open: boolean }[] {
+  const out = state.segments.map((seg) => ({ seg, open: false }));
+  const o = state.open;
+  const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
+  if (o && o.endMs > lastEnd) {
+    out.push({
+      seg: {
+        type: "segment",
+        label: o.label,
+        start_ms: Math.max(o.startMs, lastEnd),
+        end_ms: o.endMs,
+        confidence: o.confidenceSum / o.windows,
+        windows: o.windows,
+      },
+      open: true,
+    });
+  }
+  return out;
+}
+
+export interface Summary {
+  perLabelMs: [string, number][]; // audio time under each smoothed label, longest first
+  windows: number;
+  droppedWindows: number; // cut but never classified (the server fell behind)
+  droppedResults: number; // classified but never sent
+  durationMs: number;
+}
+
+/** The totals of a finished session: from `end` when the server sent one, else from what arrived. */
+export function summarize(state: SessionState): Summary | null {
+  if (!state.results.length) return null;
+  const per = new Map<string, number>();
+  for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
+  const end = state.end;
+  return {
+    perLabelMs: [...per.entries()].sort((a, b) => b[1] - a[1]),
+    windows: end?.windows ?? state.results.length,
+    droppedWindows: end?.dropped_windows ?? 0,
+    droppedResults: end?.dropped_results ?? 0,
+    durationMs: end?.duration_ms ?? state.audioEndMs,
+  };
+}
+
+/** m:ss of an audio time. */
+export function clock(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }

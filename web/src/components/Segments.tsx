@@ -1,0 +1,58 @@
+import { useEffect, useRef } from "react";
+import type { SegmentMessage } from "../protocol/messages";
+import { clock, type Summary } from "../state/session";
+
+/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
+ * segment ends "now" only while results are live. */
+export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; open: boolean }[]; live: boolean }) {
+  const list = useRef<HTMLOListElement>(null);
+  useEffect(() => {
+    if (list.current) list.current.scrollTop = list.current.scrollHeight;
+  }, [entries.length]);
+  return (
+    <section className={`card ${live ? "" : "stale-card"}`} aria-label="Segments">
+      <h2>Segments</h2>
+      {entries.length === 0 ? (
+        <p className="muted small">Each stretch of one label appears here.</p>
+      ) : (
+        <ol className="segments" ref={list} data-testid="segments" tabIndex={0} aria-label="Segments, oldest first">
+          {entries.map(({ seg, open }) => (
+            <li key={`${seg.start_ms}-${seg.label}`} className={`seg seg-${seg.label}`} data-label={seg.label}>
+              <span className="seg-time">
+                {clock(seg.start_ms)}–{open && live ? "now" : clock(seg.end_ms)}
+              </span>
+              <span className={`swatch swatch-${seg.label}`} aria-hidden="true" />
+              <strong className="seg-label">{seg.label}</strong>
+              <span className="muted">{(seg.confidence * 100).toFixed(0)}%</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+/** Totals after a session ends: time under each label, windows, what was dropped. */
+export function SummaryCard({ summary }: { summary: Summary }) {
+  const total = summary.perLabelMs.reduce((a, [, ms]) => a + ms, 0) || 1;
+  const dropped = summary.droppedWindows + summary.droppedResults;
+  return (
+    <section className="card" aria-label="Summary" data-testid="summary">
+      <h2>Summary</h2>
+      <p className="small">
+        {clock(summary.durationMs)} of audio · <span data-testid="summary-windows">{summary.windows} windows</span> ·{" "}
+        <span data-testid="summary-dropped" className={dropped ? "warn-text" : ""}>
+          {dropped} dropped
+        </span>
+      </p>
+      <ul className="summary-labels">
+        {summary.perLabelMs.map(([label, ms]) => (
+          <li key={label}>
+            <span className={`swatch swatch-${label}`} aria-hidden="true" /> <strong>{label}</strong> {clock(ms)} (
+            {Math.round((ms / total) * 100)}%)
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
