@@ -251,6 +251,16 @@ describe("SessionController: microphone", () => {
     expect(controller.getSnapshot()).not.toBe(snapshot); // a new object for every change
   });
 
+  it("a file streamed in real time asks the server to lose nothing; the microphone does not", async () => {
+    const { controller, clients } = setup();
+    await controller.streamFile("ws://h/audio", file(), true);
+    expect(clients[0].options.start).toMatchObject({ type: "start", lossless: true });
+    await controller.stop();
+    const mic = setup();
+    await mic.controller.startMic("ws://h/audio");
+    expect(mic.clients[0].options.start).not.toHaveProperty("lossless");
+  });
+
   it("ignores Start while a stream is active", async () => {
     const { controller, clients, engines } = setup();
     await controller.startMic("ws://h/audio");

@@ -189,8 +189,9 @@ export class SessionController {
     this.update({ session, exported: this.snapshot.exported && session.results.length === 0 });
   }
 
-  /** A fresh session on a new client for `run`; connects at once. */
-  private openClient(run: Run, url: string, reconnect: boolean): ClientLike {
+  /** A fresh session on a new client for `run`; connects at once. `lossless`: the server must
+   * classify every window (back-pressure instead of shedding under overload): files. */
+  private openClient(run: Run, url: string, reconnect: boolean, lossless = false): ClientLike {
     this.update({ session: initialSession, exported: true });
     const client = this.deps.createClient({
       url,
@@ -200,6 +201,7 @@ export class SessionController {
         sample_rate: TARGET_RATE,
         encoding: "pcm_s16le",
         channels: 1,
+        ...(lossless ? { lossless: true } : {}),
         ...(this.token ? { token: this.token } : {}),
       },
       reconnect,
@@ -269,7 +271,7 @@ export class SessionController {
     const durationMs = (samples.length / TARGET_RATE) * 1000;
     if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
     this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0, durationMs } });
-    const client = this.openClient(run, url, false);
+    const client = this.openClient(run, url, false, true);
     await streamSamples(samples, client, {
       realtime,
       cancelled: () => run.ended,
