@@ -111,7 +111,9 @@ async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
             os.kill(pid, signal.SIGKILL)
 
         killer = asyncio.create_task(kill_soon())
-        run = await stream_audio(srv.ws_url, audio, rate, speed=2)
+        # lossless: while Serve replaces the replica, windows wait instead of being shed
+        start = {"type": "start", "sample_rate": rate, "lossless": True}
+        run = await stream_audio(srv.ws_url, audio, rate, speed=2, start=start)
         await killer
         new_pid = (await asyncio.to_thread(clf.replica_stats))["pid"]
     assert new_pid != pid  # Serve started a replacement

@@ -150,7 +150,7 @@ async def test_audio_first_starts_with_the_default_format_and_query_parameters_p
         queried.audio(pcm16(np.full(1_600, 0.25, np.float32)))
         queried.text({"type": "stop"})
         await run(svc, queried)
-    assert [m["type"] for m in ws.sent] == ["ready", "result", "end"]
+    assert [m["type"] for m in ws.sent] == ["ready", "result", "segment", "end"]
     assert queried.sent[0]["type"] == "ready" and queried.sent[0]["sample_rate"] == 8_000
     assert queried.of("end")[0]["duration_ms"] == 200.0
 
