@@ -150,3 +150,32 @@ def test_files_that_are_not_audio_or_not_finite_get_exact_errors() -> None:
     assert (bad.value.code, bad.value.message) == (
         "bad_audio_file", "expected finite samples, got NaN or Inf"
     )  # fmt: skip
+
+
+def test_the_vad_runs_on_one_cpu_thread_without_spinning() -> None:
+    """An idle server must use no CPU: ONNX Runtime's spinning threads would keep a core busy."""
+    vad = SileroVad(8_000)
+    options = vad._session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert vad._session.get_providers() == ["CPUExecutionProvider"]
+    assert (vad.chunk, vad.context) == (256, 32)
+
+
+def test_a_missing_vad_package_is_named_with_its_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        ImportError, match=r"^the silero-vad package is not installed \(pip install silero-vad\)$"
+    ):
+        model_path()
+
+    class NoOrigin:
+        origin = None
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: NoOrigin())
+    with pytest.raises(ImportError, match="silero-vad"):
+        model_path()

@@ -194,10 +194,20 @@ def test_wav_sample_formats_decode_to_exact_values() -> None:
         )
         return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
+    def extensible(sub: int) -> bytes:
+        fmt = struct.pack("<HHIIHH", 0xFFFE, 1, 8_000, 16_000, 2, 16) + b"\x16\x00" + bytes(6)
+        fmt += struct.pack("<H", sub) + bytes(14)
+        data = b"\x00\x00"
+        chunks = b"fmt " + struct.pack("<I", 40) + fmt + b"data" + struct.pack("<I", 2) + data
+        return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
     u8 = decode_wav(wav(1, 8, bytes([0, 128, 255, 64])))[0][:, 0]
-    assert u8.tolist() == [-1.0, 0.0, 127 / 128, -0.5]
+    assert u8.dtype == np.float32 and u8.tolist() == [-1.0, 0.0, 127 / 128, -0.5]
+    s16 = decode_wav(wav(1, 16, struct.pack("<hh", -32768, 16384)))[0][:, 0]
+    assert s16.dtype == np.float32 and s16.tolist() == [-1.0, 0.5]
     s24 = decode_wav(wav(1, 24, b"\x00\x00\x80" + b"\xff\xff\x7f" + b"\x00\x00\x40"))[0][:, 0]
-    assert s24.tolist() == pytest.approx([-1.0, 8388607 / 8388608, 0.5])
+    assert s24.dtype == np.float32
+    assert s24.tolist() == [-1.0, np.float32(8388607 / 8388608), 0.5]  # exact, not approximate
     s32 = decode_wav(wav(1, 32, struct.pack("<iii", -(2**31), 2**30, 1)))[0][:, 0]
     assert s32.dtype == np.float32
     assert s32.tolist() == pytest.approx([-1.0, 0.5, 2**-31])
@@ -215,6 +225,11 @@ def test_wav_sample_formats_decode_to_exact_values() -> None:
     assert align.value.message == (
         "WAV: expected block_align = channels × bits/8, got channels=1, bits=12, block_align=1"
     )
+    with pytest.raises(FrameError) as empty:
+        decode_wav(wav(1, 16, b""))
+    assert empty.value.message == "WAV: expected audio in the data chunk, got 0 bytes"
+    with pytest.raises(FormatError, match=r"got format tag 0x8001 with 16 bits$"):
+        decode_wav(extensible(0x8001))  # the sub-format's tag, read unsigned
     with pytest.raises(FrameError) as odd:
         decode_wav(wav(1, 16, b"\x00\x00\x00"))
     assert odd.value.message == "WAV data: expected a multiple of 2 bytes, got 3 bytes"

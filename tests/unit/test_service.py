@@ -1,0 +1,82 @@
+"""The service's lifecycle: loading in the background, ready (and what it logs), a failed load
+reported to /readyz and to on_fatal, a fallback model announced, and stop closing what it
+opened."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from fakes import FakeClassifier
+from helpers import eventually
+from voxlive.inference.base import Classifier, ModelInfo
+from voxlive.server.service import Service
+from voxlive.settings import Settings
+
+SETTINGS = Settings(model="pitch", web_dir="/nonexistent", gate="rms", window_ms=200, hop_ms=100)
+
+
+class Closing(FakeClassifier):
+    def __init__(self, fallback: str | None = None) -> None:
+        super().__init__(sample_rate=16_000)
+        self._info = ModelInfo("fake", "fake", ("a", "b"), 16_000, "cpu", fallback)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+async def test_a_loaded_service_is_ready_says_so_and_stop_closes_the_classifier(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clf = Closing()
+    loaded: list[Settings] = []
+
+    def loader(s: Settings) -> Classifier:
+        loaded.append(s)
+        return clf
+
+    service = Service(SETTINGS, loader=loader)
+    assert service.status == "loading" and not service.ready and service.batcher is None
+    assert service.describe() == {"status": "loading", "window_ms": 200, "hop_ms": 100,
+                                  "streams_open": 0, "max_streams": 64}  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
+        await service.start()
+        await eventually(lambda: service.ready, "a ready service")
+    assert loaded == [SETTINGS] and service.classifier is clf
+    assert service.batcher is service.pipeline.batcher is not None  # type: ignore[union-attr]
+    assert service.sessions.pipeline is service.pipeline
+    assert "ready: model=fake backend=fake device=cpu labels=a,b window=200ms hop=100ms" in (
+        caplog.messages
+    )
+    assert not any("FALLBACK" in m for m in caplog.messages)
+    await service.stop()
+    assert service.status == "stopping" and clf.closed == 1
+
+
+async def test_a_fallback_model_is_announced(caplog: pytest.LogCaptureFixture) -> None:
+    service = Service(SETTINGS, classifier=Closing(fallback="the model could not be downloaded"))
+    with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
+        await service.start()
+        await eventually(lambda: service.ready, "a ready service")
+    await service.stop()
+    assert "FALLBACK IN USE: the model could not be downloaded" in caplog.messages
+    assert service.describe()["fallback"] == "the model could not be downloaded"
+
+
+async def test_a_failed_load_is_reported_and_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    fatal: list[BaseException] = []
+
+    def loader(s: Settings) -> Classifier:
+        raise RuntimeError("no such model")
+
+    service = Service(SETTINGS, loader=loader, on_fatal=fatal.append)
+    with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
+        await service.start()
+        await eventually(lambda: service.status == "failed", "a failed load")
+    assert service.error == "no such model" and not service.ready
+    assert service.describe()["error"] == "no such model"
+    assert [str(e) for e in fatal] == ["no such model"]
+    assert "startup failed: no such model" in caplog.messages
+    await service.stop()
