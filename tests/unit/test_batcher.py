@@ -191,8 +191,10 @@ def test_the_cost_model_learns_call_times() -> None:
     cost.observe(1, 100, 0.10)
     assert cost.estimate(1, 100) == pytest.approx(0.10)
     assert cost.estimate(3, 100) == pytest.approx(0.30)  # unseen size: per-sample cost × size
-    cost.observe(1, 100, 0.20)
-    assert cost.estimate(1, 100) == pytest.approx(0.15)
+    cost.observe(1, 100, 0.20)  # twice as slow as expected: the machine slowed down…
+    assert cost.drift == pytest.approx(1.5)
+    assert cost.estimate(1, 100) == pytest.approx(0.175)  # (0.1 + 0.5 × (0.2/1.5 - 0.1)) × 1.5
+    assert cost.estimate(3, 100) == pytest.approx(0.525)  # …for every batch size
 
 
 async def test_the_most_urgent_stream_goes_first() -> None:

@@ -200,8 +200,11 @@ def test_capacity_in_streams_from_the_best_measured_rate() -> None:
 async def test_the_batcher_gauge_uses_its_best_batch_size() -> None:
     clock = Clock()
     batcher = Batcher(FakeClassifier(), max_batch=8, max_wait_ms=0, clock=clock)
-    batcher.cost.observe(1, 100, 0.1)  # 10 windows/s
-    batcher.cost.observe(4, 100, 0.2)  # 20 windows/s: the best
-    batcher.cost.observe(4, 200, 0.1)  # another window length: not counted
-    assert batcher.capacity(100, 0.5).streams == pytest.approx(10.0)
+    cost = batcher.cost
+    cost.observe(1, 100, 0.1)  # about 10 windows/s
+    cost.observe(4, 100, 0.2)  # about 20 windows/s: the best
+    cost.observe(4, 200, 0.1)  # another window length: not counted
+    best = 4 / cost.estimate(4, 100)  # windows/s at the current machine speed
+    assert best > 1 / cost.estimate(1, 100) and best > 4 / cost.estimate(4, 200) / 2
+    assert batcher.capacity(100, 0.5).streams == pytest.approx(best * 0.5)
     await batcher.close()

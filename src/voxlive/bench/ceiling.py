@@ -87,3 +87,46 @@ def int8_hint(fp32: dict[str, Any], int8: dict[str, Any]) -> str:
         f"(about {0.8 * int8['streams']:.1f} vs {0.8 * fp32['streams']:.1f} live streams at 80 % "
         "of the ceiling); check its labels on your recordings first (voxlive.bench.agreement)"
     )
+
+
+def main() -> None:
+    """``python -m voxlive.bench.ceiling``: the ceilings of the CPU backends (PyTorch fp32, ONNX
+    fp32, ONNX int8) measured alternately in one process, ``--rounds`` times."""
+    import argparse
+    import json
+    import os
+    import platform
+    import sys
+    from pathlib import Path
+
+    from voxlive.bench.load import program
+
+    p = argparse.ArgumentParser(prog="python -m voxlive.bench.ceiling", description=main.__doc__)
+    p.add_argument("--model", required=True, help="model id or save_pretrained folder")
+    p.add_argument("--audio", nargs="+", required=True, metavar="FILE")
+    p.add_argument("--cache-dir", default="", help="ONNX export cache (default: voxlive's)")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("bench-results") / "ceilings.json")
+    args = p.parse_args()
+    audio = program(args.audio, 0)
+    base = Settings(model=args.model, cache_dir=args.cache_dir)
+    kinds = {
+        "torch": base.replace(backend="torch"),
+        "onnx": base.replace(backend="onnx"),
+        "onnx-int8": base.replace(backend="onnx", quantize="int8"),
+    }
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": "python -m voxlive.bench.ceiling " + " ".join(sys.argv[1:]),
+        "rounds": [],
+    }
+    for _ in range(args.rounds):
+        out["rounds"].append({kind: ceiling(s, audio) for kind, s in kinds.items()})
+        print({k: round(v["audio_s_per_s"], 2) for k, v in out["rounds"][-1].items()})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,39 +47,47 @@ log = logging.getLogger(__name__)
 
 
 class CostModel:
-    """Expected model-call time, learned from the calls made: an exponential moving average per
-    (batch size, window length), else the average cost per sample scaled to the batch; and how
-    far calls overrun what was expected (:attr:`spread`, relative)."""
+    """Expected model-call time, learned from the calls made: per (batch size, window length) an
+    exponential moving average, else the average cost per sample scaled to the batch; both times
+    the machine's current speed (:attr:`drift`), which every call updates, so that a slowdown
+    measured at one batch size also moves the estimates of the others (this project's machine
+    changes speed 2-6x within minutes). And how far calls overrun what was expected
+    (:attr:`spread`, relative)."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
-        self._calls: dict[tuple[int, int], float] = {}
-        self._per_sample: float | None = None
+        self._calls: dict[tuple[int, int], float] = {}  # seconds at drift 1
+        self._per_sample: float | None = None  # seconds per sample at drift 1
+        self.drift = 1.0  # how much slower calls run now than the averages say
         self.spread = 0.0  # moving average of max(actual - expected, 0) / expected, all calls
 
     def observe(self, size: int, length: int, seconds: float) -> None:
         key = (size, length)
         expected = self.estimate(size, length)
-        if expected > 0:  # only overruns make results late
-            miss = max(seconds - expected, 0.0) / expected
-            self.spread += self.alpha * (miss - self.spread)
+        if expected > 0:
+            ratio = seconds / expected
+            self.spread += self.alpha * (max(ratio - 1, 0.0) - self.spread)  # overruns only
+            self.drift *= 1 + self.alpha * (ratio - 1)
+        normal = seconds / self.drift
         old = self._calls.get(key)
-        self._calls[key] = seconds if old is None else old + self.alpha * (seconds - old)
-        per = seconds / max(size * length, 1)
+        self._calls[key] = normal if old is None else old + self.alpha * (normal - old)
+        per = normal / max(size * length, 1)
         p = self._per_sample
         self._per_sample = per if p is None else p + self.alpha * (per - p)
 
     def estimate(self, size: int, length: int) -> float:
         """Seconds for a call of ``size`` windows of ``length`` samples (0.0 before any call)."""
         known = self._calls.get((size, length))
-        if known is not None:
-            return known
-        return (self._per_sample or 0.0) * size * length
+        if known is None:
+            known = (self._per_sample or 0.0) * size * length
+        return known * self.drift
 
     def best_rate(self, length: int) -> float | None:
         """The most windows of ``length`` samples per second measured at any batch size (the
         model flat out); ``None`` before any call with that length."""
-        rates = [size / s for (size, n), s in self._calls.items() if n == length and s > 0]
+        rates = [
+            size / (s * self.drift) for (size, n), s in self._calls.items() if n == length and s > 0
+        ]
         return max(rates, default=None)
 
 
