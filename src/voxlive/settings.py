@@ -52,8 +52,8 @@ class Settings:
     )
     quantize: str = _opt(
         "none",
-        "'int8': dynamic int8 quantisation of the linear layers (needs --backend onnx); "
-        "about 1.4x the ONNX fp32 speed on CPU",
+        "'int8': dynamic int8 quantisation of the linear layers (needs --backend onnx; never "
+        "chosen for you); `voxlive bench` reports what it gives on your machine",
         ("none", "int8"),
     )
     cache_dir: str = _opt(
