@@ -88,10 +88,11 @@ async def test_the_capacity_gauge_in_readyz_and_metrics() -> None:
         await stream_audio(srv.ws_url, female, rate, speed=2.0)
         after = (await _get(srv.url + "/readyz")).json()["capacity"]
         metrics = (await _get(srv.url + "/metrics")).text
-    assert before == {"streams": None, "load_streams": 0.0, "utilization": None,
-                      "windows_per_s": None}  # fmt: skip
-    # At most 20 windows/s (0.05 s each, plus the pitch model's own time), a window per 0.5 s
-    # per stream: at most 10 streams.
+    # Known from the warm-up calls before any stream: a balancer can route from the start. At
+    # most 20 windows/s (0.05 s each, plus the pitch model's own time), a window per 0.5 s per
+    # stream: at most 10 streams.
+    assert 3 < before["streams"] <= 10
+    assert before["load_streams"] == 0.0 and before["utilization"] == 0.0
     assert 3 < after["streams"] <= 10 and after["load_streams"] > 0
     assert after["utilization"] == round(after["load_streams"] / after["streams"], 3)
     assert 3 < _metric(metrics, "voxlive_capacity_streams") <= 10

@@ -9,6 +9,7 @@ classifies whole recordings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,17 @@ class Pipeline:
         return await classify_samples(self.batcher, samples, self.config, self.metrics)
 
 
+def _seed_costs(classifier: Classifier, batcher: Batcher, window: int) -> None:
+    """Time one call per batch size the batcher will use and teach its cost model."""
+    rng = np.random.default_rng(0)
+    sizes = sorted({min(2**k, batcher.max_batch) for k in range(8)})
+    for size in sizes:
+        batch = 0.1 * rng.standard_normal((size, window)).astype(np.float32)
+        started = time.perf_counter()
+        classifier.predict(batch)
+        batcher.cost.observe(size, window, time.perf_counter() - started)
+
+
 def assemble(
     settings: Settings,
     *,
@@ -123,16 +135,21 @@ def assemble(
     metrics: Metrics | None = None,
     warm_up: bool = True,
 ) -> Pipeline:
-    """Load the classifier (unless given) with ``loader``, warm it up for one window, and build
-    the batcher: a pipeline ready to :meth:`~Pipeline.start`.
+    """Load the classifier (unless given) with ``loader``, warm it up, and build the batcher: a
+    pipeline ready to :meth:`~Pipeline.start`. Warming up runs the model once at each batch size
+    the batcher will use (1, 2, 4, … ``max_batch``) and seeds the batcher's cost model with the
+    times, so the first live windows after a start are planned and served like later ones.
 
     Blocking (loads models): call it from a worker thread in a server.
     """
     if classifier is None:
         classifier = loader(settings)
+    window = classifier.info.sample_rate * settings.window_ms // 1000
     if warm_up:
-        classifier.warmup(classifier.info.sample_rate * settings.window_ms // 1000)
+        classifier.warmup(window)
     batcher = make_batcher(settings, classifier, metrics)
+    if warm_up:
+        _seed_costs(classifier, batcher, window)
     config = stream_config(settings, classifier.info)
     pipeline = Pipeline(settings, classifier, batcher, config, metrics)
     if metrics is not None:
