@@ -47,7 +47,7 @@ web:
 
 # A wheel that serves the page: setup.py builds web/ into the package.
 wheel: setup
-	rm -rf dist
+	rm -rf build dist  # build/ may hold modules since deleted from src/
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 	@ls dist/*.whl
 

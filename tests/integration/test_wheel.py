@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
 def test_the_wheel_installed_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' scratch: may hold stale modules
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist),
                     str(ROOT)], check=True, cwd=tmp_path)  # fmt: skip
     (wheel,) = dist.glob("voxlive-*.whl")
