@@ -113,3 +113,14 @@ def test_the_token_must_match_exactly_when_one_is_set() -> None:
 )
 def test_a_bearer_header_gives_its_token(header: str, token: str | None) -> None:
     assert bearer({"authorization": header} if header else {}) == token
+
+
+@pytest.mark.parametrize("listed", ["https://app.example.com/", "https://app.example.com//"])
+def test_a_listed_origin_written_with_a_trailing_slash_still_matches(listed: str) -> None:
+    assert origin_ok("https://app.example.com", "voxlive.internal", (listed,))
+
+
+def test_an_origin_ending_in_x_is_compared_whole() -> None:
+    # only slashes are trimmed: the origin's own last characters are part of it
+    assert origin_ok("https://BOX", "voxlive.internal", ("https://BOX",))
+    assert not origin_ok("https://BOX", "voxlive.internal", ("https://BO",))

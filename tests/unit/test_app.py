@@ -5,7 +5,10 @@ and the static web app."""
 from __future__ import annotations
 
 import io
+import logging
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from starlette.testclient import TestClient
 
 from fakes import FakeClassifier
 from voxlive.server.app import create_app
+from voxlive.server import webapp
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
 
@@ -106,3 +110,124 @@ def test_the_web_app_is_served_when_built(tmp_path: Path) -> None:
         assert c.get("/").text == "<h1>voxlive</h1>"
     for c in _client():
         assert c.get("/").status_code == 404
+
+
+def _get(c: TestClient, path: str, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    r = c.get(path, headers=headers)
+    return r.status_code, (r.json() if path.startswith("/readyz") or r.status_code == 401 else None)
+
+
+def test_status_access_token_guards_readyz_and_metrics() -> None:
+    for c in _client(token="s3cret", status_access="token"):
+        for path in ("/readyz", "/metrics"):
+            assert _get(c, path) == (401, {"status": "unauthorized"})
+            assert _get(c, path, "wrong") == (401, {"status": "unauthorized"})
+            assert _get(c, path, "s3cret")[0] == 200
+        # the query token that streams may use is not accepted for the status endpoints
+        assert c.get("/readyz?token=s3cret").status_code == 401
+
+
+def test_status_endpoints_are_public_by_default_even_with_a_token() -> None:
+    for c in _client(token="s3cret"):
+        assert _get(c, "/readyz")[0] == 200
+        assert _get(c, "/metrics")[0] == 200
+
+
+def _fallback_classifier() -> FakeClassifier:
+    clf = FakeClassifier(sample_rate=16_000)
+    clf._info = replace(clf.info, fallback="the hub is unreachable")
+    return clf
+
+
+def test_readyz_is_degraded_with_a_fallback_and_strict_makes_it_fail() -> None:
+    settings = Settings(model="pitch", web_dir="/nonexistent", gate="rms")
+    app = create_app(settings, classifier=_fallback_classifier())
+    with TestClient(app, base_url="http://localhost") as c:
+        for _ in range(500):
+            if c.get("/readyz").status_code == 200:
+                break
+        r = c.get("/readyz")
+        assert (r.status_code, r.json()["status"]) == (200, "degraded")
+        for flag, status in [("1", 503), ("true", 503), ("yes", 503), ("0", 200), ("false", 200),
+                             ("", 200)]:  # fmt: skip
+            strict = c.get(f"/readyz?strict={flag}")
+            assert (strict.status_code, strict.json()["status"]) == (status, "degraded"), flag
+    for c in _client():  # a real model is not degraded: strict passes
+        assert c.get("/readyz?strict=1").status_code == 200
+
+
+def test_readyz_is_503_while_loading_and_a_failed_load_is_fatal() -> None:
+    release = threading.Event()
+    fatal: list[BaseException] = []
+
+    def slow(settings: Settings) -> FakeClassifier:
+        assert release.wait(10)
+        return FakeClassifier(sample_rate=16_000)
+
+    app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=slow)
+    with TestClient(app, base_url="http://localhost") as c:
+        loading = c.get("/readyz")
+        assert (loading.status_code, loading.json()["status"]) == (503, "loading")
+        release.set()
+        for _ in range(500):
+            if c.get("/readyz").status_code == 200:
+                break
+        assert c.get("/readyz").json()["model"] == "fake"
+
+    def broken(settings: Settings) -> FakeClassifier:
+        raise OSError("no such model")
+
+    app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=broken,
+                     on_fatal=fatal.append)  # fmt: skip
+    with TestClient(app, base_url="http://localhost") as c:
+        for _ in range(500):
+            if c.get("/readyz").json()["status"] == "failed":
+                break
+        r = c.get("/readyz")
+        assert (r.status_code, r.json()["error"]) == (503, "no such model")
+    assert [str(e) for e in fatal] == ["no such model"]
+
+
+def test_the_audio_route_is_a_websocket_and_classify_only_takes_post(client: TestClient) -> None:
+    with client.websocket_connect("ws://localhost/audio") as ws:
+        ws.send_json({"type": "start"})
+        assert ws.receive_json()["type"] == "ready"
+    assert client.get("/classify").status_code == 405
+
+
+def test_without_a_built_web_app_the_log_says_how_to_build_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="voxlive.server.app"):
+        create_app(Settings(model="pitch", web_dir="/nonexistent"), classifier=FakeClassifier())
+    assert caplog.messages == [
+        "no web app at /nonexistent (build it with `make web`); serving the API only"
+    ]
+
+
+def test_allowed_hosts_replace_the_loopback_names_and_www_is_not_redirected() -> None:
+    for c in _client(allowed_hosts=("voxlive.example",)):
+        assert c.get("/healthz", headers={"host": "voxlive.example"}).status_code == 200
+        assert c.get("/healthz", headers={"host": "localhost"}).status_code == 400
+    # Starlette would redirect a bare name to a listed www. name: only listed names are served
+    for c in _client(allowed_hosts=("www.voxlive.example",)):
+        bare = c.get("/healthz", headers={"host": "voxlive.example"}, follow_redirects=False)
+        assert bare.status_code == 400
+    for c in _client(host="0.0.0.0"):  # not loopback, no list: any Host
+        assert c.get("/healthz", headers={"host": "anything.example"}).status_code == 200
+
+
+def test_the_packaged_web_app_comes_before_a_checkout_s(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    packaged, checkout = tmp_path / "packaged", tmp_path / "checkout"
+    packaged.mkdir()
+    checkout.mkdir()
+    monkeypatch.setattr(webapp, "PACKAGED", packaged)
+    monkeypatch.setattr(webapp, "CHECKOUT", checkout)
+    assert find_web_dir("") == checkout  # neither built: the checkout's (where `make web` puts it)
+    (checkout / "index.html").write_text("checkout")
+    assert find_web_dir("") == checkout
+    (packaged / "index.html").write_text("wheel")
+    assert find_web_dir("") == packaged
+    assert find_web_dir(str(tmp_path)) == tmp_path  # --web-dir wins

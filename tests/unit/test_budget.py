@@ -31,7 +31,7 @@ def test_refill_never_exceeds_the_burst() -> None:
 
 
 def test_bad_messages_close_past_the_limit_in_the_window() -> None:
-    b = Budget(bad_limit=3, bad_window_s=10.0)
+    b = Budget(bad_limit=3, bad_window_s=10.0, bad_before_auth=1)
     assert [b.bad(t, authenticated=True) for t in (0.0, 1.0, 2.0)] == [False] * 3
     assert b.bad(3.0, authenticated=True)  # the fourth within 10 s
     b2 = Budget(bad_limit=3, bad_window_s=10.0)
@@ -45,3 +45,9 @@ def test_fewer_bad_messages_are_allowed_before_authentication() -> None:
     assert not b.bad(0.0, authenticated=False)
     assert not b.bad(0.0, authenticated=False)
     assert b.bad(0.0, authenticated=False)
+
+
+def test_a_fraction_of_a_unit_left_is_still_within_the_allowance() -> None:
+    b = Budget(rate_per_s=10, burst=1.5)
+    assert b.charge(0.0, 0) == 0.0  # half a unit left: no wait (and never a negative one)
+    assert b.charge(0.0, 0) == pytest.approx(0.05)  # half a unit short: 0.05 s at 10/s

@@ -1,0 +1,304 @@
+"""``POST /classify`` answer by answer, without sockets: each refusal's exact status, code,
+message and headers; the upload slot given back on every path; a client that leaves, a shutdown
+that cuts, a pipeline that fails. The classifier is a stand-in pipeline here (the HTTP side is
+under test); test_app.py runs the same endpoint through the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voxlive.inference.base import ModelInfo
+from voxlive.server.uploads import Uploads, classify_upload
+from voxlive.settings import Settings
+
+INFO = ModelInfo("m", "onnx", ("zeta", "alpha"), 16_000, fallback="no hub")
+
+
+def _wav(seconds: float, rate: int = 16_000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.full(int(rate * seconds), 0.25, np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+class _Classifier:
+    info = INFO
+
+
+class _Pipeline:
+    """Answers with ``timeline`` (or raises ``fails``) once ``release`` is set."""
+
+    def __init__(self, timeline: list[dict[str, Any]] | None = None, fails: BaseException | None = None,
+                 wait: bool = False) -> None:  # fmt: skip
+        self.classifier = _Classifier()
+        self.timeline = timeline or []
+        self.fails = fails
+        self.release = asyncio.Event()
+        if not wait:
+            self.release.set()
+        self.seen: list[int] = []
+        self.cancelled = False
+
+    async def classify(self, samples: np.ndarray) -> list[dict[str, Any]]:
+        self.seen.append(len(samples))
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if self.fails is not None:
+            raise self.fails
+        return self.timeline
+
+
+class _Host:
+    def __init__(self, pipeline: _Pipeline | None = None, status: str = "ready", **changes: Any) -> None:  # fmt: skip
+        self.settings = Settings(window_ms=200, hop_ms=100).replace(**changes)
+        self.pipeline = pipeline if pipeline is not None else _Pipeline()
+        self.uploads = Uploads(self.settings)
+        self.status = status
+
+    @property
+    def ready(self) -> bool:
+        return self.status in ("ready", "degraded")
+
+
+def _request(body: bytes, *, headers: dict[str, str] | None = None, query: str = "",
+             chunks: int = 1, disconnect: asyncio.Event | None = None,
+             stall: bool = False, after: int = 0) -> Request:  # fmt: skip
+    """A request whose body arrives in ``chunks`` pieces, then ``after`` empty body messages;
+    then ``receive`` waits for ``disconnect`` (forever when None) and says the client left."""
+    size = -(-len(body) // chunks) if body else 0
+    parts = [body[i : i + size] for i in range(0, len(body), size)] if body else [b""]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
+                for i, p in enumerate(parts)]  # fmt: skip
+    messages += [{"type": "http.request", "body": b"", "more_body": False}] * after
+
+    async def receive() -> dict[str, Any]:
+        if stall:
+            await asyncio.Event().wait()
+        if messages:
+            return messages.pop(0)
+        await (disconnect or asyncio.Event()).wait()
+        return {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/classify", "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }  # fmt: skip
+    return Request(scope, receive)
+
+
+def _json(response: Response) -> Any:
+    return json.loads(bytes(response.body))
+
+
+def _run(request: Request, host: _Host) -> Response:
+    async def go() -> Response:
+        return await classify_upload(request, host)
+
+    return asyncio.run(go())
+
+
+def _refused(response: Response, status: int, code: str, message: str) -> None:
+    assert response.status_code == status
+    assert _json(response) == {"error": {"code": code, "message": message}}
+
+
+def test_a_file_gets_its_results_and_segments_apart_with_the_model_it_ran_on() -> None:
+    timeline = [
+        {"type": "result", "start_ms": 0, "label": "alpha"},
+        {"type": "segment", "start_ms": 0, "end_ms": 200, "label": "alpha"},
+        {"type": "result", "start_ms": 100, "label": "zeta"},
+    ]
+    host = _Host(_Pipeline(timeline))
+    r = _run(_request(_wav(197 / 16_000), chunks=3), host)
+    assert r.status_code == 200
+    assert _json(r) == {
+        "model": "m", "backend": "onnx", "fallback": "no hub", "labels": ["zeta", "alpha"],
+        "duration_ms": 12.312, "window_ms": 200, "hop_ms": 100,
+        "results": [timeline[0], timeline[2]], "segments": [timeline[1]],
+    }  # fmt: skip
+    assert host.pipeline is not None and host.pipeline.seen == [197]
+    assert host.uploads.active == 0
+
+
+def test_duration_is_rounded_to_the_microsecond() -> None:
+    # 1 sample at 16 kHz is 62.5 µs: three decimals keep 0.062 (banker's rounding), not 0.0625
+    r = _run(_request(_wav(1 / 16_000)), _Host())
+    assert _json(r)["duration_ms"] == 0.062
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "status"),
+    [
+        ({}, "", 401),
+        ({"Authorization": "Bearer nope"}, "", 401),
+        ({}, "token=nope", 401),
+        ({"Authorization": "Bearer s3cret"}, "", 200),
+        ({}, "token=s3cret", 200),
+    ],
+)
+def test_the_token_comes_from_the_header_or_the_query(headers: dict[str, str], query: str,
+                                                      status: int) -> None:  # fmt: skip
+    host = _Host(token="s3cret")
+    r = _run(_request(_wav(0.01), headers=headers, query=query), host)
+    if status == 401:
+        _refused(r, 401, "unauthorized", "expected 'Authorization: Bearer <token>' or ?token=")
+        assert host.pipeline is not None and host.pipeline.seen == []
+    else:
+        assert r.status_code == 200
+    assert host.uploads.active == 0
+
+
+def test_a_stopping_server_takes_no_new_file() -> None:
+    r = _run(_request(_wav(0.01)), _Host(status="stopping"))
+    _refused(r, 503, "shutting_down", "the server is shutting down; retry elsewhere")
+
+
+@pytest.mark.parametrize("status", ["loading", "failed"])
+def test_a_server_not_ready_says_its_status(status: str) -> None:
+    host = _Host(status=status)
+    r = _run(_request(_wav(0.01)), host)
+    _refused(r, 503, "not_ready", f"expected a ready server, got status {status!r}")
+
+
+def test_a_ready_status_without_a_pipeline_is_not_ready() -> None:
+    host = _Host()
+    host.pipeline = None
+    _refused(_run(_request(_wav(0.01)), host), 503, "not_ready",
+             "expected a ready server, got status 'ready'")  # fmt: skip
+
+
+def test_a_degraded_server_classifies() -> None:
+    assert _run(_request(_wav(0.01)), _Host(status="degraded")).status_code == 200
+
+
+def test_past_max_uploads_the_next_is_busy_with_retry_after() -> None:
+    host = _Host(max_uploads=1)
+    assert host.uploads.enter()  # another upload holds the only slot
+    r = _run(_request(_wav(0.01)), host)
+    _refused(r, 503, "busy", "expected at most 1 uploads at once; retry shortly")
+    assert r.headers["retry-after"] == "1"
+    assert host.uploads.active == 1  # a refused upload does not give back a slot it never took
+
+
+def test_empty_and_oversized_bodies_are_refused_and_give_the_slot_back() -> None:
+    host = _Host(max_upload_bytes=1024)
+    _refused(_run(_request(b""), host), 400, "empty_body",
+             "expected an audio file in the request body, got 0 bytes")  # fmt: skip
+    _refused(_run(_request(b"x" * 1025, chunks=4), host), 413, "too_large",
+             "body exceeds the limit of 1024 bytes")  # fmt: skip
+    assert host.uploads.active == 0
+    assert host.uploads.enter()  # the slot is free again
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
+    host = _Host(upload_timeout_ms=1000)
+    r = _run(_request(_wav(0.01), stall=True), host)
+    _refused(r, 408, "upload_timeout", "expected the body within 1 s")
+    assert host.uploads.active == 0
+
+
+def test_undecodable_audio_is_a_400_with_the_decoder_s_reason() -> None:
+    host = _Host()
+    r = _run(_request(b"RIFF not really a wav"), host)
+    assert r.status_code == 400
+    error = _json(r)["error"]
+    assert error["code"] == "bad_audio_file" and error["message"]
+    too_long = _run(_request(_wav(1.5)), _Host(max_upload_ms=1000))
+    assert too_long.status_code == 400 and _json(too_long)["error"]["code"] == "too_long"
+    assert host.uploads.active == 0
+
+
+def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
+    async def go() -> tuple[Response, _Host]:
+        host = _Host(_Pipeline(wait=True))
+        gone = asyncio.Event()
+        task = asyncio.create_task(classify_upload(_request(_wav(0.01), disconnect=gone), host))
+        await asyncio.sleep(0.01)
+        assert not task.done() and host.uploads.active == 1
+        gone.set()
+        return await asyncio.wait_for(task, 5), host
+
+    r, host = asyncio.run(go())
+    assert r.status_code == 499
+    assert host.pipeline is not None and host.pipeline.cancelled
+    assert host.uploads.active == 0
+
+
+def test_other_messages_from_the_client_do_not_count_as_leaving() -> None:
+    async def go() -> Response:
+        host = _Host(_Pipeline(wait=True))
+        task = asyncio.create_task(classify_upload(_request(_wav(0.01), after=3), host))
+        await asyncio.sleep(0.02)
+        assert not task.done()
+        assert host.pipeline is not None
+        host.pipeline.release.set()
+        return await asyncio.wait_for(task, 5)
+
+    assert asyncio.run(go()).status_code == 200
+
+
+def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
+    async def go() -> tuple[Response, _Host]:
+        host = _Host(_Pipeline(wait=True))
+        task = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        await host.uploads.drain(0.01)  # nothing finishes in time: the rest are cut
+        return await asyncio.wait_for(task, 5), host
+
+    r, host = asyncio.run(go())
+    _refused(r, 503, "shutting_down", "the server shut down before the file was classified")
+    assert host.pipeline is not None and host.pipeline.cancelled
+    assert host.uploads.active == 0
+
+
+def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
+    async def go() -> tuple[Response, _Host]:
+        host = _Host(_Pipeline(wait=True))
+        task = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        drain = asyncio.create_task(host.uploads.drain(5))
+        await asyncio.sleep(0.01)
+        assert not drain.done()
+        assert host.pipeline is not None
+        host.pipeline.release.set()
+        await asyncio.wait_for(drain, 5)
+        assert not host.uploads.cut.is_set()
+        return await task, host
+
+    r, host = asyncio.run(go())
+    assert r.status_code == 200
+
+
+def test_a_pipeline_failure_is_raised_not_hidden() -> None:
+    host = _Host(_Pipeline(fails=RuntimeError("model broke")))
+    with pytest.raises(RuntimeError, match="model broke"):
+        _run(_request(_wav(0.01)), host)
+    assert host.uploads.active == 0
+
+
+def test_the_upload_count_is_bounded_and_idle_only_at_zero() -> None:
+    async def go() -> None:
+        uploads = Uploads(Settings(max_uploads=2))
+        assert uploads.enter() and uploads.enter()
+        assert not uploads.enter()
+        assert uploads.active == 2
+        uploads.leave()
+        drain = asyncio.create_task(uploads.drain(5))
+        await asyncio.sleep(0.01)
+        assert not drain.done()  # one still running
+        uploads.leave()
+        await asyncio.wait_for(drain, 1)
+        assert not uploads.cut.is_set()
+
+    asyncio.run(go())
