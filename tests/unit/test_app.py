@@ -18,8 +18,8 @@ import soundfile as sf
 from starlette.testclient import TestClient
 
 from fakes import FakeClassifier
-from voxlive.server.app import create_app
 from voxlive.server import webapp
+from voxlive.server.app import create_app
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
 

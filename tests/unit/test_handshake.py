@@ -102,7 +102,9 @@ def test_a_wrong_token_is_refused() -> None:
 
 def test_bad_messages_are_answered_until_the_token_comes() -> None:
     svc = _service()
-    ws = Socket(text("{not json"), text({"type": "hello"}), text({"type": "start", "token": "s3cret"}))
+    ws = Socket(
+        text("{not json"), text({"type": "hello"}), text({"type": "start", "token": "s3cret"})
+    )
     events = _auth(ws, svc)
     assert any(isinstance(e, Started) for e in events)
     assert [m["type"] for m in ws.sent] == ["error", "error"]
@@ -140,7 +142,10 @@ def test_every_message_before_auth_is_charged_by_its_size() -> None:
     budget = CountingBudget()
     ws = Socket(text("{not json}"), text({"type": "start", "token": "s3cret"}))
     _auth(ws, _service(), budget)
-    assert budget.sizes == [len("{not json}"), len(json.dumps({"type": "start", "token": "s3cret"}))]
+    assert budget.sizes == [
+        len("{not json}"),
+        len(json.dumps({"type": "start", "token": "s3cret"})),
+    ]
     budget = CountingBudget()
     with pytest.raises(AuthError):
         _auth(Socket({"type": "websocket.receive", "bytes": b"\x01" * 640}), _service(), budget)
@@ -188,7 +193,9 @@ def test_the_server_s_own_origin_is_allowed_by_its_host_header() -> None:
 
 
 def test_a_listed_origin_is_allowed_on_any_host() -> None:
-    ok, _, _ = _origin("https://app.example", "voxlive.example", allowed_origins=("https://app.example",))
+    ok, _, _ = _origin(
+        "https://app.example", "voxlive.example", allowed_origins=("https://app.example",)
+    )
     assert ok
 
 

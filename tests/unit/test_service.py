@@ -4,8 +4,11 @@ opened."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
+import numpy as np
 import pytest
 
 from fakes import FakeClassifier
@@ -80,3 +83,58 @@ async def test_a_failed_load_is_reported_and_fatal(caplog: pytest.LogCaptureFixt
     assert [str(e) for e in fatal] == ["no such model"]
     assert "startup failed: no such model" in caplog.messages
     await service.stop()
+
+
+async def test_the_pipeline_counts_into_the_service_s_metrics() -> None:
+    service = Service(SETTINGS, classifier=Closing())
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    assert service.pipeline is not None
+    await service.pipeline.classify(np.full(16_000, 0.25, np.float32))
+    await service.stop()
+    text = service.metrics.render().decode()
+    assert 'voxlive_windows_total{outcome="classified"}' in text
+    assert 'voxlive_windows_total{outcome="classified"} 0.0' not in text
+
+
+async def test_loading_runs_as_a_named_task_and_stop_while_loading_cancels_it() -> None:
+    release = threading.Event()
+    clf = Closing()
+
+    def loader(s: Settings) -> Classifier:
+        assert release.wait(10)
+        return clf
+
+    service = Service(SETTINGS, loader=loader)
+    await service.start()
+    assert "voxlive-load" in {t.get_name() for t in asyncio.all_tasks()}  # shows in task dumps
+    await asyncio.sleep(0.01)
+    await service.stop()
+    release.set()
+    await asyncio.sleep(0.1)
+    assert service.pipeline is None  # the load was abandoned: nothing assembled after stop
+    assert service.status == "stopping"
+
+
+async def test_a_service_never_started_stops_cleanly() -> None:
+    service = Service(SETTINGS, classifier=Closing())
+    await service.stop()
+    assert service.status == "stopping"
+
+
+async def test_stop_drains_streams_for_a_second_and_cuts_uploads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = Service(SETTINGS, classifier=Closing())
+    asked: list[float] = []
+    real = service.sessions.drain
+
+    async def drain(timeout_s: float) -> None:
+        asked.append(timeout_s)
+        await real(timeout_s)
+
+    monkeypatch.setattr(service.sessions, "drain", drain)
+    assert service.uploads.enter()  # an upload that will not finish
+    await asyncio.wait_for(service.stop(), 5)
+    assert asked == [1.0]
+    assert service.uploads.cut.is_set()  # it answers 503 now

@@ -4,6 +4,9 @@ drain at shutdown: the sessions registry without a socket."""
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from fakes import FakeClassifier
 from voxlive.metrics import Metrics
@@ -104,3 +107,37 @@ async def test_drain_gives_up_after_its_timeout() -> None:
     t0 = loop.time()
     await asyncio.wait_for(sessions.drain(0.05), 5)  # returns although a connection stays open
     assert loop.time() - t0 >= 0.05
+
+
+def _detach(sessions: Sessions, stream_id: str) -> Stream:
+    stream = Stream(stream_id, CFG)
+    sessions.detach(stream, Wiring(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
+    return stream
+
+
+async def test_a_live_client_evicts_the_oldest_detached_stream_only_when_full() -> None:
+    sessions = _sessions(max_streams=3, max_connections=3, resume_grace_ms=60_000)
+    sessions.opened(Conn())
+    old, new = _detach(sessions, "old"), _detach(sessions, "new")
+    assert sessions.admit("ready") is None  # 1 open + 2 detached = 3: room is made
+    assert old.closed and not new.closed
+    assert list(sessions.detached) == ["new"]
+    assert sessions.admit("ready") is None  # 1 + 1 = 2 < 3: nothing more to evict
+    assert list(sessions.detached) == ["new"]
+
+
+async def test_a_detached_stream_waits_exactly_the_grace_period() -> None:
+    sessions = _sessions(resume_grace_ms=60_000)
+    _detach(sessions, "s1")
+    due = sessions.detached["s1"].expiry.when() - asyncio.get_running_loop().time()
+    assert 59.99 < due <= 60.0
+
+
+async def test_drain_logs_how_many_streams_and_how_long(caplog: pytest.LogCaptureFixture) -> None:
+    sessions = _sessions()
+    with caplog.at_level(logging.INFO, logger="voxlive.server.sessions"):
+        await sessions.drain(0.01)  # no streams: nothing to say
+        sessions.opened(Conn())
+        sessions.opened(Conn())
+        await sessions.drain(0.05)
+    assert caplog.messages == ["draining 2 stream(s), at most 0.1 s"]

@@ -276,7 +276,7 @@ def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
         assert not host.uploads.cut.is_set()
         return await task, host
 
-    r, host = asyncio.run(go())
+    r, _host = asyncio.run(go())
     assert r.status_code == 200
 
 
