@@ -3,8 +3,8 @@
 Prints each package's score and, per function, how many survivors are not explained; the
 unexplained mutants are listed in survivors.txt beside the results (``mutmut show NAME``).
 
-Score = killed / (mutants checked), where a timeout or a mutant the type checker caught counts
-as killed and a mutant no test reaches counts as survived. The mutants listed in
+Score = killed / (mutants checked), where a timeout, a crash or a mutant the type checker caught
+counts as killed and a mutant no test reaches counts as survived. The mutants listed in
 docs/mutation-equivalent.txt (name, then why) behave exactly like the original: they are shown
 and left out of the second score. The ones in docs/mutation-accepted.txt (name, then why) can
 be told apart by some input but are kept on purpose (say, a log line's wording or a timing
@@ -19,7 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 TARGETS = {"protocol": 85.0, "audio": 85.0, "pipeline": 85.0, "server": 75.0}
-KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+# "suspicious" is mutmut's name for any other exit of the test process: a crash (an abort
+# from a C++ exception, say), so the tests did not pass either.
+KILLED = {"killed", "timeout", "caught by type check", "segfault", "suspicious"}
 NOT_RUN = {"not checked", "skipped"}
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EQUIVALENT = DOCS / "mutation-equivalent.txt"

@@ -179,3 +179,52 @@ def test_a_missing_vad_package_is_named_with_its_install_command(
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: NoOrigin())
     with pytest.raises(ImportError, match="silero-vad"):
         model_path()
+
+
+def _float_wav(samples: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def test_a_file_peaking_at_exactly_16_is_accepted_and_past_it_refused() -> None:
+    ok = decode_file(_float_wav(np.array([0.0, 16.0, -16.0], np.float32), 16_000), 16_000)
+    assert ok.tolist() == [0.0, 16.0, -16.0]
+    with pytest.raises(FrameError) as loud:
+        decode_file(_float_wav(np.array([0.0, 16.5], np.float32), 16_000), 16_000)
+    assert loud.value.message == "expected samples within ±16 (full scale ±1), got 16.5"
+
+
+def test_a_decoded_file_has_the_length_one_shot_resampling_gives() -> None:
+    # 9903 frames at 96 kHz are 1650.5 samples at 16 kHz: soxr gives 1651 (half up), in one
+    # shot and block by block; round() would say 1650. 9902 frames: 1650.33 -> 1650.
+    for frames, want in [(9_903, 1_651), (9_902, 1_650), (3, 1), (15, 3)]:
+        x = np.full(frames, 0.25, np.float32)
+        out = decode_file(_float_wav(x, 96_000), 16_000)
+        assert len(out) == want == len(resample(x, 96_000, 16_000)), frames
+
+
+def test_a_stream_resampler_follows_a_change_of_rate_mid_stream() -> None:
+    r = StreamResampler(16_000)
+    a = r.process(np.ones(8_000, np.float32), 8_000)
+    b = r.process(np.ones(48_000, np.float32), 48_000)  # a new filter for the new rate
+    assert 15_000 < len(a) + len(b) + len(r.flush()) <= 32_000
+    assert len(b) < 20_000  # 1 s at 48 kHz is 16000 samples, not the 96000 of the old ratio
+
+
+def test_a_grown_ring_keeps_order_when_its_new_buffer_wraps_and_stays_float32() -> None:
+    ring = RingBuffer(8)
+    data = np.arange(30, dtype=np.float32)
+    ring.write(data)  # holds 22..29
+    ring.grow(12)  # 22 % 12 = 10: the kept samples wrap around the new buffer's end
+    held = ring.view(22, 8)
+    assert held.tolist() == data[22:30].tolist() and held.dtype == np.float32
+    ring.write(data[:4] + 100)
+    assert ring.view(22, 12).tolist() == [*data[22:30].tolist(), 100.0, 101.0, 102.0, 103.0]
+    ring.grow(12)  # not larger: nothing changes
+    assert ring.capacity == 12 and ring.view(22, 12).tolist()[0] == 22.0
+
+
+def test_the_vad_defaults_to_16_khz() -> None:
+    vad = SileroVad()
+    assert vad.sample_rate == 16_000 and (vad.chunk, vad.context) == (512, 64)

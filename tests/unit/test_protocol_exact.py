@@ -244,3 +244,104 @@ def test_pcm_frames_keep_their_channels_and_float_frames_are_checked() -> None:
     with pytest.raises(FrameError) as empty:
         decode_pcm(b"", DEFAULT_FORMAT)
     assert empty.value.message == "expected audio bytes, got an empty frame"
+
+
+# ---- WAV frames: the exact errors, streaming sizes, whole frames -------------------------------
+def _chunk(kind: bytes, body: bytes, size: int | None = None) -> bytes:
+    return kind + struct.pack("<I", len(body) if size is None else size) + body
+
+
+def _fmt(channels: int = 1, bits: int = 16, rate: int = 16_000) -> bytes:
+    align = channels * bits // 8
+    return _chunk(b"fmt ", struct.pack("<HHIIHH", 1, channels, rate, rate * align, align, bits))
+
+
+def _riff(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVX", "expected a RIFF/WAVE header"),
+        (_riff(_chunk(b"data", b"\x00\x00")), "WAV: expected a fmt chunk before the data chunk"),
+        (_riff(_fmt()), "WAV: expected a data chunk, found none"),
+        (_riff(_fmt(), _chunk(b"LIST", b"ab", size=10)),
+         "WAV chunk b'LIST' declares 10 bytes, but only 2 remain"),
+    ],
+)  # fmt: skip
+def test_broken_wav_frames_get_exact_errors(frame: bytes, message: str) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_wav(frame)
+    assert info.value.message == message
+
+
+def test_a_chunk_that_ends_exactly_at_the_frame_s_end_is_whole() -> None:
+    frame = _riff(_fmt(), _chunk(b"data", b"\x00\x40\x00\xc0"), _chunk(b"LIST", b"ab"))
+    samples, rate = decode_wav(frame)
+    assert rate == 16_000 and samples[:, 0].tolist() == [0.5, -0.5]
+    with pytest.raises(FrameError, match="found none"):
+        decode_wav(_riff(_fmt(), _chunk(b"LIST", b"ab")))  # LIST ends the frame exactly
+
+
+@pytest.mark.parametrize("unknown", [0, 0xFFFFFFFF])
+def test_a_streaming_data_size_takes_the_whole_frames_that_arrived(unknown: int) -> None:
+    # 8-bit mono: every byte is a frame, so an odd count is whole
+    samples, _ = decode_wav(_riff(_fmt(bits=8), _chunk(b"data", b"\xc0\x80\x40", size=unknown)))
+    assert samples[:, 0].tolist() == [0.5, 0.0, -0.5]
+    # 16-bit stereo: 4 bytes a frame; the 3 bytes of a frame still arriving are left out
+    raw = struct.pack("<4h", 16384, -16384, 0, 8192) + b"\x01\x02\x03"
+    samples, _ = decode_wav(_riff(_fmt(channels=2), _chunk(b"data", raw, size=unknown)))
+    assert samples.tolist() == [[0.5, -0.5], [0.0, 0.25]]
+
+
+def test_a_wav_frame_in_a_session_gives_its_samples_at_its_rate() -> None:
+    s = Session(DEFAULT_FORMAT)
+    started, audio = s.receive_bytes(encode_wav_s16(np.array([0.5, -0.25], np.float32), 22_050))
+    assert isinstance(started, Started) and isinstance(audio, Audio)
+    assert audio.sample_rate == 22_050
+    np.testing.assert_allclose(audio.samples[:, 0], [0.5, -0.25], atol=1e-4)
+    assert s.state is State.STREAMING  # audio first started the stream
+    [more] = s.receive_bytes(encode_wav_s16(np.zeros(2, np.float32), 22_050))
+    assert isinstance(more, Audio)
+    assert [type(e).__name__ for e in s.receive_text('{"type": "stop"}')] == ["Stopped"]
+
+
+@pytest.mark.parametrize(("value", "flag"), [("true", True), ("1", True), ("false", False),
+                                             ("0", False)])  # fmt: skip
+def test_lossless_in_the_query_is_true_false_1_or_0(value: str, flag: bool) -> None:
+    preset = parse_query({"lossless": value}, DEFAULT_FORMAT)
+    assert preset is not None and preset.lossless is flag
+
+
+def test_a_bad_lossless_value_is_shown_in_the_error() -> None:
+    with pytest.raises(FormatError) as query:
+        parse_query({"lossless": "maybe"}, DEFAULT_FORMAT)
+    assert query.value.message == "lossless: expected true or false, got 'maybe'"
+    with pytest.raises(FormatError) as start:
+        parse_start({"type": "start", "lossless": "yes"}, DEFAULT_FORMAT)
+    assert start.value.message == "start: expected lossless to be true or false, got 'yes'"
+
+
+def test_text_of_exactly_4096_characters_is_measured_in_bytes() -> None:
+    with pytest.raises(MessageError) as info:
+        Session(DEFAULT_FORMAT).receive_text("é" * 4096)  # 8192 bytes
+    assert info.value.message.endswith("got at least 8192 bytes")
+    # longer than the limit in characters already: refused without encoding it, so the
+    # message gives the character count as the lower bound it is
+    with pytest.raises(MessageError) as long:
+        Session(DEFAULT_FORMAT).receive_text("é" * 5000)
+    assert long.value.message.endswith("got at least 5000 bytes")
+
+
+def test_segment_and_error_times_are_rounded_to_microseconds() -> None:
+    seg = messages.segment(label="a", start_ms=1.23456, end_ms=2.34567, confidence=0.5, windows=2)
+    assert (seg["start_ms"], seg["end_ms"]) == (1.235, 2.346)
+    assert messages.error("c", "m", end_ms=2.34567)["end_ms"] == 2.346
+
+
+def test_end_counts_no_dropped_results_or_errors_unless_told() -> None:
+    end = messages.end(stream_id="s", duration_ms=1, windows=1, results=1, gated=0, failed=0,
+                       dropped_windows=0, dropped_ms=0)  # fmt: skip
+    assert (end["dropped_results"], end["dropped_errors"]) == (0, 0)

@@ -87,5 +87,6 @@ def _decode_blocks(
             )
         parts.append(resampler.process(to_mono(block), rate))
     parts.append(resampler.flush())
-    out = np.concatenate(parts)
-    return out[: round(frames * target_rate / rate)]  # the length one-shot resampling gives
+    # Block by block, soxr gives the length one-shot resampling gives (frames × ratio, rounded
+    # half up): no cut. (A cut with round(), which rounds halves to even, lost a sample.)
+    return np.concatenate(parts)

@@ -119,7 +119,6 @@ class Session:
     def __init__(self, default: AudioFormat, preset: Started | None = None) -> None:
         self.state = State.AWAITING_START
         self.format = default
-        self._preset = preset
         # The input rate of the stream's audio, fixed by its first frame (WAV frames carry their
         # own): a stream that switched rates would restart the resampler on every frame.
         self.audio_rate: int | None = None
