@@ -72,6 +72,10 @@ def main(results: Path, packages: list[str]) -> int:
             print(f"    {n:3} unexplained in {function}")
         with (results.parent / "survivors.txt").open("a") as out:
             out.writelines(f"{n} ({checked[n]})\n" for n in unexplained)
+        listed = {n for n in (*equivalent, *accepted) if n.startswith(f"voxlive.{package}.")}
+        stale = sorted(n for n in listed if n not in mine or mine[n] in KILLED)
+        for n in stale:
+            print(f"    listed but {'killed' if n in mine else 'not a mutant'} now: {n}")
     return 1 if failed else 0
 
 

@@ -62,3 +62,21 @@ def test_the_score_leaves_out_equivalents_and_lists_the_unexplained(
     assert (tmp_path / "survivors.txt").read_text() == "voxlive.audio.f__mutmut_18 (no tests)\n"
     results.write_text("".join(f"    voxlive.audio.f__mutmut_{i}: survived\n" for i in range(5)))
     assert score.main(results, ["audio"]) == 1  # under the 85 % target
+
+
+def test_listed_mutants_that_are_killed_or_gone_are_reported_as_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    score = _script()
+    (tmp_path / "eq.txt").write_text("voxlive.audio.f__mutmut_1 was equivalent\n")
+    (tmp_path / "ok.txt").write_text("voxlive.audio.f__mutmut_9 no longer exists\n")
+    monkeypatch.setattr(score, "EQUIVALENT", tmp_path / "eq.txt")
+    monkeypatch.setattr(score, "ACCEPTED", tmp_path / "ok.txt")
+    results = tmp_path / "results.txt"
+    results.write_text(
+        "    voxlive.audio.f__mutmut_1: killed\n    voxlive.audio.f__mutmut_2: killed\n"
+    )
+    score.main(results, ["audio"])
+    out = capsys.readouterr().out
+    assert "listed but killed now: voxlive.audio.f__mutmut_1" in out
+    assert "listed but not a mutant now: voxlive.audio.f__mutmut_9" in out
