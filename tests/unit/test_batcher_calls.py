@@ -107,6 +107,33 @@ async def test_a_hung_call_fails_its_windows_at_the_time_out_while_it_still_hang
     assert messages == ["model call exceeded 0.1 s; failing 1 windows"]
 
 
+async def test_a_call_queued_behind_a_hung_one_is_cancelled_at_the_time_out() -> None:
+    """Nothing runs later on the hung call's thread: a call queued there is cancelled."""
+    release = threading.Event()
+
+    class Hangs(FakeClassifier):
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            if batch[0, 0] == 0.5:  # the stream's window hangs (for at most 3 s)
+                release.wait(3.0)
+            return super().predict(batch)
+
+    model = Hangs()
+    try:
+        async with batching(model, "s", max_batch=1, timeout_s=0.2) as (batcher, (s,)):
+            feed(s)
+            await asyncio.sleep(0.05)  # the window's call hangs
+            queued = asyncio.ensure_future(batcher.predict(np.full((1, 100), 0.25, np.float32)))
+            [error] = await drain(s, 1)
+            assert error["type"] == "error"
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            release.set()
+            await asyncio.sleep(0.05)  # the hung thread finishes its call
+    finally:
+        release.set()
+    assert model.means == [[0.5]]  # the queued call never ran
+
+
 async def test_a_window_with_non_finite_scores_is_told_so() -> None:
     class Nan(FakeClassifier):
         def predict(self, batch: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fakes import Clock, FakeClassifier
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.overload import RateMeter
 from voxlive.pipeline.stream import Stream, StreamConfig
 
@@ -166,3 +166,25 @@ def test_a_lossless_stream_with_shedding_on_keeps_every_window() -> None:
     clock.t = 10.0
     assert [w.index for w in b._collect()] == [0, 1]
     assert s.stats.shed == 0 and s.pending == 1
+
+
+def test_the_machines_speed_drift_compounds_and_holds() -> None:
+    cost = CostModel(alpha=0.5)
+    cost.observe(1, 100, 0.1)
+    cost.observe(1, 100, 0.3)  # three times the 0.1 s expected: the machine slowed down
+    assert cost.drift == pytest.approx(2.0)  # 1 × (1 + 0.5 × (3 - 1))
+    assert cost.estimate(1, 100) == pytest.approx(0.25)  # (0.1 + 0.5 × (0.3/2 - 0.1)) × 2
+    cost.observe(1, 100, 0.25)  # as expected: the machine is still as slow
+    assert cost.drift == pytest.approx(2.0)
+    assert cost.estimate(1, 100) == pytest.approx(0.25)
+
+
+def test_a_call_measured_at_zero_seconds_gives_no_rate() -> None:
+    """A clock too coarse to see a call (0 s) says nothing about the model's rate; a window
+    length never called has none either."""
+    cost = CostModel()
+    cost.observe(4, 100, 0.0)
+    assert cost.best_rate(100) is None
+    assert cost.best_rate(200) is None
+    cost.observe(2, 100, 0.1)
+    assert cost.best_rate(100) == pytest.approx(2 / cost.estimate(2, 100))

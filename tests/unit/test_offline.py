@@ -77,10 +77,10 @@ async def test_next_to_an_open_live_stream_a_file_goes_in_small_calls() -> None:
 
 
 async def test_a_file_is_never_shed_however_slow_the_model() -> None:
-    """Its windows are ready long before the model gets to them and max_lag_ms is 20: a live
-    stream would shed them. A file loses nothing, and is still served in full calls."""
-    model = FakeClassifier(latency_s=0.01)
-    out, _ = await _classify(model, _ramp(36), dataclasses.replace(CFG, max_lag_ms=20))
+    """Calls take 100 ms and max_lag_ms is 100: after the first call, a live stream would shed
+    its windows. A file loses nothing, and is still served in full calls."""
+    model = FakeClassifier(latency_s=0.1)
+    out, _ = await _classify(model, _ramp(36), dataclasses.replace(CFG, max_lag_ms=100))
     results = _results(out)
     assert len(results) == 36 and all(m["dropped_ms"] == 0 for m in results)
     assert model.batches == [9, 9, 9, 9]
