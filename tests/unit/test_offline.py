@@ -184,3 +184,21 @@ async def test_a_file_is_read_at_most_one_block_ahead_of_the_model() -> None:
     assert len(_results(out)) == 40
     assert model.batches == [2] * 20
     assert max(model.ahead) == 4 * 100  # a block of 4 hops, its first two windows in the call
+
+
+async def test_a_long_file_is_held_in_a_bounded_buffer() -> None:
+    """A minute at 16 kHz (3.8 MB of float32) in one-second windows, calls of up to 8: the
+    stream holds about a block of audio (8 windows and a little more), not the whole file."""
+    import tracemalloc
+
+    config = StreamConfig(sample_rate=16_000, window_ms=1000, hop_ms=1000, buffer_ms=2000,
+                          labels=("a", "b"), gate="none", smoothing=1)  # fmt: skip
+    samples = np.full(60 * 16_000, 0.5, np.float32)
+    tracemalloc.start()
+    try:
+        out, _ = await _classify(FakeClassifier(sample_rate=16_000), samples, config, max_batch=8)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(_results(out)) == 60
+    assert peak < 3_000_000  # bytes: a block is 0.5 MB; the whole file would be 3.8
