@@ -127,6 +127,26 @@ def test_warm_up_times_every_batch_size_up_to_max_batch() -> None:
             assert 0.0 < p.batcher.cost.estimate(size, 100) < 1.0
 
 
+def test_warm_up_feeds_the_model_quiet_noise_the_same_at_every_start() -> None:
+    """Float32 windows as the Classifier contract says, noise at about 0.1 rms (a quiet
+    speech level, not silence that a model could shortcut), the same batches every time."""
+    inputs: list[list[np.ndarray]] = [[], []]
+    for seen in inputs:
+
+        class Recording(FakeClassifier):
+            def predict(self, batch: np.ndarray, seen: list[np.ndarray] = seen) -> np.ndarray:
+                seen.append(batch.copy())
+                return super().predict(batch)
+
+        assemble(_settings(window_ms=100, hop_ms=100, max_batch=4), classifier=Recording())
+    first, again = inputs
+    assert [b.shape for b in first] == [(1, 100), (2, 100), (4, 100)]
+    for batch, same in zip(first, again, strict=True):
+        assert batch.dtype == np.float32
+        assert 0.05 < float(np.sqrt(np.mean(batch**2))) < 0.2
+        np.testing.assert_array_equal(batch, same)
+
+
 async def test_the_metrics_reach_the_batcher_the_streams_and_files() -> None:
     metrics = Metrics()
     s = _settings(window_ms=100, hop_ms=100, max_batch=4, max_lag_ms=500)

@@ -166,6 +166,7 @@ async def test_a_stream_removed_from_the_batcher_gets_no_more_vad_work() -> None
         await _messages(stream, 1)
         seen = vad.chunks
         batcher.remove(stream)
+        batcher.remove(stream)  # idempotent (closing a stream twice removes it twice)
         stream.push(np.zeros(8 * CHUNK, np.float32))
         await asyncio.sleep(0.1)  # time enough for the VAD runner to look at it
     finally:
