@@ -3,10 +3,16 @@ up for one window, and a whole recording goes through the same stream + batcher 
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
+import pytest
 
 from fakes import FakeClassifier
 from voxlive.inference.base import Classifier
+from voxlive.metrics import Metrics
+from voxlive.pipeline import assembly
 from voxlive.pipeline.assembly import assemble, make_batcher, stream_config
 from voxlive.settings import Settings
 
@@ -107,3 +113,77 @@ async def test_a_long_recording_is_classified_whole_without_drops() -> None:
     assert means == sorted(means) and means[-1] > means[0]  # each window its own audio
     assert empty == []
     assert p.batcher._streams == {}  # the recording's stream is gone
+
+
+# ---- warm-up, metrics and the engine (mutation testing found these untested) ------------------
+def test_warm_up_times_every_batch_size_up_to_max_batch() -> None:
+    """1, 2, 4, … and max_batch itself, so the first live calls are planned from real times:
+    also for 256, the largest max_batch allowed."""
+    for max_batch, sizes in ((6, [1, 2, 4, 6]), (256, [1, 2, 4, 8, 16, 32, 64, 128, 256])):
+        clf = FakeClassifier(latency_s=0.001)
+        p = assemble(_settings(window_ms=100, hop_ms=100, max_batch=max_batch), classifier=clf)
+        assert clf.batches == sizes
+        for size in sizes:  # each call taught the cost model (about a millisecond each)
+            assert 0.0 < p.batcher.cost.estimate(size, 100) < 1.0
+
+
+def test_warm_up_feeds_the_model_quiet_noise_the_same_at_every_start() -> None:
+    """Float32 windows as the Classifier contract says, noise at about 0.1 rms (a quiet
+    speech level, not silence that a model could shortcut), the same batches every time."""
+    inputs: list[list[np.ndarray]] = [[], []]
+    for seen in inputs:
+
+        class Recording(FakeClassifier):
+            def predict(self, batch: np.ndarray, seen: list[np.ndarray] = seen) -> np.ndarray:
+                seen.append(batch.copy())
+                return super().predict(batch)
+
+        assemble(_settings(window_ms=100, hop_ms=100, max_batch=4), classifier=Recording())
+    first, again = inputs
+    assert [b.shape for b in first] == [(1, 100), (2, 100), (4, 100)]
+    for batch, same in zip(first, again, strict=True):
+        assert batch.dtype == np.float32
+        assert 0.05 < float(np.sqrt(np.mean(batch**2))) < 0.2
+        np.testing.assert_array_equal(batch, same)
+
+
+async def test_the_metrics_reach_the_batcher_the_streams_and_files() -> None:
+    metrics = Metrics()
+    s = _settings(window_ms=100, hop_ms=100, max_batch=4, max_lag_ms=500)
+    p = assemble(s, classifier=FakeClassifier(), metrics=metrics, warm_up=False)
+    assert p.config.max_lag_ms == 500
+    p.start()
+    try:
+        await p.classify(np.full(2000, 0.5, np.float32))  # a file: 20 windows
+        stream, _ = p.open_stream("live")
+        stream.push(np.zeros(300, np.float32))  # three quiet windows: gated
+        gauge = p.capacity()
+    finally:
+        p.close_stream(stream)
+        await p.close()
+    value = metrics.registry.get_sample_value
+    assert value("voxlive_windows_total", {"outcome": "classified"}) == 20
+    assert value("voxlive_windows_total", {"outcome": "gated"}) == 3
+    assert value("voxlive_batch_size_sum") == 20
+    best = p.batcher.cost.best_rate(100)
+    assert best is not None and gauge.windows_per_s == best
+    assert gauge.streams == pytest.approx(best * 0.1)  # one 100 ms window per stream per hop
+    assert gauge.load_streams > 0
+    assert value("voxlive_capacity_streams") == pytest.approx(p.capacity().streams)
+
+
+def test_the_engine_setting_picks_where_the_model_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded: list[tuple[str, Settings]] = []
+
+    class RayClassifier:
+        def __init__(self, settings: Settings) -> None:
+            loaded.append(("ray", settings))
+
+    ray_serve = types.ModuleType("voxlive.inference.ray_serve")
+    ray_serve.RayClassifier = RayClassifier  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "voxlive.inference.ray_serve", ray_serve)
+    monkeypatch.setattr(assembly, "load_local", lambda s: loaded.append(("local", s)) or "clf")
+    local, ray = _settings(), _settings(engine="ray")
+    assert assembly.load_classifier(local) == "clf"
+    assert isinstance(assembly.load_classifier(ray), RayClassifier)
+    assert loaded == [("local", local), ("ray", ray)]

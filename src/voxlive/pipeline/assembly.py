@@ -119,7 +119,10 @@ class Pipeline:
 def _seed_costs(classifier: Classifier, batcher: Batcher, window: int) -> None:
     """Time one call per batch size the batcher will use and teach its cost model."""
     rng = np.random.default_rng(0)
-    sizes = sorted({min(2**k, batcher.max_batch) for k in range(8)})
+    # 1, 2, 4, … up to max_batch itself (256, the largest allowed, included)
+    sizes = sorted(
+        {min(2**k, batcher.max_batch) for k in range(batcher.max_batch.bit_length() + 1)}
+    )
     for size in sizes:
         batch = 0.1 * rng.standard_normal((size, window)).astype(np.float32)
         started = time.perf_counter()

@@ -64,11 +64,9 @@ class Gate:
         self._windows.move(slot, SlotState.DONE)
 
     # ---- the VAD runner's side ---------------------------------------------------------------
-    def vad_job(self, *, finished: bool) -> tuple[VadState, np.ndarray] | None:
+    def vad_job(self) -> tuple[VadState, np.ndarray] | None:
         """The audio the VAD has not seen yet, whole chunks only (a copy), with this stream's
-        VAD state; ``None`` when there is nothing to do. Call :meth:`vad_done` with the result.
-        ``finished``: no more audio will come (the windows left are decided with what the VAD
-        has seen)."""
+        VAD state; ``None`` when there is nothing to do. Call :meth:`vad_done` with the result."""
         if self.vad is None or self._vad_busy:
             return None
         ring, chunk = self._windows.ring, self._chunk
@@ -79,13 +77,14 @@ class Gate:
             self.vad.reset()
         count = (ring.written - self._vad_pos) // chunk
         if count <= 0:
-            if finished:
-                self.decide_gating(finished=True)
+            # No whole chunk is new, but a window cut since the last job may end in the partial
+            # chunk after what the VAD has seen: it is decided now, not when that chunk is full.
+            self.decide_gating()
             return None
         self._vad_busy = True
         return self.vad, ring.view(self._vad_pos, count * chunk).copy()
 
-    def vad_done(self, probs: np.ndarray | None, *, finished: bool) -> None:
+    def vad_done(self, probs: np.ndarray | None) -> None:
         """Speech probabilities for the last job's chunks (``None``: the VAD failed, so its
         windows count as speech and go to the classifier)."""
         self._vad_busy = False
@@ -96,11 +95,7 @@ class Gate:
             probs = np.ones(n, np.float32)
         self._append_speech(probs.tolist())
         self._vad_pos += len(probs) * self._chunk
-        self.decide_gating(finished=finished)
-
-    def release_job(self) -> None:
-        """The VAD job came back after the stream closed: forget it."""
-        self._vad_busy = False
+        self.decide_gating()
 
     @property
     def vad_busy(self) -> bool:
@@ -114,14 +109,13 @@ class Gate:
             self._speech.popleft()
             self._speech_base += 1
 
-    def decide_gating(self, *, finished: bool) -> None:
-        """Settle every window the VAD has now fully seen (at the end: whatever it has seen)."""
+    def decide_gating(self) -> None:
+        """Settle every window whose whole chunks the VAD has all seen (at the end of a stream,
+        once the VAD has seen every whole chunk, that is every window)."""
         windows = self._windows
         if not windows.gating:
             return
         cfg, chunk = self.config, self._chunk
-        # At the end, less than a chunk is left unseen: nothing more will come for it.
-        final = finished and windows.ring.written - self._vad_pos < chunk
         # Speech must cover at least vad_min_speech_ms, rounded up to whole chunks (and 1).
         need = max(_ceil_div(_ceil_div(cfg.vad_min_speech_ms * cfg.sample_rate, 1000), chunk), 1)
         for slot in list(windows.slots):
@@ -130,7 +124,7 @@ class Gate:
             end = slot.start + slot.length
             # Decide once the VAD has seen every whole chunk of the window: waiting for the
             # chunk that straddles its end would add up to a chunk (32 ms) of latency.
-            if end // chunk * chunk > self._vad_pos and not final:
+            if end // chunk * chunk > self._vad_pos:
                 break
             # The chunks that overlap the window and that the VAD has seen, as positions in
             # _speech (the chunk holding its first sample up to the one holding its last).

@@ -52,6 +52,9 @@ async def classify_samples(
                 out.extend(stream.pop_messages())
                 await wake.wait()
                 wake.clear()
+            # The last results too, before the next block: unpopped, they would count against
+            # max_unsent like a client that does not read, and the oldest would be dropped.
+            out.extend(stream.pop_messages())
         stream.finish()
         while not stream.drained:
             out.extend(stream.pop_messages())

@@ -147,7 +147,7 @@ class Stream:
             self._gate.admit(tail)
         if self.uses_vad:
             if not self._gate.vad_busy:
-                self._gate.decide_gating(finished=True)
+                self._gate.decide_gating()
             self.listener.audio_arrived()
         self.listener.results_ready()
 
@@ -158,15 +158,14 @@ class Stream:
         """
         if self.closed:
             return None
-        return self._gate.vad_job(finished=self.finished)
+        return self._gate.vad_job()
 
     def vad_done(self, probs: np.ndarray | None) -> None:
         """Speech probabilities for the last job's chunks (``None``: the VAD failed, so its
         windows count as speech and go to the classifier)."""
-        if self.closed:
-            self._gate.release_job()
+        if self.closed:  # a closed stream hands out no more jobs: this one is forgotten
             return
-        self._gate.vad_done(probs, finished=self.finished)
+        self._gate.vad_done(probs)
 
     # ---- the batcher's side -----------------------------------------------------------------
     def oldest_pending(self) -> Slot | None:
