@@ -55,7 +55,10 @@ def start(svc: Any, ws: FakeSocket) -> tuple[Connection, asyncio.Task[None]]:
     return conn, asyncio.create_task(conn.run())
 
 
-async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_close() -> None:
+@pytest.mark.parametrize("drain_s", [0.0, 0.1])
+async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_close(
+    drain_s: float,
+) -> None:
     async with service(classifier=SlowTail(slow_s=0.6), hop_ms=200) as svc:
         ws = FakeSocket()
         ws.audio(tone(400))  # two windows
@@ -64,7 +67,7 @@ async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_cl
         await eventually(lambda: len(ws.of("result")) == 2, "the two full windows' results")
         ws.text({"type": "stop"})  # draining, for up to 30 s
         await eventually(lambda: conn.state == "draining", "draining after stop")
-        conn.shutdown(0)  # end is due now: the tail's result is not waited for
+        conn.shutdown(drain_s)  # end is due long before the tail's result
         await asyncio.wait_for(task, 5)
     # the open segment is closed and sent with end, though the stream has not drained
     assert [m["type"] for m in ws.sent] == ["ready", "result", "result", "segment", "end"]

@@ -146,14 +146,14 @@ class Timed(FakeSocket):
 async def test_max_speed_holds_the_reader_once_a_burst_of_one_second_is_spent() -> None:
     async with service(max_speed=4) as svc:
         ws = Timed()
-        for _ in range(3):
+        for _ in range(4):
             ws.audio(tone(500))
         ws.text({"type": "stop"})
         await run(svc, ws)
     first, *_, stop = ws.asked_at
-    # 1.5 s of audio is 0.5 s past the burst: at 4x real time that is 0.125 s of reading held
-    assert 0.12 <= stop - first < 0.5
-    assert ws.of("end")[0]["duration_ms"] == 1500.0
+    # 2 s of audio is 1 s past the burst: at 4x real time that is 0.25 s of reading held
+    assert 0.24 <= stop - first < 0.6
+    assert ws.of("end")[0]["duration_ms"] == 2000.0
 
 
 async def test_a_resumed_stream_is_paced_from_what_its_new_connection_sent() -> None:

@@ -26,11 +26,11 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def _connect(
-    http: type[GuardedHttp], state: ServerState, app: Any = _app
+    http: type[GuardedHttp], state: ServerState, app: Any = _app, loop: Any = None
 ) -> tuple[GuardedHttp, Transport]:
     config = uvicorn.Config(app, log_level="critical")
     config.load()
-    proto = http(config=config, server_state=state, app_state={})
+    proto = http(config=config, server_state=state, app_state={}, _loop=loop)
     transport = Transport()
     transport.protocol = proto
     proto.connection_made(transport)
@@ -120,6 +120,59 @@ async def test_a_pipelined_request_is_not_cut_by_the_deadline_while_it_is_answer
     release.set()
     await eventually(lambda: transport.aborted, "the idle connection aborted")
     assert b"/slow" in (transport.written_at_abort or b"")
+    proto.connection_lost(None)
+
+
+class Timers:
+    """The running loop, but with a clock that moves only when told: timers set with
+    ``call_later`` run in :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._now = 0.0
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    def time(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        timer = asyncio.TimerHandle(self._now + delay, callback, args, self._loop)
+        self._timers.append(timer)
+        return timer
+
+    def advance(self, to: float) -> None:
+        self._now = to
+        for timer in sorted(self._timers, key=lambda t: t.when()):
+            if timer.when() <= to:
+                self._timers.remove(timer)
+                if not timer.cancelled():
+                    timer._run()
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+
+
+async def test_each_answer_on_a_keep_alive_connection_restarts_the_header_deadline() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    http, _ = guarded_protocols(header_timeout_s=1.0, max_connections=10)
+    timers = Timers()
+    proto, transport = _connect(http, ServerState(), app, loop=timers)
+    proto.data_received(_get("/a") + _get("/b"))  # pipelined: both answered at time 0
+    await eventually(lambda: b"/b" in transport.written, "both answers")
+    timers.advance(0.5)
+    proto.data_received(_get("/c"))
+    await eventually(lambda: b"/c" in transport.written, "the third answer")
+    timers.advance(1.2)  # 1.2 s after the first two answers, 0.7 s after the last
+    assert not transport.aborted
+    timers.advance(1.6)
+    assert transport.aborted
     proto.connection_lost(None)
 
 
