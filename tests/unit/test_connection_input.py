@@ -168,7 +168,7 @@ async def test_a_resumed_stream_is_paced_from_what_its_new_connection_sent() -> 
         await run(svc, again)
     assert again.of("ready")[0]["resumed"] is True
     first_ask, *_, stop = again.asked_at
-    assert stop - first_ask < 0.15  # 0.5 s on this connection is within its own burst
+    assert stop - first_ask < 0.3  # 0.5 s on this connection is within its own burst (not 6.5 s)
 
 
 async def test_bad_messages_are_answered_until_more_than_twenty_then_the_stream_closes() -> None:

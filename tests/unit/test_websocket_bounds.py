@@ -22,7 +22,7 @@ from websockets.uri import parse_uri
 from fakes import Transport
 from voxlive.server.protocols import GuardedWebSocket
 
-CLOSE_S = 0.05  # the close time-out these tests run with
+CLOSE_S = 0.1  # the close time-out these tests run with
 PING = b"p" * 123  # its pong is a 125-byte frame (2 bytes of header, unmasked)
 
 
@@ -113,7 +113,7 @@ async def test_a_close_waits_for_a_slow_reader_then_is_sent() -> None:
         closing = asyncio.create_task(
             peer.server.send({"type": "websocket.close", "code": 1001, "reason": "bye"})
         )
-        await asyncio.sleep(CLOSE_S / 5)
+        await asyncio.sleep(CLOSE_S / 10)
         peer.server.resume_writing()  # the peer caught up within the time-out
         await asyncio.wait_for(closing, 1)
         [frame] = peer.frames()
