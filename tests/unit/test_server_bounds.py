@@ -176,6 +176,30 @@ async def test_each_answer_on_a_keep_alive_connection_restarts_the_header_deadli
     proto.connection_lost(None)
 
 
+async def test_a_slow_pipelined_answer_gets_the_whole_header_deadline_after_it() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    http, _ = guarded_protocols(header_timeout_s=1.0, max_connections=10)
+    timers = Timers()
+    proto, transport = _connect(http, ServerState(), app, loop=timers)
+    proto.data_received(_get("/a") + _get("/slow"))
+    await eventually(lambda: b"/a" in transport.written, "the first answer")
+    timers.advance(0.9)
+    release.set()
+    await eventually(lambda: b"/slow" in transport.written, "the slow answer")
+    timers.advance(1.5)  # 1.5 s after the first answer, 0.6 s after the last
+    assert not transport.aborted
+    timers.advance(2.0)
+    assert transport.aborted
+    proto.connection_lost(None)
+
+
 def test_uvicorn_is_configured_with_every_bound() -> None:
     settings = Settings(model="pitch", max_frame_bytes=4096, header_timeout_ms=1500,
                         max_connections=70, port=8123)  # fmt: skip

@@ -69,8 +69,11 @@ class GuardedHttp(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._deadline is None and not self.transport.is_closing():
-            self._arm_deadline()  # the next request on this keep-alive connection
+        if self.transport.is_closing():
+            return
+        if self._deadline is not None:  # armed after an earlier answer (pipelined requests)
+            self._deadline.cancel()
+        self._arm_deadline()  # the next request on this keep-alive connection
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._deadline is not None:  # set in connection_made, which asyncio calls first
