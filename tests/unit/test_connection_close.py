@@ -6,6 +6,7 @@ closes that fail."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from fakes import FakeClassifier
 from helpers import eventually
 from unit.test_connection import RATE, FakeSocket, run, service, tone
 from voxlive.server.connection import Connection
+from voxlive.server.service import Service
 
 LOGGER = "voxlive.server.connection"
 
@@ -50,8 +52,9 @@ class SlowReader(FakeSocket):
         await super().send_text(text)
 
 
-def start(svc: Any, ws: FakeSocket) -> tuple[Connection, asyncio.Task[None]]:
-    conn = Connection(ws, svc)
+def start(svc: Service, ws: FakeSocket) -> tuple[Connection, asyncio.Task[None]]:
+    """A connection running in a task of its own, while the test goes on."""
+    conn = Connection(ws, svc)  # type: ignore[arg-type]
     return conn, asyncio.create_task(conn.run())
 
 
@@ -134,7 +137,7 @@ class FailingSend(FakeSocket):
         self.error = error
 
     async def send_text(self, text: str) -> None:
-        if '"type": "result"' in text or '"type":"result"' in text:
+        if json.loads(text)["type"] == "result":
             raise self.error
         await super().send_text(text)
 

@@ -193,9 +193,7 @@ async def test_bad_messages_are_answered_until_more_than_twenty_then_the_stream_
     assert (past.close_code, past.close_reason) == (1008, "too_many_errors")
 
 
-async def test_errors_for_a_client_that_reads_nothing_keep_the_newest_64_and_count_the_rest() -> (
-    None
-):
+async def test_a_client_that_reads_nothing_gets_the_newest_64_errors_and_a_count() -> None:
     async with service() as svc:
         ws = SlowReader()
         ws.text({"type": "start", "sample_rate": RATE})
@@ -209,7 +207,7 @@ async def test_errors_for_a_client_that_reads_nothing_keep_the_newest_64_and_cou
         await eventually(lambda: conn.state != "streaming", "stop read")
         ws.reads.set()
         await asyncio.wait_for(task, 5)
-    assert [m["type"] for m in ws.sent[:1]] == ["ready"]  # already being sent
+    assert ws.sent[0]["type"] == "ready"  # it was on its way before the errors came
     assert [e["message"] for e in ws.of("error")] == [NOT_JSON.format(n) for n in range(7, 71)]
     assert ws.of("end")[0]["dropped_errors"] == 6
 
