@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -90,3 +92,56 @@ class Slowed:
 
     def warmup(self, window_samples: int) -> None:
         self.inner.warmup(window_samples)
+
+
+class Transport(asyncio.Transport):
+    """The asyncio transport under a uvicorn protocol: records what is written, whether it was
+    closed or aborted, and what was written by the time it was aborted. ``get_write_buffer_size``
+    is what the peer has not read yet: everything written since the last :meth:`peer_reads`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+        self.closing = False
+        self.written = b""
+        self.written_at_abort: bytes | None = None
+        self.protocol: Any = None
+        self._read_upto = 0
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.closing = True
+        if self.written_at_abort is None:
+            self.written_at_abort = self.written
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: Any) -> None:
+        self.written += bytes(data)
+
+    def peer_reads(self) -> bytes:
+        """What the peer reads now: everything written since it last read."""
+        data, self._read_upto = self.written[self._read_upto :], len(self.written)
+        return data
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.written) - self._read_upto
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from fakes import FakeClassifier
 from helpers import eventually
 from voxlive.bench.load import pcm16
+from voxlive.inference.base import Classifier
 from voxlive.server.connection import Connection
 from voxlive.server.service import Service
 from voxlive.settings import Settings
@@ -76,10 +77,10 @@ class FakeSocket:
 
 
 @contextlib.asynccontextmanager
-async def service(**changes: Any) -> AsyncIterator[Service]:
+async def service(classifier: Classifier | None = None, **changes: Any) -> AsyncIterator[Service]:
     settings = Settings(model="pitch", web_dir="/nonexistent", window_ms=200, hop_ms=100,
                         gate="none", max_speed=0).replace(**changes)  # fmt: skip
-    svc = Service(settings, classifier=FakeClassifier(sample_rate=RATE))
+    svc = Service(settings, classifier=classifier or FakeClassifier(sample_rate=RATE))
     await svc.start()
     await eventually(lambda: svc.ready, "a ready service")
     try:

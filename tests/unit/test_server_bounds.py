@@ -9,49 +9,15 @@ import asyncio
 import logging
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from fakes import Transport
+from helpers import eventually
 from voxlive.server.protocols import GuardedHttp, GuardedWebSocket, guarded_protocols
 from voxlive.server.runner import MAX_HEADER_BYTES, RedactQuery, uvicorn_config
 from voxlive.settings import Settings
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.aborted = False
-        self.closing = False
-        self.written = b""
-        self.protocol: Any = None
-
-    def abort(self) -> None:
-        self.aborted = True
-        self.closing = True
-
-    def close(self) -> None:
-        self.closing = True
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def write(self, data: Any) -> None:
-        self.written += bytes(data)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -59,10 +25,12 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _connect(http: type[GuardedHttp], state: ServerState) -> tuple[GuardedHttp, Transport]:
-    config = uvicorn.Config(_app, log_level="critical")
+def _connect(
+    http: type[GuardedHttp], state: ServerState, app: Any = _app, loop: Any = None
+) -> tuple[GuardedHttp, Transport]:
+    config = uvicorn.Config(app, log_level="critical")
     config.load()
-    proto = http(config=config, server_state=state, app_state={})
+    proto = http(config=config, server_state=state, app_state={}, _loop=loop)
     transport = Transport()
     transport.protocol = proto
     proto.connection_made(transport)
@@ -98,6 +66,138 @@ async def test_a_socket_that_sends_no_complete_request_head_is_aborted_after_the
     assert done_t.aborted  # then idle on keep-alive: the next head is due within the deadline
     for proto in (idle, trickle, done):
         proto.connection_lost(None)
+
+
+async def test_refused_connections_are_logged_at_every_power_of_two(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=1)
+    state = ServerState()
+    kept, _ = _connect(http, state)
+    with caplog.at_level(logging.WARNING, logger="voxlive"):
+        for _ in range(5):
+            refused, transport = _connect(http, state)
+            assert transport.aborted
+            refused.connection_lost(None)  # what asyncio does next for an aborted socket
+    assert [r.getMessage() for r in caplog.records] == [
+        f"refused a connection: 1 open, the limit is 1 (max_connections); {n} so far"
+        for n in (1, 2, 4)
+    ]
+    assert state.connections == {kept}
+    kept.connection_lost(None)
+
+
+async def test_a_connection_that_is_gone_is_not_aborted_by_its_deadline() -> None:
+    http, _ = guarded_protocols(header_timeout_s=0.05, max_connections=10)
+    state = ServerState()
+    clean, clean_t = _connect(http, state)
+    reset, reset_t = _connect(http, state)
+    clean.connection_lost(None)
+    reset.connection_lost(ConnectionResetError())
+    await asyncio.sleep(0.1)
+    assert clean_t.closing and not clean_t.aborted
+    assert not reset_t.closing  # uvicorn closes only after a clean end; the error is passed on
+    assert not state.connections
+
+
+async def test_a_pipelined_request_is_not_cut_by_the_deadline_while_it_is_answered() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await release.wait()  # longer than the header deadline
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    http, _ = guarded_protocols(header_timeout_s=0.05, max_connections=10)
+    proto, transport = _connect(http, ServerState(), app)
+    proto.data_received(
+        b"GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\nGET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    await eventually(lambda: b"/fast" in transport.written, "the first answer")
+    await asyncio.sleep(0.1)  # the deadline armed after the first answer has passed
+    assert not transport.aborted
+    release.set()
+    await eventually(lambda: transport.aborted, "the idle connection aborted")
+    assert b"/slow" in (transport.written_at_abort or b"")
+    proto.connection_lost(None)
+
+
+class Timers:
+    """The running loop, but with a clock that moves only when told: timers set with
+    ``call_later`` run in :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._now = 0.0
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    def time(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        timer = asyncio.TimerHandle(self._now + delay, callback, args, self._loop)
+        self._timers.append(timer)
+        return timer
+
+    def advance(self, to: float) -> None:
+        self._now = to
+        for timer in sorted(self._timers, key=lambda t: t.when()):
+            if timer.when() <= to:
+                self._timers.remove(timer)
+                if not timer.cancelled():
+                    timer._run()
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+
+
+async def test_each_answer_on_a_keep_alive_connection_restarts_the_header_deadline() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    http, _ = guarded_protocols(header_timeout_s=1.0, max_connections=10)
+    timers = Timers()
+    proto, transport = _connect(http, ServerState(), app, loop=timers)
+    proto.data_received(_get("/a") + _get("/b"))  # pipelined: both answered at time 0
+    await eventually(lambda: b"/b" in transport.written, "both answers")
+    timers.advance(0.5)
+    proto.data_received(_get("/c"))
+    await eventually(lambda: b"/c" in transport.written, "the third answer")
+    timers.advance(1.2)  # 1.2 s after the first two answers, 0.7 s after the last
+    assert not transport.aborted
+    timers.advance(1.6)
+    assert transport.aborted
+    proto.connection_lost(None)
+
+
+async def test_a_slow_pipelined_answer_gets_the_whole_header_deadline_after_it() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    http, _ = guarded_protocols(header_timeout_s=1.0, max_connections=10)
+    timers = Timers()
+    proto, transport = _connect(http, ServerState(), app, loop=timers)
+    proto.data_received(_get("/a") + _get("/slow"))
+    await eventually(lambda: b"/a" in transport.written, "the first answer")
+    timers.advance(0.9)
+    release.set()
+    await eventually(lambda: b"/slow" in transport.written, "the slow answer")
+    timers.advance(1.5)  # 1.5 s after the first answer, 0.6 s after the last
+    assert not transport.aborted
+    timers.advance(2.0)
+    assert transport.aborted
+    proto.connection_lost(None)
 
 
 def test_uvicorn_is_configured_with_every_bound() -> None:

@@ -24,7 +24,6 @@ import secrets
 from collections import deque
 from typing import Literal
 
-import numpy as np
 from starlette.websockets import (
     WebSocket,
     WebSocketDisconnect,
@@ -33,7 +32,7 @@ from starlette.websockets import (
 )
 
 from voxlive.audio.resample import StreamResampler, to_mono
-from voxlive.errors import ClientError, FrameError, FrameTooLarge, StreamTimeout
+from voxlive.errors import ClientError, FrameTooLarge, StreamTimeout
 from voxlive.pipeline.batcher import Wiring
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
@@ -290,7 +289,8 @@ class Connection:
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
             handshake.check_token(self.service.settings, event)
-            if event.stream_id and not self._resumed and not self.stream.samples_received:
+            # A stream's one Started comes before any audio, and a preset stream gets none.
+            if event.stream_id:
                 found = self._resume(event)
                 if found is not None:
                     self.service.sessions.release(self.stream)
@@ -302,10 +302,8 @@ class Connection:
             if self.stream.finished:  # draining: nothing more is accepted
                 return
             assert self._resampler is not None
-            samples = self._resampler.process(to_mono(event.samples), event.sample_rate)
-            if not np.isfinite(samples).all():  # cannot happen for decoded input; guard anyway
-                raise FrameError("expected finite audio after resampling, got NaN or Inf")
-            self.stream.push(samples)
+            # Finite: decoding refuses NaN, Inf and peaks past 16, and resampling keeps it so.
+            self.stream.push(self._resampler.process(to_mono(event.samples), event.sample_rate))
         else:
             assert self._resampler is not None
             if not self.stream.finished:

@@ -33,7 +33,9 @@ class GuardedHttp(H11Protocol):
 
     header_timeout_s = 10.0
     max_connections = 512
-    _refused = 0  # connections refused for the budget, logged every power of two
+    # Connections refused for the budget, logged every power of two. ``cls._refused += 1`` writes
+    # on the configured class, so each class made by guarded_protocols counts its own.
+    _refused = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -67,12 +69,15 @@ class GuardedHttp(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._deadline is None and not self.transport.is_closing():
-            self._arm_deadline()  # the next request on this keep-alive connection
+        if self.transport.is_closing():
+            return
+        if self._deadline is not None:  # armed after an earlier answer (pipelined requests)
+            self._deadline.cancel()
+        self._arm_deadline()  # the next request on this keep-alive connection
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if getattr(self, "_deadline", None) is not None:
-            self._deadline.cancel()  # type: ignore[union-attr]
+        if self._deadline is not None:  # set in connection_made, which asyncio calls first
+            self._deadline.cancel()
         super().connection_lost(exc)
 
 
@@ -107,6 +112,6 @@ def guarded_protocols(
 ) -> tuple[type[GuardedHttp], type[GuardedWebSocket]]:
     """The protocol classes to hand to ``uvicorn.Config(http=..., ws=...)``."""
     http = type("VoxliveHttp", (GuardedHttp,), {
-        "header_timeout_s": header_timeout_s, "max_connections": max_connections, "_refused": 0,
+        "header_timeout_s": header_timeout_s, "max_connections": max_connections,
     })  # fmt: skip
     return http, GuardedWebSocket
