@@ -109,11 +109,12 @@ async def test_a_hung_call_fails_its_windows_at_the_time_out_while_it_still_hang
 
 async def test_a_call_queued_behind_a_hung_one_is_cancelled_at_the_time_out() -> None:
     """Nothing runs later on the hung call's thread: a call queued there is cancelled."""
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     class Hangs(FakeClassifier):
         def predict(self, batch: np.ndarray) -> np.ndarray:
             if batch[0, 0] == 0.5:  # the stream's window hangs (for at most 3 s)
+                started.set()
                 release.wait(3.0)
             return super().predict(batch)
 
@@ -121,7 +122,8 @@ async def test_a_call_queued_behind_a_hung_one_is_cancelled_at_the_time_out() ->
     try:
         async with batching(model, "s", max_batch=1, timeout_s=0.2) as (batcher, (s,)):
             feed(s)
-            await asyncio.sleep(0.05)  # the window's call hangs
+            assert await asyncio.to_thread(started.wait, 3.0)
+            await asyncio.sleep(0.1)  # the window's call hangs, half way to its time-out
             queued = asyncio.ensure_future(batcher.predict(np.full((1, 100), 0.25, np.float32)))
             [error] = await drain(s, 1)
             assert error["type"] == "error"
@@ -164,20 +166,20 @@ async def test_calls_are_measured_for_metrics_and_the_cost_model() -> None:
     assert capacity.windows_per_s is not None and 3 < capacity.windows_per_s <= 150
 
 
-# ---- waiting for company (real time: hop 200 ms) ----------------------------------------------
-SLOW_HOP = dataclasses.replace(CFG, hop_ms=200, buffer_ms=2000)
+# ---- waiting for company (real time: hop 500 ms) ----------------------------------------------
+SLOW_HOP = dataclasses.replace(CFG, hop_ms=500, buffer_ms=2000)
 
 
 async def test_a_lone_window_waits_for_a_live_stream_due_soon_and_rides_with_it() -> None:
     model = FakeClassifier()
     async with batching(model, "live", "s", config=SLOW_HOP, max_wait_ms=1000,
                         latency_budget_ms=1000) as (_, (live, s)):  # fmt: skip
-        live.push(np.full(100, 0.5, np.float32))  # a window now, the next due in 200 ms
+        live.push(np.full(100, 0.5, np.float32))  # a window now, the next due in 500 ms
         await drain(live, 1)
         await asyncio.sleep(0.01)  # the batcher is idle
         s.push(np.full(100, 0.5, np.float32))
         await asyncio.sleep(0.02)
-        live.push(np.full(200, 0.5, np.float32))  # its next window, a little early
+        live.push(np.full(500, 0.5, np.float32))  # its next window, early
         await drain(s, 1)
         await drain(live, 1)
     assert model.batches == [1, 2]
@@ -185,16 +187,16 @@ async def test_a_lone_window_waits_for_a_live_stream_due_soon_and_rides_with_it(
 
 async def test_a_lone_window_waits_no_longer_than_max_wait() -> None:
     model = FakeClassifier()
-    async with batching(model, "live", "s", config=SLOW_HOP, max_wait_ms=250,
+    async with batching(model, "live", "s", config=SLOW_HOP, max_wait_ms=600,
                         latency_budget_ms=1000) as (_, (live, s)):  # fmt: skip
         live.push(np.full(100, 0.5, np.float32))
         await drain(live, 1)
         started = time.monotonic()
-        s.push(np.full(100, 0.5, np.float32))  # "live" is due in 200 ms but stays silent
+        s.push(np.full(100, 0.5, np.float32))  # "live" is due in 500 ms but stays silent
         await drain(s, 1, within_s=3.0)
         waited = time.monotonic() - started
     assert model.batches == [1, 1]
-    assert 0.2 <= waited < 2.0
+    assert 0.5 <= waited < 2.5
 
 
 # ---- back-pressure for a lossless stream -----------------------------------------------------

@@ -60,14 +60,24 @@ async def test_the_model_is_never_called_from_two_threads_at_once() -> None:
 
 
 async def test_close_waits_for_the_call_in_progress_and_cancels_the_queued_ones() -> None:
-    model = Overlap(latency_s=0.1)
+    started, release = threading.Event(), threading.Event()
+
+    class Held(Overlap):
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            started.set()
+            release.wait(3.0)  # until the test lets it finish (at most 3 s)
+            return super().predict(batch)
+
+    model = Held()
     batcher = Batcher(model, max_batch=1, max_wait_ms=0)
     batcher.start()
     assert "voxlive-model" in {t.get_name() for t in asyncio.all_tasks()}
     calls = [
         asyncio.ensure_future(batcher.predict(np.full((1, 10), v, np.float32))) for v in (1, 2)
     ]
-    await asyncio.sleep(0.02)  # the first call is in progress, the second queued
+    # the first call is in progress, the second queued
+    assert await asyncio.to_thread(started.wait, 3.0)
+    threading.Timer(0.1, release.set).start()  # close blocks the event loop: a timer releases it
     await batcher.close()
     assert model.finished == 1  # done by the time close returned…
     assert not any(t.is_alive() for t in model.ran_on)  # the worker thread is gone
