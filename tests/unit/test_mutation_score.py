@@ -42,14 +42,22 @@ def test_no_survivor_is_both_equivalent_and_accepted() -> None:
     assert not set(score.explained(score.EQUIVALENT)) & set(score.explained(score.ACCEPTED))
 
 
+def _with_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, equivalent: str,
+                accepted: str) -> ModuleType:  # fmt: skip
+    """The score script reading these two lists instead of the ones in docs/."""
+    score = _script()
+    (tmp_path / "eq.txt").write_text(equivalent)
+    (tmp_path / "ok.txt").write_text(accepted)
+    monkeypatch.setattr(score, "EQUIVALENT", tmp_path / "eq.txt")
+    monkeypatch.setattr(score, "ACCEPTED", tmp_path / "ok.txt")
+    return score
+
+
 def test_the_score_leaves_out_equivalents_and_lists_the_unexplained(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    score = _script()
-    (tmp_path / "eq.txt").write_text("# comment\nvoxlive.audio.f__mutmut_16 same values\n")
-    (tmp_path / "ok.txt").write_text("voxlive.audio.f__mutmut_17 a log line's wording\n")
-    monkeypatch.setattr(score, "EQUIVALENT", tmp_path / "eq.txt")
-    monkeypatch.setattr(score, "ACCEPTED", tmp_path / "ok.txt")
+    score = _with_lists(tmp_path, monkeypatch, "# comment\nvoxlive.audio.f__mutmut_16 same values\n",
+                        "voxlive.audio.f__mutmut_17 a log line's wording\n")  # fmt: skip
     states = ["killed"] * 15 + ["timeout", "survived", "survived", "no tests", "not checked"]
     results = tmp_path / "results.txt"
     results.write_text(
@@ -67,11 +75,8 @@ def test_the_score_leaves_out_equivalents_and_lists_the_unexplained(
 def test_listed_mutants_that_are_killed_or_gone_are_reported_as_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    score = _script()
-    (tmp_path / "eq.txt").write_text("voxlive.audio.f__mutmut_1 was equivalent\n")
-    (tmp_path / "ok.txt").write_text("voxlive.audio.f__mutmut_9 no longer exists\n")
-    monkeypatch.setattr(score, "EQUIVALENT", tmp_path / "eq.txt")
-    monkeypatch.setattr(score, "ACCEPTED", tmp_path / "ok.txt")
+    score = _with_lists(tmp_path, monkeypatch, "voxlive.audio.f__mutmut_1 was equivalent\n",
+                        "voxlive.audio.f__mutmut_9 no longer exists\n")  # fmt: skip
     results = tmp_path / "results.txt"
     results.write_text(
         "    voxlive.audio.f__mutmut_1: killed\n    voxlive.audio.f__mutmut_2: killed\n"
