@@ -168,9 +168,12 @@ async def test_a_client_gone_mid_send_is_logged_at_debug_only(
         gone = WebSocketDisconnect(1006)
         ws = FailingSend(gone)
         ws.audio(tone(200))
-        conn, task = start(svc, ws)
         with caplog.at_level(logging.DEBUG, logger=LOGGER):
-            await eventually(lambda: bool(caplog.records), "a log record")
+            conn, task = start(svc, ws)
+            # the service's own "ready" line is captured too: wait for the connection's
+            await eventually(
+                lambda: any(r.name == LOGGER for r in caplog.records), "the connection's log"
+            )
             ws.vanish()  # the reader sees the client go too
             await asyncio.wait_for(task, 5)
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER] == [
