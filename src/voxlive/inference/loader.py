@@ -23,27 +23,28 @@ log = logging.getLogger(__name__)
 
 def _load_transformers(model: str, settings: Settings, local_only: bool = False) -> Classifier:
     s = settings
+    labels = s.labels or None
+    cache_dir = Path(s.cache_dir) if s.cache_dir else None  # where ONNX exports are kept
     if s.backend == "auto":
         from voxlive.inference.onnx import load_auto
 
         log.info("loading %s (backend auto, device=%s)", model, s.device)
         return load_auto(
-            model, labels=s.labels or None, device=s.device, threads=s.threads,
-            cache_dir=Path(s.cache_dir) if s.cache_dir else None, local_files_only=local_only,
+            model, labels=labels, device=s.device, threads=s.threads, cache_dir=cache_dir,
+            local_files_only=local_only,
         )  # fmt: skip
     if s.backend == "onnx":
         from voxlive.inference.onnx import OnnxClassifier
 
         log.info("loading %s (transformers → ONNX Runtime, quantize=%s)", model, s.quantize)
         return OnnxClassifier(
-            model, labels=s.labels or None, quantize=s.quantize, threads=s.threads,
-            cache_dir=Path(s.cache_dir) if s.cache_dir else None, local_files_only=local_only,
+            model, labels=labels, quantize=s.quantize, threads=s.threads, cache_dir=cache_dir,
+            local_files_only=local_only,
         )  # fmt: skip
     log.info("loading %s (transformers, device=%s)", model, s.device)
     return TransformersClassifier(
-        model, labels=s.labels or None, device=s.device, threads=s.threads,
-        local_files_only=local_only,
-    )  # fmt: skip
+        model, labels=labels, device=s.device, threads=s.threads, local_files_only=local_only
+    )
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
