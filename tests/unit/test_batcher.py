@@ -17,11 +17,15 @@ CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,
 
 @contextlib.asynccontextmanager
 async def batching(
-    model: FakeClassifier, *names: str, start: bool = True, **options: Any
+    model: FakeClassifier,
+    *names: str,
+    start: bool = True,
+    config: StreamConfig = CFG,
+    **options: Any,
 ) -> AsyncIterator[tuple[Batcher, list[Stream]]]:
     """A started batcher with one registered stream per name; closed afterwards."""
     batcher = Batcher(model, **options)
-    streams = [Stream(name, CFG, listener=Wiring(batcher)) for name in names]
+    streams = [Stream(name, config, listener=Wiring(batcher)) for name in names]
     for s in streams:
         batcher.add(s)
     if start:

@@ -10,34 +10,24 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from fakes import FakeClassifier
+from unit.test_batcher import CFG
+from unit.test_batcher import batching as started
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
-from voxlive.pipeline.stream import Stream, StreamConfig
-
-CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,
-                   labels=("a", "b"), gate_rms=0.0, smoothing=1)  # fmt: skip
+from voxlive.pipeline.stream import Stream
 
 
-@contextlib.asynccontextmanager
-async def batching(
-    model: FakeClassifier, *names: str, config: StreamConfig = CFG, **options: Any
-) -> AsyncIterator[tuple[Batcher, list[Stream]]]:
-    batcher = Batcher(model, **{"max_batch": 8, "max_wait_ms": 0, **options})
-    streams = [Stream(name, config, listener=Wiring(batcher)) for name in names]
-    for s in streams:
-        batcher.add(s)
-    batcher.start()
-    try:
-        yield batcher, streams
-    finally:
-        await batcher.close()
+def batching(
+    model: FakeClassifier, *names: str, **options: Any
+) -> contextlib.AbstractAsyncContextManager[tuple[Batcher, list[Stream]]]:
+    """test_batcher's started batcher, with batches of up to 8 and no waiting by default."""
+    return started(model, *names, **{"max_batch": 8, "max_wait_ms": 0, **options})
 
 
 def feed(stream: Stream, windows: int = 1, level: float = 0.5) -> None:
