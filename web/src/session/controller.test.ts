@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
-import type { ResultMessage } from "../protocol/messages";
+import { result } from "../protocol/test-fixtures";
 import { initialSession } from "../state/session";
 import {
   type ClientLike,
@@ -76,23 +76,6 @@ class FakeClient implements ClientLike {
   retryNow() {
     this.calls.push("retryNow");
   }
-}
-
-function result(seq: number, label = "female"): ResultMessage {
-  return {
-    type: "result",
-    seq,
-    start_ms: seq * 500,
-    end_ms: seq * 500 + 1000,
-    label,
-    class: label,
-    confidence: 0.9,
-    scores: {},
-    smoothed: label,
-    gated: false,
-    latency_ms: 80,
-    dropped_ms: 0,
-  };
 }
 
 function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {

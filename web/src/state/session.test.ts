@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { EndMessage, ReadyMessage, ResultMessage, ServerMessage } from "../protocol/messages";
+import type { EndMessage, ReadyMessage, ServerMessage } from "../protocol/messages";
+import { result } from "../protocol/test-fixtures";
 import { resultsToCsv, sessionToJson } from "./export";
 import {
   clock,
@@ -12,24 +13,6 @@ import {
   summarize,
   TIMELINE_MS,
 } from "./session";
-
-function result(seq: number, label = "female", extra: Partial<ResultMessage> = {}): ResultMessage {
-  return {
-    type: "result",
-    seq,
-    start_ms: seq * 500,
-    end_ms: seq * 500 + 1000,
-    label,
-    class: label,
-    confidence: 0.9,
-    scores: { male: 0.1, female: 0.9 },
-    smoothed: label,
-    gated: false,
-    latency_ms: 80,
-    dropped_ms: 0,
-    ...extra,
-  };
-}
 
 describe("sessionReducer", () => {
   it("tracks the current result, both latencies and drops", () => {
