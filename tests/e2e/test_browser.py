@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from helpers import DATA, load, running_server
+from tests.helpers import DATA, load, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_DIST = ROOT / "web" / "dist"

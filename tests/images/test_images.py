@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import free_port, load, stream_audio
-from images import standins
-from images.standins import STORE, buildah
+from tests.helpers import free_port, load, stream_audio
+from tests.images import standins
+from tests.images.standins import STORE, buildah
 
 pytestmark = pytest.mark.images
 

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import websockets
 
-from helpers import DATA, StreamRun, collect, load, pcm16, running_server, stream_audio
+from tests.helpers import DATA, StreamRun, collect, load, pcm16, running_server, stream_audio
 
 
 async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> StreamRun:

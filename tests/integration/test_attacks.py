@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from helpers import StreamRun, collect, eventually, load, pcm16, running_server, stream_audio
+from tests.helpers import StreamRun, collect, eventually, load, pcm16, running_server, stream_audio
 from voxlive.bench.serving import serve_subprocess
 from voxlive.settings import Settings
 

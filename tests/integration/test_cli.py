@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from helpers import DATA, majority
+from tests.helpers import DATA, majority
 
 
 def voxlive(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

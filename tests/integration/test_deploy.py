@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import free_port, load, running_server, stream_audio
+from tests.helpers import free_port, load, running_server, stream_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

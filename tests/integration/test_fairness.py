@@ -9,8 +9,8 @@ import json
 import numpy as np
 import websockets
 
-from fakes import Slowed
-from helpers import StreamRun, collect, load, running_server, stream_audio
+from tests.fakes import Slowed
+from tests.helpers import StreamRun, collect, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from helpers import DATA, eventually, load, majority, pcm16, running_server, stream_audio
+from tests.helpers import DATA, eventually, load, majority, pcm16, running_server, stream_audio
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:

@@ -8,7 +8,7 @@ import json
 
 import websockets
 
-from helpers import StreamRun, collect, running_server
+from tests.helpers import StreamRun, collect, running_server
 
 LIMIT = 2048
 

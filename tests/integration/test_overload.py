@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from fakes import Slowed
-from helpers import StreamRun, load, running_server, stream_audio
+from tests.fakes import Slowed
+from tests.helpers import StreamRun, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
 # 0.15 s per window, one window per call: about 6.7 windows/s, i.e. 3.3 live streams (hop 0.5 s).

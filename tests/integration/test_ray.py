@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import eventually, load, running_server, stream_audio
+from tests.helpers import eventually, load, running_server, stream_audio
 
 pytestmark = pytest.mark.ray
 

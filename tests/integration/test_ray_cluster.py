@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import free_port, load, stream_audio, wait_ready
+from tests.helpers import free_port, load, stream_audio, wait_ready
 
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent

@@ -7,7 +7,7 @@ import json
 
 import websockets
 
-from helpers import StreamRun, collect, eventually, load, pcm16, running_server
+from tests.helpers import StreamRun, collect, eventually, load, pcm16, running_server
 
 
 async def test_resume_continues_seq_and_stream_time() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import websockets
 
-from helpers import (
+from tests.helpers import (
     StreamRun,
     collect,
     eventually,

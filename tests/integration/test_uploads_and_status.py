@@ -8,8 +8,8 @@ import contextlib
 import httpx
 import numpy as np
 
-from fakes import FakeClassifier, Slowed
-from helpers import DATA, eventually, load, running_server, stream_audio
+from tests.fakes import FakeClassifier, Slowed
+from tests.helpers import DATA, eventually, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 from voxlive.protocol.frames import encode_wav_s16
 

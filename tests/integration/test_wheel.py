@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import free_port, wait_ready
+from tests.helpers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 

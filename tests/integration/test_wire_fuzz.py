@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import websockets
 
-from helpers import eventually, load, pcm16, running_server, stream_audio
+from tests.helpers import eventually, load, pcm16, running_server, stream_audio
 from voxlive.protocol.frames import encode_wav_s16
 
 MESSAGES = 3000  # in all, over as many connections as the server closes

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.server import webapp
 from voxlive.server.app import create_app
 from voxlive.server.webapp import find_web_dir

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline import assembly

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fakes import Clock, FakeClassifier
+from tests.fakes import Clock, FakeClassifier
 from voxlive.pipeline.batcher import Batcher, CostModel, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 

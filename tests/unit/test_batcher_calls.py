@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
-from unit.test_batcher import CFG
-from unit.test_batcher import batching as started
+from tests.fakes import FakeClassifier
+from tests.unit.test_batcher import CFG
+from tests.unit.test_batcher import batching as started
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream

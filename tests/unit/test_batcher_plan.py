@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fakes import Clock, FakeClassifier
+from tests.fakes import Clock, FakeClassifier
 from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.overload import RateMeter
 from voxlive.pipeline.stream import Stream, StreamConfig

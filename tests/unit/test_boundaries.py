@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from fakes import Clock
+from tests.fakes import Clock
 from voxlive.audio.ring import RingBuffer
 from voxlive.audio.smoothing import MajoritySmoother
 from voxlive.errors import FormatError, FrameError

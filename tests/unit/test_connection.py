@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from fakes import FakeClassifier
-from helpers import eventually
+from tests.fakes import FakeClassifier
+from tests.helpers import eventually
 from voxlive.bench.load import pcm16
 from voxlive.inference.base import Classifier
 from voxlive.server.connection import Connection

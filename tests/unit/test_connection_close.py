@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from fakes import FakeClassifier
-from helpers import eventually
-from unit.test_connection import RATE, FakeSocket, run, service, tone
+from tests.fakes import FakeClassifier
+from tests.helpers import eventually
+from tests.unit.test_connection import RATE, FakeSocket, run, service, tone
 from voxlive.server.connection import Connection
 from voxlive.server.service import Service
 

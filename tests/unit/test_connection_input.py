@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from starlette.testclient import TestClient
 
-from fakes import FakeClassifier
-from helpers import eventually
-from unit.test_connection import RATE, FakeSocket, run, service, tone
-from unit.test_connection_close import SlowReader, start
+from tests.fakes import FakeClassifier
+from tests.helpers import eventually
+from tests.unit.test_connection import RATE, FakeSocket, run, service, tone
+from tests.unit.test_connection_close import SlowReader, start
 from voxlive.bench.load import pcm16
 from voxlive.inference.base import ModelInfo
 from voxlive.server.app import create_app

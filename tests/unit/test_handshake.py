@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.session import Session, Started

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.offline import classify_samples

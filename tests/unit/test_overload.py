@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fakes import Clock, FakeClassifier
+from tests.fakes import Clock, FakeClassifier
 from voxlive.audio.ring import RingBuffer
 from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.overload import (

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import load, majority
+from tests.helpers import load, majority
 from voxlive.inference.pitch import PitchClassifier, yin_f0
 
 

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from fakes import Transport
-from helpers import eventually
+from tests.fakes import Transport
+from tests.helpers import eventually
 from voxlive.server.protocols import GuardedHttp, GuardedWebSocket, guarded_protocols
 from voxlive.server.runner import MAX_HEADER_BYTES, RedactQuery, uvicorn_config
 from voxlive.settings import Settings

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
-from helpers import eventually
+from tests.fakes import FakeClassifier
+from tests.helpers import eventually
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.server.service import Service
 from voxlive.settings import Settings

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig

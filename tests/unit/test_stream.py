@@ -2,7 +2,7 @@ import dataclasses
 
 import numpy as np
 
-from fakes import Clock
+from tests.fakes import Clock
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 RATE = 1000  # 1 sample per ms keeps the arithmetic readable

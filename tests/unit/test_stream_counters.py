@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import Clock
+from tests.fakes import Clock
 from voxlive.metrics import Metrics
 from voxlive.pipeline.stream import Stream, StreamConfig
 

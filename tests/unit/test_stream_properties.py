@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes import Clock
+from tests.fakes import Clock
 from voxlive.metrics import Metrics
 from voxlive.pipeline.stream import Stream, StreamConfig, Window
 

@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
-from helpers import load
+from tests.fakes import FakeClassifier
+from tests.helpers import load
 from voxlive.audio.vad import SileroVad
 from voxlive.pipeline.stream import Stream, StreamConfig
 

@@ -19,7 +19,7 @@ from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
-from fakes import Transport
+from tests.fakes import Transport
 from voxlive.server.protocols import GuardedWebSocket
 
 CLOSE_S = 0.1  # the close time-out these tests run with

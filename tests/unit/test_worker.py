@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fakes import FakeClassifier
+from tests.fakes import FakeClassifier
 from voxlive.audio.vad import VadState
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
