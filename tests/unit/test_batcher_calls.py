@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
-from tests.unit.test_batcher import CFG
-from tests.unit.test_batcher import batching as started
+from tests.unit.pipeline.test_batcher import CFG
+from tests.unit.pipeline.test_batcher import batching as started
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from tests.fakes import FakeClassifier
 from tests.helpers import eventually
-from tests.unit.test_connection import RATE, FakeSocket, run, service, tone
+from tests.unit.server.test_connection import RATE, FakeSocket, run, service, tone
 from voxlive.server.connection import Connection
 from voxlive.server.service import Service
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from tests.fakes import FakeClassifier
 from tests.helpers import eventually
-from tests.unit.test_connection import RATE, FakeSocket, run, service, tone
+from tests.unit.server.test_connection import RATE, FakeSocket, run, service, tone
 from tests.unit.test_connection_close import SlowReader, start
 from voxlive.bench.load import pcm16
 from voxlive.inference.base import ModelInfo
