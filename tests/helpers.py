@@ -23,13 +23,21 @@ from voxlive.bench.serving import wait_ready as wait_ready
 from voxlive.inference.base import Classifier
 from voxlive.settings import Settings
 
-DATA = Path(__file__).resolve().parent / "data"  # the recordings (see data/README.md)
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+DATA = ROOT / "tests" / "data"  # the recordings (see data/README.md)
 MS = 0.001  # the single timing unit of the tests
 
 
 def load(name: str) -> tuple[np.ndarray, int]:
     samples, rate = sf.read(DATA / name, dtype="float32")
     return samples, int(rate)
+
+
+def golden_messages(side: str) -> list[dict[str, Any]]:
+    """The golden messages that ``side`` ("server" or "client") sends, from
+    spec/vectors/messages.json (read by the Python and the web tests alike)."""
+    vectors = json.loads((ROOT / "spec" / "vectors" / "messages.json").read_text())
+    return list(vectors[side])
 
 
 @contextlib.asynccontextmanager

@@ -1,18 +1,39 @@
+"""Frame decoding (protocol/frames.py): raw PCM in the stream's format and WAV frames that
+describe themselves, every format limit exactly at it and one past it, the exact errors (they are
+sent verbatim), hostile frames refused cheaply, and arbitrary bytes raising only the documented
+errors."""
+
+from __future__ import annotations
+
+import contextlib
 import io
+import json
 import struct
 
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from voxlive.errors import FormatError, FrameError
+from voxlive.errors import ClientError, FormatError, FrameError
 from voxlive.protocol.frames import (
+    DEFAULT_FORMAT,
+    MAX_CHANNELS,
+    MAX_FLOAT_PEAK,
+    MAX_SAMPLE_RATE_HZ,
+    MAX_WAV_CHUNKS,
+    MIN_SAMPLE_RATE_HZ,
     AudioFormat,
     decode_pcm,
     decode_wav,
     encode_wav_s16,
     is_wav,
     make_format,
+    shown,
+)
+from voxlive.protocol.session import (
+    Session,
 )
 
 
@@ -145,3 +166,334 @@ def test_non_audio_bytes_are_not_wav() -> None:
 def test_make_format_rejects(rate: object, enc: object, ch: object, match: str) -> None:
     with pytest.raises(FormatError, match=match):
         make_format(rate, enc, ch)
+
+
+F32 = AudioFormat(16_000, "pcm_f32le")
+
+
+# ---- sample rate 8000..192000 Hz, channels 1..2 (inclusive) ----------------------------------
+@pytest.mark.parametrize("rate", [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ])
+def test_sample_rates_at_both_ends_are_accepted(rate: int) -> None:
+    assert (MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ) == (8_000, 192_000)
+    assert make_format(rate, "pcm_s16le", 1).sample_rate == rate
+    _, wav_rate = decode_wav(encode_wav_s16(np.zeros(8, np.float32), rate))
+    assert wav_rate == rate
+
+
+@pytest.mark.parametrize("rate", [MIN_SAMPLE_RATE_HZ - 1, MAX_SAMPLE_RATE_HZ + 1])
+def test_sample_rates_one_past_either_end_are_refused(rate: int) -> None:
+    with pytest.raises(
+        FormatError, match=rf"^sample_rate: expected 8000\.\.192000 Hz, got {rate}$"
+    ):
+        make_format(rate, "pcm_s16le", 1)
+    with pytest.raises(FormatError, match=rf"got {rate}$"):
+        decode_wav(encode_wav_s16(np.zeros(8, np.float32), rate))
+
+
+@pytest.mark.parametrize(
+    ("channels", "ok"), [(0, False), (1, True), (MAX_CHANNELS, True), (3, False)]
+)
+def test_channels_one_and_two_only(channels: int, ok: bool) -> None:
+    if ok:
+        assert make_format(16_000, "pcm_s16le", channels).channels == channels
+    else:
+        with pytest.raises(FormatError, match=rf"^channels: expected 1 or 2, got {channels}$"):
+            make_format(16_000, "pcm_s16le", channels)
+
+
+@pytest.mark.parametrize("value", [True, 16_000.0, "16000", None])
+def test_a_rate_or_channel_count_that_is_not_an_int_is_refused(value: object) -> None:
+    with pytest.raises(
+        FormatError,
+        match=rf"^sample_rate: expected an integer in Hz, got {shown(value)!s}$".replace(
+            "(", r"\("
+        ).replace(")", r"\)"),
+    ):
+        make_format(value, "pcm_s16le", 1)
+    with pytest.raises(FormatError, match=r"^channels: expected 1 or 2, got "):
+        make_format(16_000, "pcm_s16le", value)
+
+
+# ---- float samples within ±16 (inclusive) ---------------------------------------------------
+@pytest.mark.parametrize("peak", [MAX_FLOAT_PEAK, -MAX_FLOAT_PEAK])
+def test_a_float_peak_of_exactly_16_is_accepted(peak: float) -> None:
+    out = decode_pcm(np.array([0.0, peak], "<f4").tobytes(), F32)
+    assert out[1, 0] == peak
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_float_peak_just_over_16_is_refused(sign: int) -> None:
+    over = np.nextafter(np.float32(MAX_FLOAT_PEAK), np.float32(100)) * sign
+    with pytest.raises(
+        FrameError,
+        match=r"^expected float samples within ±16 \(full scale is ±1\), got a peak of 16$",
+    ):
+        decode_pcm(np.array([0.0, over], "<f4").tobytes(), F32)
+
+
+# ---- WAV: the data chunk among the first 16 chunks; fmt chunk sizes ------------------------
+def _wav_with_chunks(extra: int) -> bytes:
+    """A WAV whose data chunk follows fmt and ``extra`` other chunks (odd-sized, so padded)."""
+    wav = encode_wav_s16(np.zeros(4, np.float32), 16_000)
+    fmt, data = wav[12:36], wav[36:]
+    junk = b"LIST" + struct.pack("<I", 1) + b"x\x00"  # 1 byte of body + 1 pad byte
+    body = b"WAVE" + fmt + junk * extra + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_a_data_chunk_that_is_the_16th_chunk_is_decoded() -> None:
+    samples, _ = decode_wav(_wav_with_chunks(MAX_WAV_CHUNKS - 2))  # fmt, 14 others, data
+    assert samples.shape == (4, 1)
+
+
+def test_a_data_chunk_that_is_the_17th_chunk_is_refused() -> None:
+    with pytest.raises(
+        FrameError, match=r"^WAV: expected the data chunk within 16 chunks, got more$"
+    ):
+        decode_wav(_wav_with_chunks(MAX_WAV_CHUNKS - 1))
+
+
+def _with_fmt_size(size: int, tag: int = 1) -> bytes:
+    fmt = struct.pack("<HHIIHH", tag, 1, 16_000, 32_000, 2, 16).ljust(size, b"\x00")[:size]
+    if tag == 0xFFFE and size >= 26:
+        fmt = fmt[:24] + struct.pack("<H", 1) + fmt[26:]
+    data = np.zeros(4, "<i2").tobytes()
+    body = b"WAVE" + b"fmt " + struct.pack("<I", size) + fmt + b"\x00" * (size & 1)
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_fmt_chunks_of_16_bytes_and_extensible_ones_of_40_are_enough() -> None:
+    assert decode_wav(_with_fmt_size(16))[0].shape == (4, 1)
+    assert decode_wav(_with_fmt_size(40, tag=0xFFFE))[0].shape == (4, 1)
+
+
+def test_fmt_chunks_one_byte_short_are_refused() -> None:
+    with pytest.raises(FrameError, match=r"^WAV fmt chunk: expected at least 16 bytes, got 15$"):
+        decode_wav(_with_fmt_size(15))
+    with pytest.raises(FrameError, match=r"^WAV extensible fmt chunk: expected 40 bytes, got 39$"):
+        decode_wav(_with_fmt_size(39, tag=0xFFFE))
+
+
+def test_the_shortest_wav_header_is_twelve_bytes() -> None:
+    assert is_wav(b"RIFF\x00\x00\x00\x00WAVE")
+    assert not is_wav(b"RIFF\x00\x00\x00\x00WAV")
+    assert not is_wav(b"RIFX\x00\x00\x00\x00WAVE")
+    assert not is_wav(b"RIFF\x00\x00\x00\x00WAVX")
+
+
+# ---- values quoted in errors: at most 40 characters -----------------------------------------
+def test_quoted_values_are_cut_at_40_characters() -> None:
+    assert shown("x" * 38) == repr("x" * 38)  # 40 characters with the quotes
+    assert shown("x" * 39) == repr("x" * 39)[:37] + "..."
+    assert len(shown("x" * 39)) == 40
+    assert shown(10**40 - 1) == "9" * 40  # 40 digits
+    assert shown(-(10**39)) == "-1" + "0" * 35 + "..."  # 41 characters, cut to 40
+    assert shown(10**40) == "<huge int>"
+    assert shown(-(10**40)) == "<huge int>"
+
+
+# ---- WAV frames ---------------------------------------------------------------------------------
+def test_the_reference_wav_encoder_writes_what_libsndfile_reads() -> None:
+    import io
+
+    x = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0], np.float32)
+    data = encode_wav_s16(x, 22_050)
+    info = sf.info(io.BytesIO(data))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (22_050, 1, 7, "PCM_16")
+    riff_size, byte_rate = (
+        struct.unpack_from("<I", data, 4)[0],
+        struct.unpack_from("<I", data, 28)[0],
+    )
+    assert (riff_size, byte_rate, len(data)) == (36 + 14, 44_100, 44 + 14)
+    pcm = np.frombuffer(data[44:], "<i2").tolist()
+    assert pcm == [0, 16383, -16383, 32767, -32767, 32767, -32767]  # clipped to full scale
+
+
+def test_wav_sample_formats_decode_to_exact_values() -> None:
+    def wav(tag: int, bits: int, body: bytes, channels: int = 1) -> bytes:
+        align = channels * bits // 8
+        fmt = struct.pack("<HHIIHH", tag, channels, 8_000, 8_000 * align, align, bits)
+        chunks = (
+            b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(body)) + body
+        )
+        return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+    def extensible(sub: int) -> bytes:
+        fmt = struct.pack("<HHIIHH", 0xFFFE, 1, 8_000, 16_000, 2, 16) + b"\x16\x00" + bytes(6)
+        fmt += struct.pack("<H", sub) + bytes(14)
+        data = b"\x00\x00"
+        chunks = b"fmt " + struct.pack("<I", 40) + fmt + b"data" + struct.pack("<I", 2) + data
+        return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+    u8 = decode_wav(wav(1, 8, bytes([0, 128, 255, 64])))[0][:, 0]
+    assert u8.dtype == np.float32 and u8.tolist() == [-1.0, 0.0, 127 / 128, -0.5]
+    s16 = decode_wav(wav(1, 16, struct.pack("<hh", -32768, 16384)))[0][:, 0]
+    assert s16.dtype == np.float32 and s16.tolist() == [-1.0, 0.5]
+    s24 = decode_wav(wav(1, 24, b"\x00\x00\x80" + b"\xff\xff\x7f" + b"\x00\x00\x40"))[0][:, 0]
+    assert s24.dtype == np.float32
+    assert s24.tolist() == [-1.0, np.float32(8388607 / 8388608), 0.5]  # exact, not approximate
+    s32 = decode_wav(wav(1, 32, struct.pack("<iii", -(2**31), 2**30, 1)))[0][:, 0]
+    assert s32.dtype == np.float32
+    assert s32.tolist() == pytest.approx([-1.0, 0.5, 2**-31])
+    f64 = decode_wav(wav(3, 64, struct.pack("<dd", 0.25, -16.0)))[0][:, 0]
+    assert f64.dtype == np.float32 and f64.tolist() == [0.25, -16.0]
+    stereo = decode_wav(wav(1, 16, struct.pack("<hhhh", 1, 2, 3, 4), channels=2))[0]
+    assert stereo.shape == (2, 2) and stereo[1, 0] == 3 / 32768
+    with pytest.raises(FormatError) as bad:
+        decode_wav(wav(3, 16, b"\x00\x00"))  # 16-bit float
+    assert bad.value.message == (
+        "WAV: expected 8/16/24/32-bit PCM or 32/64-bit float, got format tag 0x0003 with 16 bits"
+    )
+    with pytest.raises(FormatError) as align:
+        decode_wav(wav(1, 12, b"\x00\x00"))
+    assert align.value.message == (
+        "WAV: expected block_align = channels × bits/8, got channels=1, bits=12, block_align=1"
+    )
+    with pytest.raises(FrameError) as empty:
+        decode_wav(wav(1, 16, b""))
+    assert empty.value.message == "WAV: expected audio in the data chunk, got 0 bytes"
+    with pytest.raises(FormatError, match=r"got format tag 0x8001 with 16 bits$"):
+        decode_wav(extensible(0x8001))  # the sub-format's tag, read unsigned
+    with pytest.raises(FrameError) as odd:
+        decode_wav(wav(1, 16, b"\x00\x00\x00"))
+    assert odd.value.message == "WAV data: expected a multiple of 2 bytes, got 3 bytes"
+
+
+def test_pcm_frames_keep_their_channels_and_float_frames_are_checked() -> None:
+    stereo = decode_pcm(struct.pack("<hhhh", 1, 2, 3, 4), AudioFormat(16_000, "pcm_s16le", 2))
+    assert stereo.shape == (2, 2) and stereo.dtype == np.float32
+    with pytest.raises(FrameError) as nan:
+        decode_pcm(struct.pack("<ff", float("nan"), float("inf")), AudioFormat(16_000, "pcm_f32le"))
+    assert nan.value.message == "expected finite float samples, got 2 NaN or Inf values"
+    with pytest.raises(FrameError) as empty:
+        decode_pcm(b"", DEFAULT_FORMAT)
+    assert empty.value.message == "expected audio bytes, got an empty frame"
+
+
+# ---- WAV frames: the exact errors, streaming sizes, whole frames -------------------------------
+def _chunk(kind: bytes, body: bytes, size: int | None = None) -> bytes:
+    return kind + struct.pack("<I", len(body) if size is None else size) + body
+
+
+def _fmt(channels: int = 1, bits: int = 16, rate: int = 16_000) -> bytes:
+    align = channels * bits // 8
+    return _chunk(b"fmt ", struct.pack("<HHIIHH", 1, channels, rate, rate * align, align, bits))
+
+
+def _riff(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVX", "expected a RIFF/WAVE header"),
+        (_riff(_chunk(b"data", b"\x00\x00")), "WAV: expected a fmt chunk before the data chunk"),
+        (_riff(_fmt()), "WAV: expected a data chunk, found none"),
+        (_riff(_fmt(), _chunk(b"LIST", b"ab", size=10)),
+         "WAV chunk b'LIST' declares 10 bytes, but only 2 remain"),
+    ],
+)  # fmt: skip
+def test_broken_wav_frames_get_exact_errors(frame: bytes, message: str) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_wav(frame)
+    assert info.value.message == message
+
+
+def test_a_chunk_that_ends_exactly_at_the_frame_s_end_is_whole() -> None:
+    frame = _riff(_fmt(), _chunk(b"data", b"\x00\x40\x00\xc0"), _chunk(b"LIST", b"ab"))
+    samples, rate = decode_wav(frame)
+    assert rate == 16_000 and samples[:, 0].tolist() == [0.5, -0.5]
+    with pytest.raises(FrameError, match="found none"):
+        decode_wav(_riff(_fmt(), _chunk(b"LIST", b"ab")))  # LIST ends the frame exactly
+
+
+@pytest.mark.parametrize("unknown", [0, 0xFFFFFFFF])
+def test_a_streaming_data_size_takes_the_whole_frames_that_arrived(unknown: int) -> None:
+    # 8-bit mono: every byte is a frame, so an odd count is whole
+    samples, _ = decode_wav(_riff(_fmt(bits=8), _chunk(b"data", b"\xc0\x80\x40", size=unknown)))
+    assert samples[:, 0].tolist() == [0.5, 0.0, -0.5]
+    # 16-bit stereo: 4 bytes a frame; the 3 bytes of a frame still arriving are left out
+    raw = struct.pack("<4h", 16384, -16384, 0, 8192) + b"\x01\x02\x03"
+    samples, _ = decode_wav(_riff(_fmt(channels=2), _chunk(b"data", raw, size=unknown)))
+    assert samples.tolist() == [[0.5, -0.5], [0.0, 0.25]]
+
+
+# ---- hostile frames: refused cheaply, at the documented limit ------------------------------------
+def wav_with_junk(junk_chunks: int, *, junk_bytes: int = 2) -> bytes:
+    """A 16 kHz mono s16 WAV whose fmt chunk is followed by ``junk_chunks`` JUNK chunks."""
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 16_000, 32_000, 2, 16)
+    junk = (struct.pack("<4sI", b"JUNK", junk_bytes) + b"\0" * junk_bytes) * junk_chunks
+    data = struct.pack("<4sI", b"data", 8) + np.zeros(4, "<i2").tobytes()
+    body = b"WAVE" + fmt + junk + data
+    return struct.pack("<4sI", b"RIFF", len(body)) + body
+
+
+def test_wav_chunk_walk_is_bounded_at_the_documented_count() -> None:
+    # fmt + JUNK… + data: the data chunk is chunk number MAX_WAV_CHUNKS exactly
+    samples, rate = decode_wav(wav_with_junk(MAX_WAV_CHUNKS - 2))
+    assert samples.shape == (4, 1) and rate == 16_000
+    with pytest.raises(FrameError, match=f"within {MAX_WAV_CHUNKS} chunks"):
+        decode_wav(wav_with_junk(MAX_WAV_CHUNKS - 1))
+
+
+def test_a_megabyte_of_tiny_chunks_is_refused_after_the_bound() -> None:
+    frame = wav_with_junk(130_000, junk_bytes=0)  # ~1 MiB, ~1.5 KB on the wire with deflate
+    assert len(frame) > 1_000_000
+    with pytest.raises(FrameError, match="within 16 chunks"):
+        decode_wav(frame)
+
+
+@pytest.mark.parametrize(("peak", "ok"), [(MAX_FLOAT_PEAK, True), (np.nextafter(MAX_FLOAT_PEAK, 99, dtype=np.float32), False), (3.4e38, False)])  # fmt: skip
+def test_float_samples_beyond_the_peak_are_refused(peak: float, ok: bool) -> None:
+    data = np.array([0.0, peak, -0.5], dtype="<f4").tobytes()
+    fmt = AudioFormat(16_000, "pcm_f32le")
+    if ok:
+        assert decode_pcm(data, fmt)[1, 0] == pytest.approx(peak)
+    else:
+        with pytest.raises(FrameError, match="got a peak of"):
+            decode_pcm(data, fmt)
+
+
+@pytest.mark.parametrize("encoding", [["pcm_s16le"], {"a": 1}, 16, None])
+def test_an_encoding_of_the_wrong_type_is_a_format_error(encoding: object) -> None:
+    with pytest.raises(FormatError, match="encoding: expected one of"):
+        make_format(16_000, encoding, 1)
+    with pytest.raises(FormatError):
+        Session(DEFAULT_FORMAT).receive_text(json.dumps({"type": "start", "encoding": encoding}))
+
+
+# ---- fuzzed: arbitrary bytes raise only the documented errors ------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes(data: bytes) -> None:
+    for fmt in (DEFAULT_FORMAT, AudioFormat(48_000, "pcm_f32le", 2)):
+        try:
+            out = decode_pcm(data, fmt)
+            assert out.dtype == np.float32 and np.all(np.isfinite(out))
+        except ClientError:
+            pass
+    with contextlib.suppress(ClientError):
+        Session(DEFAULT_FORMAT).receive_bytes(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=512))
+def test_arbitrary_wav_bodies(body: bytes) -> None:
+    try:
+        samples, rate = decode_wav(b"RIFF\x00\x00\x00\x00WAVE" + body)
+        assert np.all(np.isfinite(samples)) and 8000 <= rate <= 192_000
+    except ClientError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([b"fmt ", b"data", b"LIST"]), st.integers(0, 2**32 - 1), st.binary(max_size=64)
+)
+def test_wav_chunks_with_any_size(chunk: bytes, size: int, body: bytes) -> None:
+    header = b"RIFF\x00\x00\x00\x00WAVE" + chunk + size.to_bytes(4, "little")
+    with contextlib.suppress(ClientError):
+        decode_wav(header + body)
