@@ -4,7 +4,6 @@ ones) and label smoothing under every tie: properties checked over generated cas
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import FakeClassifier
-from voxlive.audio.smoothing import MajoritySmoother
 from voxlive.pipeline.batcher import Batcher, Wiring
 from voxlive.pipeline.stream import Stream, StreamConfig
 
@@ -74,39 +72,3 @@ def test_a_short_tail_and_a_full_window_pending_together_are_not_mixed() -> None
     assert short[0]["scores"]["b"] == pytest.approx(0.01)
     assert full[0]["scores"]["b"] == pytest.approx(0.02)
     assert model.batches == [1, 1]  # two lengths: two model calls
-
-
-def _reference(labels: list[str], n: int) -> list[str]:
-    """Smoothing as documented: the label with a strict majority of the last n, else the
-    previous smoothed label (the first label at the start)."""
-    out: list[str] = []
-    for i in range(len(labels)):
-        recent = labels[max(0, i + 1 - n) : i + 1]
-        top, count = Counter(recent).most_common(1)[0]
-        out.append(top if not out or count * 2 > len(recent) else out[-1])
-    return out
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from("abc"), max_size=30), st.integers(1, 6))
-def test_smoothing_keeps_the_previous_label_on_every_tie(labels: list[str], n: int) -> None:
-    s = MajoritySmoother(n)
-    assert [s.update(x) for x in labels] == _reference(labels, n)
-
-
-@pytest.mark.parametrize(
-    ("labels", "expected"),
-    [
-        # no majority at the start: the first label stands
-        (["b", "a", "a", "b", "b", "a"], ["b", "b", "a", "a", "a", "a"]),
-        # a tie whose first-counted label ("b") is not the current one: keep the current
-        (["a", "a", "a", "b", "b", "a", "a"], ["a"] * 7),
-        # a tie between two labels that are both not the current one: keep the current
-        (["c", "c", "a", "b", "a", "b"], ["c", "c", "c", "c", "c", "c"]),
-    ],
-)
-def test_smoothing_ties_do_not_follow_insertion_order(
-    labels: list[str], expected: list[str]
-) -> None:
-    s = MajoritySmoother(4)
-    assert [s.update(x) for x in labels] == expected

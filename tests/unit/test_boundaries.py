@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 
 from tests.fakes import Clock
-from voxlive.audio.ring import RingBuffer
-from voxlive.audio.smoothing import MajoritySmoother
 from voxlive.pipeline.slots import MIN_TAIL_MS
 from voxlive.pipeline.stream import Stream, StreamConfig
 
@@ -63,43 +61,6 @@ def test_replay_keeps_exactly_max_unsent_messages() -> None:
     assert [m["seq"] for m in s.replay(-1)] == [1, 2, 3]
     assert [m["seq"] for m in s.replay(2)] == [3]
     assert s.replay(3) == []
-
-
-# ---- the ring: exactly full, one past, views at the edges -----------------------------------
-def test_a_ring_written_exactly_full_keeps_everything() -> None:
-    ring = RingBuffer(4)
-    ring.write(np.arange(4, dtype=np.float32))
-    assert ring.oldest == 0
-    assert ring.view(0, 4).tolist() == [0, 1, 2, 3]
-    ring.write(np.array([4], np.float32))
-    assert ring.oldest == 1
-    assert ring.view(1, 4).tolist() == [1, 2, 3, 4]
-    with pytest.raises(IndexError, match=r"^expected a range within \[1, 5\), got \[0, 4\)$"):
-        ring.view(0, 4)
-    with pytest.raises(IndexError, match=r"got \[2, 6\)$"):
-        ring.view(2, 4)
-    assert ring.view(5, 0).tolist() == []
-    with pytest.raises(IndexError):
-        ring.view(2, -1)
-
-
-def test_a_write_of_exactly_the_capacity_after_a_wrap_keeps_positions() -> None:
-    ring = RingBuffer(4)
-    ring.write(np.array([0, 1, 2], np.float32))
-    ring.write(np.array([3, 4, 5, 6], np.float32))  # n == capacity
-    assert ring.view(3, 4).tolist() == [3, 4, 5, 6]
-    ring.write(np.array([7], np.float32))
-    assert ring.view(4, 4).tolist() == [4, 5, 6, 7]
-
-
-# ---- smoothing: a strict majority of n, n >= 1 -----------------------------------------------
-def test_smoothing_needs_a_strict_majority_and_n_of_at_least_one() -> None:
-    assert MajoritySmoother(1).n == 1
-    with pytest.raises(ValueError, match=r"^n: expected at least 1, got 0$"):
-        MajoritySmoother(0)
-    s = MajoritySmoother(3)
-    assert [s.update(x) for x in "aab"] == ["a", "a", "a"]
-    assert s.update("b") == "b"  # a, b, b: 2 of 3
 
 
 def test_the_100_ms_tail_is_counted_in_whole_samples_at_any_rate() -> None:

@@ -1,16 +1,19 @@
-"""File decoding for uploads is bounded before it is spent: rate, channels and duration from the
-header, the running count while decoding, and memory at the model's rate."""
+"""File decoding for uploads (audio/decode.py), bounded before it is spent: rate, channels and
+duration from the header, the running count while decoding, memory at the model's rate, the
+length one-shot resampling gives, and the exact errors."""
 
 from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from voxlive.audio.decode import decode_file
+from voxlive.audio.decode import MAX_FILE_CHANNELS, decode_file
+from voxlive.audio.resample import resample
 from voxlive.errors import FrameError
 from voxlive.protocol.frames import encode_wav_s16
 
@@ -77,3 +80,61 @@ def test_huge_float_samples_are_refused_not_turned_into_nan() -> None:
     x = np.array([0.0, 3.4e38, -3.4e38, 0.0] * 100, np.float32)
     with pytest.raises(FrameError, match=r"got 3\.4e\+38"):
         decode_file(encoded(x, 44_100, subtype="FLOAT"), 16_000)
+
+
+def test_a_file_is_decoded_from_a_path_as_from_bytes(tmp_path: Path) -> None:
+    data = encoded(np.full(1_600, 0.5, np.float32), 16_000)
+    (tmp_path / "a.wav").write_bytes(data)
+    from_path = decode_file(tmp_path / "a.wav", 16_000)
+    assert np.array_equal(from_path, decode_file(data, 16_000)) and len(from_path) == 1_600
+
+
+def test_eight_channels_are_the_most_a_file_may_have() -> None:
+    assert MAX_FILE_CHANNELS == 8
+    out = decode_file(encoded(np.full((441, 8), 0.5, np.float32), 44_100), 16_000)
+    assert len(out) == 160  # 10 ms, resampled
+
+
+def test_a_length_the_header_hides_is_bounded_by_the_running_count() -> None:
+    flac = bytearray(encoded(np.zeros(16_000 * 25, np.float32), 16_000, "FLAC"))
+    flac[8 + 13] &= 0xF0  # STREAMINFO total samples = 0: "unknown"
+    flac[8 + 14 : 8 + 18] = b"\x00\x00\x00\x00"
+    with pytest.raises(FrameError) as err:
+        decode_file(bytes(flac), 16_000, max_duration_ms=12_000)
+    assert err.value.code == "too_long"
+    assert err.value.message == "expected at most 12 s of audio, got 20.0 s or more"
+
+
+def test_files_that_are_not_audio_or_not_finite_get_exact_errors() -> None:
+    with pytest.raises(FrameError) as junk:
+        decode_file(b"not audio at all", 16_000)
+    assert junk.value.message == (
+        "expected an audio file (WAV, FLAC, OGG or MP3), got data that libsndfile cannot decode "
+        "(LibsndfileError)"
+    )
+    nan = io.BytesIO()
+    sf.write(nan, np.array([0.0, np.nan], np.float32), 16_000, format="WAV", subtype="FLOAT")
+    with pytest.raises(FrameError) as bad:
+        decode_file(nan.getvalue(), 16_000)
+    assert (bad.value.code, bad.value.message) == (
+        "bad_audio_file", "expected finite samples, got NaN or Inf"
+    )  # fmt: skip
+
+
+def test_a_file_peaking_at_exactly_16_is_accepted_and_past_it_refused() -> None:
+    ok = decode_file(
+        encoded(np.array([0.0, 16.0, -16.0], np.float32), 16_000, subtype="FLOAT"), 16_000
+    )
+    assert ok.tolist() == [0.0, 16.0, -16.0]
+    with pytest.raises(FrameError) as loud:
+        decode_file(encoded(np.array([0.0, 16.5], np.float32), 16_000, subtype="FLOAT"), 16_000)
+    assert loud.value.message == "expected samples within ±16 (full scale ±1), got 16.5"
+
+
+def test_a_decoded_file_has_the_length_one_shot_resampling_gives() -> None:
+    # 9903 frames at 96 kHz are 1650.5 samples at 16 kHz: soxr gives 1651 (half up), in one
+    # shot and block by block; round() would say 1650. 9902 frames: 1650.33 -> 1650.
+    for frames, want in [(9_903, 1_651), (9_902, 1_650), (3, 1), (15, 3)]:
+        x = np.full(frames, 0.25, np.float32)
+        out = decode_file(encoded(x, 96_000, subtype="FLOAT"), 16_000)
+        assert len(out) == want == len(resample(x, 96_000, 16_000)), frames

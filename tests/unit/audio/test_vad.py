@@ -1,4 +1,8 @@
-"""Silero VAD with per-stream state, and the stream's VAD gate."""
+"""Silero VAD with per-stream state (audio/vad.py): speech scores high and a coffee shop low,
+batched streams keep their own recurrent state, the same probabilities as the package's own
+wrapper, ragged jobs, the model shipped with the package, one CPU thread that does not spin."""
+
+from __future__ import annotations
 
 import asyncio
 import dataclasses
@@ -8,7 +12,7 @@ import pytest
 
 from tests.fakes import FakeClassifier
 from tests.helpers import load
-from voxlive.audio.vad import SileroVad
+from voxlive.audio.vad import SileroVad, VadState, model_path
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 CHUNK = 512
@@ -188,3 +192,65 @@ def test_after_an_ambient_window_the_batcher_expects_no_window_from_the_stream()
     s.push(np.zeros(4 * CHUNK, np.float32))
     _answer(s, [0.9] * 4)
     assert s.pending == 1 and s.next_window_at(0.0) < float("inf")
+
+
+def test_vad_state_starts_and_resets_to_zeros_of_the_model_shape() -> None:
+    s = VadState(64)
+    assert s.state.shape == (2, 128) and s.state.dtype == np.float32
+    assert s.context.shape == (64,) and s.context.dtype == np.float32
+    s.state += 1
+    s.context += 1
+    s.reset()
+    assert s.state.shape == (2, 128) and s.state.dtype == np.float32 and not s.state.any()
+    assert s.context.shape == (64,) and s.context.dtype == np.float32 and not s.context.any()
+
+
+def test_the_vad_model_ships_with_the_package() -> None:
+    assert model_path().name == "silero_vad.onnx" and model_path().is_file()
+
+
+def test_vad_runs_ragged_jobs_and_returns_float32_per_chunk() -> None:
+    vad = SileroVad(16_000)
+    assert vad.sample_rate == 16_000 and (vad.chunk, vad.context) == (512, 64)
+    a, b = vad.new_state(), vad.new_state()
+    rng = np.random.default_rng(0)
+    out = vad.run([(a, rng.standard_normal(3 * 512).astype(np.float32) * 0.1),
+                   (b, np.zeros(512, np.float32))])  # fmt: skip
+    assert [p.shape for p in out] == [(3,), (1,)] and all(p.dtype == np.float32 for p in out)
+    assert vad.run([]) == []
+    with pytest.raises(ValueError, match=r"^vad: expected a sample rate of 16000 or 8000 Hz"):
+        SileroVad(44_100)
+
+
+def test_the_vad_runs_on_one_cpu_thread_without_spinning() -> None:
+    """An idle server must use no CPU: ONNX Runtime's spinning threads would keep a core busy."""
+    vad = SileroVad(8_000)
+    options = vad._session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert vad._session.get_providers() == ["CPUExecutionProvider"]
+    assert (vad.chunk, vad.context) == (256, 32)
+
+
+def test_a_missing_vad_package_is_named_with_its_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        ImportError, match=r"^the silero-vad package is not installed \(pip install silero-vad\)$"
+    ):
+        model_path()
+
+    class NoOrigin:
+        origin = None
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: NoOrigin())
+    with pytest.raises(ImportError, match="silero-vad"):
+        model_path()
+
+
+def test_the_vad_defaults_to_16_khz() -> None:
+    vad = SileroVad()
+    assert vad.sample_rate == 16_000 and (vad.chunk, vad.context) == (512, 64)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from tests.fakes import Clock, FakeClassifier
-from voxlive.audio.ring import RingBuffer
 from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.overload import (
     CALL_SAFETY,
@@ -164,16 +163,6 @@ def test_a_live_stream_is_never_backlogged() -> None:
     s = Stream("l", CFG)
     s.push(np.full(10_000, 0.5, np.float32))
     assert s.stats.dropped_windows > 0 and not s.backlogged
-
-
-def test_the_ring_grows_keeping_every_sample() -> None:
-    ring = RingBuffer(8)
-    data = np.arange(30, dtype=np.float32)
-    ring.write(data[:13])  # wrapped: holds 5..12
-    ring.grow(20)
-    np.testing.assert_array_equal(ring.view(5, 8), data[5:13])
-    ring.write(data[13:30])  # 17 more: holds 10..29
-    np.testing.assert_array_equal(ring.view(10, 20), data[10:30])
 
 
 def test_the_rate_meter_follows_a_steady_rate_on_a_fake_clock() -> None:
