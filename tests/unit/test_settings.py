@@ -38,3 +38,10 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
     assert s.replace(port=9000).port == 9000
+
+
+def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda() -> None:
+    with pytest.raises(ConfigError, match="quantize: expected 'none' unless backend is 'onnx'"):
+        Settings(quantize="int8")
+    with pytest.raises(ConfigError, match="device: expected 'cpu' or 'auto' with backend 'onnx'"):
+        Settings(backend="onnx", device="cuda")

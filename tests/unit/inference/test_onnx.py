@@ -1,16 +1,18 @@
-"""The ONNX Runtime backend, exported from a tiny random wav2vec2 loaded by path."""
+"""The ONNX Runtime backend (inference/onnx.py), exported from a tiny random wav2vec2 loaded by
+path: the export agrees with PyTorch and is cached, int8 is a model of its own, and an export
+that disagrees is refused."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from voxlive.errors import ConfigError, ModelLoadError
+from voxlive.errors import ModelLoadError
 from voxlive.inference import onnx as onnx_backend
 from voxlive.inference.hf import TransformersClassifier
-from voxlive.inference.loader import load_local
 from voxlive.inference.onnx import OnnxClassifier
-from voxlive.settings import Settings
 
 
 def _windows(n: int, seed: int = 0) -> np.ndarray:
@@ -54,42 +56,3 @@ def test_an_export_that_disagrees_with_pytorch_is_refused(
     with pytest.raises(ModelLoadError, match=r"expected logits within -1 \(relative\) of PyTorch"):
         OnnxClassifier(str(tiny_model_dir), cache_dir=tmp_path)
     assert not list((tmp_path / "onnx").glob("*/*.onnx"))  # nothing half-made left in the cache
-
-
-def test_the_loader_picks_the_backend_from_the_settings(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
-    settings = Settings(model=str(tiny_model_dir), backend="onnx", quantize="int8",
-                        cache_dir=str(tmp_path), labels=("low", "high"))  # fmt: skip
-    clf = load_local(settings)
-    assert clf.info.backend == "onnx-int8" and clf.info.labels == ("low", "high")
-
-
-def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda() -> None:
-    with pytest.raises(ConfigError, match="quantize: expected 'none' unless backend is 'onnx'"):
-        Settings(quantize="int8")
-    with pytest.raises(ConfigError, match="device: expected 'cpu' or 'auto' with backend 'onnx'"):
-        Settings(backend="onnx", device="cuda")
-
-
-def test_backend_auto_serves_onnx_fp32_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path))
-    assert settings.backend == "auto"  # the default
-    clf = load_local(settings)
-    assert clf.info.backend == "onnx" and clf.info.device == "cpu"
-    assert list((tmp_path / "onnx").glob("*/model.onnx"))  # exported into the cache given
-
-
-def test_backend_auto_falls_back_to_pytorch_and_says_why(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the agreement check fails
-    clf = load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path)))
-    assert clf.info.backend == "transformers"
-    assert "backend auto: not serving" in caplog.text and "expected logits within" in caplog.text
-
-
-def test_backend_auto_on_a_missing_model_fails_as_pytorch_would(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="could not load model"):
-        load_local(Settings(model=str(tmp_path / "missing"), cache_dir=str(tmp_path)))
