@@ -33,6 +33,15 @@ def load(name: str) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
+def load_chunks(name: str, chunks: int | None = None, chunk: int = 512) -> np.ndarray:
+    """A 16 kHz recording cut to whole VAD chunks of ``chunk`` samples: the first ``chunks`` of
+    them, or all it holds (``None``)."""
+    samples, rate = load(name)
+    assert rate == 16_000, rate
+    n = len(samples) // chunk if chunks is None else chunks
+    return samples[: n * chunk]
+
+
 def golden_messages(side: str) -> list[dict[str, Any]]:
     """The golden messages that ``side`` ("server" or "client") sends, from
     spec/vectors/messages.json (read by the Python and the web tests alike)."""

@@ -1,4 +1,5 @@
-"""The stream's VAD gate with speech probabilities given by hand (pure: no model, no thread).
+"""Which windows the model sees (pipeline/gate.py): quiet windows gated by RMS at once, and the
+VAD gate with speech probabilities given by hand (pure: no model, no thread).
 
 Silero scores 32 ms chunks (512 samples at 16 kHz); a window goes to the model when at least
 ``vad_min_speech_ms`` (rounded up to whole chunks) of the chunks it overlaps are speech."""
@@ -177,3 +178,79 @@ def test_speech_late_in_a_long_stream_is_found() -> None:
             assert 4 * index * CHUNK in sent, index
         elif count == 0:
             assert 4 * index * CHUNK not in sent, index
+
+
+# ---- a window waits for the VAD, then is decided once --------------------------------------------
+def test_windows_wait_for_the_vad_then_speech_goes_to_the_model() -> None:
+    s = _stream()  # window = 8 chunks, hop = 4, speech needs 2 chunks
+    s.push(np.zeros(12 * CHUNK, np.float32))  # windows at chunks 0-7 and 4-11
+    assert s.gating == 2 and s.pending == 0 and s.pop_messages() == []
+    _answer(s, [0.9, 0.9] + [0.1] * 10)  # speech only in the first window
+    assert s.gating == 0 and s.pending == 1
+    w = s.take()
+    assert w is not None and w.index == 0 and s.take() is None
+    s.complete(w.index, np.array([0.3, 0.7]))
+    first, second = s.pop_messages()
+    assert first["label"] == "b" and first["gated"] is False
+    assert second["label"] == "ambient" and second["gated"] is True
+
+
+def test_a_window_is_decided_only_when_the_vad_has_seen_all_of_it() -> None:
+    s = _stream()
+    s.push(np.zeros(8 * CHUNK, np.float32))
+    job = s.vad_job()
+    assert job is not None and s.vad_job() is None  # one job at a time per stream
+    s.push(np.zeros(4 * CHUNK, np.float32))
+    s.vad_done(np.zeros(8, np.float32))
+    assert s.gating == 1  # window 2 (chunks 4-11) still needs chunks 8-11
+    _answer(s, [1.0] * 4)
+    assert s.gating == 0 and s.pending == 1
+
+
+def test_finish_decides_the_tail_with_what_the_vad_saw() -> None:
+    s = _stream()
+    s.push(np.zeros(11 * CHUNK + 100, np.float32))  # one full window, then a 164 ms tail
+    _answer(s, [0.0] * 9 + [0.9, 0.9])
+    s.finish()  # the tail window ends at the last sample; its last 100 samples are no chunk
+    assert s.gating == 0
+    tail = s.take()
+    assert tail is not None and s.take() is None  # the full window was ambient
+    assert tail.index == 1 and len(tail.audio) == 8 * CHUNK
+
+
+def test_the_vad_falling_behind_the_ring_skips_ahead_and_drops() -> None:
+    s = _stream()  # the ring holds 1024 ms = 32 chunks
+    s.push(np.zeros(40 * CHUNK, np.float32))
+    job = s.vad_job()
+    assert job is not None and len(job[1]) == 32 * CHUNK  # what is left of the audio
+    assert s.stats.dropped_windows > 0
+    s.vad_done(np.ones(32, np.float32))
+    assert s.gating == 0
+
+
+def test_a_window_ending_inside_a_chunk_does_not_wait_for_that_chunk() -> None:
+    s = _stream(window_ms=250, hop_ms=250)  # 4000 samples: 7 whole chunks and 416 samples
+    s.push(np.zeros(4000, np.float32))
+    _answer(s, [0.9] * 7)  # the 8th chunk is not complete yet
+    assert s.gating == 0 and s.pending == 1
+
+
+def test_after_an_ambient_window_the_batcher_expects_no_window_from_the_stream() -> None:
+    s = _stream()
+    s.push(np.zeros(8 * CHUNK, np.float32))
+    assert s.next_window_at(0.0) < float("inf")  # undecided: may well be speech
+    _answer(s, [0.0] * 8)
+    assert s.next_window_at(0.0) == float("inf")  # ambient: the next one most likely is too
+    s.push(np.zeros(4 * CHUNK, np.float32))
+    _answer(s, [0.9] * 4)
+    assert s.pending == 1 and s.next_window_at(0.0) < float("inf")
+
+
+# ---- the RMS gate ------------------------------------------------------------------------------
+def test_quiet_windows_are_gated_without_the_model() -> None:
+    s = Stream("s", StreamConfig(sample_rate=1000, window_ms=100, hop_ms=50, buffer_ms=300,
+                                 labels=("a", "b"), gate_rms=0.01, smoothing=1))  # fmt: skip
+    s.push(np.zeros(100, np.float32))
+    assert s.pending == 0
+    [m] = s.pop_messages()
+    assert m["label"] == "ambient" and m["gated"] is True and m["scores"] == {}

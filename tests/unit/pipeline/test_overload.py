@@ -1,5 +1,8 @@
-"""The overload policy on a fake clock: shedding stale live windows, lossless streams, the
-capacity gauge."""
+"""The overload policy (pipeline/overload.py) on a fake clock: when a window is stale, how big
+a call may be, how far calls stray, the rate meter and the capacity gauge, and a stream under it
+(stale live windows shed and reported; lossless streams never shed, their ring grown instead)."""
+
+from __future__ import annotations
 
 import dataclasses
 import math
@@ -7,11 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from tests.fakes import Clock, FakeClassifier
-from voxlive.pipeline.batcher import Batcher, CostModel
+from tests.fakes import Clock
 from voxlive.pipeline.overload import (
     CALL_SAFETY,
     SEND_MARGIN_S,
+    Capacity,
     RateMeter,
     capacity,
     is_stale,
@@ -46,38 +49,6 @@ def test_the_plan_allows_for_drift_and_sending() -> None:
     assert planned_call_s(0.4, spread=0.2) == pytest.approx(0.4 * 1.6 + SEND_MARGIN_S)
 
 
-def test_the_cost_model_learns_how_far_calls_stray() -> None:
-    cost = CostModel(alpha=0.5)
-    cost.observe(1, 100, 0.1)
-    assert cost.spread == 0.0  # nothing was expected yet
-    cost.observe(1, 100, 0.15)  # expected 0.1: overran by 50 %
-    assert cost.spread == pytest.approx(0.25)
-    cost.observe(1, 100, 0.05)  # faster than expected: no overrun
-    assert cost.spread == pytest.approx(0.125)
-    assert planned_call_s(1.0, spread=10.0) == 2.0 + SEND_MARGIN_S  # at most twice
-
-
-async def test_when_every_window_is_stale_the_newest_is_served_anyway() -> None:
-    """Shedding everything would stop the calls whose times say when windows are fresh again
-    (a slow spell would otherwise shed every window from then on)."""
-    clock = Clock()
-    batcher = Batcher(FakeClassifier(), max_batch=8, max_wait_ms=0, clock=clock)
-    a, b = Stream("a", CFG, clock=clock), Stream("b", CFG, clock=clock)
-    for s in (a, b):
-        batcher.add(s)
-    batcher.cost.observe(1, 100, 5.0)  # a call now looks like it takes 5 s: all stale
-    for t, s in ((0.0, a), (0.1, b), (0.2, a)):
-        clock.t = t
-        s.push(window())
-    clock.t = 0.3
-    [served] = batcher._collect()
-    assert (served.stream.id, served.index) == ("a", 1)  # the newest
-    assert a.stats.shed == 1 and b.stats.shed == 1
-    assert shed_cap([(0.0, 1.0), (0.2, 1.0)], 0.3, 5.0) == 0.2
-    assert shed_cap([(0.0, 1.0), (0.2, 0.0)], 0.3, 5.0) == math.inf  # lossless: served anyway
-    await batcher.close()
-
-
 def test_the_plan_is_the_largest_batch_its_windows_can_still_make() -> None:
     def call_s(n: int) -> float:
         return 0.25 * n
@@ -93,6 +64,7 @@ def test_the_plan_is_the_largest_batch_its_windows_can_still_make() -> None:
     assert plan_batch([(0.0, 1.0)], 50.0, 8, call_s) == (1, 0.25)  # at least 1
 
 
+# ---- a stream under the policy: stale live windows shed, lossless ones kept ----------------------
 def test_stale_live_windows_are_shed_and_reported() -> None:
     clock = Clock()
     s = Stream("s", CFG, clock=clock)
@@ -123,28 +95,6 @@ def test_lossless_streams_and_a_zero_bound_are_never_shed() -> None:
     assert lossless.pending == unbounded.pending == 1
 
 
-async def test_the_batcher_sheds_what_its_next_call_would_answer_too_late() -> None:
-    clock = Clock()
-    batcher = Batcher(FakeClassifier(), max_batch=8, max_wait_ms=0, clock=clock)
-    live, file = Stream("live", CFG, clock=clock), Stream("file", CFG, clock=clock)
-    file.lossless = True
-    for s in (live, file):
-        batcher.add(s)
-    batcher.cost.observe(2, 100, 0.5)  # a call of two windows takes 0.5 s: 0.25 s per window
-    for t in (0.0, 0.6):
-        clock.t = t
-        live.push(window())
-        file.push(window())
-    # At t=0.7, allowing a quarter more than measured plus 20 ms to send: a call of 3 would end
-    # at 1.6575 s, too late for live's second window (due 1.6 s); a call of 2 ends at 1.345 s,
-    # in time for it but not for its first (due 1.0 s). So: shed that one, call with 2.
-    clock.t = 0.7
-    batch = batcher._collect()
-    assert sorted((w.stream.id, w.index) for w in batch) == [("file", 0), ("live", 1)]
-    assert live.stats.shed == 1 and file.stats.shed == 0
-    await batcher.close()
-
-
 def test_a_lossless_stream_grows_its_ring_instead_of_dropping_and_reports_its_backlog() -> None:
     s = Stream("f", CFG)
     s.lossless = True
@@ -165,6 +115,7 @@ def test_a_live_stream_is_never_backlogged() -> None:
     assert s.stats.dropped_windows > 0 and not s.backlogged
 
 
+# ---- the rate meter and the capacity gauge -------------------------------------------------------
 def test_the_rate_meter_follows_a_steady_rate_on_a_fake_clock() -> None:
     meter = RateMeter(tau_s=2.0)
     assert meter.rate(0.0) == 0.0
@@ -186,14 +137,59 @@ def test_capacity_in_streams_from_the_best_measured_rate() -> None:
     }
 
 
-async def test_the_batcher_gauge_uses_its_best_batch_size() -> None:
-    clock = Clock()
-    batcher = Batcher(FakeClassifier(), max_batch=8, max_wait_ms=0, clock=clock)
-    cost = batcher.cost
-    cost.observe(1, 100, 0.1)  # about 10 windows/s
-    cost.observe(4, 100, 0.2)  # about 20 windows/s: the best
-    cost.observe(4, 200, 0.1)  # another window length: not counted
-    best = 4 / cost.estimate(4, 100)  # windows/s at the current machine speed
-    assert best > 1 / cost.estimate(1, 100) and best > 4 / cost.estimate(4, 200) / 2
-    assert batcher.capacity(100, 0.5).streams == pytest.approx(best * 0.5)
-    await batcher.close()
+def _steady(meter: RateMeter, per_s: float, start: float, until: float) -> None:
+    """Events every 1/per_s seconds from ``start`` up to (not including) ``until``."""
+    n = 0
+    while (t := start + n / per_s) < until:
+        meter.add(1, t)
+        n += 1
+
+
+@pytest.mark.parametrize("start", [0.0, 100.0])
+def test_a_steady_rate_shows_from_the_start(start: float) -> None:
+    """Ten events a second: about 10/s half a second in (the weights have not summed to tau_s
+    yet, and the meter divides by what they sum to), a second in, and a minute in."""
+    meter = RateMeter()  # tau 5 s
+    _steady(meter, 10, start, start + 0.55)
+    assert meter.rate(start + 0.55) == pytest.approx(10, rel=0.15)
+    _steady(meter, 10, start + 0.6, start + 1.05)
+    assert meter.rate(start + 1.05) == pytest.approx(10, rel=0.1)
+    _steady(meter, 10, start + 1.1, start + 60.05)
+    assert meter.rate(start + 60.05) == pytest.approx(10, rel=0.05)
+
+
+def test_a_burst_fades_over_tau() -> None:
+    meter = RateMeter()
+    assert meter.rate(3.0) == 0.0  # nothing yet
+    meter.add(50, 0.0)
+    first = meter.rate(10.0)
+    assert meter.rate(15.0) == pytest.approx(first * math.exp(-1) * (1 - math.exp(-2)) /
+                                             (1 - math.exp(-3)))  # fmt: skip
+
+
+@pytest.mark.parametrize("tau_s", [0.0, -1.0])
+def test_the_meter_needs_a_positive_time_constant(tau_s: float) -> None:
+    with pytest.raises(ValueError, match=f"^tau_s: expected > 0 seconds, got {tau_s}$"):
+        RateMeter(tau_s)
+    assert RateMeter(0.5).rate(1.0) == 0.0  # under a second is fine
+
+
+def test_the_gauge_in_streams() -> None:
+    gauge = capacity(40.0, 12.0, 0.25)  # 40 windows/s, one window per stream every 250 ms
+    assert gauge == Capacity(streams=10.0, load_streams=3.0, utilization=0.3, windows_per_s=40.0)
+    assert capacity(None, 12.0, 0.25) == Capacity(None, 3.0, None, None)
+
+
+def test_the_gauge_as_readyz_reports_it_rounded_to_three_decimals() -> None:
+    gauge = Capacity(streams=12.34567, load_streams=1.00049, utilization=0.081049,
+                     windows_per_s=49.38268)  # fmt: skip
+    assert gauge.as_dict() == {
+        "streams": 12.346, "load_streams": 1.0, "utilization": 0.081, "windows_per_s": 49.383,
+    }  # fmt: skip
+    assert Capacity(None, 0.5, None, None).as_dict() == {
+        "streams": None, "load_streams": 0.5, "utilization": None, "windows_per_s": None,
+    }  # fmt: skip
+
+
+def test_nothing_pending_sets_no_limit_on_shedding() -> None:
+    assert shed_cap([], now=5.0, call_s=0.1) == math.inf

@@ -1,171 +1,23 @@
+"""A stream as a whole (pipeline/stream.py): properties that hold for any sequence of pushes,
+model answers in any order, failures, drops and gating (``end``'s totals add up, ``seq`` is
+dense and follows window order, every window is told exactly once, replay is the tail of what
+was sent); its one listener; audio after finish refused; when its next window is due."""
+
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fakes import Clock
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.metrics import Metrics
+from voxlive.pipeline.stream import Stream, StreamConfig, Window
 
 RATE = 1000  # 1 sample per ms keeps the arithmetic readable
-
-
-def _stream(**kw: object) -> tuple[Stream, Clock]:
-    cfg = StreamConfig(sample_rate=RATE, window_ms=100, hop_ms=50, buffer_ms=300,
-                       labels=("a", "b"), gate_rms=0.01, smoothing=1)  # fmt: skip
-    cfg = dataclasses.replace(cfg, **kw)  # type: ignore[arg-type]
-    clock = Clock()
-    return Stream("s", cfg, clock=clock), clock
-
-
-def loud(n: int) -> np.ndarray:
-    return np.full(n, 0.5, dtype=np.float32)
-
-
-def test_windows_overlap_with_stream_timestamps() -> None:
-    s, _ = _stream()
-    s.push(loud(250))
-    starts = []
-    while (w := s.take()) is not None:
-        starts.append(w.index)
-        assert len(w.audio) == 100
-        s.complete(w.index, np.array([0.2, 0.8]))
-    msgs = s.pop_messages()
-    assert [(m["start_ms"], m["end_ms"]) for m in msgs] == [
-        (0, 100),
-        (50, 150),
-        (100, 200),
-        (150, 250),
-    ]
-    assert [m["seq"] for m in msgs] == [0, 1, 2, 3]
-    assert all(m["label"] == "b" and m["class"] == "b" for m in msgs)
-
-
-def test_quiet_windows_are_gated_without_the_model() -> None:
-    s, _ = _stream()
-    s.push(np.zeros(100, np.float32))
-    assert s.pending == 0
-    [m] = s.pop_messages()
-    assert m["label"] == "ambient" and m["gated"] is True and m["scores"] == {}
-
-
-def test_results_come_out_in_window_order() -> None:
-    s, _ = _stream()
-    s.push(loud(100))  # window 0: loud, goes to the model
-    s.push(np.zeros(100, np.float32))  # windows 1 (mixed) and 2 (quiet, gated at once)
-    w0, w1 = s.take(), s.take()
-    assert w0 is not None and w1 is not None
-    assert s.pop_messages() == []  # window 2 is done but waits behind 0 and 1
-    s.complete(w1.index, np.array([1.0, 0.0]))
-    assert s.pop_messages() == []
-    s.complete(w0.index, np.array([0.0, 1.0]))
-    assert [m["label"] for m in s.pop_messages()] == ["b", "a", "ambient"]
-
-
-def test_backlog_beyond_buffer_is_dropped_and_counted() -> None:
-    s, _ = _stream()
-    s.push(loud(1000))  # 19 windows, the ring holds 300 ms
-    assert s.stats.dropped_windows > 0
-    kept = []
-    while (w := s.take()) is not None:
-        kept.append(w)
-        s.complete(w.index, np.array([0.5, 0.5]))
-    msgs = s.pop_messages()
-    assert len(msgs) + s.stats.dropped_windows == s.stats.windows == 19
-    assert msgs[0]["start_ms"] == 700  # only windows still in the ring
-    assert msgs[-1]["dropped_ms"] == 700  # the client is told how much audio it lost
-
-
-def test_pending_windows_overwritten_later_are_dropped() -> None:
-    s, _ = _stream()
-    s.push(loud(100))
-    assert s.pending == 1
-    s.push(loud(400))  # window 0's audio is overwritten before the batcher took it
-    assert s.stats.dropped_windows >= 1
-    assert all(w.index != 0 for w in iter(s.take, None))
-
-
-def test_finish_classifies_the_tail() -> None:
-    s, _ = _stream(window_ms=200, hop_ms=200, buffer_ms=400)
-    s.push(loud(350))  # one window [0, 200); 150 ms are uncovered
-    s.finish()
-    windows = list(iter(s.take, None))
-    assert [len(w.audio) for w in windows] == [200, 200]
-    for w in windows:
-        s.complete(w.index, np.array([0.5, 0.5]))
-    assert [m["start_ms"] for m in s.pop_messages()] == [0, 150]  # the tail is [150, 350)
-
-
-def test_a_tail_under_100_ms_is_not_classified() -> None:
-    s, _ = _stream()
-    s.push(loud(230))  # windows end at 100, 150, 200; 30 ms are uncovered
-    s.finish()
-    assert len(list(iter(s.take, None))) == 3
-
-
-def test_short_stream_gets_one_short_window() -> None:
-    s, _ = _stream(window_ms=200, hop_ms=100, buffer_ms=400)
-    s.push(loud(150))
-    s.finish()
-    [w] = list(iter(s.take, None))
-    assert len(w.audio) == 150
-    s.complete(w.index, np.array([0.1, 0.9]))
-    assert not s.drained
-    [m] = s.pop_messages()
-    assert m["end_ms"] == 150
-    assert s.drained
-
-
-def test_failed_windows_become_error_messages() -> None:
-    s, _ = _stream()
-    s.push(loud(100))
-    w = s.take()
-    assert w is not None
-    s.fail(w.index, "inference failed")
-    [m] = s.pop_messages()
-    assert m["type"] == "error" and m["code"] == "inference_failed" and m["seq"] == 0
-
-
-def test_zero_scores_mean_no_speech() -> None:
-    s, _ = _stream()
-    s.push(loud(100))
-    w = s.take()
-    assert w is not None
-    s.complete(w.index, np.zeros(2))
-    [m] = s.pop_messages()
-    assert m["label"] == "ambient" and m["gated"] is False
-
-
-def test_unsent_results_are_bounded() -> None:
-    s, _ = _stream(max_unsent=5, buffer_ms=200)
-    for _ in range(100):
-        s.push(np.zeros(50, np.float32))  # each push gates one window; nobody pops
-    assert s.stats.unsent_dropped > 0
-    msgs = s.pop_messages()
-    # max_unsent are kept, plus the windows the ring (200 ms = 4 hops) may still hold: not all 99
-    assert 5 <= len(msgs) <= 10
-    assert msgs[-1]["end_ms"] == 5000  # the newest survive, the oldest were dropped
-    assert len(msgs) + s.stats.unsent_dropped == s.stats.windows  # every window accounted for
-
-
-def test_latency_is_measured_from_the_last_sample() -> None:
-    s, clock = _stream()
-    clock.t = 10.0
-    s.push(loud(100))
-    w = s.take()
-    assert w is not None
-    clock.t = 10.25
-    s.complete(w.index, np.array([0.5, 0.5]))
-    [m] = s.pop_messages()
-    assert m["latency_ms"] == 250.0
-
-
-def test_late_results_after_close_are_ignored() -> None:
-    s, _ = _stream()
-    s.push(loud(100))
-    w = s.take()
-    assert w is not None
-    s.close()
-    s.complete(w.index, np.array([0.5, 0.5]))
-    assert s.pop_messages() == []
 
 
 class Recorder:
@@ -189,7 +41,7 @@ def test_the_stream_tells_its_one_listener_what_happened() -> None:
                        labels=("a", "b"), smoothing=1)  # fmt: skip
     rec = Recorder()
     s = Stream("s", cfg, listener=rec)
-    s.push(loud(100))
+    s.push(np.full(100, 0.5, np.float32))
     assert rec.events == ["pending"]  # a window for the model: wake the batcher
     w = s.take()
     assert w is not None
@@ -199,3 +51,151 @@ def test_the_stream_tells_its_one_listener_what_happened() -> None:
     s.push(np.zeros(100, np.float32))
     assert rec.events == ["ready"]  # gated at once: ready without the model
     assert "audio" not in rec.events  # no VAD gate: nobody to wake for audio
+
+
+def test_a_stream_takes_single_samples_and_refuses_audio_after_finish() -> None:
+    s = Stream("s", StreamConfig(sample_rate=RATE, window_ms=200, hop_ms=200, buffer_ms=1000,
+                                 labels=("a", "b"), gate_rms=0.0, smoothing=1))  # fmt: skip
+    for _ in range(200):
+        s.push(np.full(1, 0.5, np.float32))
+    assert s.samples_received == 200 and s.pending == 1
+    s.finish()
+    with pytest.raises(RuntimeError, match=r"^push after finish$"):
+        s.push(np.full(1, 0.5, np.float32))
+
+
+def test_the_next_window_is_due_until_exactly_one_hop_late() -> None:
+    clock = Clock()
+    s = Stream("d", StreamConfig(sample_rate=1000, window_ms=200, hop_ms=200, buffer_ms=1000,
+                                 labels=("a", "b"), gate_rms=0.0), clock=clock)  # fmt: skip
+    assert s.next_window_at(0.0) == float("inf") and s.oldest_ready_at() == float("inf")
+    clock.t = 1.0
+    s.push(np.full(200, 0.5, np.float32))
+    assert s.oldest_ready_at() == 1.0
+    assert s.next_window_at(1.4) == pytest.approx(1.2)  # due + one hop: still expected
+    assert s.next_window_at(1.41) == float("inf")  # later: the stream stalled
+    w = s.take()
+    assert w is not None and w.ready_at == 1.0
+    s.close()
+    assert s.closed is True and s.vad_job() is None
+
+
+# ---- properties over any history of pushes, answers, failures and reads --------------------------
+CONFIG = StreamConfig(sample_rate=RATE, window_ms=100, hop_ms=50, buffer_ms=300,
+                      labels=("a", "b", "c"), gate_rms=0.01, smoothing=3, max_unsent=4)  # fmt: skip
+
+
+# One step of a client and a model: push n samples at a level (0: quiet, gated), take a window
+# for the model, answer the k-th window in flight (any order), fail it, read the messages, or
+# let time pass.
+step = st.one_of(
+    st.tuples(st.just("push"), st.integers(1, 600), st.sampled_from([0.0, 0.001, 0.5])),
+    st.tuples(st.just("take"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("complete"), st.integers(0, 5), st.floats(0.0, 1.0)),
+    st.tuples(st.just("fail"), st.integers(0, 5), st.just(0.0)),
+    st.tuples(st.just("pop"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("tick"), st.integers(1, 100), st.just(0.0)),
+)
+
+
+def _run(
+    steps: list[tuple[str, int, float]], config: StreamConfig, metrics: Metrics | None = None
+) -> tuple[Stream, list[Any]]:
+    """Play the steps, then finish: answer everything, read everything."""
+    clock = Clock()
+    s = Stream("p", config, clock=clock, metrics=metrics)
+    inflight: list[Window] = []
+    out: list[Any] = []
+    row = np.array([0.2, 0.5, 0.3], np.float32)
+    for kind, n, x in steps:
+        if kind == "push":
+            s.push(np.full(n, x, np.float32))
+        elif kind == "take" and (w := s.take()) is not None:
+            inflight.append(w)
+        elif kind in ("complete", "fail") and not inflight and (w := s.take()) is not None:
+            inflight.append(w)  # a model that answers at once
+        if kind == "complete" and inflight:
+            w = inflight.pop(n % len(inflight))
+            s.complete(w.index, np.roll(row, int(x * 3)))
+        if kind == "fail" and inflight:
+            w = inflight.pop(n % len(inflight))
+            s.fail(w.index, f"boom {w.index}")
+        elif kind == "pop":
+            out.extend(s.pop_messages())
+        elif kind == "tick":
+            clock.t += n / 1000
+    s.finish()
+    for w in inflight:
+        s.complete(w.index, row)
+    while (w := s.take()) is not None:
+        s.complete(w.index, row)
+    out.extend(s.pop_messages())
+    assert s.drained
+    return s, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step, max_size=40), st.booleans())
+def test_end_totals_add_up_and_seq_is_dense_for_any_history(steps: list[Any], reads: bool) -> None:
+    if not reads:  # a client that reads only at the end: results beyond max_unsent are dropped
+        steps = [x for x in steps if x[0] != "pop"]
+    s, out = _run(steps, CONFIG)
+    end = s.end_message()
+    results = [m for m in out if m["type"] == "result"]
+    errors = [m for m in out if m["type"] == "error"]
+    # every window cut is accounted for exactly once (unsent_dropped: results a client that did
+    # not read lost, beyond max_unsent; not part of `end`)
+    told = end["results"] + end["gated"] + end["failed"] + end["dropped_windows"]
+    assert told + s.stats.unsent_dropped == end["windows"]
+    assert len(out) + end["dropped_windows"] + s.stats.unsent_dropped == end["windows"]
+    if not s.stats.unsent_dropped:
+        assert told == end["windows"]  # the documented invariant
+    assert end["gated"] == sum(1 for m in results if m["gated"])
+    assert end["results"] == sum(1 for m in results if not m["gated"])
+    assert end["failed"] == len(errors)
+    assert all(m["code"] == "inference_failed" and m["message"].startswith("boom") for m in errors)
+    assert end["dropped_ms"] == end["dropped_windows"] * CONFIG.hop_ms
+    assert end["duration_ms"] == s.samples_received * 1000 / RATE
+    # seq: 0, 1, 2 … over results and window errors, in window (= time) order
+    assert [m["seq"] for m in out] == list(range(len(out)))
+    starts = [m["start_ms"] for m in out]
+    assert starts == sorted(starts)
+    # what a client is told it lost never shrinks
+    dropped = [m["dropped_ms"] for m in results]
+    assert dropped == sorted(dropped)
+    assert all(m["end_ms"] - m["start_ms"] <= CONFIG.window_ms for m in out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=40))
+def test_a_reading_client_loses_nothing_and_end_adds_up_exactly(steps: list[Any]) -> None:
+    """A client that reads after every step never has results dropped unsent: then
+    ``windows = results + gated + failed + dropped_windows`` exactly (docs/protocol.md)."""
+    reading = [x for st_ in steps for x in (st_, ("pop", 0, 0.0))]
+    metrics = Metrics()
+    s, out = _run(reading, dataclasses.replace(CONFIG, max_unsent=256), metrics)
+    end = s.end_message()
+    assert s.stats.unsent_dropped == 0
+    assert end["results"] + end["gated"] + end["failed"] + end["dropped_windows"] == end["windows"]
+    assert [m["seq"] for m in out] == list(range(len(out)))
+    # /metrics tells the same story as `end`
+    counted = {
+        k: metrics.windows.labels(k)._value.get()
+        for k in ("classified", "gated", "failed", "dropped")
+    }
+    assert counted == {"classified": end["results"], "gated": end["gated"], "failed": end["failed"],
+                       "dropped": end["dropped_windows"]}  # fmt: skip
+    assert metrics.dropped_audio._value.get() == pytest.approx(end["dropped_ms"] / 1000)
+    latency = {s.name: s.value for s in metrics.result_latency.collect()[0].samples}
+    assert latency["voxlive_result_latency_seconds_count"] == end["results"] + end["gated"]
+    waited = sum(m["latency_ms"] for m in out if m["type"] == "result") / 1000
+    assert latency["voxlive_result_latency_seconds_sum"] == pytest.approx(waited, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(step, max_size=30), st.integers(-1, 40))
+def test_replay_after_any_seq_is_the_tail_of_what_was_sent(steps: list[Any], after: int) -> None:
+    s, out = _run(steps, CONFIG)
+    replay = s.replay(after)
+    expected = [m for m in out if m["seq"] > after][-CONFIG.max_unsent :]
+    assert replay == expected
