@@ -1,13 +1,16 @@
-"""Test doubles shared by the unit and integration tests (and handy for micro-benchmarks)."""
+"""Test doubles shared by the unit and integration tests (and handy for micro-benchmarks): clocks
+that move only when told, a fake classifier, a fake WebSocket and a fake transport."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
 
 import numpy as np
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxlive.inference.base import Classifier, ModelInfo
 
@@ -20,6 +23,35 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+class Timers:
+    """The running loop, but with a clock that moves only when told: timers set with
+    ``call_later`` run in :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._now = 0.0
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    def time(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        timer = asyncio.TimerHandle(self._now + delay, callback, args, self._loop)
+        self._timers.append(timer)
+        return timer
+
+    def advance(self, to: float) -> None:
+        self._now = to
+        for timer in sorted(self._timers, key=lambda t: t.when()):
+            if timer.when() <= to:
+                self._timers.remove(timer)
+                if not timer.cancelled():
+                    timer._run()
 
 
 class FakeClassifier:
@@ -145,3 +177,64 @@ class Transport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         pass
+
+
+class FakeWebSocket:
+    """What the server uses of a Starlette WebSocket: ASGI messages in (given at construction, or
+    fed with :meth:`text`, :meth:`audio` and :meth:`vanish`; :meth:`receive` waits for the next,
+    forever once there are none), and a record of what the server sent, denied and how it
+    closed."""
+
+    def __init__(
+        self,
+        *messages: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> None:
+        self.headers = headers or {}
+        self.query_params = query or {}
+        self.application_state = WebSocketState.CONNECTING
+        self.sent: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.denied: tuple[int, dict[str, Any]] | None = None
+        self.closed = asyncio.Event()
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for message in messages:
+            self._inbox.put_nowait(message)
+
+    async def accept(self) -> None:
+        self.application_state = WebSocketState.CONNECTED
+
+    async def receive(self) -> dict[str, Any]:
+        return await self._inbox.get()
+
+    async def send_text(self, text: str) -> None:
+        if self.application_state is WebSocketState.DISCONNECTED:
+            raise WebSocketDisconnect(1006)
+        self.sent.append(json.loads(text))
+
+    async def send_denial_response(self, response: Any) -> None:
+        """A refusal before the upgrade: recorded as the HTTP status and the JSON body."""
+        self.denied = (response.status_code, json.loads(response.body))
+        self.application_state = WebSocketState.DISCONNECTED
+        self.closed.set()
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.close_code, self.close_reason = code, reason
+        self.application_state = WebSocketState.DISCONNECTED
+        self.closed.set()
+
+    def text(self, obj: Any) -> None:
+        self._inbox.put_nowait(
+            {"type": "websocket.receive", "text": obj if isinstance(obj, str) else json.dumps(obj)}
+        )
+
+    def audio(self, data: bytes) -> None:
+        self._inbox.put_nowait({"type": "websocket.receive", "bytes": data})
+
+    def vanish(self) -> None:
+        self._inbox.put_nowait({"type": "websocket.disconnect", "code": 1006})
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["type"] == kind]

@@ -1,10 +1,11 @@
-"""Shared test helpers: a real server on a free loopback port, a real WebSocket client, audio,
-waiting for asynchronous state. Fakes are in fakes.py."""
+"""Shared test helpers: a real server on a free loopback port, a real WebSocket client, a real
+Service in-process, audio, waiting for asynchronous state. Fakes are in fakes.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,11 +17,13 @@ import numpy as np
 import soundfile as sf
 import websockets
 
+from tests.fakes import FakeClassifier
 from voxlive.bench.load import pcm16 as pcm16
 from voxlive.bench.serving import InProcess, serve_in_process
 from voxlive.bench.serving import free_port as free_port  # written once, re-exported here
 from voxlive.bench.serving import wait_ready as wait_ready
 from voxlive.inference.base import Classifier
+from voxlive.server.service import Service
 from voxlive.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -61,6 +64,34 @@ async def running_server(
     settings = (settings or Settings(model="pitch", web_dir="/nonexistent")).replace(**changes)
     async with serve_in_process(settings, classifier, port) as server:
         yield server
+
+
+@contextlib.asynccontextmanager
+async def service(classifier: Classifier | None = None, **changes: Any) -> AsyncIterator[Service]:
+    """A started Service in this event loop, ready (no server, no socket: hand it a fake
+    WebSocket); stopped when the block ends. Default: the fake classifier at 16 kHz, 200 ms
+    windows every 100 ms, no gate, no pacing."""
+    settings = Settings(model="pitch", web_dir="/nonexistent", window_ms=200, hop_ms=100,
+                        gate="none", max_speed=0).replace(**changes)  # fmt: skip
+    svc = Service(settings, classifier=classifier or FakeClassifier(sample_rate=16_000))
+    await svc.start()
+    await eventually(lambda: svc.ready, "a ready service")
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+def tone(ms: int, level: float = 0.25, rate: int = 16_000) -> bytes:
+    """``ms`` milliseconds of a constant ``level`` as PCM16 at ``rate`` Hz: a client's frame."""
+    return pcm16(np.full(rate * ms // 1000, level, np.float32))
+
+
+def wav(seconds: float, rate: int = 16_000, level: float = 0.25) -> bytes:
+    """A WAV file of ``seconds`` of a constant ``level``: an upload's body."""
+    buf = io.BytesIO()
+    sf.write(buf, np.full(int(rate * seconds), level, np.float32), rate, format="WAV")
+    return buf.getvalue()
 
 
 async def eventually(

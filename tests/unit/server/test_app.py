@@ -1,10 +1,9 @@
-"""The HTTP side of the app in-process (Starlette's TestClient, the lifespan included): health,
-readiness, metrics, POST /classify with its token, size and format checks, the Host allowlist
-and the static web app."""
+"""The app in-process (server/app.py; Starlette's TestClient, the lifespan included): health,
+readiness, metrics, POST /classify with its token, size and format checks, status access, the
+Host allowlist, the /audio WebSocket and the static web app."""
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections.abc import Iterator
@@ -12,27 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile as sf
 from starlette.testclient import TestClient
 
 from tests.fakes import FakeClassifier
-from voxlive.server import webapp
+from tests.helpers import tone, wav
 from voxlive.server.app import create_app
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
-
-
-def _wav(seconds: float, rate: int = 16_000) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, np.full(int(rate * seconds), 0.25, np.float32), rate, format="WAV")
-    return buf.getvalue()
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    yield from _client()
 
 
 def _client(**changes: Any) -> Iterator[TestClient]:
@@ -44,6 +30,11 @@ def _client(**changes: Any) -> Iterator[TestClient]:
             if c.get("/readyz").status_code == 200:
                 break
         yield c
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    yield from _client()
 
 
 def test_health_readiness_and_metrics(client: TestClient) -> None:
@@ -63,7 +54,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
 
 
 def test_classify_returns_the_timeline(client: TestClient) -> None:
-    r = client.post("/classify", content=_wav(0.5))
+    r = client.post("/classify", content=wav(0.5))
     assert r.status_code == 200
     body = r.json()
     assert {k: body[k] for k in ("model", "backend", "fallback", "duration_ms", "window_ms",
@@ -75,13 +66,13 @@ def test_classify_returns_the_timeline(client: TestClient) -> None:
 
 
 def test_classify_refuses_empty_bad_and_oversized_bodies() -> None:
-    wav = _wav(0.2)
-    for c in _client(max_upload_bytes=len(wav)):
-        assert c.post("/classify", content=wav).status_code == 200  # exactly the limit
-        big = c.post("/classify", content=wav + b"\x00")
+    body = wav(0.2)
+    for c in _client(max_upload_bytes=len(body)):
+        assert c.post("/classify", content=body).status_code == 200  # exactly the limit
+        big = c.post("/classify", content=body + b"\x00")
         assert big.status_code == 413
         assert big.json() == {"error": {"code": "too_large",
-                                        "message": f"body exceeds the limit of {len(wav)} bytes"}}  # fmt: skip
+                                        "message": f"body exceeds the limit of {len(body)} bytes"}}  # fmt: skip
         empty = c.post("/classify", content=b"")
         assert (empty.status_code, empty.json()["error"]["code"]) == (400, "empty_body")
         junk = c.post("/classify", content=b"not audio")
@@ -90,12 +81,12 @@ def test_classify_refuses_empty_bad_and_oversized_bodies() -> None:
 
 def test_classify_needs_the_token_when_one_is_set() -> None:
     for c in _client(token="s3cret"):
-        assert c.post("/classify", content=_wav(0.2)).status_code == 401
-        wrong = c.post("/classify", content=_wav(0.2), headers={"Authorization": "Bearer x"})
+        assert c.post("/classify", content=wav(0.2)).status_code == 401
+        wrong = c.post("/classify", content=wav(0.2), headers={"Authorization": "Bearer x"})
         assert wrong.json()["error"]["code"] == "unauthorized"
-        ok = c.post("/classify", content=_wav(0.2), headers={"Authorization": "Bearer s3cret"})
+        ok = c.post("/classify", content=wav(0.2), headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
-        assert c.post("/classify?token=s3cret", content=_wav(0.2)).status_code == 200
+        assert c.post("/classify?token=s3cret", content=wav(0.2)).status_code == 200
 
 
 def test_a_loopback_server_refuses_other_host_names(client: TestClient) -> None:
@@ -218,16 +209,17 @@ def test_allowed_hosts_replace_the_loopback_names_and_www_is_not_redirected() ->
         assert c.get("/healthz", headers={"host": "anything.example"}).status_code == 200
 
 
-def test_the_packaged_web_app_comes_before_a_checkout_s(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    packaged, checkout = tmp_path / "packaged", tmp_path / "checkout"
-    packaged.mkdir()
-    checkout.mkdir()
-    monkeypatch.setattr(webapp, "PACKAGED", packaged)
-    monkeypatch.setattr(webapp, "CHECKOUT", checkout)
-    assert find_web_dir("") == checkout  # neither built: the checkout's (where `make web` puts it)
-    (checkout / "index.html").write_text("checkout")
-    assert find_web_dir("") == checkout
-    (packaged / "index.html").write_text("wheel")
-    assert find_web_dir("") == packaged
-    assert find_web_dir(str(tmp_path)) == tmp_path  # --web-dir wins
+def test_the_audio_endpoint_streams_over_the_app() -> None:
+    settings = Settings(model="pitch", web_dir="/nonexistent", gate="none", window_ms=200,
+                        hop_ms=100, max_speed=0)  # fmt: skip
+    app = create_app(settings, classifier=FakeClassifier(sample_rate=16_000))
+    with TestClient(app, base_url="http://localhost") as client:
+        for _ in range(500):
+            if client.get("/readyz").status_code == 200:
+                break
+        with client.websocket_connect("ws://localhost/audio") as ws:
+            ws.send_json({"type": "start", "sample_rate": 16_000})
+            ws.send_bytes(tone(200))
+            ws.send_json({"type": "stop"})
+            kinds = [ws.receive_json()["type"] for _ in range(4)]
+    assert kinds == ["ready", "result", "segment", "end"]

@@ -1,107 +1,47 @@
-"""A connection end to end without a socket: a fake WebSocket (the ASGI messages Starlette's
-WebSocket would give) in front of a real Service with the fake classifier. Fast enough to run
-for every mutant of server/connection.py; tests/integration covers the same over real sockets."""
+"""A connection end to end without a socket (server/connection.py): a fake WebSocket (the ASGI
+messages Starlette's WebSocket would give) in front of a real Service with the fake classifier.
+Fast enough to run for every mutant of server/connection.py; tests/integration covers the same
+over real sockets.
+
+Its states and their moves; a stream from start to ``end``; what it makes of its client's input
+(the token in ``start``, admission and refusals to the letter, resume, ``lossless``,
+``max_speed``, bad messages up to and past the allowance, a client that reads nothing); and how
+it ends (deadlines, shutdown, closes requested twice, clients that stop reading or go away
+mid-send, sends or closes that fail)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+import re
+import time
 from typing import Any
 
 import numpy as np
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+import pytest
+from starlette.websockets import WebSocketDisconnect
 
-from tests.fakes import FakeClassifier
-from tests.helpers import eventually
-from voxlive.bench.load import pcm16
-from voxlive.inference.base import Classifier
-from voxlive.server.connection import Connection
+from tests.fakes import FakeClassifier, FakeWebSocket
+from tests.helpers import eventually, pcm16, service, tone
+from voxlive.inference.base import ModelInfo
+from voxlive.server.budget import Budget
+from voxlive.server.connection import NEXT, Connection
 from voxlive.server.service import Service
-from voxlive.settings import Settings
 
 RATE = 16_000
 
 
-class FakeSocket:
-    """What Connection uses of a Starlette WebSocket. Feed it frames with :meth:`text`,
-    :meth:`audio` and :meth:`vanish`; it records what the server sent and how it closed."""
-
-    def __init__(self, headers: dict[str, str] | None = None, query: dict[str, str] | None = None):
-        self.headers = headers or {}
-        self.query_params = query or {}
-        self.application_state = WebSocketState.CONNECTING
-        self.sent: list[dict[str, Any]] = []
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.denied: tuple[int, dict[str, Any]] | None = None
-        self.closed = asyncio.Event()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def accept(self) -> None:
-        self.application_state = WebSocketState.CONNECTED
-
-    async def receive(self) -> dict[str, Any]:
-        return await self._inbox.get()
-
-    async def send_text(self, text: str) -> None:
-        if self.application_state is WebSocketState.DISCONNECTED:
-            raise WebSocketDisconnect(1006)
-        self.sent.append(json.loads(text))
-
-    async def send_denial_response(self, response: Any) -> None:
-        """A refusal before the upgrade: recorded as the HTTP status and the JSON body."""
-        self.denied = (response.status_code, json.loads(response.body))
-        self.application_state = WebSocketState.DISCONNECTED
-        self.closed.set()
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        self.close_code, self.close_reason = code, reason
-        self.application_state = WebSocketState.DISCONNECTED
-        self.closed.set()
-
-    def text(self, obj: Any) -> None:
-        self._inbox.put_nowait(
-            {"type": "websocket.receive", "text": obj if isinstance(obj, str) else json.dumps(obj)}
-        )
-
-    def audio(self, data: bytes) -> None:
-        self._inbox.put_nowait({"type": "websocket.receive", "bytes": data})
-
-    def vanish(self) -> None:
-        self._inbox.put_nowait({"type": "websocket.disconnect", "code": 1006})
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m["type"] == kind]
-
-
-@contextlib.asynccontextmanager
-async def service(classifier: Classifier | None = None, **changes: Any) -> AsyncIterator[Service]:
-    settings = Settings(model="pitch", web_dir="/nonexistent", window_ms=200, hop_ms=100,
-                        gate="none", max_speed=0).replace(**changes)  # fmt: skip
-    svc = Service(settings, classifier=classifier or FakeClassifier(sample_rate=RATE))
-    await svc.start()
-    await eventually(lambda: svc.ready, "a ready service")
-    try:
-        yield svc
-    finally:
-        await svc.stop()
-
-
-async def run(svc: Service, ws: FakeSocket) -> Connection:
+async def run(svc: Service, ws: FakeWebSocket) -> Connection:
     conn = Connection(ws, svc)  # type: ignore[arg-type]
     await asyncio.wait_for(conn.run(), 10)
     return conn
 
 
-def tone(ms: int, level: float = 0.25) -> bytes:
-    return pcm16(np.full(RATE * ms // 1000, level, np.float32))
-
-
+# ---- a stream from start to end ------------------------------------------------------------------
 async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.text({"type": "start", "sample_rate": RATE})
         ws.audio(tone(500))
         ws.text({"type": "stop"})
@@ -131,7 +71,7 @@ async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> N
 
 async def test_the_resampler_tail_is_flushed_on_stop() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.text({"type": "start", "sample_rate": 8_000})
         ws.audio(pcm16(np.full(4_000, 0.25, np.float32)))  # 500 ms at 8 kHz
         ws.text({"type": "stop"})
@@ -143,11 +83,11 @@ async def test_the_resampler_tail_is_flushed_on_stop() -> None:
 
 async def test_audio_first_starts_with_the_default_format_and_query_parameters_preset_it() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(tone(200))
         ws.text({"type": "stop"})
         await run(svc, ws)
-        queried = FakeSocket(query={"sample_rate": "8000"})
+        queried = FakeWebSocket(query={"sample_rate": "8000"})
         queried.audio(pcm16(np.full(1_600, 0.25, np.float32)))
         queried.text({"type": "stop"})
         await run(svc, queried)
@@ -158,7 +98,7 @@ async def test_audio_first_starts_with_the_default_format_and_query_parameters_p
 
 async def test_a_bad_frame_is_an_error_and_the_stream_goes_on() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.text({"type": "start", "sample_rate": RATE})
         ws.audio(b"\x00")  # odd length for pcm_s16le
         ws.text("not json")
@@ -176,7 +116,7 @@ async def test_a_bad_frame_is_an_error_and_the_stream_goes_on() -> None:
 
 async def test_a_fatal_error_closes_at_once_with_its_code() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.text({"type": "start", "sample_rate": 4_000})
         ws.audio(tone(200))
         conn = await run(svc, ws)
@@ -188,7 +128,7 @@ async def test_a_fatal_error_closes_at_once_with_its_code() -> None:
 
 async def test_a_frame_over_max_frame_bytes_closes_1009() -> None:
     async with service(max_frame_bytes=1024) as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(b"\x00" * 1024)  # exactly the limit: accepted
         ws.audio(b"\x00" * 1026)
         await run(svc, ws)
@@ -202,14 +142,16 @@ async def test_a_frame_over_max_frame_bytes_closes_1009() -> None:
 
 async def test_token_and_origin_are_checked_before_anything_streams() -> None:
     async with service(token="s3cret") as svc:
-        none = FakeSocket()
+        none = FakeWebSocket()
         none.text({"type": "start"})
-        wrong = FakeSocket(query={"token": "guess"})
-        right = FakeSocket(query={"token": "s3cret"})
+        wrong = FakeWebSocket(query={"token": "guess"})
+        right = FakeWebSocket(query={"token": "s3cret"})
         right.text({"type": "stop"})
         for ws in (none, wrong, right):
             await run(svc, ws)
-        origin = FakeSocket(headers={"origin": "https://evil.example", "host": "voxlive.example"})
+        origin = FakeWebSocket(
+            headers={"origin": "https://evil.example", "host": "voxlive.example"}
+        )
         await run(svc, origin)
         refused = svc.metrics.streams_refused
         assert refused.labels("unauthorized")._value.get() == 2  # both refused before admission
@@ -228,15 +170,15 @@ async def test_token_and_origin_are_checked_before_anything_streams() -> None:
 
 async def test_streams_past_max_streams_or_before_ready_are_refused_with_1013() -> None:
     async with service(max_streams=1, max_connections=1) as svc:
-        first = FakeSocket()
+        first = FakeWebSocket()
         task = asyncio.create_task(run(svc, first))
         await eventually(lambda: bool(svc.connections), "the first stream open")
-        second = FakeSocket()
+        second = FakeWebSocket()
         await run(svc, second)
         first.text({"type": "stop"})
         await task
         svc.status = "loading"
-        third = FakeSocket()
+        third = FakeWebSocket()
         await run(svc, third)
         svc.status = "ready"
     assert (second.close_code, second.close_reason) == (1013, "too_many_streams")
@@ -247,7 +189,7 @@ async def test_streams_past_max_streams_or_before_ready_are_refused_with_1013() 
 
 async def test_an_idle_stream_gets_its_results_then_end_and_1001() -> None:
     async with service(idle_timeout_ms=100) as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(tone(300))
         await run(svc, ws)
     [err] = ws.of("error")
@@ -261,7 +203,7 @@ async def test_an_idle_stream_gets_its_results_then_end_and_1001() -> None:
 
 async def test_a_stream_past_max_stream_ms_is_flushed_and_closed() -> None:
     async with service(max_stream_ms=150, idle_timeout_ms=0) as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(tone(300))
         await run(svc, ws)
     [err] = ws.of("error")
@@ -274,7 +216,7 @@ async def test_a_stream_past_max_stream_ms_is_flushed_and_closed() -> None:
 
 async def test_shutdown_drains_sends_end_and_closes_1001() -> None:
     async with service() as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(tone(300))
         conn = Connection(ws, svc)  # type: ignore[arg-type]
         task = asyncio.create_task(conn.run())
@@ -289,7 +231,7 @@ async def test_shutdown_drains_sends_end_and_closes_1001() -> None:
 
 async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed() -> None:
     async with service(resume_grace_ms=5_000) as svc:
-        first = FakeSocket()
+        first = FakeWebSocket()
         first.audio(tone(300))
         conn = Connection(first, svc)  # type: ignore[arg-type]
         task = asyncio.create_task(conn.run())
@@ -298,12 +240,12 @@ async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed()
         await asyncio.wait_for(task, 5)
         stream_id = first.of("ready")[0]["stream_id"]
         assert list(svc.sessions.detached) == [stream_id]
-        again = FakeSocket()
+        again = FakeWebSocket()
         again.text({"type": "start", "stream_id": stream_id, "last_seq": 0})
         again.audio(tone(100))
         again.text({"type": "stop"})
         await run(svc, again)
-        unknown = FakeSocket()
+        unknown = FakeWebSocket()
         unknown.text({"type": "start", "stream_id": stream_id})
         unknown.text({"type": "stop"})
         await run(svc, unknown)
@@ -321,8 +263,458 @@ async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed()
 
 async def test_a_client_gone_while_streaming_without_resume_is_released() -> None:
     async with service(resume_grace_ms=0) as svc:
-        ws = FakeSocket()
+        ws = FakeWebSocket()
         ws.audio(tone(200))
         ws.vanish()
         conn = await run(svc, ws)
     assert conn.state == "closed" and not svc.sessions.detached and not svc.connections
+
+
+# ---- its states and the moves it allows ----------------------------------------------------------
+def _connection() -> Connection:
+    none: Any = None  # no socket or service needed to change state
+    return Connection(none, none)
+
+
+def test_every_state_but_closed_can_end_closed_and_closed_is_final() -> None:
+    assert all("closed" in NEXT[state] for state in ("streaming", "draining", "closing"))
+    assert NEXT["closed"] == ()
+
+
+def test_a_closed_connection_refuses_to_move_and_says_why() -> None:
+    conn = _connection()
+    conn._move("closing")
+    conn._move("closed")
+    assert conn.closed
+    with pytest.raises(RuntimeError, match=r"expected a move to one of \(\) from 'closed'"):
+        conn._move("draining")
+
+
+def test_draining_cannot_go_back_to_streaming() -> None:
+    conn = _connection()
+    conn._move("draining")
+    with pytest.raises(RuntimeError, match="but got 'streaming'"):
+        conn._move("streaming")
+
+
+# ---- what it makes of its client's input ---------------------------------------------------------
+NOT_JSON = "expected a JSON object, got text that is not JSON ({} chars)"
+
+
+async def test_a_token_in_start_admits_the_stream_and_starts_it() -> None:
+    async with service(token="s3cret") as svc:
+        ws = FakeWebSocket()
+        ws.text({"type": "start", "sample_rate": RATE, "token": "s3cret"})
+        ws.audio(tone(200))
+        ws.text({"type": "stop"})
+        await run(svc, ws)
+    assert [m["type"] for m in ws.sent] == ["ready", "result", "segment", "end"]
+    assert re.fullmatch("[0-9a-f]{16}", ws.sent[0]["stream_id"])  # 64 random bits
+    assert (ws.close_code, ws.close_reason) == (1000, "stream ended")
+
+
+async def test_refusals_say_why_in_the_error_the_close_and_the_metrics() -> None:
+    async with service(token="s3cret", max_streams=1) as svc:
+        wrong = FakeWebSocket(query={"token": "guess"})
+        await run(svc, wrong)
+        rate = FakeWebSocket(query={"token": "s3cret", "sample_rate": "4000"})
+        await run(svc, rate)
+        first = FakeWebSocket(query={"token": "s3cret"})
+        task = asyncio.create_task(run(svc, first))
+        await eventually(lambda: bool(svc.connections), "the first stream open")
+        second = FakeWebSocket(query={"token": "s3cret"})
+        await run(svc, second)
+        first.text({"type": "stop"})
+        await task
+        refused = svc.metrics.streams_refused
+        counts = {c: refused.labels(c)._value.get() for c in ("unauthorized", "too_many_streams")}
+    assert (wrong.close_code, wrong.close_reason) == (1008, "unauthorized")
+    assert (rate.close_code, rate.close_reason) == (1003, rate.sent[0]["code"])
+    assert second.sent == [
+        {"type": "error", "code": "too_many_streams",
+         "message": "server is at its limit of 1 streams; retry later"},
+    ]  # fmt: skip
+    assert (second.close_code, second.close_reason) == (1013, "too_many_streams")
+    assert counts == {"unauthorized": 1, "too_many_streams": 1}
+
+
+async def test_a_stream_resumes_through_the_query_and_an_unknown_one_is_named() -> None:
+    async with service(resume_grace_ms=5_000) as svc:
+        first = FakeWebSocket()
+        first.audio(tone(300))
+        conn, task = start(svc, first)
+        await eventually(lambda: len(first.of("result")) == 2, "two results")
+        first.vanish()
+        await asyncio.wait_for(task, 5)
+        again = FakeWebSocket(query={"stream_id": conn.id, "last_seq": "0"})
+        again.audio(tone(100))
+        again.text({"type": "stop"})
+        await run(svc, again)
+        unknown_id = "f" * 40
+        unknown = FakeWebSocket(query={"stream_id": unknown_id})
+        unknown.text({"type": "stop"})
+        await run(svc, unknown)
+    assert again.sent[0]["type"] == "ready" and again.sent[0]["resumed"] is True
+    assert again.sent[0]["stream_id"] == conn.id
+    assert [m["seq"] for m in again.of("result")] == [1, 2]
+    assert unknown.sent[0] == {
+        "type": "error", "code": "resume_failed",
+        "message": f"expected a stream to resume, but {unknown_id[:32]!r} is unknown or expired; "
+        "starting a new stream",
+    }  # fmt: skip
+    assert unknown.of("ready")[0]["resumed"] is False
+
+
+async def test_a_vanished_stream_is_kept_only_if_it_carried_audio_and_resume_is_on() -> None:
+    kept: dict[str, bool] = {}
+    for grace_ms, samples in ((1, 1), (5_000, 0), (0, 1_600)):
+        async with service(resume_grace_ms=grace_ms) as svc:
+            ws = FakeWebSocket()
+            if samples:
+                ws.audio(pcm16(np.full(samples, 0.25, np.float32)))
+            ws.vanish()
+            conn = Connection(ws, svc)  # type: ignore[arg-type]
+            await conn.run()  # no turn of the loop after it: a 1 ms grace has not expired
+            kept[f"grace {grace_ms} ms, {samples} samples"] = conn.id in svc.sessions.detached
+    assert kept == {
+        "grace 1 ms, 1 samples": True,
+        "grace 5000 ms, 0 samples": False,
+        "grace 0 ms, 1600 samples": False,
+    }
+
+
+def _overloaded(**changes: Any) -> Any:
+    return service(classifier=FakeClassifier(sample_rate=RATE, latency_s=0.05), max_lag_ms=100,
+                   buffer_ms=300, **changes)  # fmt: skip
+
+
+async def test_a_lossless_stream_loses_no_window_where_a_live_one_sheds() -> None:
+    ends = {}
+    for how in ("live", "start", "query"):
+        async with _overloaded() as svc:
+            ws = FakeWebSocket(query={"lossless": "true"} if how == "query" else None)
+            if how == "start":
+                ws.text({"type": "start", "sample_rate": RATE, "lossless": True})
+            for _ in range(10):
+                ws.audio(tone(100))
+            ws.text({"type": "stop"})
+            await run(svc, ws)
+            ends[how] = ws.of("end")[0]
+    assert ends["live"]["dropped_windows"] > 0
+    for how in ("start", "query"):
+        assert (ends[how]["results"], ends[how]["dropped_windows"]) == (9, 0)
+
+
+class Timed(FakeWebSocket):
+    """Records the loop time of every ``receive()``: when the server asked for more."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asked_at: list[float] = []
+
+    async def receive(self) -> dict[str, Any]:
+        self.asked_at.append(asyncio.get_running_loop().time())
+        return await super().receive()
+
+
+async def test_max_speed_holds_the_reader_once_a_burst_of_one_second_is_spent() -> None:
+    async with service(max_speed=4) as svc:
+        ws = Timed()
+        for _ in range(4):
+            ws.audio(tone(500))
+        ws.text({"type": "stop"})
+        await run(svc, ws)
+    first, *_, stop = ws.asked_at
+    # 2 s of audio is 1 s past the burst: at 4x real time that is 0.25 s of reading held
+    assert 0.24 <= stop - first < 0.6
+    assert ws.of("end")[0]["duration_ms"] == 2000.0
+
+
+async def test_a_resumed_stream_is_paced_from_what_its_new_connection_sent() -> None:
+    async with service(max_speed=10, resume_grace_ms=5_000) as svc:
+        first = FakeWebSocket()
+        first.audio(tone(3_000))  # 2 s past the burst: 0.2 s of reading held at 10x
+        first.vanish()
+        conn = await run(svc, first)
+        again = Timed(query={"stream_id": conn.id})
+        again.audio(tone(500))
+        again.text({"type": "stop"})
+        await run(svc, again)
+    assert again.of("ready")[0]["resumed"] is True
+    first_ask, *_, stop = again.asked_at
+    assert stop - first_ask < 0.3  # 0.5 s on this connection is within its own burst (not 6.5 s)
+
+
+async def test_bad_messages_are_answered_until_more_than_twenty_then_the_stream_closes() -> None:
+    async with service() as svc:
+        within = FakeWebSocket()
+        for _ in range(20):
+            within.text("")
+        within.audio(tone(200))
+        within.text({"type": "stop"})
+        await run(svc, within)
+        past = FakeWebSocket()
+        for _ in range(21):
+            past.text("")
+        await run(svc, past)
+    assert [e["message"] for e in within.of("error")] == [NOT_JSON.format(0)] * 20
+    assert within.of("result") and within.close_code == 1000
+    assert [e["code"] for e in past.of("error")] == ["bad_json"] * 21 + ["too_many_errors"]
+    assert past.of("error")[-1]["message"] == (
+        "expected valid messages, got more than 20 bad ones within 10 s "
+        "(3 before authenticating); closing"
+    )
+    assert (past.close_code, past.close_reason) == (1008, "too_many_errors")
+
+
+async def test_a_client_that_reads_nothing_gets_the_newest_64_errors_and_a_count() -> None:
+    async with service() as svc:
+        ws = SlowReader()
+        ws.text({"type": "start", "sample_rate": RATE})
+        conn = Connection(ws, svc)  # type: ignore[arg-type]
+        conn._budget = Budget(bad_limit=100)  # a client allowed more bad messages than 64
+        task = asyncio.create_task(conn.run())
+        await eventually(lambda: ws.waiting, "ready on its way")
+        for n in range(1, 71):
+            ws.text("x" * n)  # bad JSON of n chars
+        ws.text({"type": "stop"})
+        await eventually(lambda: conn.state != "streaming", "stop read")
+        ws.reads.set()
+        await asyncio.wait_for(task, 5)
+    assert ws.sent[0]["type"] == "ready"  # it was on its way before the errors came
+    assert [e["message"] for e in ws.of("error")] == [NOT_JSON.format(n) for n in range(7, 71)]
+    assert ws.of("end")[0]["dropped_errors"] == 6
+
+
+async def test_the_ready_message_says_why_a_fallback_model_serves() -> None:
+    class Fallback(FakeClassifier):
+        @property
+        def info(self) -> ModelInfo:
+            return ModelInfo("fake", "fake", ("a", "b"), RATE, fallback="no GPU")
+
+    async with service(classifier=Fallback(sample_rate=RATE)) as svc:
+        ws = FakeWebSocket()
+        ws.text({"type": "stop"})
+        await run(svc, ws)
+    assert ws.of("ready")[0]["fallback"] == "no GPU"
+
+
+# ---- how it ends ---------------------------------------------------------------------------------
+LOGGER = "voxlive.server.connection"
+
+
+class SlowTail(FakeClassifier):
+    """Answers at once, except for a batch holding a window with a sample louder than 0.6:
+    that one takes ``slow_s`` (a tail still being classified when ``end`` is due)."""
+
+    def __init__(self, slow_s: float) -> None:
+        super().__init__(sample_rate=RATE)
+        self.slow_s = slow_s
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if (batch.max(axis=1) > 0.6).any():
+            time.sleep(self.slow_s)
+        return super().predict(batch)
+
+
+class SlowReader(FakeWebSocket):
+    """A client that reads nothing until :attr:`reads` is set: every send waits for it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reads = asyncio.Event()
+        self.waiting = False  # a send waits for the client to read
+
+    async def send_text(self, text: str) -> None:
+        self.waiting = True
+        await self.reads.wait()
+        await super().send_text(text)
+
+
+def start(svc: Service, ws: FakeWebSocket) -> tuple[Connection, asyncio.Task[None]]:
+    """A connection running in a task of its own, while the test goes on."""
+    conn = Connection(ws, svc)  # type: ignore[arg-type]
+    return conn, asyncio.create_task(conn.run())
+
+
+@pytest.mark.parametrize("drain_s", [0.0, 0.1])
+async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_close(
+    drain_s: float,
+) -> None:
+    async with service(classifier=SlowTail(slow_s=0.6), hop_ms=200) as svc:
+        ws = FakeWebSocket()
+        ws.audio(tone(400))  # two windows
+        ws.audio(tone(100, level=0.9))  # cut as a tail window at stop, and slow to classify
+        conn, task = start(svc, ws)
+        await eventually(lambda: len(ws.of("result")) == 2, "the two full windows' results")
+        ws.text({"type": "stop"})  # draining, for up to 30 s
+        await eventually(lambda: conn.state == "draining", "draining after stop")
+        conn.shutdown(drain_s)  # end is due long before the tail's result
+        await asyncio.wait_for(task, 5)
+    # the open segment is closed and sent with end, though the stream has not drained
+    assert [m["type"] for m in ws.sent] == ["ready", "result", "result", "segment", "end"]
+    assert (ws.of("segment")[0]["start_ms"], ws.of("segment")[0]["end_ms"]) == (0, 400)
+    assert (ws.close_code, ws.close_reason) == (1000, "stream ended")  # the first close stands
+
+
+async def test_a_close_requested_while_closing_or_closed_changes_nothing() -> None:
+    async with service(max_frame_bytes=1024) as svc:
+        ws = SlowReader()
+        ws.audio(b"\x00" * 1026)  # fatal: closing, but the client reads nothing yet
+        conn, task = start(svc, ws)
+        await eventually(lambda: conn.state == "closing", "closing")
+        conn.shutdown(0)
+        ws.reads.set()
+        await asyncio.wait_for(task, 5)
+        conn.shutdown(0)  # and once closed
+    assert [m["type"] for m in ws.sent] == ["error"]
+    assert (ws.close_code, ws.close_reason) == (1009, "frame_too_large")
+    assert conn.state == "closed"
+
+
+async def test_nothing_sent_after_stop_is_read() -> None:
+    async with service() as svc:
+        ws = FakeWebSocket()
+        ws.audio(tone(200))
+        ws.text({"type": "stop"})
+        ws.text({"type": "stop"})  # would be "expected nothing after stop" if it were read
+        ws.audio(tone(100))
+        await run(svc, ws)
+    assert not ws.of("error") and ws.of("end")[0]["duration_ms"] == 200.0
+    assert ws.close_code == 1000
+
+
+class AnsweredClose(FakeWebSocket):
+    """Like uvicorn: closing queues the client's disconnect for the reader at once."""
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        await super().close(code, reason)
+        self.vanish()
+        await asyncio.sleep(0)  # the reader, still reading, sees it before it is cancelled
+
+
+async def test_a_disconnect_read_while_the_server_closes_is_no_error() -> None:
+    async with service() as svc:
+        ws = AnsweredClose()
+        ws.audio(tone(200))
+        conn, task = start(svc, ws)
+        await eventually(lambda: bool(ws.of("result")), "a result")
+        conn.shutdown(0)
+        await asyncio.wait_for(task, 5)  # raises if the reader's disconnect broke a state move
+    assert ws.sent[-1]["type"] == "end" and (ws.close_code, ws.close_reason) == (
+        1001,
+        "server shutting down",
+    )
+    assert conn.state == "closed" and not svc.sessions.detached
+
+
+class FailingSend(FakeWebSocket):
+    """Sending a result raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def send_text(self, text: str) -> None:
+        if json.loads(text)["type"] == "result":
+            raise self.error
+        await super().send_text(text)
+
+
+async def test_an_unexpected_send_failure_is_logged_and_closes_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with service() as svc:
+        ws = FailingSend(RuntimeError("boom"))
+        ws.audio(tone(200))
+        with caplog.at_level(logging.DEBUG, logger=LOGGER):
+            conn = await run(svc, ws)
+    assert [m["type"] for m in ws.sent] == ["ready"]
+    assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert (record.levelname, record.getMessage()) == (
+        "ERROR",
+        "a stream's sending failed; closing it with 1011",
+    )
+    assert record.exc_info is not None and record.exc_info[1] is ws.error
+    assert conn.state == "closed"
+
+
+async def test_a_client_gone_mid_send_is_logged_at_debug_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with service() as svc:
+        gone = WebSocketDisconnect(1006)
+        ws = FailingSend(gone)
+        ws.audio(tone(200))
+        with caplog.at_level(logging.DEBUG, logger=LOGGER):
+            conn, task = start(svc, ws)
+            # the service's own "ready" line is captured too: wait for the connection's
+            await eventually(
+                lambda: any(r.name == LOGGER for r in caplog.records), "the connection's log"
+            )
+            ws.vanish()  # the reader sees the client go too
+            await asyncio.wait_for(task, 5)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER] == [
+        ("DEBUG", f"a stream's client went away mid-send: {gone!r}")
+    ]
+    assert ws.close_code is None and conn.state == "closed"
+
+
+class FailingClose(FakeWebSocket):
+    """The first close raises; the next one works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("close failed")
+        await super().close(code, reason)
+
+
+async def test_a_close_that_fails_is_logged_and_tried_again_as_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with service() as svc:
+        ws = FailingClose()
+        ws.audio(tone(200))
+        ws.text({"type": "stop"})
+        with caplog.at_level(logging.ERROR, logger=LOGGER):
+            conn = await run(svc, ws)
+    assert ws.sent[-1]["type"] == "end"
+    assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+    assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+        "a stream's sending failed; closing it with 1011"
+    ]
+    assert conn.state == "closed"
+
+
+async def test_a_stream_within_max_stream_ms_ends_normally() -> None:
+    async with service(max_stream_ms=5_000, idle_timeout_ms=0) as svc:
+        ws = FakeWebSocket()
+        ws.audio(tone(200))
+        conn, task = start(svc, ws)
+        await eventually(lambda: bool(ws.of("result")), "a result")
+        ws.audio(tone(100))  # later, while the reader waits for the next message
+        ws.text({"type": "stop"})
+        await asyncio.wait_for(task, 5)
+    assert not ws.of("error") and ws.of("end")[0]["duration_ms"] == 300.0
+    assert (ws.close_code, ws.close_reason) == (1000, "stream ended")
+    assert conn.state == "closed"
+
+
+async def test_nothing_is_read_past_max_stream_ms() -> None:
+    async with service(max_stream_ms=100, idle_timeout_ms=0) as svc:
+        ws = FakeWebSocket()
+        ws.audio(tone(50))
+        conn, task = start(svc, ws)
+        await asyncio.sleep(0.3)  # past the limit: the reader has stopped by now
+        ws.audio(tone(100))
+        await asyncio.wait_for(task, 5)
+    assert [e["code"] for e in ws.of("error")] == ["max_duration"]
+    assert ws.of("end")[0]["duration_ms"] == 50.0  # the late frame was never read
+    assert (ws.close_code, ws.close_reason) == (1001, "max_duration")
+    assert conn.state == "closed"

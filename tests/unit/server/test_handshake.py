@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeClassifier
+from tests.fakes import FakeClassifier, FakeWebSocket
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.session import Session, Started
@@ -18,27 +18,6 @@ from voxlive.server.budget import Budget
 from voxlive.server.handshake import authenticate, origin_allowed, pace, too_many_errors
 from voxlive.server.service import Service
 from voxlive.settings import Settings
-
-
-class Socket:
-    """The part of a Starlette WebSocket the handshake uses: scripted ASGI messages in."""
-
-    def __init__(self, *messages: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        self.headers = headers or {}
-        self.inbox = list(messages)
-        self.sent: list[dict[str, Any]] = []
-        self.denied: tuple[int, dict[str, Any]] | None = None
-
-    async def receive(self) -> dict[str, Any]:
-        if not self.inbox:
-            await asyncio.Event().wait()  # a client that sends nothing more
-        return self.inbox.pop(0)
-
-    async def send_text(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    async def send_denial_response(self, response: Any) -> None:
-        self.denied = (response.status_code, json.loads(response.body))
 
 
 class CountingBudget(Budget):
@@ -62,7 +41,7 @@ def _service(**changes: Any) -> Service:
     return Service(settings, classifier=FakeClassifier())
 
 
-def _auth(ws: Socket, svc: Service, budget: Budget | None = None) -> Any:
+def _auth(ws: FakeWebSocket, svc: Service, budget: Budget | None = None) -> Any:
     session = Session(DEFAULT_FORMAT)
 
     async def go() -> Any:
@@ -76,19 +55,19 @@ def _errors(svc: Service, code: str) -> float:
 
 
 def test_a_start_with_the_token_authenticates_and_returns_its_events() -> None:
-    ws = Socket(text({"type": "start", "token": "s3cret"}))
+    ws = FakeWebSocket(text({"type": "start", "token": "s3cret"}))
     events = _auth(ws, _service())
     assert any(isinstance(e, Started) and e.token == "s3cret" for e in events)
     assert ws.sent == []
 
 
 def test_a_client_that_leaves_before_authenticating_is_none() -> None:
-    assert _auth(Socket({"type": "websocket.disconnect", "code": 1001}), _service()) is None
+    assert _auth(FakeWebSocket({"type": "websocket.disconnect", "code": 1001}), _service()) is None
 
 
 def test_audio_before_the_token_is_refused_with_1008() -> None:
     with pytest.raises(AuthError) as caught:
-        _auth(Socket({"type": "websocket.receive", "bytes": b"\x00\x00"}), _service())
+        _auth(FakeWebSocket({"type": "websocket.receive", "bytes": b"\x00\x00"}), _service())
     assert caught.value.message == (
         "expected a start message with the server's token before any audio"
     )
@@ -97,12 +76,12 @@ def test_audio_before_the_token_is_refused_with_1008() -> None:
 
 def test_a_wrong_token_is_refused() -> None:
     with pytest.raises(AuthError, match="got a wrong token"):
-        _auth(Socket(text({"type": "start", "token": "guess"})), _service())
+        _auth(FakeWebSocket(text({"type": "start", "token": "guess"})), _service())
 
 
 def test_bad_messages_are_answered_until_the_token_comes() -> None:
     svc = _service()
-    ws = Socket(
+    ws = FakeWebSocket(
         text("{not json"), text({"type": "hello"}), text({"type": "start", "token": "s3cret"})
     )
     events = _auth(ws, svc)
@@ -116,7 +95,7 @@ def test_bad_messages_are_answered_until_the_token_comes() -> None:
 
 def test_past_three_bad_messages_before_auth_the_connection_is_closed_1008() -> None:
     svc = _service()
-    ws = Socket(*[text("{not json")] * 5)
+    ws = FakeWebSocket(*[text("{not json")] * 5)
     with pytest.raises(ClientError) as caught:
         _auth(ws, svc, Budget(bad_before_auth=3, bad_limit=20))
     assert len(ws.sent) == 3  # three answered, the fourth closes
@@ -125,7 +104,7 @@ def test_past_three_bad_messages_before_auth_the_connection_is_closed_1008() -> 
 
 
 def test_a_fatal_error_before_auth_is_raised_at_once() -> None:
-    ws = Socket(text({"type": "start", "token": "s3cret", "colour": "red"}))  # unknown key
+    ws = FakeWebSocket(text({"type": "start", "token": "s3cret", "colour": "red"}))  # unknown key
     with pytest.raises(ClientError) as caught:
         _auth(ws, _service())
     assert caught.value.close_code == 1003
@@ -134,13 +113,13 @@ def test_a_fatal_error_before_auth_is_raised_at_once() -> None:
 
 def test_no_token_within_auth_timeout_ms_is_refused_and_says_how_long() -> None:
     with pytest.raises(AuthError) as caught:
-        _auth(Socket(), _service(auth_timeout_ms=150))
+        _auth(FakeWebSocket(), _service(auth_timeout_ms=150))
     assert caught.value.message == "expected a start message with the server's token within 0.15 s"
 
 
 def test_every_message_before_auth_is_charged_by_its_size() -> None:
     budget = CountingBudget()
-    ws = Socket(text("{not json}"), text({"type": "start", "token": "s3cret"}))
+    ws = FakeWebSocket(text("{not json}"), text({"type": "start", "token": "s3cret"}))
     _auth(ws, _service(), budget)
     assert budget.sizes == [
         len("{not json}"),
@@ -148,7 +127,9 @@ def test_every_message_before_auth_is_charged_by_its_size() -> None:
     ]
     budget = CountingBudget()
     with pytest.raises(AuthError):
-        _auth(Socket({"type": "websocket.receive", "bytes": b"\x01" * 640}), _service(), budget)
+        _auth(
+            FakeWebSocket({"type": "websocket.receive", "bytes": b"\x01" * 640}), _service(), budget
+        )
     assert budget.sizes == [640]
 
 
@@ -180,9 +161,9 @@ def test_too_many_errors_says_the_limits() -> None:
     )
 
 
-def _origin(origin: str, host: str, **changes: Any) -> tuple[bool, Socket, Service]:
+def _origin(origin: str, host: str, **changes: Any) -> tuple[bool, FakeWebSocket, Service]:
     svc = _service(**changes)
-    ws = Socket(headers={"origin": origin, "host": host})
+    ws = FakeWebSocket(headers={"origin": origin, "host": host})
     ok = asyncio.run(origin_allowed(ws, svc))  # type: ignore[arg-type]
     return ok, ws, svc
 

@@ -1,25 +1,31 @@
-"""What a socket may cost, without sockets: uvicorn's HTTP protocol with voxlive's connection
-budget and header deadline driven through a fake transport, the uvicorn configuration's bounds,
-and query strings kept out of the logs. (tests/integration/test_attacks.py does the same over
-real sockets.)"""
+"""What a socket may cost, without sockets (server/protocols.py): uvicorn's HTTP protocol with
+voxlive's connection budget and header deadline driven through a fake transport, and its
+sans-I/O WebSocket protocol with voxlive's bounds (pongs, closes), with a real websockets client
+protocol on the other side to read what the server wrote. (tests/integration/test_attacks.py
+does the same over real sockets.)"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import uvicorn
 from uvicorn.server import ServerState
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.uri import parse_uri
 
-from tests.fakes import Transport
+from tests.fakes import Timers, Transport
 from tests.helpers import eventually
 from voxlive.server.protocols import GuardedHttp, GuardedWebSocket, guarded_protocols
-from voxlive.server.runner import MAX_HEADER_BYTES, RedactQuery, uvicorn_config
-from voxlive.settings import Settings
 
 
+# ---- HTTP: the connection budget and the header deadline -----------------------------------------
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -123,35 +129,6 @@ async def test_a_pipelined_request_is_not_cut_by_the_deadline_while_it_is_answer
     proto.connection_lost(None)
 
 
-class Timers:
-    """The running loop, but with a clock that moves only when told: timers set with
-    ``call_later`` run in :meth:`advance`."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._now = 0.0
-        self._timers: list[asyncio.TimerHandle] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loop, name)
-
-    def time(self) -> float:
-        return self._now
-
-    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
-        timer = asyncio.TimerHandle(self._now + delay, callback, args, self._loop)
-        self._timers.append(timer)
-        return timer
-
-    def advance(self, to: float) -> None:
-        self._now = to
-        for timer in sorted(self._timers, key=lambda t: t.when()):
-            if timer.when() <= to:
-                self._timers.remove(timer)
-                if not timer.cancelled():
-                    timer._run()
-
-
 def _get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
 
@@ -200,24 +177,128 @@ async def test_a_slow_pipelined_answer_gets_the_whole_header_deadline_after_it()
     proto.connection_lost(None)
 
 
-def test_uvicorn_is_configured_with_every_bound() -> None:
-    settings = Settings(model="pitch", max_frame_bytes=4096, header_timeout_ms=1500,
-                        max_connections=70, port=8123)  # fmt: skip
-    config = uvicorn_config(object(), settings)
-    assert (config.ws_max_size, config.ws_per_message_deflate) == (4096, False)
-    assert config.h11_max_incomplete_event_size == MAX_HEADER_BYTES == 16 * 1024
-    assert (config.host, config.port) == ("127.0.0.1", 8123)
-    assert config.http.header_timeout_s == 1.5 and config.http.max_connections == 70  # type: ignore[union-attr]
-    assert config.ws is GuardedWebSocket
-    assert uvicorn_config(object(), settings, port=9).port == 9
-    filters = logging.getLogger("uvicorn.access").filters
-    assert sum(isinstance(f, RedactQuery) for f in filters) == 1  # added once, however often
+# ---- WebSocket: pongs a peer does not read, closes it does not answer ----------------------------
+CLOSE_S = 0.1  # the close time-out these tests run with
 
 
-def test_query_strings_are_redacted_from_log_lines() -> None:
-    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s"',
-                               ("127.0.0.1", "GET", "/audio?token=s3cret&x=1"), None)  # fmt: skip
-    assert RedactQuery().filter(record)
-    assert record.args == ("127.0.0.1", "GET", "/audio?…")
-    plain = logging.LogRecord("x", logging.INFO, "", 0, "%d", (5,), None)
-    assert RedactQuery().filter(plain) and plain.args == (5,)
+PING = b"p" * 123  # its pong is a 125-byte frame (2 bytes of header, unmasked)
+
+
+@dataclass
+class Peer:
+    """The server's protocol, its transport, and the client at the other end."""
+
+    server: GuardedWebSocket
+    transport: Transport
+    client: ClientProtocol
+
+    def feed(self) -> None:
+        """The client sends what it has queued."""
+        self.server.data_received(b"".join(self.client.data_to_send()))
+
+    def frames(self) -> list[Frame]:
+        """The client reads what the server wrote since it last read."""
+        self.client.receive_data(self.transport.peer_reads())
+        return [e for e in self.client.events_received() if isinstance(e, Frame)]
+
+
+@contextlib.asynccontextmanager
+async def accepted() -> AsyncIterator[Peer]:
+    """A WebSocket the app accepted and holds open until the block ends; the test sends on the
+    app's behalf with ``peer.server.send``."""
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await done.wait()
+
+    config = uvicorn.Config(app, log_level="critical")
+    config.load()
+    server = GuardedWebSocket(config=config, server_state=ServerState(), app_state={})
+    server.close_timeout_s = CLOSE_S
+    transport = Transport()
+    transport.protocol = server
+    server.connection_made(transport)
+    client = ClientProtocol(parse_uri("ws://localhost/audio"))
+    client.send_request(client.connect())
+    peer = Peer(server, transport, client)
+    peer.feed()
+    while client.handshake_exc is None and client.state.name == "CONNECTING":
+        await asyncio.sleep(0)
+        client.receive_data(transport.peer_reads())
+    assert client.state.name == "OPEN"
+    try:
+        yield peer
+    finally:
+        done.set()
+        await asyncio.sleep(0)
+
+
+async def test_pings_are_answered_until_unread_pongs_pass_the_backlog_then_the_peer_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with accepted() as peer:
+        peer.server.max_pong_backlog_bytes = 2 * 125
+        for _ in range(3):  # a reading client pings as often as it likes
+            peer.client.send_ping(PING)
+            peer.feed()
+            assert [(f.opcode, f.data) for f in peer.frames()] == [(Opcode.PONG, PING)]
+        with caplog.at_level(logging.WARNING, logger="voxlive"):
+            for _ in range(2):  # 250 bytes of unread pongs: exactly the backlog, still fine
+                peer.client.send_ping(PING)
+                peer.feed()
+            assert not peer.transport.aborted and not caplog.records
+            peer.client.send_ping(PING)
+            peer.feed()
+        assert peer.transport.aborted
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+            ("WARNING", "dropped a WebSocket client that pings without reading its pongs")
+        ]
+
+
+async def test_a_close_to_a_peer_that_does_not_read_is_cut_after_the_close_time_out() -> None:
+    async with accepted() as peer:
+        peer.server.pause_writing()  # the transport's buffer is full: the peer does not read
+        await asyncio.wait_for(peer.server.send({"type": "websocket.close", "code": 1000}), 1)
+        assert peer.transport.aborted
+        assert peer.frames() == []  # no close frame was queued behind the unread data
+
+
+async def test_a_close_waits_for_a_slow_reader_then_is_sent() -> None:
+    async with accepted() as peer:
+        peer.server.pause_writing()
+        closing = asyncio.create_task(
+            peer.server.send({"type": "websocket.close", "code": 1001, "reason": "bye"})
+        )
+        await asyncio.sleep(CLOSE_S / 10)
+        peer.server.resume_writing()  # the peer caught up within the time-out
+        await asyncio.wait_for(closing, 1)
+        [frame] = peer.frames()
+        assert Close.parse(frame.data) == Close(1001, "bye") and not peer.transport.aborted
+
+
+async def test_a_close_the_peer_does_not_answer_is_cut_and_one_it_answers_is_closed() -> None:
+    async with accepted() as silent:
+        await silent.server.send({"type": "websocket.close", "code": 1000})
+        assert [f.opcode for f in silent.frames()] == [Opcode.CLOSE]
+        await asyncio.sleep(2 * CLOSE_S)
+        assert silent.transport.aborted  # not transport.close(), which waits for a reader
+    async with accepted() as polite:
+        await polite.server.send({"type": "websocket.close", "code": 1000})
+        assert [f.opcode for f in polite.frames()] == [Opcode.CLOSE]
+        polite.feed()  # the client's websockets protocol answered the close
+        await asyncio.sleep(2 * CLOSE_S)
+        assert polite.transport.closing and not polite.transport.aborted
+
+
+async def test_a_data_message_to_a_slow_reader_waits_and_is_never_cut() -> None:
+    async with accepted() as peer:
+        peer.server.pause_writing()
+        sending = asyncio.create_task(peer.server.send({"type": "websocket.send", "text": "hi"}))
+        await asyncio.sleep(2 * CLOSE_S)  # longer than a close may wait: back-pressure, not a cut
+        assert not sending.done() and not peer.transport.aborted
+        peer.server.resume_writing()
+        await asyncio.wait_for(sending, 1)
+        [frame] = peer.frames()
+        assert (frame.opcode, frame.data) == (Opcode.TEXT, b"hi")

@@ -1,12 +1,14 @@
-"""Serving under uvicorn (server/runner.py): the configuration's fixed values, the log filter on
-both of uvicorn's loggers, and the shutdown order (stop listening, drain, then uvicorn's own)."""
+"""Serving under uvicorn (server/runner.py): the configuration's bounds and fixed values, query
+strings kept out of the logs of both of uvicorn's loggers, and the shutdown order (stop
+listening, drain, then uvicorn's own)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from voxlive.server.runner import RedactQuery, Server, uvicorn_config
+from voxlive.server.protocols import GuardedWebSocket
+from voxlive.server.runner import MAX_HEADER_BYTES, RedactQuery, Server, uvicorn_config
 from voxlive.settings import Settings
 
 
@@ -74,3 +76,27 @@ def test_shutdown_stops_listening_drains_for_drain_timeout_ms_then_hands_over() 
     asyncio.run(go())
     # uvicorn's own shutdown closes the listener again (harmless) and the sockets it was given
     assert log == ["listener closed", "drain 2.5", "listener closed", "socket closed"]
+
+
+# ---- the configuration's bounds and the log filter -----------------------------------------------
+def test_uvicorn_is_configured_with_every_bound() -> None:
+    settings = Settings(model="pitch", max_frame_bytes=4096, header_timeout_ms=1500,
+                        max_connections=70, port=8123)  # fmt: skip
+    config = uvicorn_config(object(), settings)
+    assert (config.ws_max_size, config.ws_per_message_deflate) == (4096, False)
+    assert config.h11_max_incomplete_event_size == MAX_HEADER_BYTES == 16 * 1024
+    assert (config.host, config.port) == ("127.0.0.1", 8123)
+    assert config.http.header_timeout_s == 1.5 and config.http.max_connections == 70  # type: ignore[union-attr]
+    assert config.ws is GuardedWebSocket
+    assert uvicorn_config(object(), settings, port=9).port == 9
+    filters = logging.getLogger("uvicorn.access").filters
+    assert sum(isinstance(f, RedactQuery) for f in filters) == 1  # added once, however often
+
+
+def test_query_strings_are_redacted_from_log_lines() -> None:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s"',
+                               ("127.0.0.1", "GET", "/audio?token=s3cret&x=1"), None)  # fmt: skip
+    assert RedactQuery().filter(record)
+    assert record.args == ("127.0.0.1", "GET", "/audio?…")
+    plain = logging.LogRecord("x", logging.INFO, "", 0, "%d", (5,), None)
+    assert RedactQuery().filter(plain) and plain.args == (5,)

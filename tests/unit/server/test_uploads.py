@@ -6,27 +6,20 @@ under test); test_app.py runs the same endpoint through the real pipeline."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from typing import Any
 
 import numpy as np
 import pytest
-import soundfile as sf
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tests.helpers import wav
 from voxlive.inference.base import ModelInfo
 from voxlive.server.uploads import Uploads, classify_upload
 from voxlive.settings import Settings
 
 INFO = ModelInfo("m", "onnx", ("zeta", "alpha"), 16_000, fallback="no hub")
-
-
-def _wav(seconds: float, rate: int = 16_000) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, np.full(int(rate * seconds), 0.25, np.float32), rate, format="WAV")
-    return buf.getvalue()
 
 
 class _Classifier:
@@ -120,7 +113,7 @@ def test_a_file_gets_its_results_and_segments_apart_with_the_model_it_ran_on() -
         {"type": "result", "start_ms": 100, "label": "zeta"},
     ]
     host = _Host(_Pipeline(timeline))
-    r = _run(_request(_wav(197 / 16_000), chunks=3), host)
+    r = _run(_request(wav(197 / 16_000), chunks=3), host)
     assert r.status_code == 200
     assert _json(r) == {
         "model": "m", "backend": "onnx", "fallback": "no hub", "labels": ["zeta", "alpha"],
@@ -133,7 +126,7 @@ def test_a_file_gets_its_results_and_segments_apart_with_the_model_it_ran_on() -
 
 def test_duration_is_rounded_to_the_microsecond() -> None:
     # 1 sample at 16 kHz is 62.5 µs: three decimals keep 0.062 (banker's rounding), not 0.0625
-    r = _run(_request(_wav(1 / 16_000)), _Host())
+    r = _run(_request(wav(1 / 16_000)), _Host())
     assert _json(r)["duration_ms"] == 0.062
 
 
@@ -150,7 +143,7 @@ def test_duration_is_rounded_to_the_microsecond() -> None:
 def test_the_token_comes_from_the_header_or_the_query(headers: dict[str, str], query: str,
                                                       status: int) -> None:  # fmt: skip
     host = _Host(token="s3cret")
-    r = _run(_request(_wav(0.01), headers=headers, query=query), host)
+    r = _run(_request(wav(0.01), headers=headers, query=query), host)
     if status == 401:
         _refused(r, 401, "unauthorized", "expected 'Authorization: Bearer <token>' or ?token=")
         assert host.pipeline is not None and host.pipeline.seen == []
@@ -160,32 +153,32 @@ def test_the_token_comes_from_the_header_or_the_query(headers: dict[str, str], q
 
 
 def test_a_stopping_server_takes_no_new_file() -> None:
-    r = _run(_request(_wav(0.01)), _Host(status="stopping"))
+    r = _run(_request(wav(0.01)), _Host(status="stopping"))
     _refused(r, 503, "shutting_down", "the server is shutting down; retry elsewhere")
 
 
 @pytest.mark.parametrize("status", ["loading", "failed"])
 def test_a_server_not_ready_says_its_status(status: str) -> None:
     host = _Host(status=status)
-    r = _run(_request(_wav(0.01)), host)
+    r = _run(_request(wav(0.01)), host)
     _refused(r, 503, "not_ready", f"expected a ready server, got status {status!r}")
 
 
 def test_a_ready_status_without_a_pipeline_is_not_ready() -> None:
     host = _Host()
     host.pipeline = None
-    _refused(_run(_request(_wav(0.01)), host), 503, "not_ready",
+    _refused(_run(_request(wav(0.01)), host), 503, "not_ready",
              "expected a ready server, got status 'ready'")  # fmt: skip
 
 
 def test_a_degraded_server_classifies() -> None:
-    assert _run(_request(_wav(0.01)), _Host(status="degraded")).status_code == 200
+    assert _run(_request(wav(0.01)), _Host(status="degraded")).status_code == 200
 
 
 def test_past_max_uploads_the_next_is_busy_with_retry_after() -> None:
     host = _Host(max_uploads=1)
     assert host.uploads.enter()  # another upload holds the only slot
-    r = _run(_request(_wav(0.01)), host)
+    r = _run(_request(wav(0.01)), host)
     _refused(r, 503, "busy", "expected at most 1 uploads at once; retry shortly")
     assert r.headers["retry-after"] == "1"
     assert host.uploads.active == 1  # a refused upload does not give back a slot it never took
@@ -203,7 +196,7 @@ def test_empty_and_oversized_bodies_are_refused_and_give_the_slot_back() -> None
 
 def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
     host = _Host(upload_timeout_ms=1000)
-    r = _run(_request(_wav(0.01), stall=True), host)
+    r = _run(_request(wav(0.01), stall=True), host)
     _refused(r, 408, "upload_timeout", "expected the body within 1 s")
     assert host.uploads.active == 0
 
@@ -214,7 +207,7 @@ def test_undecodable_audio_is_a_400_with_the_decoder_s_reason() -> None:
     assert r.status_code == 400
     error = _json(r)["error"]
     assert error["code"] == "bad_audio_file" and error["message"]
-    too_long = _run(_request(_wav(1.5)), _Host(max_upload_ms=1000))
+    too_long = _run(_request(wav(1.5)), _Host(max_upload_ms=1000))
     assert too_long.status_code == 400 and _json(too_long)["error"]["code"] == "too_long"
     assert host.uploads.active == 0
 
@@ -223,7 +216,7 @@ def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
         gone = asyncio.Event()
-        task = asyncio.create_task(classify_upload(_request(_wav(0.01), disconnect=gone), host))
+        task = asyncio.create_task(classify_upload(_request(wav(0.01), disconnect=gone), host))
         await asyncio.sleep(0.01)
         assert not task.done() and host.uploads.active == 1
         gone.set()
@@ -238,7 +231,7 @@ def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
 def test_other_messages_from_the_client_do_not_count_as_leaving() -> None:
     async def go() -> Response:
         host = _Host(_Pipeline(wait=True))
-        task = asyncio.create_task(classify_upload(_request(_wav(0.01), after=3), host))
+        task = asyncio.create_task(classify_upload(_request(wav(0.01), after=3), host))
         await asyncio.sleep(0.02)
         assert not task.done()
         assert host.pipeline is not None
@@ -251,7 +244,7 @@ def test_other_messages_from_the_client_do_not_count_as_leaving() -> None:
 def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
-        task = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        task = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
         await asyncio.sleep(0.01)
         await host.uploads.drain(0.01)  # nothing finishes in time: the rest are cut
         return await asyncio.wait_for(task, 5), host
@@ -265,7 +258,7 @@ def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
 def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
-        task = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        task = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
         await asyncio.sleep(0.01)
         drain = asyncio.create_task(host.uploads.drain(5))
         await asyncio.sleep(0.01)
@@ -283,7 +276,7 @@ def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
 def test_a_pipeline_failure_is_raised_not_hidden() -> None:
     host = _Host(_Pipeline(fails=RuntimeError("model broke")))
     with pytest.raises(RuntimeError, match="model broke"):
-        _run(_request(_wav(0.01)), host)
+        _run(_request(wav(0.01)), host)
     assert host.uploads.active == 0
 
 
