@@ -1,4 +1,5 @@
-"""The layout stays honest: modules stay small and no modules import each other in a loop.
+"""The layout stays honest: modules stay small, no modules import each other in a loop, and
+tests/unit mirrors src/voxlive (a module's tests are where a reader would look for them).
 
 Every import counts, wherever it is written: at the top, inside a function, or under
 ``TYPE_CHECKING`` (a loop that only type checking sees is still two modules that need each
@@ -11,7 +12,10 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+TESTS = Path(__file__).resolve().parent  # tests/unit
 MAX_LINES = 400
+# tests/unit/test_*.py that test the project's structure rather than one module
+STRUCTURE_TESTS = {"test_architecture", "test_docs", "test_mutation_score", "test_system_deps"}
 
 
 def _modules() -> dict[str, Path]:
@@ -97,3 +101,32 @@ def test_the_cycle_finder_sees_loops_through_function_level_imports() -> None:
 def test_no_module_is_over_400_lines() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_tests_unit_mirrors_the_packages() -> None:
+    """tests/unit/<package>/test_<module>.py holds the tests of voxlive/<package>/<module>.py:
+    every folder is a package of src/voxlive (an importable one: tests import each other as the
+    ``tests`` package), and every test file names a module that exists."""
+    modules = _modules()
+    folders = [p for p in sorted(TESTS.iterdir()) if p.is_dir() and p.name != "__pycache__"]
+    assert [p.name for p in folders if f"voxlive.{p.name}" not in modules] == []
+    assert [p.name for p in folders if not (p / "__init__.py").is_file()] == []
+    stray = [
+        str(path.relative_to(TESTS))
+        for path in sorted(TESTS.glob("*/test_*.py"))
+        if f"voxlive.{path.parent.name}.{path.stem.removeprefix('test_')}" not in modules
+    ]
+    assert stray == []
+
+
+def test_top_level_test_files_test_top_level_modules_or_the_structure() -> None:
+    """tests/unit/test_<module>.py for the modules directly in voxlive/ (settings.py, cli.py,
+    errors.py, metrics.py), besides the tests of the project's structure."""
+    modules = _modules()
+    stray = [
+        path.name
+        for path in sorted(TESTS.glob("test_*.py"))
+        if f"voxlive.{path.stem.removeprefix('test_')}" not in modules
+        and path.stem not in STRUCTURE_TESTS
+    ]
+    assert stray == []
