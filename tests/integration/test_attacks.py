@@ -229,7 +229,7 @@ async def test_junk_before_authentication_closes_after_three_errors() -> None:
             for _ in range(10):
                 await ws.send("not json")
         await asyncio.wait_for(reading, 5)
-        assert srv.service.sessions.connections == set()  # it never took a slot
+        assert srv.service.registry.connections == set()  # it never took a slot
     assert [m["code"] for m in run.of("error")] == ["bad_json"] * 3 + ["too_many_errors"]
     assert run.close_code == 1008
 
@@ -253,23 +253,23 @@ async def test_a_stream_of_bad_frames_is_closed_and_honest_streams_go_on() -> No
 async def test_vanished_streams_are_kept_only_with_audio_and_never_past_capacity() -> None:
     female, rate = load("female_speech.wav")
     async with running_server(max_streams=2, resume_grace_ms=60_000) as srv:
-        sessions = srv.service.sessions
+        registry = srv.service.registry
         for _ in range(5):  # connect, vanish without audio: nothing is kept
             ws, _, _ = await _open(srv.ws_url)
             await ws.send('{"type": "start"}')
             ws.transport.abort()
-        await eventually(lambda: not sessions.connections, "the connections to close")
-        assert sessions.detached == {}
+        await eventually(lambda: not registry.connections, "the connections to close")
+        assert registry.detached == {}
         for _ in range(5):  # connect, send audio, vanish: kept for resume, at most max_streams
             ws, _, _ = await _open(srv.ws_url)
             await ws.send(pcm16(female[:rate]))
             await asyncio.sleep(50 * MS)
             ws.transport.abort()
-            await eventually(lambda: not sessions.connections, "the connection to close")
-        assert 1 <= len(sessions.detached) <= 2
+            await eventually(lambda: not registry.connections, "the connection to close")
+        assert 1 <= len(registry.detached) <= 2
         honest = await stream_audio(srv.ws_url, female[: 2 * rate], rate, speed=0)
         assert honest.close_code == 1000  # a live client pushes detached streams out
-        assert len(sessions.connections) + len(sessions.detached) <= 2
+        assert len(registry.connections) + len(registry.detached) <= 2
 
 
 # README "Limits", with the default 256 KiB max_frame_bytes: a one-off cost for the first

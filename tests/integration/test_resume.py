@@ -22,7 +22,7 @@ async def test_resume_continues_seq_and_stream_time() -> None:
         first = [json.loads(await ws.recv())]  # at least one result arrives before the drop
         ws.transport.abort()
         await eventually(lambda: not srv.service.connections, "the connection noticed as gone")
-        detached = srv.service.sessions.detached[ready["stream_id"]].stream
+        detached = srv.service.registry.detached[ready["stream_id"]].stream
         # windows in flight finish while nobody is connected
         await eventually(lambda: not detached.inflight and not detached.pending, "idle model")
 
@@ -62,14 +62,14 @@ async def test_unknown_or_expired_stream_id_starts_a_new_stream() -> None:
         old_id = json.loads(await ws.recv())["stream_id"]
         ws.transport.abort()
         await eventually(lambda: not srv.service.connections, "the connection noticed as gone")
-        await eventually(lambda: not srv.service.sessions.detached, "the grace period over")
+        await eventually(lambda: not srv.service.registry.detached, "the grace period over")
         run = StreamRun()
         async with websockets.connect(srv.ws_url + f"?stream_id={old_id}") as ws2:
             reader = asyncio.create_task(collect(ws2, run))
             await ws2.send(pcm16(female[:rate]))
             await ws2.send(json.dumps({"type": "stop"}))
             await asyncio.wait_for(reader, 10)
-        assert not srv.service.sessions.detached
+        assert not srv.service.registry.detached
     assert run.of("error")[0]["code"] == "resume_failed"
     [ready] = run.of("ready")
     assert ready["stream_id"] != old_id and ready["resumed"] is False

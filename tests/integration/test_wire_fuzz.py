@@ -140,7 +140,7 @@ async def test_thousands_of_generated_messages_raise_no_traceback_and_spare_hone
             attacked = await stream_audio(srv.ws_url, female, rate, speed=1.0)
             connections = sum(await asyncio.gather(*attackers))
             await eventually(
-                lambda: not srv.service.sessions.connections, "hostile streams to close", 10
+                lambda: not srv.service.registry.connections, "hostile streams to close", 10
             )
             async with httpx.AsyncClient() as client:
                 assert (await client.get(srv.url + "/readyz")).status_code == 200

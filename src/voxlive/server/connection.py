@@ -3,7 +3,7 @@
 The reader decodes frames, resamples, pushes into the stream and returns to ``receive()`` at
 once. The sender wakes when results are ready and writes them in order. Client mistakes produce
 ``error`` messages; only errors that leave the stream unusable close it, with a close code. How
-a stream is admitted, detached and resumed: :mod:`voxlive.server.sessions`.
+a stream is admitted, detached and resumed: :mod:`voxlive.server.registry`.
 
 A connection's state (:attr:`Connection.state`) changes only in :meth:`Connection._move`, and
 every close goes through :meth:`Connection._request_close`::
@@ -127,7 +127,7 @@ class Connection:
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
-        service, sessions = self.service, self.service.sessions
+        service, registry = self.service, self.service.registry
         if not await handshake.origin_allowed(self.ws, service):
             return
         await self.ws.accept()
@@ -151,7 +151,7 @@ class Connection:
                 await self.ws.close(exc.close_code or handshake.CLOSE_POLICY, exc.code)
             return
         # Admitted only now: a client without the token never holds a stream slot.
-        refusal = sessions.admit(service.status)
+        refusal = registry.admit(service.status)
         if refusal is not None:
             code, message = refusal
             service.metrics.streams_refused.labels(code).inc()
@@ -164,7 +164,7 @@ class Connection:
         self._resampler = StreamResampler(self.stream.config.sample_rate)
         if preset is not None and preset.lossless:
             self.stream.lossless = True
-        sessions.opened(self)
+        registry.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
         for event in early:
@@ -181,10 +181,10 @@ class Connection:
                 and service.settings.resume_grace_ms > 0
                 and self.stream.samples_received > 0
             ):
-                sessions.detach(self.stream, self.wiring)  # the client may come back for it
+                registry.detach(self.stream, self.wiring)  # the client may come back for it
             else:
-                sessions.release(self.stream)
-            sessions.closed(self)
+                registry.release(self.stream)
+            registry.closed(self)
 
     def _new_stream(self) -> tuple[Stream, Wiring]:
         assert self.service.pipeline is not None
@@ -203,7 +203,7 @@ class Connection:
         stream_id = started.stream_id
         if not stream_id:
             return None
-        found = self.service.sessions.resume(stream_id)
+        found = self.service.registry.resume(stream_id)
         if found is None:
             self._error(
                 "resume_failed",
@@ -293,7 +293,7 @@ class Connection:
             if event.stream_id:
                 found = self._resume(event)
                 if found is not None:
-                    self.service.sessions.release(self.stream)
+                    self.service.registry.release(self.stream)
                     self._adopt(*found, resumed=True)
             if event.lossless:
                 self.stream.lossless = True

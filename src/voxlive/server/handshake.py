@@ -6,7 +6,7 @@ In order, for every WebSocket on ``/audio``:
 2. with a token set, the token comes in the query (``?token=``) or in the first ``start``
    message, which must arrive within ``auth_timeout_ms``; until then the connection holds no
    stream slot, audio is refused, and a few bad messages close it (1008);
-3. only then does :meth:`voxlive.server.sessions.Sessions.admit` count it against
+3. only then does :meth:`voxlive.server.registry.Registry.admit` count it against
    ``max_streams``.
 Every message, before and after, is charged to the connection's :class:`Budget`.
 """

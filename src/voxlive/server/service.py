@@ -1,4 +1,4 @@
-"""The long-lived state of a running server: settings, the pipeline, the sessions.
+"""The long-lived state of a running server: settings, the pipeline, the stream registry.
 
 The lifespan owns it: :meth:`Service.start` begins loading the model in a worker thread (so
 ``/healthz`` answers at once and ``/readyz`` turns ready only after warm-up) and
@@ -16,7 +16,7 @@ from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
-from voxlive.server.sessions import Client, Sessions
+from voxlive.server.registry import Client, Registry
 from voxlive.server.uploads import Uploads
 from voxlive.settings import Settings
 
@@ -40,7 +40,7 @@ class Service:
         self.pipeline: Pipeline | None = None  # assembled once the model is loaded
         self.status: Status = "loading"
         self.error: str | None = None
-        self.sessions = Sessions(settings, self.metrics)
+        self.registry = Registry(settings, self.metrics)
         self.uploads = Uploads(settings)
         self._loader = loader
         self._on_fatal = on_fatal
@@ -61,7 +61,7 @@ class Service:
 
     @property
     def connections(self) -> set[Client]:
-        return self.sessions.connections
+        return self.registry.connections
 
     def describe(self) -> dict[str, Any]:
         """What /readyz reports. ``status`` is ``degraded`` while a fallback model serves."""
@@ -94,7 +94,7 @@ class Service:
                 assemble, self.settings, classifier=clf, metrics=self.metrics
             )
             self.pipeline.start()
-            self.sessions.pipeline = self.pipeline
+            self.registry.pipeline = self.pipeline
             self.status = "ready"
             info = clf.info
             log.info(
@@ -117,7 +117,7 @@ class Service:
         Returns when every stream has closed or ``timeout_s`` has passed. Safe to call twice.
         """
         self.status = "stopping"
-        await asyncio.gather(self.sessions.drain(timeout_s), self.uploads.drain(timeout_s))
+        await asyncio.gather(self.registry.drain(timeout_s), self.uploads.drain(timeout_s))
 
     async def stop(self) -> None:
         """Lifespan end: drain what is left (briefly), then stop the batcher."""

@@ -66,7 +66,7 @@ async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> N
     }  # fmt: skip
     assert (ws.close_code, ws.close_reason) == (1000, "stream ended")
     assert conn.state == "closed"
-    assert not svc.connections and not svc.sessions.detached
+    assert not svc.connections and not svc.registry.detached
 
 
 async def test_the_resampler_tail_is_flushed_on_stop() -> None:
@@ -239,7 +239,7 @@ async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed()
         first.vanish()
         await asyncio.wait_for(task, 5)
         stream_id = first.of("ready")[0]["stream_id"]
-        assert list(svc.sessions.detached) == [stream_id]
+        assert list(svc.registry.detached) == [stream_id]
         again = FakeWebSocket()
         again.text({"type": "start", "stream_id": stream_id, "last_seq": 0})
         again.audio(tone(100))
@@ -267,7 +267,7 @@ async def test_a_client_gone_while_streaming_without_resume_is_released() -> Non
         ws.audio(tone(200))
         ws.vanish()
         conn = await run(svc, ws)
-    assert conn.state == "closed" and not svc.sessions.detached and not svc.connections
+    assert conn.state == "closed" and not svc.registry.detached and not svc.connections
 
 
 # ---- its states and the moves it allows ----------------------------------------------------------
@@ -375,7 +375,7 @@ async def test_a_vanished_stream_is_kept_only_if_it_carried_audio_and_resume_is_
             ws.vanish()
             conn = Connection(ws, svc)  # type: ignore[arg-type]
             await conn.run()  # no turn of the loop after it: a 1 ms grace has not expired
-            kept[f"grace {grace_ms} ms, {samples} samples"] = conn.id in svc.sessions.detached
+            kept[f"grace {grace_ms} ms, {samples} samples"] = conn.id in svc.registry.detached
     assert kept == {
         "grace 1 ms, 1 samples": True,
         "grace 5000 ms, 0 samples": False,
@@ -605,7 +605,7 @@ async def test_a_disconnect_read_while_the_server_closes_is_no_error() -> None:
         1001,
         "server shutting down",
     )
-    assert conn.state == "closed" and not svc.sessions.detached
+    assert conn.state == "closed" and not svc.registry.detached
 
 
 class FailingSend(FakeWebSocket):

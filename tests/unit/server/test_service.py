@@ -49,7 +49,7 @@ async def test_a_loaded_service_is_ready_says_so_and_stop_closes_the_classifier(
         await eventually(lambda: service.ready, "a ready service")
     assert loaded == [SETTINGS] and service.classifier is clf
     assert service.batcher is service.pipeline.batcher is not None  # type: ignore[union-attr]
-    assert service.sessions.pipeline is service.pipeline
+    assert service.registry.pipeline is service.pipeline
     assert "ready: model=fake backend=fake device=cpu labels=a,b window=200ms hop=100ms" in (
         caplog.messages
     )
@@ -127,13 +127,13 @@ async def test_stop_drains_streams_for_a_second_and_cuts_uploads(
 ) -> None:
     service = Service(SETTINGS, classifier=Closing())
     asked: list[float] = []
-    real = service.sessions.drain
+    real = service.registry.drain
 
     async def drain(timeout_s: float) -> None:
         asked.append(timeout_s)
         await real(timeout_s)
 
-    monkeypatch.setattr(service.sessions, "drain", drain)
+    monkeypatch.setattr(service.registry, "drain", drain)
     assert service.uploads.enter()  # an upload that will not finish
     await asyncio.wait_for(service.stop(), 5)
     assert asked == [1.0]

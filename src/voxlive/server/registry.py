@@ -2,29 +2,29 @@
 
 How a stream lives
 ------------------
-1. **Admission.** A WebSocket connects. :meth:`Sessions.admit` refuses it before anything is
+1. **Admission.** A WebSocket connects. :meth:`Registry.admit` refuses it before anything is
    allocated when the server is not ready or holds ``max_streams`` connections (an ``error``,
    then close 1013). Origin and token checks follow in the connection (close 1008).
 2. **Open.** The connection opens a stream on the pipeline
    (:meth:`voxlive.pipeline.assembly.Pipeline.open_stream`): a :class:`Stream` registered with
    the batcher, and its :class:`Wiring`, whose ``on_results`` wakes this connection's sender.
-   :meth:`Sessions.opened` counts it.
+   :meth:`Registry.opened` counts it.
 3. **Streaming.** The reader pushes audio; the batcher (and VAD runner) answer windows; the
    sender pops messages in window order. See :mod:`voxlive.server.connection` for the
    connection's states and its one close path.
 4. **The end.** ``stop`` → the rest is classified, ``end``, close 1000. Idle or too long → the
    same, close 1001. Server shutdown → the same within the drain time, close 1001. A fatal client
-   error → an ``error`` and its close code. Then :meth:`Sessions.release` unregisters and closes
-   the stream, and :meth:`Sessions.closed` forgets the connection.
+   error → an ``error`` and its close code. Then :meth:`Registry.release` unregisters and closes
+   the stream, and :meth:`Registry.closed` forgets the connection.
 5. **Vanishing.** A client that disconnects without ``stop`` (a network blip) does not end its
-   stream when ``resume_grace_ms`` > 0: :meth:`Sessions.detach` keeps it, still classifying,
+   stream when ``resume_grace_ms`` > 0: :meth:`Registry.detach` keeps it, still classifying,
    with nobody woken for its results (bounded by ``max_unsent_results``), until it is resumed or
    the grace period passes (then it is released like any closed stream). Only streams that
    carried audio are kept; open plus detached streams never exceed ``max_streams`` (a new
    client pushes out the oldest detached stream), so vanishing clients cannot pile up work or
    memory: at most ``max_streams`` × ``buffer_ms`` of audio waits for classification.
 6. **Resume.** A new connection whose ``start`` (or query) names the ``stream_id`` takes the
-   stream back with :meth:`Sessions.resume`: the stream's time and ``seq`` go on, and the
+   stream back with :meth:`Registry.resume`: the stream's time and ``seq`` go on, and the
    messages after the client's ``last_seq`` are sent again right after ``ready``. An unknown or
    expired id gets a ``resume_failed`` error and a new stream.
 """
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 class Client(Protocol):
-    """What the sessions need of an open connection."""
+    """What the registry needs of an open connection."""
 
     def shutdown(self, drain_s: float) -> None:
         """Finish the stream within ``drain_s`` seconds and close 1001. Idempotent."""
@@ -60,7 +60,7 @@ class Detached:
     expiry: asyncio.TimerHandle
 
 
-class Sessions:
+class Registry:
     """Open connections and detached streams. Used from the event loop only."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
