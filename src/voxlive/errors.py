@@ -52,7 +52,7 @@ class MessageError(ClientError):
 
 
 class StateError(ClientError):
-    """A message arrived that the session's state does not allow."""
+    """A message arrived that the protocol's message order does not allow."""
 
     code = "unexpected_message"
 

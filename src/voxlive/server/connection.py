@@ -38,7 +38,7 @@ from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
-from voxlive.protocol.session import Audio, Event, Session, Started, Stopped, parse_query
+from voxlive.protocol.order import Audio, Event, MessageOrder, Started, Stopped, parse_query
 from voxlive.server import handshake
 from voxlive.server.budget import Budget
 from voxlive.server.service import Service
@@ -56,8 +56,8 @@ THROTTLE_BURST_S = 1.0  # audio a stream may send ahead of max_speed at once
 # What sending raises when the client has gone: expected, not a bug.
 CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 
-State = Literal["streaming", "draining", "closing", "closed"]
-NEXT: dict[State, tuple[State, ...]] = {
+ConnectionState = Literal["streaming", "draining", "closing", "closed"]
+NEXT: dict[ConnectionState, tuple[ConnectionState, ...]] = {
     "streaming": ("draining", "closing", "closed"),
     "draining": ("closing", "closed"),
     "closing": ("closed",),
@@ -70,7 +70,7 @@ class Connection:
         self.ws = ws
         self.service = service
         self.id = secrets.token_hex(8)
-        self.state: State = "streaming"
+        self.state: ConnectionState = "streaming"
         self._close_code, self._close_reason = CLOSE_NORMAL, ""
         self._deadline = float("inf")  # draining: loop time by which to send ``end``
         self._vanished = False  # the client went away while streaming (no stop, no close)
@@ -87,7 +87,7 @@ class Connection:
         self._dropped_errors = 0  # control messages pushed out of the full queue
 
     # ---- state ------------------------------------------------------------------------------
-    def _move(self, to: State) -> None:
+    def _move(self, to: ConnectionState) -> None:
         """The one place the state changes."""
         if to not in NEXT[self.state]:
             raise RuntimeError(
@@ -133,13 +133,13 @@ class Connection:
         await self.ws.accept()
         try:
             preset = parse_query(dict(self.ws.query_params), DEFAULT_FORMAT)
-            self.session = Session(DEFAULT_FORMAT, preset)
+            self.order = MessageOrder(DEFAULT_FORMAT, preset)
             early: list[Event] = []
             if preset is not None:
                 handshake.check_token(service.settings, preset)
             elif service.settings.token:
                 authenticated = await handshake.authenticate(
-                    self.ws, self.session, self._budget, service
+                    self.ws, self.order, self._budget, service
                 )
                 if authenticated is None:  # the client left before authenticating
                     return
@@ -253,8 +253,8 @@ class Connection:
             try:
                 if size > limit:
                     raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {limit} bytes")
-                events = self.session.receive_bytes(data) if data is not None else (
-                    self.session.receive_text(text or "")
+                events = self.order.receive_bytes(data) if data is not None else (
+                    self.order.receive_text(text or "")
                 )  # fmt: skip
                 for event in events:
                     self._handle(event)
@@ -319,7 +319,7 @@ class Connection:
         return messages.ready(
             stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
             fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
-            sample_rate=self.session.format.sample_rate, resumed=self._resumed,
+            sample_rate=self.order.format.sample_rate, resumed=self._resumed,
             model_sample_rate=info.sample_rate,
         )  # fmt: skip
 

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol import messages
-from voxlive.protocol.session import Event, Session, Started
+from voxlive.protocol.order import Event, MessageOrder, Started
 from voxlive.server.access import origin_ok, token_ok
 from voxlive.server.budget import Budget
 from voxlive.server.service import Service
@@ -68,11 +68,11 @@ async def pace(budget: Budget, size: int) -> None:
 
 
 async def authenticate(
-    ws: WebSocket, session: Session, budget: Budget, service: Service
+    ws: WebSocket, order: MessageOrder, budget: Budget, service: Service
 ) -> list[Event] | None:
     """With a token set and none in the query: read until a ``start`` carrying the token,
     within ``auth_timeout_ms``. Errors are answered at once; a few bad messages, or any audio,
-    end it (a :class:`ClientError` with a close code). Returns the session's events of that
+    end it (a :class:`ClientError` with a close code). Returns the message order's events of that
     ``start``, or ``None`` if the client left."""
     loop = asyncio.get_running_loop()
     timeout_s = service.settings.auth_timeout_ms / 1000
@@ -89,7 +89,7 @@ async def authenticate(
                         "expected a start message with the server's token before any audio"
                     )
                 try:
-                    events = session.receive_text(text)
+                    events = order.receive_text(text)
                 except ClientError as exc:
                     if exc.close_code is not None:
                         raise

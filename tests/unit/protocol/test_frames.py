@@ -32,8 +32,8 @@ from voxlive.protocol.frames import (
     make_format,
     shown,
 )
-from voxlive.protocol.session import (
-    Session,
+from voxlive.protocol.order import (
+    MessageOrder,
 )
 
 
@@ -462,7 +462,9 @@ def test_an_encoding_of_the_wrong_type_is_a_format_error(encoding: object) -> No
     with pytest.raises(FormatError, match="encoding: expected one of"):
         make_format(16_000, encoding, 1)
     with pytest.raises(FormatError):
-        Session(DEFAULT_FORMAT).receive_text(json.dumps({"type": "start", "encoding": encoding}))
+        MessageOrder(DEFAULT_FORMAT).receive_text(
+            json.dumps({"type": "start", "encoding": encoding})
+        )
 
 
 # ---- fuzzed: arbitrary bytes raise only the documented errors ------------------------------------
@@ -476,7 +478,7 @@ def test_arbitrary_bytes(data: bytes) -> None:
         except ClientError:
             pass
     with contextlib.suppress(ClientError):
-        Session(DEFAULT_FORMAT).receive_bytes(data)
+        MessageOrder(DEFAULT_FORMAT).receive_bytes(data)
 
 
 @settings(max_examples=400, deadline=None)

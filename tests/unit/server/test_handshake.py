@@ -13,7 +13,7 @@ import pytest
 from tests.fakes import FakeClassifier, FakeWebSocket
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol.frames import DEFAULT_FORMAT
-from voxlive.protocol.session import Session, Started
+from voxlive.protocol.order import MessageOrder, Started
 from voxlive.server.budget import Budget
 from voxlive.server.handshake import authenticate, origin_allowed, pace, too_many_errors
 from voxlive.server.service import Service
@@ -42,10 +42,10 @@ def _service(**changes: Any) -> Service:
 
 
 def _auth(ws: FakeWebSocket, svc: Service, budget: Budget | None = None) -> Any:
-    session = Session(DEFAULT_FORMAT)
+    order = MessageOrder(DEFAULT_FORMAT)
 
     async def go() -> Any:
-        return await asyncio.wait_for(authenticate(ws, session, budget or Budget(), svc), 5)  # type: ignore[arg-type]
+        return await asyncio.wait_for(authenticate(ws, order, budget or Budget(), svc), 5)  # type: ignore[arg-type]
 
     return asyncio.run(go())
 

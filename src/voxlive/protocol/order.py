@@ -1,4 +1,4 @@
-"""The per-stream protocol state machine: client frames in, typed events out. No I/O.
+"""The protocol's message order, per stream: client frames in, typed events out. No I/O.
 
 States: ``awaiting_start`` → ``streaming`` → ``stopped``. A binary frame in ``awaiting_start``
 starts the stream implicitly with the default (or query-parameter) format.
@@ -31,7 +31,7 @@ START_KEYS = frozenset(
 )
 
 
-class State(Enum):
+class OrderState(Enum):
     AWAITING_START = "awaiting_start"
     STREAMING = "streaming"
     STOPPED = "stopped"
@@ -109,7 +109,7 @@ def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
     return parse_start(obj, default)
 
 
-class Session:
+class MessageOrder:
     """Turns client frames into events, enforcing the message order.
 
     ``default`` is the format used when audio arrives without a ``start``; ``preset`` is a start
@@ -117,13 +117,13 @@ class Session:
     """
 
     def __init__(self, default: AudioFormat, preset: Started | None = None) -> None:
-        self.state = State.AWAITING_START
+        self.state = OrderState.AWAITING_START
         self.format = default
         # The input rate of the stream's audio, fixed by its first frame (WAV frames carry their
         # own): a stream that switched rates would restart the resampler on every frame.
         self.audio_rate: int | None = None
         if preset is not None:
-            self.state = State.STREAMING
+            self.state = OrderState.STREAMING
             self.format = preset.format
 
     def receive_text(self, text: str) -> list[Event]:
@@ -147,21 +147,21 @@ class Session:
             raise MessageError(f"expected a JSON object, got {type(obj).__name__}")
         kind = obj.get("type")
         if kind == "start":
-            if self.state is not State.AWAITING_START:
+            if self.state is not OrderState.AWAITING_START:
                 raise StateError(
                     f"expected audio frames or stop while {self.state.value}, got a second start"
                 )
             started = parse_start(obj, self.format)
             self.format = started.format
-            self.state = State.STREAMING
+            self.state = OrderState.STREAMING
             return [started]
         if kind == "stop":
-            if self.state is State.STOPPED:
+            if self.state is OrderState.STOPPED:
                 raise StateError("expected nothing after stop, got another stop")
             events: list[Event] = []
-            if self.state is State.AWAITING_START:
+            if self.state is OrderState.AWAITING_START:
                 events.append(Started(self.format))
-            self.state = State.STOPPED
+            self.state = OrderState.STOPPED
             events.append(Stopped())
             return events
         if not isinstance(kind, str):
@@ -172,7 +172,7 @@ class Session:
 
     def receive_bytes(self, data: bytes) -> list[Event]:
         """Handle a binary frame: raw PCM in the stream's format, or a complete WAV file."""
-        if self.state is State.STOPPED:
+        if self.state is OrderState.STOPPED:
             raise StateError("expected nothing after stop, got an audio frame")
         # Decoded before any state changes: a bad first frame spoils itself, not the start.
         audio = decode_frame(data, self.format)
@@ -185,8 +185,8 @@ class Session:
                 code="rate_changed",
             )
         events: list[Event] = []
-        if self.state is State.AWAITING_START:
-            self.state = State.STREAMING
+        if self.state is OrderState.AWAITING_START:
+            self.state = OrderState.STREAMING
             events.append(Started(self.format))
         events.append(audio)
         return events

@@ -1,4 +1,4 @@
-"""The protocol's message order (protocol/session.py): start, audio and stop in the allowed
+"""The protocol's message order (protocol/order.py): start, audio and stop in the allowed
 order, start keys and query parameters, every client error's exact code and message, text
 frames measured in bytes at the limit, a stream's audio rate fixed by its first frame, the
 golden client messages accepted, and arbitrary text raising only the documented errors."""
@@ -22,12 +22,12 @@ from voxlive.protocol.frames import (
     AudioFormat,
     encode_wav_s16,
 )
-from voxlive.protocol.session import (
+from voxlive.protocol.order import (
     MAX_TEXT_BYTES,
     Audio,
-    Session,
+    MessageOrder,
+    OrderState,
     Started,
-    State,
     Stopped,
     parse_query,
     parse_start,
@@ -39,7 +39,7 @@ def _start(**kw: object) -> str:
 
 
 def test_explicit_start_then_audio_then_stop() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     [ev] = s.receive_text(_start(sample_rate=48_000, encoding="pcm_f32le", channels=2))
     assert isinstance(ev, Started) and ev.format.sample_rate == 48_000
     [audio] = s.receive_bytes(np.zeros(8, "<f4").tobytes())
@@ -51,20 +51,20 @@ def test_explicit_start_then_audio_then_stop() -> None:
 
 
 def test_audio_without_start_uses_default_format() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     started, audio = s.receive_bytes(b"\x00\x00" * 10)
     assert isinstance(started, Started) and started.format == DEFAULT_FORMAT
     assert isinstance(audio, Audio) and audio.samples.shape == (10, 1)
 
 
 def test_wav_frames_describe_themselves() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     events = s.receive_bytes(encode_wav_s16(np.zeros(1024, np.float32), 44_100))
     assert isinstance(events[-1], Audio) and events[-1].sample_rate == 44_100
 
 
 def test_second_start_is_an_error_and_stream_goes_on() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     s.receive_text(_start())
     with pytest.raises(
         StateError, match="expected audio frames or stop while streaming, got a second start"
@@ -88,16 +88,16 @@ def test_second_start_is_an_error_and_stream_goes_on() -> None:
 )
 def test_bad_text(text: str, error: type[ClientError], code: str) -> None:
     with pytest.raises(error) as info:
-        Session(DEFAULT_FORMAT).receive_text(text)
+        MessageOrder(DEFAULT_FORMAT).receive_text(text)
     assert info.value.code == code
 
 
 def test_unsupported_start_closes_but_bad_frame_does_not() -> None:
     with pytest.raises(FormatError) as info:
-        Session(DEFAULT_FORMAT).receive_text(_start(channels=6))
+        MessageOrder(DEFAULT_FORMAT).receive_text(_start(channels=6))
     assert info.value.close_code == 1003
     with pytest.raises(FrameError) as frame_info:
-        Session(DEFAULT_FORMAT).receive_bytes(b"\x00")
+        MessageOrder(DEFAULT_FORMAT).receive_bytes(b"\x00")
     assert frame_info.value.close_code is None
 
 
@@ -105,12 +105,12 @@ def test_bad_wav_frame_is_not_fatal() -> None:
     bad = bytearray(encode_wav_s16(np.zeros(16, np.float32), 16_000))
     bad[24:28] = (1).to_bytes(4, "little")  # 1 Hz
     with pytest.raises(FrameError) as info:
-        Session(DEFAULT_FORMAT).receive_bytes(bytes(bad))
+        MessageOrder(DEFAULT_FORMAT).receive_bytes(bytes(bad))
     assert info.value.code == "unsupported_format" and info.value.close_code is None
 
 
 def test_nothing_after_stop() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     s.receive_text('{"type":"stop"}')
     with pytest.raises(StateError):
         s.receive_bytes(b"\x00\x00")
@@ -121,7 +121,7 @@ def test_nothing_after_stop() -> None:
 def test_query_parameters_preset_the_format() -> None:
     preset = parse_query({"sample_rate": "44100", "channels": "2"}, DEFAULT_FORMAT)
     assert preset is not None and preset.format.sample_rate == 44_100
-    s = Session(DEFAULT_FORMAT, preset)
+    s = MessageOrder(DEFAULT_FORMAT, preset)
     with pytest.raises(StateError):
         s.receive_text(_start())
     assert parse_query({"other": "x"}, DEFAULT_FORMAT) is None
@@ -175,15 +175,15 @@ def test_bad_text_gets_its_exact_code_and_message(
     text: str, error: type[ClientError], code: str, message: str
 ) -> None:
     with pytest.raises(error) as info:
-        Session(DEFAULT_FORMAT).receive_text(text)
+        MessageOrder(DEFAULT_FORMAT).receive_text(text)
     assert (info.value.code, info.value.message) == (code, message)
     assert info.value.close_code == (1003 if error is FormatError else None)
 
 
 def test_nothing_is_accepted_after_stop_and_the_errors_say_so() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     s.receive_text('{"type": "stop"}')
-    assert s.state is State.STOPPED
+    assert s.state is OrderState.STOPPED
     with pytest.raises(StateError) as again:
         s.receive_text('{"type": "stop"}')
     assert again.value.message == "expected nothing after stop, got another stop"
@@ -194,7 +194,7 @@ def test_nothing_is_accepted_after_stop_and_the_errors_say_so() -> None:
 
 
 def test_stop_before_start_starts_with_the_default_format_first() -> None:
-    started, stopped = Session(DEFAULT_FORMAT).receive_text('{"type": "stop"}')
+    started, stopped = MessageOrder(DEFAULT_FORMAT).receive_text('{"type": "stop"}')
     assert started == Started(DEFAULT_FORMAT)
     assert type(stopped).__name__ == "Stopped"
 
@@ -202,7 +202,7 @@ def test_stop_before_start_starts_with_the_default_format_first() -> None:
 def test_start_carries_token_stream_id_and_last_seq() -> None:
     text = json.dumps({"type": "start", "token": "t", "stream_id": "abc", "last_seq": 7,
                        "sample_rate": 8_000, "encoding": "pcm_f32le", "channels": 2})  # fmt: skip
-    [started] = Session(DEFAULT_FORMAT).receive_text(text)
+    [started] = MessageOrder(DEFAULT_FORMAT).receive_text(text)
     assert started == Started(AudioFormat(8_000, "pcm_f32le", 2), "t", "abc", 7)
     assert parse_start({"type": "start"}, DEFAULT_FORMAT) == Started(DEFAULT_FORMAT)
 
@@ -218,10 +218,10 @@ def test_query_parameters_carry_the_same_keys_as_start() -> None:
     assert info.value.message == "last_seq: expected an integer, got 'x'"
 
 
-def test_a_preset_session_streams_in_its_format_and_refuses_a_start() -> None:
+def test_a_preset_stream_is_streaming_in_its_format_and_refuses_a_start() -> None:
     preset = Started(AudioFormat(8_000, "pcm_f32le", 1))
-    s = Session(DEFAULT_FORMAT, preset)
-    assert s.state is State.STREAMING and s.format == preset.format
+    s = MessageOrder(DEFAULT_FORMAT, preset)
+    assert s.state is OrderState.STREAMING and s.format == preset.format
     [audio] = s.receive_bytes(np.zeros(2, "<f4").tobytes())  # no Started: ready was sent
     assert isinstance(audio, Audio) and audio.sample_rate == 8_000
     with pytest.raises(StateError, match="got a second start"):
@@ -229,7 +229,7 @@ def test_a_preset_session_streams_in_its_format_and_refuses_a_start() -> None:
 
 
 def test_a_wav_frame_at_another_rate_is_refused_and_a_bad_wav_is_a_frame_error() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     s.receive_bytes(encode_wav_s16(np.zeros(8, np.float32), 16_000))
     with pytest.raises(FrameError) as info:
         s.receive_bytes(encode_wav_s16(np.zeros(8, np.float32), 44_100))
@@ -241,13 +241,13 @@ def test_a_wav_frame_at_another_rate_is_refused_and_a_bad_wav_is_a_frame_error()
     bad = bytearray(encode_wav_s16(np.zeros(8, np.float32), 16_000))
     struct.pack_into("<I", bad, 24, 4_000)  # a rate outside 8000..192000
     with pytest.raises(FrameError) as wav:
-        Session(DEFAULT_FORMAT).receive_bytes(bytes(bad))
+        MessageOrder(DEFAULT_FORMAT).receive_bytes(bytes(bad))
     assert (wav.value.code, wav.value.close_code) == ("unsupported_format", None)
     assert wav.value.message == "sample_rate: expected 8000..192000 Hz, got 4000"
 
 
 def test_a_text_frame_is_measured_in_bytes_only_when_it_could_fit() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     with pytest.raises(MessageError) as info:
         s.receive_text("x" * 5000)
     assert info.value.message == (
@@ -256,13 +256,13 @@ def test_a_text_frame_is_measured_in_bytes_only_when_it_could_fit() -> None:
     assert info.value.code == "message_too_large"
 
 
-def test_a_wav_frame_in_a_session_gives_its_samples_at_its_rate() -> None:
-    s = Session(DEFAULT_FORMAT)
+def test_a_wav_frame_gives_its_samples_at_its_rate_and_starts_the_stream() -> None:
+    s = MessageOrder(DEFAULT_FORMAT)
     started, audio = s.receive_bytes(encode_wav_s16(np.array([0.5, -0.25], np.float32), 22_050))
     assert isinstance(started, Started) and isinstance(audio, Audio)
     assert audio.sample_rate == 22_050
     np.testing.assert_allclose(audio.samples[:, 0], [0.5, -0.25], atol=1e-4)
-    assert s.state is State.STREAMING  # audio first started the stream
+    assert s.state is OrderState.STREAMING  # audio first started the stream
     [more] = s.receive_bytes(encode_wav_s16(np.zeros(2, np.float32), 22_050))
     assert isinstance(more, Audio)
     assert [type(e).__name__ for e in s.receive_text('{"type": "stop"}')] == ["Stopped"]
@@ -286,12 +286,12 @@ def test_a_bad_lossless_value_is_shown_in_the_error() -> None:
 
 def test_text_of_exactly_4096_characters_is_measured_in_bytes() -> None:
     with pytest.raises(MessageError) as info:
-        Session(DEFAULT_FORMAT).receive_text("é" * 4096)  # 8192 bytes
+        MessageOrder(DEFAULT_FORMAT).receive_text("é" * 4096)  # 8192 bytes
     assert info.value.message.endswith("got at least 8192 bytes")
     # longer than the limit in characters already: refused without encoding it, so the
     # message gives the character count as the lower bound it is
     with pytest.raises(MessageError) as long:
-        Session(DEFAULT_FORMAT).receive_text("é" * 5000)
+        MessageOrder(DEFAULT_FORMAT).receive_text("é" * 5000)
     assert long.value.message.endswith("got at least 5000 bytes")
 
 
@@ -312,7 +312,7 @@ def test_a_start_of_exactly_4096_bytes_in_multibyte_characters_is_parsed() -> No
         {"type": "start", "stream_id": "é" * (pad // 2) + "x" * (pad % 2)}, ensure_ascii=False
     )
     assert len(text.encode()) == 4096 and len(text) < 4096
-    [started] = Session(DEFAULT_FORMAT).receive_text(text)
+    [started] = MessageOrder(DEFAULT_FORMAT).receive_text(text)
     assert started.stream_id is not None and len(started.stream_id) > 1000  # type: ignore[union-attr]
 
 
@@ -323,9 +323,9 @@ def _padded(size: int) -> str:
 
 def test_text_limit_is_in_bytes_inclusive() -> None:
     assert len(_padded(MAX_TEXT_BYTES).encode()) == MAX_TEXT_BYTES
-    Session(DEFAULT_FORMAT).receive_text(_padded(MAX_TEXT_BYTES))
+    MessageOrder(DEFAULT_FORMAT).receive_text(_padded(MAX_TEXT_BYTES))
     with pytest.raises(MessageError, match=f"at most {MAX_TEXT_BYTES} bytes") as err:
-        Session(DEFAULT_FORMAT).receive_text(_padded(MAX_TEXT_BYTES + 1))
+        MessageOrder(DEFAULT_FORMAT).receive_text(_padded(MAX_TEXT_BYTES + 1))
     assert err.value.code == "message_too_large"
 
 
@@ -333,22 +333,24 @@ def test_text_limit_counts_multibyte_characters_as_bytes() -> None:
     emoji = "😀" * (MAX_TEXT_BYTES // 4 + 1)  # fewer characters than the limit, more bytes
     assert len(emoji) < MAX_TEXT_BYTES < len(emoji.encode())
     with pytest.raises(MessageError, match="at most 4096 bytes"):
-        Session(DEFAULT_FORMAT).receive_text(json.dumps({"type": emoji}, ensure_ascii=False))
+        MessageOrder(DEFAULT_FORMAT).receive_text(json.dumps({"type": emoji}, ensure_ascii=False))
 
 
 def test_huge_integers_are_refused_with_a_short_message() -> None:
     text = '{"type": "start", "sample_rate": ' + "9" * 4000 + "}"
     assert len(text) <= MAX_TEXT_BYTES
     with pytest.raises(FormatError, match="got <huge int>") as err:
-        Session(DEFAULT_FORMAT).receive_text(text)
+        MessageOrder(DEFAULT_FORMAT).receive_text(text)
     assert len(err.value.message) < 100
     # past Python's 4300-digit parsing limit the size check answers first: never a ValueError
     with pytest.raises(MessageError, match="at most"):
-        Session(DEFAULT_FORMAT).receive_text('{"type": "start", "sample_rate": ' + "9" * 5000 + "}")
+        MessageOrder(DEFAULT_FORMAT).receive_text(
+            '{"type": "start", "sample_rate": ' + "9" * 5000 + "}"
+        )
 
 
 def test_wav_frames_that_switch_rate_are_refused_and_the_stream_goes_on() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     first = s.receive_bytes(encode_wav_s16(np.zeros(160, np.float32), 16_000))
     assert [type(e) for e in first] == [Started, Audio]
     with pytest.raises(FrameError, match="stream's 16000 Hz, got a WAV frame at 44100 Hz") as err:
@@ -359,17 +361,17 @@ def test_wav_frames_that_switch_rate_are_refused_and_the_stream_goes_on() -> Non
 
 
 def test_raw_pcm_fixes_the_rate_for_later_wav_frames() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     s.receive_bytes(np.zeros(4, "<i2").tobytes())
     with pytest.raises(FrameError, match="got a WAV frame at 48000 Hz"):
         s.receive_bytes(encode_wav_s16(np.zeros(480, np.float32), 48_000))
 
 
 def test_a_bad_first_frame_leaves_the_stream_waiting_for_its_start() -> None:
-    s = Session(DEFAULT_FORMAT)
+    s = MessageOrder(DEFAULT_FORMAT)
     with pytest.raises(FrameError):
         s.receive_bytes(b"\x00")  # odd byte count for s16
-    assert s.state is State.AWAITING_START
+    assert s.state is OrderState.AWAITING_START
     events = s.receive_bytes(np.zeros(4, "<i2").tobytes())
     assert [type(e) for e in events] == [Started, Audio]
 
@@ -377,7 +379,7 @@ def test_a_bad_first_frame_leaves_the_stream_waiting_for_its_start() -> None:
 # ---- the golden client messages (spec/vectors) ---------------------------------------------------
 @pytest.mark.parametrize("vector", golden_messages("client"), ids=lambda v: v["name"])
 def test_client_messages_are_accepted(vector: dict[str, Any]) -> None:
-    events = Session(DEFAULT_FORMAT).receive_text(json.dumps(vector["message"]))
+    events = MessageOrder(DEFAULT_FORMAT).receive_text(json.dumps(vector["message"]))
     kind = vector["message"]["type"]
     assert isinstance(events[-1], Started if kind == "start" else Stopped)
 
@@ -397,11 +399,11 @@ json_values = st.recursive(
 def test_arbitrary_json_messages(value: object) -> None:
     for obj in (value, {"type": "start", "sample_rate": value}, {"type": value}):
         with contextlib.suppress(ClientError):
-            Session(DEFAULT_FORMAT).receive_text(json.dumps(obj))
+            MessageOrder(DEFAULT_FORMAT).receive_text(json.dumps(obj))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text(text: str) -> None:
     with contextlib.suppress(ClientError):
-        Session(DEFAULT_FORMAT).receive_text(text)
+        MessageOrder(DEFAULT_FORMAT).receive_text(text)
