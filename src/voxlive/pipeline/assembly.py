@@ -19,7 +19,8 @@ from voxlive.audio.vad import SileroVad
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_local
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import classify_samples
 from voxlive.pipeline.overload import Capacity
 from voxlive.pipeline.stream import Stream, StreamConfig
@@ -97,14 +98,14 @@ class Pipeline:
         """Stop the batcher and VAD runner and release their threads. Idempotent."""
         await self.batcher.close()
 
-    def open_stream(self, stream_id: str) -> tuple[Stream, Wiring]:
+    def open_stream(self, stream_id: str) -> tuple[Stream, StreamHooks]:
         """A new stream registered with the batcher, and its listener: set
-        ``wiring.on_results`` to hear when results are ready. Give it back with
+        ``hooks.on_results`` to hear when results are ready. Give it back with
         :meth:`close_stream`."""
-        wiring = Wiring(self.batcher)
-        stream = Stream(stream_id, self.config, listener=wiring, metrics=self.metrics)
+        hooks = StreamHooks(self.batcher)
+        stream = Stream(stream_id, self.config, listener=hooks, metrics=self.metrics)
         self.batcher.add(stream)
-        return stream, wiring
+        return stream, hooks
 
     def close_stream(self, stream: Stream) -> None:
         """Unregister and close a stream (late results are ignored). Idempotent."""

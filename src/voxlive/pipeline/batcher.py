@@ -91,47 +91,12 @@ class CostModel:
         return max(rates, default=None)
 
 
-class Wiring:
-    """A stream's listener in a running pipeline: windows for the model wake the batcher, new
-    audio wakes its VAD runner, and ready results call ``on_results`` (the stream's reader;
-    ``None`` while nobody reads, e.g. a stream whose client vanished) and wake a lossless
-    stream's reader waiting in :meth:`wait_for_room`."""
-
-    def __init__(self, batcher: Batcher, on_results: Callable[[], None] | None = None) -> None:
-        self._batcher = batcher
-        self.on_results = on_results
-        self._room: asyncio.Event | None = None  # set while a lossless reader waits for room
-
-    def windows_pending(self) -> None:
-        self._batcher.notify()
-
-    def audio_arrived(self) -> None:
-        if self._batcher.vad is not None:
-            self._batcher.vad.notify()
-
-    def results_ready(self) -> None:
-        if self.on_results is not None:
-            self.on_results()
-        if self._room is not None:
-            self._room.set()
-
-    async def wait_for_room(self, stream: Stream) -> None:
-        """Back-pressure for a lossless stream: return once it is no longer backlogged (at
-        once when it is not). Safe to cancel."""
-        while stream.backlogged:
-            self._room = asyncio.Event()
-            try:
-                await self._room.wait()
-            finally:
-                self._room = None
-
-
 class Batcher(LoopWorker):
     """Cross-stream batching in front of one :class:`Classifier`.
 
     Call :meth:`start` inside a running event loop and :meth:`close` when done. Streams are
-    registered with :meth:`add`; a stream built with a :class:`Wiring` for this batcher wakes it
-    when it has windows for the model.
+    registered with :meth:`add`; a stream built with :class:`~voxlive.pipeline.hooks.StreamHooks`
+    for this batcher wakes it when it has windows for the model.
     """
 
     name = "voxlive-model"

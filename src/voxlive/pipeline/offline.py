@@ -12,7 +12,8 @@ import itertools
 import numpy as np
 
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.protocol.messages import StreamMessage
 
@@ -39,7 +40,7 @@ async def classify_samples(
     )
     wake = asyncio.Event()
     stream = Stream(
-        f"file-{next(_ids)}", config, listener=Wiring(batcher, wake.set), metrics=metrics
+        f"file-{next(_ids)}", config, listener=StreamHooks(batcher, wake.set), metrics=metrics
     )
     stream.background = True  # live streams' windows go first
     stream.lossless = True  # a file loses nothing: never shed, whatever the load

@@ -33,7 +33,7 @@ from starlette.websockets import (
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import ClientError, FrameTooLarge, StreamTimeout
-from voxlive.pipeline.batcher import Wiring
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
@@ -181,22 +181,22 @@ class Connection:
                 and service.settings.resume_grace_ms > 0
                 and self.stream.samples_received > 0
             ):
-                registry.detach(self.stream, self.wiring)  # the client may come back for it
+                registry.detach(self.stream, self.hooks)  # the client may come back for it
             else:
                 registry.release(self.stream)
             registry.closed(self)
 
-    def _new_stream(self) -> tuple[Stream, Wiring]:
+    def _new_stream(self) -> tuple[Stream, StreamHooks]:
         assert self.service.pipeline is not None
         return self.service.pipeline.open_stream(self.id)
 
-    def _adopt(self, stream: Stream, wiring: Wiring, *, resumed: bool) -> None:
-        self.stream, self.wiring, self.id, self._resumed = stream, wiring, stream.id, resumed
+    def _adopt(self, stream: Stream, hooks: StreamHooks, *, resumed: bool) -> None:
+        self.stream, self.hooks, self.id, self._resumed = stream, hooks, stream.id, resumed
         self._base_samples = stream.samples_received
-        wiring.on_results = self._wake.set
+        hooks.on_results = self._wake.set
         self._wake.set()  # a resumed stream may hold results already
 
-    def _resume(self, started: Started) -> tuple[Stream, Wiring] | None:
+    def _resume(self, started: Started) -> tuple[Stream, StreamHooks] | None:
         """The detached stream named by ``started.stream_id``, or None (and a warning) when it
         is gone. Results after ``started.last_seq`` that the old connection may have lost in
         flight are queued again."""
@@ -270,7 +270,7 @@ class Connection:
                 return
             await handshake.pace(self._budget, size)
             await self._throttle()
-            await self.wiring.wait_for_room(self.stream)  # a lossless stream's back-pressure
+            await self.hooks.wait_for_room(self.stream)  # a lossless stream's back-pressure
 
     async def _throttle(self) -> None:
         """Hold the reader while the stream is ahead of ``max_speed`` × real time. Not reading

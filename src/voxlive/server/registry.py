@@ -7,8 +7,8 @@ How a stream lives
    then close 1013). Origin and token checks follow in the connection (close 1008).
 2. **Open.** The connection opens a stream on the pipeline
    (:meth:`voxlive.pipeline.assembly.Pipeline.open_stream`): a :class:`Stream` registered with
-   the batcher, and its :class:`Wiring`, whose ``on_results`` wakes this connection's sender.
-   :meth:`Registry.opened` counts it.
+   the batcher, and its :class:`~voxlive.pipeline.hooks.StreamHooks`, whose ``on_results``
+   wakes this connection's sender. :meth:`Registry.opened` counts it.
 3. **Streaming.** The reader pushes audio; the batcher (and VAD runner) answer windows; the
    sender pops messages in window order. See :mod:`voxlive.server.connection` for the
    connection's states and its one close path.
@@ -39,7 +39,7 @@ from typing import Protocol
 
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline
-from voxlive.pipeline.batcher import Wiring
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
 from voxlive.settings import Settings
 
@@ -56,7 +56,7 @@ class Client(Protocol):
 @dataclass(frozen=True, slots=True)
 class Detached:
     stream: Stream
-    wiring: Wiring
+    hooks: StreamHooks
     expiry: asyncio.TimerHandle
 
 
@@ -99,21 +99,21 @@ class Registry:
             self._no_connections.set()
 
     # ---- detach and resume ------------------------------------------------------------------
-    def detach(self, stream: Stream, wiring: Wiring) -> None:
+    def detach(self, stream: Stream, hooks: StreamHooks) -> None:
         """Keep a stream whose client vanished, still classifying, until it is resumed or
         ``resume_grace_ms`` passes (then it is released)."""
-        wiring.on_results = None  # nobody reads until it is resumed
+        hooks.on_results = None  # nobody reads until it is resumed
         grace_s = self.settings.resume_grace_ms / 1000
         timer = asyncio.get_running_loop().call_later(grace_s, self._expire, stream.id)
-        self.detached[stream.id] = Detached(stream, wiring, timer)
+        self.detached[stream.id] = Detached(stream, hooks, timer)
 
-    def resume(self, stream_id: str) -> tuple[Stream, Wiring] | None:
+    def resume(self, stream_id: str) -> tuple[Stream, StreamHooks] | None:
         """Take back a detached stream by its id; ``None`` if unknown or expired."""
         entry = self.detached.pop(stream_id, None)
         if entry is None:
             return None
         entry.expiry.cancel()
-        return entry.stream, entry.wiring
+        return entry.stream, entry.hooks
 
     def _expire(self, stream_id: str) -> None:
         entry = self.detached.pop(stream_id, None)

@@ -83,8 +83,8 @@ async def test_a_pipeline_opens_streams_wired_to_its_batcher_and_closes_them() -
     p = assemble(_settings(window_ms=200, hop_ms=100), classifier=FakeClassifier())
     p.start()
     try:
-        stream, wiring = p.open_stream("s1")
-        assert stream.id == "s1" and stream.listener is wiring
+        stream, hooks = p.open_stream("s1")
+        assert stream.id == "s1" and stream.listener is hooks
         assert p.batcher._streams == {"s1": stream}
         p.close_stream(stream)
         p.close_stream(stream)  # idempotent

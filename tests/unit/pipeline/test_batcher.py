@@ -1,7 +1,6 @@
 """Cross-stream batching (pipeline/batcher.py): windows of many streams share a call, model
 calls that fail, hang or answer NaN fail only their windows, the wait for company and what the
-next call sheds planned on a fake clock, the cost model, mixed window lengths, and back-pressure
-for a lossless stream."""
+next call sheds planned on a fake clock, the cost model, and mixed window lengths."""
 
 from __future__ import annotations
 
@@ -23,7 +22,8 @@ from hypothesis import strategies as st
 from tests.fakes import Clock, FakeClassifier
 from tests.helpers import MS
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher, CostModel, Wiring
+from voxlive.pipeline.batcher import Batcher, CostModel
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.overload import SEND_MARGIN_S, RateMeter, planned_call_s, shed_cap
 from voxlive.pipeline.stream import Stream, StreamConfig
 
@@ -45,7 +45,7 @@ async def batching(
     """A started batcher (batches of up to 8 and no waiting, unless told) with one registered
     stream per name; closed afterwards."""
     batcher = Batcher(model, **{"max_batch": 8, "max_wait_ms": 0, **options})
-    streams = [Stream(name, config, listener=Wiring(batcher)) for name in names]
+    streams = [Stream(name, config, listener=StreamHooks(batcher)) for name in names]
     for s in streams:
         batcher.add(s)
     if start:
@@ -629,29 +629,6 @@ def test_a_call_measured_at_zero_seconds_gives_no_rate() -> None:
     assert cost.best_rate(100) == pytest.approx(2 / cost.estimate(2, 100))
 
 
-# ---- back-pressure for a lossless stream ---------------------------------------------------------
-async def test_a_backlogged_lossless_stream_is_told_when_there_is_room_again() -> None:
-    model = FakeClassifier(latency_s=0.005)
-    batcher = Batcher(model, max_batch=2, max_wait_ms=0)
-    wiring = Wiring(batcher)
-    s = Stream("file", CFG, listener=wiring)
-    s.lossless = True
-    batcher.add(s)
-    s.push(np.full(1500, 0.5, np.float32))  # 1.5 s of windows: more than the 1 s buffer
-    assert s.backlogged
-    batcher.start()
-    try:
-        async with asyncio.timeout(5):
-            await wiring.wait_for_room(s)
-            assert not s.backlogged
-            s.push(np.full(500, 0.5, np.float32))  # and the stream goes on
-            out = await drain(s, 20)
-    finally:
-        await batcher.close()
-    assert [m["seq"] for m in out] == list(range(20))
-    assert all(m["type"] == "result" for m in out)
-
-
 # ---- mixed window lengths: a stream's short tail next to other streams' full windows -------------
 # A tail shorter than a window comes from a stream shorter than a window (100 ms or more).
 MIXED = StreamConfig(sample_rate=1000, window_ms=300, hop_ms=200, buffer_ms=2000,
@@ -663,7 +640,7 @@ async def _serve(lengths: list[int], max_batch: int) -> tuple[FakeClassifier, li
     by its mean), all finished at once: full windows and short tails wait together."""
     model = FakeClassifier()
     batcher = Batcher(model, max_batch=max_batch, max_wait_ms=0)
-    streams = [Stream(f"s{i}", MIXED, listener=Wiring(batcher)) for i in range(len(lengths))]
+    streams = [Stream(f"s{i}", MIXED, listener=StreamHooks(batcher)) for i in range(len(lengths))]
     for s in streams:
         batcher.add(s)
     for i, (s, n) in enumerate(zip(streams, lengths, strict=True)):

@@ -12,7 +12,8 @@ import pytest
 
 from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import classify_samples
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.protocol.messages import StreamMessage
@@ -44,7 +45,7 @@ async def _classify(
     the file); the batcher is closed afterwards."""
     batcher = Batcher(model, **{"max_batch": 9, "max_wait_ms": 0, **options})  # type: ignore[arg-type]
     if live:
-        batcher.add(Stream("live", CFG, listener=Wiring(batcher)))
+        batcher.add(Stream("live", CFG, listener=StreamHooks(batcher)))
     batcher.start()
     try:
         async with asyncio.timeout(10):

@@ -15,7 +15,8 @@ import pytest
 from tests.fakes import FakeClassifier
 from tests.helpers import load_chunks
 from voxlive.audio.vad import SileroVad, VadState
-from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream, StreamConfig
 
 RATE = 16_000
@@ -52,7 +53,7 @@ async def _vad_batcher(vad: ScriptedVad) -> tuple[Batcher, Stream, asyncio.Event
         vad=vad,  # type: ignore[arg-type]
     )
     ready = asyncio.Event()
-    stream = Stream("s", VAD_CFG, listener=Wiring(batcher, ready.set))
+    stream = Stream("s", VAD_CFG, listener=StreamHooks(batcher, ready.set))
     batcher.add(stream)
     batcher.start()
     await asyncio.sleep(0.01)  # both tasks idle, asleep on their events
@@ -126,8 +127,8 @@ async def test_the_batcher_runs_the_vad_and_ambient_never_reaches_the_model() ->
     cfg = StreamConfig(sample_rate=RATE, window_ms=1000, hop_ms=500, buffer_ms=20_000,
                        labels=("a", "b"), gate="vad", smoothing=1)  # fmt: skip
     settled = asyncio.Event()
-    speech = Stream("speech", cfg, listener=Wiring(batcher, settled.set))
-    ambient = Stream("ambient", cfg, listener=Wiring(batcher, settled.set))
+    speech = Stream("speech", cfg, listener=StreamHooks(batcher, settled.set))
+    ambient = Stream("ambient", cfg, listener=StreamHooks(batcher, settled.set))
     batcher.add(speech)
     batcher.add(ambient)
     batcher.start()

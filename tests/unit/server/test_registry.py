@@ -10,7 +10,8 @@ import pytest
 
 from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher, Wiring
+from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream, StreamConfig
 from voxlive.server.registry import Registry
 from voxlive.settings import Settings
@@ -58,11 +59,13 @@ def test_admission_up_to_exactly_max_streams() -> None:
 async def test_a_detached_stream_is_resumed_once_and_then_unknown() -> None:
     registry = _registry(resume_grace_ms=5_000)
     stream = Stream("s1", CFG)
-    wiring = Wiring(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0), on_results=lambda: None)
-    registry.detach(stream, wiring)
-    assert wiring.on_results is None  # nobody reads while detached
+    hooks = StreamHooks(
+        Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0), on_results=lambda: None
+    )
+    registry.detach(stream, hooks)
+    assert hooks.on_results is None  # nobody reads while detached
     assert registry.resume("other") is None
-    assert registry.resume("s1") == (stream, wiring)
+    assert registry.resume("s1") == (stream, hooks)
     assert registry.resume("s1") is None
     await asyncio.sleep(0)
     assert not stream.closed
@@ -71,7 +74,7 @@ async def test_a_detached_stream_is_resumed_once_and_then_unknown() -> None:
 async def test_a_detached_stream_is_released_after_the_grace_period() -> None:
     registry = _registry(resume_grace_ms=20)
     stream = Stream("s1", CFG)
-    registry.detach(stream, Wiring(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
+    registry.detach(stream, StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
     await asyncio.sleep(0.005)
     assert not stream.closed and "s1" in registry.detached
     for _ in range(100):
@@ -84,7 +87,7 @@ async def test_a_detached_stream_is_released_after_the_grace_period() -> None:
 async def test_drain_releases_detached_streams_and_asks_every_connection_to_finish() -> None:
     registry = _registry(resume_grace_ms=60_000)
     stream = Stream("s1", CFG)
-    registry.detach(stream, Wiring(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
+    registry.detach(stream, StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
     a, b = Conn(), Conn()
     registry.opened(a)
     registry.opened(b)
@@ -111,7 +114,7 @@ async def test_drain_gives_up_after_its_timeout() -> None:
 
 def _detach(registry: Registry, stream_id: str) -> Stream:
     stream = Stream(stream_id, CFG)
-    registry.detach(stream, Wiring(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
+    registry.detach(stream, StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
     return stream
 
 
