@@ -20,10 +20,11 @@ from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_local
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import classify_samples
 from voxlive.pipeline.overload import Capacity
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 from voxlive.protocol.messages import StreamMessage
 from voxlive.settings import Settings
 

@@ -17,7 +17,8 @@ from voxlive.audio.gate import RmsGate
 from voxlive.audio.vad import SAMPLE_RATES as VAD_RATES
 from voxlive.audio.vad import VadState
 from voxlive.metrics import Metrics
-from voxlive.pipeline.slots import Slot, SlotState, StreamConfig
+from voxlive.pipeline.config import StreamConfig
+from voxlive.pipeline.slots import Slot, SlotState
 from voxlive.pipeline.windows import Windows
 
 

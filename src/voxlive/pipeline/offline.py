@@ -13,8 +13,9 @@ import numpy as np
 
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 from voxlive.protocol.messages import StreamMessage
 
 _ids = itertools.count()

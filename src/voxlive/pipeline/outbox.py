@@ -17,8 +17,9 @@ from voxlive.audio.gate import AMBIENT
 from voxlive.audio.smoothing import MajoritySmoother
 from voxlive.inference.base import is_no_speech
 from voxlive.metrics import Metrics
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.segments import Segmenter
-from voxlive.pipeline.slots import Slot, SlotState, StreamConfig, StreamStats
+from voxlive.pipeline.slots import Slot, SlotState, StreamStats
 from voxlive.protocol import messages
 from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
 

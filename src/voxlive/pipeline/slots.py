@@ -1,6 +1,7 @@
-"""What the parts of a stream share: its options, a window's slot and states, the counters, and
-the one listener through which the parts (and the stream) tell the outside that something
-happened. Below every part: this module imports none of them.
+"""What the parts of a stream share: a window's slot and states, the counters, and the one
+listener through which the parts (and the stream) tell the outside that something happened.
+Below every part: this module imports none of them (nor does :mod:`voxlive.pipeline.config`,
+the stream's options).
 
 A stream is composed of three parts (see :mod:`voxlive.pipeline.stream`):
 :class:`~voxlive.pipeline.windows.Windows` cuts windows into slots and tracks each slot's state,
@@ -45,39 +46,6 @@ class Slot:
     probs: np.ndarray | None = None  # the model's row (DONE and not gated)
     gated: bool = False  # settled as ambient by the gate, without the model
     error: str | None = None  # why it FAILED
-
-
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    """Per-stream options (immutable; the stream keeps its state elsewhere)."""
-
-    sample_rate: int
-    window_ms: int
-    hop_ms: int
-    buffer_ms: int
-    labels: tuple[str, ...]
-    gate: str = "rms"  # "rms", "vad" or "none"
-    gate_rms: float = 0.01
-    vad_threshold: float = 0.5
-    vad_min_speech_ms: int = 100
-    smoothing: int = 4
-    max_unsent: int = 256
-    max_lag_ms: int = 0  # a live window that cannot be answered within this is shed (0: never)
-
-    @property
-    def window(self) -> int:
-        """Window length in samples."""
-        return self.sample_rate * self.window_ms // 1000
-
-    @property
-    def hop(self) -> int:
-        """Samples between the starts of consecutive windows."""
-        return self.sample_rate * self.hop_ms // 1000
-
-    @property
-    def buffer(self) -> int:
-        """Ring buffer capacity in samples."""
-        return self.sample_rate * self.buffer_ms // 1000
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 """One audio stream: ring buffer → overlapping windows → gate → ordered, numbered messages.
 
 The stream composes three parts that never import it (their shared types are in
-:mod:`voxlive.pipeline.slots`):
+:mod:`voxlive.pipeline.slots`, its options in :mod:`voxlive.pipeline.config`):
 
 - :class:`~voxlive.pipeline.windows.Windows`: the ring buffer, cutting windows into slots, each
   slot's state and the drop policies;
@@ -26,6 +26,7 @@ import numpy as np
 
 from voxlive.audio.vad import VadState
 from voxlive.metrics import Metrics
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.gate import Gate
 from voxlive.pipeline.outbox import Outbox
 from voxlive.pipeline.overload import shed_cutoff
@@ -33,14 +34,13 @@ from voxlive.pipeline.slots import (
     NoListener,
     Slot,
     SlotState,
-    StreamConfig,
     StreamListener,
     StreamStats,
 )
 from voxlive.pipeline.windows import Windows
 from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
 
-__all__ = ["Slot", "SlotState", "Stream", "StreamConfig", "Window"]
+__all__ = ["Slot", "SlotState", "Stream", "Window"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,13 @@ import numpy as np
 
 from voxlive.audio.ring import RingBuffer
 from voxlive.metrics import Metrics
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.slots import (
     MIN_TAIL_MS,
     SETTLED,
     UNSETTLED,
     Slot,
     SlotState,
-    StreamConfig,
     StreamListener,
     StreamStats,
 )

@@ -23,9 +23,10 @@ from tests.fakes import Clock, FakeClassifier
 from tests.helpers import MS
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, CostModel
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.overload import SEND_MARGIN_S, RateMeter, planned_call_s, shed_cap
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 
 # 1000 Hz: one sample per ms; a 100 ms window every 100 ms
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,

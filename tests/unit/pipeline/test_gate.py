@@ -11,7 +11,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.config import StreamConfig
+from voxlive.pipeline.stream import Stream
 
 CHUNK = 512
 RATE = 16_000

@@ -10,8 +10,9 @@ import numpy as np
 from tests.fakes import FakeClassifier
 from tests.helpers import MS
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 
 # 1000 Hz: one sample per ms; a 100 ms window every 100 ms in a 1 s ring
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,

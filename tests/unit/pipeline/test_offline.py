@@ -13,9 +13,10 @@ import pytest
 from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import classify_samples
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 from voxlive.protocol.messages import StreamMessage
 
 # 1000 Hz: one sample per ms; a 100 ms window every 100 ms

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.fakes import Clock
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.config import StreamConfig
+from voxlive.pipeline.stream import Stream
 
 # 1 sample per ms: one 100 ms window every 100 ms
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000,

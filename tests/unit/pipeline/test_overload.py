@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import Clock
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.overload import (
     CALL_SAFETY,
     SEND_MARGIN_S,
@@ -23,7 +24,7 @@ from voxlive.pipeline.overload import (
     shed_cap,
     shed_cutoff,
 )
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 
 # 1 sample per ms: a 100 ms window every 100 ms, a bound of 1000 ms.
 CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=4000,

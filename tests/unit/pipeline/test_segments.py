@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.segments import Segmenter
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.messages import ResultMessage
 

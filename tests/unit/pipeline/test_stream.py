@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from tests.fakes import Clock
 from voxlive.metrics import Metrics
-from voxlive.pipeline.stream import Stream, StreamConfig, Window
+from voxlive.pipeline.config import StreamConfig
+from voxlive.pipeline.stream import Stream, Window
 
 RATE = 1000  # 1 sample per ms keeps the arithmetic readable
 

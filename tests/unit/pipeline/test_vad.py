@@ -16,8 +16,9 @@ from tests.fakes import FakeClassifier
 from tests.helpers import load_chunks
 from voxlive.audio.vad import SileroVad, VadState
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 
 RATE = 16_000
 CHUNK = 512

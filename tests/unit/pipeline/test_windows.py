@@ -13,8 +13,9 @@ import pytest
 
 from tests.fakes import Clock
 from voxlive.metrics import Metrics
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.slots import MIN_TAIL_MS
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 
 RATE = 1000  # 1 sample per ms keeps the arithmetic readable
 # 100 ms windows every 50 ms in a 300 ms ring

@@ -11,8 +11,9 @@ import pytest
 from tests.fakes import FakeClassifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
-from voxlive.pipeline.stream import Stream, StreamConfig
+from voxlive.pipeline.stream import Stream
 from voxlive.server.registry import Registry
 from voxlive.settings import Settings
 
