@@ -95,7 +95,7 @@ def wav(seconds: float, rate: int = 16_000, level: float = 0.25) -> bytes:
 
 
 async def eventually(
-    check: Callable[[], bool], what: str, within_s: float = 5.0, every_s: float = 10 * MS
+    check: Callable[[], bool], what: str, within_s: float = 5_000 * MS, every_s: float = 10 * MS
 ) -> None:
     """Wait until ``check()`` holds (instead of sleeping a fixed time before asserting state the
     server reaches asynchronously); fail after ``within_s`` seconds, saying ``what`` was
@@ -155,7 +155,7 @@ async def stream_audio(
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
         if stop:
             await ws.send(json.dumps({"type": "stop"}))
-        await asyncio.wait_for(reader, 60)
+        await asyncio.wait_for(reader, 60_000 * MS)
     return run
 
 

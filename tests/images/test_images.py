@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import free_port, load, stream_audio
+from tests.helpers import MS, free_port, load, stream_audio
 from tests.images import standins
 from tests.images.standins import STORE, buildah
 
@@ -205,13 +205,13 @@ def run_image(image: str, env: dict[str, str], url: str, ready: str) -> Iterator
         deadline = time.monotonic() + 120
         while True:
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + ready, timeout=2).status_code == 200:
+                if httpx.get(url + ready, timeout=2_000 * MS).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"{image} did not get ready at {url}{ready}:\n{log.read_text()[-4000:]}"
                 )
-            time.sleep(0.2)
+            time.sleep(200 * MS)
         pid = command_pid(proc.pid)
         assert pid is not None, f"no process of {image} under buildah run {proc.pid}"
         status = Path(f"/proc/{pid}/status").read_text()
@@ -223,7 +223,7 @@ def run_image(image: str, env: dict[str, str], url: str, ready: str) -> Iterator
                 os.kill(pid, stop)
         killed = False
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=30_000 * MS)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -242,7 +242,7 @@ def healthcheck(running: Running) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["buildah", *STORE, "run", "--isolation", "chroot", "--network", "host", *env_args,
          running.container, "--", *command],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True, text=True, timeout=30_000 * MS,
     )  # fmt: skip
 
 

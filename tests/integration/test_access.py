@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import websockets
 
-from tests.helpers import DATA, StreamRun, collect, load, pcm16, running_server, stream_audio
+from tests.helpers import DATA, MS, StreamRun, collect, load, pcm16, running_server, stream_audio
 
 
 async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> StreamRun:
@@ -21,7 +21,7 @@ async def _run(url: str, *frames: str | bytes, origin: str | None = None) -> Str
         with contextlib.suppress(websockets.ConnectionClosed):  # refused streams close early
             for frame in frames:
                 await ws.send(frame)
-        await asyncio.wait_for(reader, 10)
+        await asyncio.wait_for(reader, 10_000 * MS)
     return run
 
 

@@ -18,11 +18,18 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers import StreamRun, collect, eventually, load, pcm16, running_server, stream_audio
+from tests.helpers import (
+    MS,
+    StreamRun,
+    collect,
+    eventually,
+    load,
+    pcm16,
+    running_server,
+    stream_audio,
+)
 from voxlive.bench.serving import serve_subprocess
 from voxlive.settings import Settings
-
-MS = 0.001
 
 
 async def _closed_by_server(reader: asyncio.StreamReader, within_s: float) -> bool:
@@ -54,8 +61,8 @@ async def test_idle_and_trickling_sockets_are_closed_after_the_header_timeout() 
                     await asyncio.sleep(50 * MS)
 
         task = asyncio.create_task(trickle())
-        assert await _closed_by_server(idle_r, 5)
-        assert await _closed_by_server(slow_r, 5)
+        assert await _closed_by_server(idle_r, 5_000 * MS)
+        assert await _closed_by_server(slow_r, 5_000 * MS)
         assert time.monotonic() - t0 < 3  # the deadline, not the trickle's 5 s, ended it
         task.cancel()
         for w in (idle_w, slow_w):
@@ -71,7 +78,7 @@ async def test_an_oversized_request_head_is_refused_not_buffered() -> None:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-        head = await asyncio.wait_for(reader.read(200), 5)
+        head = await asyncio.wait_for(reader.read(200), 5_000 * MS)
         assert head.startswith(b"HTTP/1.1 400")
         writer.close()
 
@@ -81,10 +88,10 @@ async def test_sockets_past_the_budget_are_refused_and_the_server_recovers() -> 
         port = int(srv.url.rsplit(":", 1)[1])
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
         extra_r, extra_w = await asyncio.open_connection("127.0.0.1", port)
-        assert await _closed_by_server(extra_r, 2)  # over the budget: closed at once
+        assert await _closed_by_server(extra_r, 2_000 * MS)  # over the budget: closed at once
         extra_w.close()
         for reader, writer in held:  # the idle ones are reaped by the header deadline
-            assert await _closed_by_server(reader, 5)
+            assert await _closed_by_server(reader, 5_000 * MS)
             writer.close()
         async with httpx.AsyncClient() as client:
             assert (await client.get(srv.url + "/healthz")).status_code == 200
@@ -126,7 +133,7 @@ async def test_a_ping_flood_that_never_reads_is_dropped_with_bounded_memory() ->
         def flood() -> int:
             sent = 0
             with contextlib.suppress(OSError):
-                sock.settimeout(10)
+                sock.settimeout(10_000 * MS)
                 while sent < 200 * 1024 * 1024:  # bounded: 200 MB at most
                     sock.sendall(burst)
                     sent += len(burst)
@@ -214,7 +221,7 @@ async def test_a_client_without_the_token_holds_no_stream_slot() -> None:
             srv.ws_url, female[: 2 * rate], rate, speed=0,
             start={"type": "start", "sample_rate": rate, "token": "s3cret"},
         )  # fmt: skip
-        await asyncio.wait_for(lurking, 5)  # the lurker is closed by the auth deadline
+        await asyncio.wait_for(lurking, 5_000 * MS)  # the lurker is closed by the auth deadline
         await lurker.close()
     assert honest.close_code == 1000 and honest.results  # admitted although one socket lurked
     assert lurker_run.close_code == 1008
@@ -228,7 +235,7 @@ async def test_junk_before_authentication_closes_after_three_errors() -> None:
         with contextlib.suppress(Exception):
             for _ in range(10):
                 await ws.send("not json")
-        await asyncio.wait_for(reading, 5)
+        await asyncio.wait_for(reading, 5_000 * MS)
         assert srv.service.registry.connections == set()  # it never took a slot
     assert [m["code"] for m in run.of("error")] == ["bad_json"] * 3 + ["too_many_errors"]
     assert run.close_code == 1008
@@ -242,7 +249,7 @@ async def test_a_stream_of_bad_frames_is_closed_and_honest_streams_go_on() -> No
         with contextlib.suppress(Exception):
             for _ in range(200):  # bounded: odd-length s16 frames, each one an error
                 await ws.send(b"\x00")
-        await asyncio.wait_for(reading, 5)
+        await asyncio.wait_for(reading, 5_000 * MS)
         honest = await honest_task
     codes = [m["code"] for m in run.of("error")]
     assert codes == ["bad_frame"] * 21 + ["too_many_errors"]  # 20 allowed within 10 s
@@ -301,7 +308,7 @@ async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
         async def flood() -> None:
             with contextlib.suppress(websockets.ConnectionClosed, OSError, TimeoutError):
                 async with websockets.connect(target.url, max_size=None) as ws:
-                    async with asyncio.timeout(6):
+                    async with asyncio.timeout(6_000 * MS):
                         for _ in range(64):
                             await ws.send(frame)
                     ws.transport.abort()

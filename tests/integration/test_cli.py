@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
-from tests.helpers import DATA, majority
+from tests.helpers import DATA, MS, majority
 
 
-def voxlive(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def voxlive(*args: str, timeout: float = 120_000 * MS) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "voxlive", *args], capture_output=True, text=True, timeout=timeout
     )
@@ -46,7 +46,7 @@ def test_unreadable_file_is_reported_without_a_traceback(tmp_path) -> None:  # t
 
 
 def test_a_named_model_that_cannot_load_stops_serve(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = voxlive("serve", "--model", str(tmp_path / "nope"), "--port", "0", timeout=120)
+    out = voxlive("serve", "--model", str(tmp_path / "nope"), "--port", "0", timeout=120_000 * MS)
     assert out.returncode == 1
     assert "could not load model" in out.stderr
 
@@ -58,7 +58,7 @@ def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None
     out = voxlive("bench", "--audio", str(DATA / "female_speech.wav"),
                   str(DATA / "male_speech.wav"), "--streams", "3", "--seconds", "5",
                   "--warmup-s", "1", "--quiet", "--out", str(out_path), "--model", "pitch",
-                  "--compare", "--max-batch 1", timeout=180)  # fmt: skip
+                  "--compare", "--max-batch 1", timeout=180_000 * MS)  # fmt: skip
     assert out.returncode == 0, out.stderr
     report = json.loads(out_path.read_text())
     assert [r["target"] for r in report["runs"]] == ["base", "--max-batch 1"]

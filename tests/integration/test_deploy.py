@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import free_port, load, running_server, stream_audio
+from tests.helpers import MS, free_port, load, running_server, stream_audio
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -142,7 +142,7 @@ async def nginx_front(tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
                         await client.get(url + "/healthz")
                         break
                     except httpx.TransportError:
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(50 * MS)
             yield url, srv
         finally:
             proc.terminate()

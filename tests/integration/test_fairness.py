@@ -10,7 +10,7 @@ import numpy as np
 import websockets
 
 from tests.fakes import Slowed
-from tests.helpers import StreamRun, collect, load, running_server, stream_audio
+from tests.helpers import MS, StreamRun, collect, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
 
@@ -23,7 +23,7 @@ async def test_a_burst_of_connects_admits_exactly_max_streams() -> None:
                 reader = asyncio.create_task(collect(ws, run))
                 with contextlib.suppress(websockets.ConnectionClosed):  # refused: closed at once
                     await ws.send(json.dumps({"type": "start"}))
-                    await asyncio.sleep(0.5)  # hold the slot while the others try
+                    await asyncio.sleep(500 * MS)  # hold the slot while the others try
                     await ws.close()
                 await reader
             return run
@@ -42,7 +42,7 @@ async def test_a_client_flooding_at_8x_does_not_starve_a_real_time_one() -> None
     male, _ = load("male_speech.wav")
     looped = np.tile(male, 6)  # 34 s of audio sent in about 4 s
     async with running_server(
-        classifier=Slowed(PitchClassifier(), per_window_s=0.1), max_batch=1, max_wait_ms=0
+        classifier=Slowed(PitchClassifier(), per_window_s=100 * MS), max_batch=1, max_wait_ms=0
     ) as srv:
         calm, flood = await asyncio.gather(
             stream_audio(srv.ws_url, female, rate, speed=1.0),

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.helpers import DATA, eventually, load, majority, pcm16, running_server, stream_audio
+from tests.helpers import DATA, MS, eventually, load, majority, pcm16, running_server, stream_audio
 
 
 async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
@@ -33,7 +33,7 @@ async def test_no_thread_or_task_is_left_behind_after_50_cycles() -> None:
                         pass
 
         await cycle(1)  # warm up lazily created threads (the model worker)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(200 * MS)
         threads, tasks = threading.active_count(), len(asyncio.all_tasks())
         for i in range(50):
             await cycle(i)
@@ -55,9 +55,9 @@ async def test_idle_server_with_open_streams_uses_no_cpu() -> None:
         for ws in sockets:
             await ws.send(json.dumps({"type": "start"}))
             await ws.recv()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(200 * MS)
         cpu0, wall0 = time.process_time(), time.monotonic()
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1_500 * MS)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
         for ws in sockets:
@@ -68,7 +68,7 @@ async def test_idle_server_with_open_streams_uses_no_cpu() -> None:
 async def test_health_ready_metrics_and_classify() -> None:
     async with (
         running_server(max_upload_bytes=400_000) as srv,
-        httpx.AsyncClient(base_url=srv.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=srv.url, timeout=30_000 * MS) as client,
     ):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = (await client.get("/readyz")).json()
@@ -104,7 +104,7 @@ async def test_readyz_is_503_while_the_model_loads() -> None:
     gate = threading.Event()
 
     def slow_loader(settings: Settings) -> PitchClassifier:
-        gate.wait(10)
+        gate.wait(10_000 * MS)
         return PitchClassifier()
 
     app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=slow_loader)

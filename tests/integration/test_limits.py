@@ -8,7 +8,7 @@ import json
 
 import websockets
 
-from tests.helpers import StreamRun, collect, running_server
+from tests.helpers import MS, StreamRun, collect, running_server
 
 LIMIT = 2048
 
@@ -23,7 +23,7 @@ async def _send(url: str, frame: bytes) -> StreamRun:
             await ws.send(json.dumps({"type": "stop"}))
         except websockets.ConnectionClosed:
             pass
-        await asyncio.wait_for(reader, 10)
+        await asyncio.wait_for(reader, 10_000 * MS)
     return run
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from tests.fakes import Slowed
-from tests.helpers import StreamRun, load, running_server, stream_audio
+from tests.helpers import MS, StreamRun, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
 # 0.15 s per window, one window per call: about 6.7 windows/s, i.e. 3.3 live streams (hop 0.5 s).
@@ -63,7 +63,7 @@ async def test_lossless_streams_and_files_lose_nothing_under_overload() -> None:
     sf.write(wav, female, rate, format="WAV", subtype="PCM_16")
     start = {"type": "start", "sample_rate": rate}
     server = running_server(classifier=Slowed(PitchClassifier(), 0.1), **SLOW)
-    async with server as srv, httpx.AsyncClient(timeout=60) as http:
+    async with server as srv, httpx.AsyncClient(timeout=60_000 * MS) as http:
         *live, asked, by_query, control, posted = await asyncio.gather(
             *(stream_audio(srv.ws_url, female, rate) for _ in range(3)),
             stream_audio(srv.ws_url, long, rate, speed=0, start={**start, "lossless": True}),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import eventually, load, running_server, stream_audio
+from tests.helpers import MS, eventually, load, running_server, stream_audio
 
 pytestmark = pytest.mark.ray
 
@@ -109,7 +109,7 @@ async def test_a_killed_replica_is_replaced_and_the_stream_goes_on(
         pid = (await asyncio.to_thread(clf.replica_stats))["pid"]
 
         async def kill_soon() -> None:
-            await asyncio.sleep(4)
+            await asyncio.sleep(4_000 * MS)
             os.kill(pid, signal.SIGKILL)
 
         killer = asyncio.create_task(kill_soon())

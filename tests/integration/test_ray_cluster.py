@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, load, stream_audio, wait_ready
+from tests.helpers import MS, free_port, load, stream_audio, wait_ready
 
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent
@@ -28,12 +28,14 @@ def head() -> Iterator[str]:
     subprocess.run(
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=false", "--disable-usage-stats"],
-        check=True, capture_output=True, timeout=180,
+        check=True, capture_output=True, timeout=180_000 * MS,
     )  # fmt: skip
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+        subprocess.run(
+            [str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120_000 * MS
+        )
 
 
 def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -66,7 +68,7 @@ def test_fronts_join_a_cluster_and_the_deployment_outlives_them(
     finally:
         first.terminate()
         # uvicorn re-raises the SIGTERM it handled once shut down, so -15 is a clean exit too
-        assert first.wait(60) in (0, -15)
+        assert first.wait(60_000 * MS) in (0, -15)
     assert "Application shutdown complete" in (tmp_path / "first.log").read_text()
     # The cluster and its deployment stay for other fronts: the next one attaches at once.
     second, url = _front(head, tiny_model_dir, tmp_path / "second.log")
@@ -75,5 +77,5 @@ def test_fronts_join_a_cluster_and_the_deployment_outlives_them(
         assert len(run.results) >= 8
     finally:
         second.terminate()
-        second.wait(60)
+        second.wait(60_000 * MS)
     assert "attaching to the running Ray Serve application" in (tmp_path / "second.log").read_text()

@@ -7,7 +7,7 @@ import json
 
 import websockets
 
-from tests.helpers import StreamRun, collect, eventually, load, pcm16, running_server
+from tests.helpers import MS, StreamRun, collect, eventually, load, pcm16, running_server
 
 
 async def test_resume_continues_seq_and_stream_time() -> None:
@@ -34,7 +34,7 @@ async def test_resume_continues_seq_and_stream_time() -> None:
                                        "last_seq": first[-1]["seq"]}))  # fmt: skip
             await ws2.send(pcm16(second_half))
             await ws2.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 20)
+            await asyncio.wait_for(reader, 20_000 * MS)
     [again] = run.of("ready")
     assert again["stream_id"] == ready["stream_id"] and again["resumed"] is True
     results = first + run.results
@@ -68,7 +68,7 @@ async def test_unknown_or_expired_stream_id_starts_a_new_stream() -> None:
             reader = asyncio.create_task(collect(ws2, run))
             await ws2.send(pcm16(female[:rate]))
             await ws2.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 10)
+            await asyncio.wait_for(reader, 10_000 * MS)
         assert not srv.service.registry.detached
     assert run.of("error")[0]["code"] == "resume_failed"
     [ready] = run.of("ready")

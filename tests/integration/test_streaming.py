@@ -12,6 +12,7 @@ import pytest
 import websockets
 
 from tests.helpers import (
+    MS,
     StreamRun,
     collect,
     eventually,
@@ -76,9 +77,9 @@ async def test_faster_than_real_time_at_44k_stereo_float() -> None:
                                       "encoding": "pcm_f32le", "channels": 2}))  # fmt: skip
             for i in range(0, len(stereo), 4410):
                 await ws.send(stereo[i : i + 4410].tobytes())
-                await asyncio.sleep(0.025)  # 100 ms of audio every 25 ms: 4x real time
+                await asyncio.sleep(25 * MS)  # 100 ms of audio every 25 ms: 4x real time
             await ws.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 30)
+            await asyncio.wait_for(reader, 30_000 * MS)
     assert run.of("ready")[0]["sample_rate"] == 44_100
     assert majority(speech_labels(run)) == "female"
     assert run.of("end")[0]["dropped_windows"] == 0
@@ -135,9 +136,9 @@ async def test_reference_client_wav_frames_get_results_with_class() -> None:
             reader = asyncio.create_task(collect(ws, run))
             for i in range(0, len(female) - 1024, 1024):
                 await ws.send(encode_wav_s16(female[i : i + 1024], rate))
-                await asyncio.sleep(0.016)  # 64 ms of audio every 16 ms
-            await eventually(lambda: len(run.results) >= 6, "six results", within_s=10)
-        await asyncio.wait_for(reader, 10)
+                await asyncio.sleep(16 * MS)  # 64 ms of audio every 16 ms
+            await eventually(lambda: len(run.results) >= 6, "six results", within_s=10_000 * MS)
+        await asyncio.wait_for(reader, 10_000 * MS)
     assert all("class" in r and r["class"] == r["label"] for r in run.results)
     assert majority(speech_labels(run)) == "female"
 
@@ -161,9 +162,9 @@ async def test_bad_input_gets_errors_while_another_stream_is_unaffected() -> Non
             await ws.send(b"RIFF\xff\xff\xff\xffWAVEfmt ")  # truncated WAV
             for i in range(0, len(female), 1600):  # then good audio: the stream goes on
                 await ws.send(female[i : i + 1600].astype("<f4").tobytes())
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(50 * MS)
             await ws.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 30)
+            await asyncio.wait_for(reader, 30_000 * MS)
         good_run = await good
     codes = [e["code"] for e in bad.of("error")]
     assert codes == ["bad_frame", "bad_json", "unknown_type", "unexpected_message", "bad_frame",
@@ -179,7 +180,7 @@ async def test_unsupported_start_closes_with_1003() -> None:
         run = StreamRun()
         async with websockets.connect(srv.ws_url) as ws:
             await ws.send(json.dumps({"type": "start", "sample_rate": 4000}))
-            await asyncio.wait_for(collect(ws, run), 10)
+            await asyncio.wait_for(collect(ws, run), 10_000 * MS)
     assert run.close_code == 1003
     [err] = run.of("error")
     assert err["code"] == "unsupported_format" and "got 4000" in err["message"]
@@ -193,7 +194,7 @@ async def test_query_parameters_start_the_stream() -> None:
             reader = asyncio.create_task(collect(ws, run))
             await ws.send(pcm16(female[: 2 * rate]))
             await ws.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 10)
+            await asyncio.wait_for(reader, 10_000 * MS)
     assert run.messages[0]["type"] == "ready" and len(run.results) >= 3
 
 
@@ -203,7 +204,7 @@ async def test_stream_limit_refuses_with_1013() -> None:
         await first.recv()  # ready: the first stream is admitted
         run = StreamRun()
         async with websockets.connect(srv.ws_url) as second:
-            await asyncio.wait_for(collect(second, run), 10)
+            await asyncio.wait_for(collect(second, run), 10_000 * MS)
     assert run.close_code == 1013 and run.of("error")[0]["code"] == "too_many_streams"
 
 
@@ -212,7 +213,7 @@ async def test_oversized_frame_closes_with_1009() -> None:
         run = StreamRun()
         async with websockets.connect(srv.ws_url) as ws:
             await ws.send(b"\x00" * 5000)
-            await asyncio.wait_for(collect(ws, run), 10)
+            await asyncio.wait_for(collect(ws, run), 10_000 * MS)
     # refused by the WebSocket layer before the frame is assembled; the close reason says why
     assert run.close_code == 1009
     assert "5000 bytes" in (run.close_reason or "") and "4096" in (run.close_reason or "")

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 
 from tests.fakes import FakeClassifier, Slowed
-from tests.helpers import DATA, eventually, load, running_server, stream_audio
+from tests.helpers import DATA, MS, eventually, load, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 from voxlive.protocol.frames import encode_wav_s16
 
@@ -20,10 +20,10 @@ def _wav(seconds: float, rate: int = 16_000) -> bytes:
 
 
 async def test_uploads_past_the_limit_are_busy_and_the_next_one_gets_in() -> None:
-    slow = Slowed(PitchClassifier(), per_window_s=0.05)
+    slow = Slowed(PitchClassifier(), per_window_s=50 * MS)
     async with (
         running_server(classifier=slow, max_uploads=1, gate="none") as srv,
-        httpx.AsyncClient(base_url=srv.url, timeout=60) as client,
+        httpx.AsyncClient(base_url=srv.url, timeout=60_000 * MS) as client,
     ):
         first = asyncio.create_task(client.post("/classify", content=_wav(8)))
         await eventually(lambda: srv.service.uploads.active == 1, "the first upload to run")
@@ -36,17 +36,17 @@ async def test_uploads_past_the_limit_are_busy_and_the_next_one_gets_in() -> Non
 
 
 async def test_an_upload_whose_client_leaves_is_cancelled() -> None:
-    slow = Slowed(PitchClassifier(), per_window_s=0.2)
+    slow = Slowed(PitchClassifier(), per_window_s=200 * MS)
     async with (
         running_server(classifier=slow, gate="none") as srv,
-        httpx.AsyncClient(base_url=srv.url, timeout=0.5) as client,
+        httpx.AsyncClient(base_url=srv.url, timeout=500 * MS) as client,
     ):
         with contextlib.suppress(httpx.ReadTimeout):
             await client.post("/classify", content=_wav(30))  # ~60 windows × 0.2 s
         batcher = srv.service.batcher
         assert batcher is not None
-        await eventually(lambda: srv.service.uploads.active == 0, "the upload to end", 5)
-        await eventually(lambda: not batcher._streams, "its stream to be released", 5)
+        await eventually(lambda: srv.service.uploads.active == 0, "the upload to end", 5_000 * MS)
+        await eventually(lambda: not batcher._streams, "its stream to be released", 5_000 * MS)
 
 
 async def test_a_slow_body_times_out_and_frees_its_slot() -> None:
@@ -57,7 +57,7 @@ async def test_a_slow_body_times_out_and_frees_its_slot() -> None:
             b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\nRIFF"
         )
         await writer.drain()
-        head = await asyncio.wait_for(reader.read(200), 5)
+        head = await asyncio.wait_for(reader.read(200), 5_000 * MS)
         writer.close()
         assert head.startswith(b"HTTP/1.1 408")
         async with httpx.AsyncClient(base_url=srv.url) as client:
@@ -66,10 +66,10 @@ async def test_a_slow_body_times_out_and_frees_its_slot() -> None:
 
 
 async def test_shutdown_gives_uploads_the_drain_time_then_answers_503() -> None:
-    slow = Slowed(PitchClassifier(), per_window_s=0.2)
+    slow = Slowed(PitchClassifier(), per_window_s=200 * MS)
     async with (
         running_server(classifier=slow, drain_timeout_ms=300, gate="none") as srv,
-        httpx.AsyncClient(base_url=srv.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=srv.url, timeout=30_000 * MS) as client,
     ):
         upload = asyncio.create_task(client.post("/classify", content=_wav(30)))
         await eventually(lambda: srv.service.uploads.active == 1, "the upload to run")
@@ -84,10 +84,10 @@ async def test_live_windows_go_before_an_upload() -> None:
     """A live stream next to a long upload: its windows are served first, so its latency stays
     near one model call while the upload's windows wait."""
     female, rate = load("female_speech.wav")
-    fake = FakeClassifier(per_window_s=0.05, sample_rate=16_000)
+    fake = FakeClassifier(per_window_s=50 * MS, sample_rate=16_000)
     async with (
         running_server(classifier=fake, gate="none", max_batch=8) as srv,
-        httpx.AsyncClient(base_url=srv.url, timeout=60) as client,
+        httpx.AsyncClient(base_url=srv.url, timeout=60_000 * MS) as client,
     ):
         upload = asyncio.create_task(client.post("/classify", content=_wav(60)))
         await eventually(lambda: srv.service.uploads.active == 1, "the upload to run")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_ready
+from tests.helpers import MS, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,5 +64,5 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> 
         assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
     finally:
         server.terminate()
-        server.wait(30)
+        server.wait(30_000 * MS)
         shutil.rmtree(venv, ignore_errors=True)  # about 1.5 GB: do not keep it in pytest's tmp

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import MS
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "system-deps.sh"
 BASH = "/bin/bash"
 
@@ -32,7 +34,9 @@ def fake_bin(tmp: Path, *, uid: int, sudo_ok: bool, apt: bool = True) -> Path:
 def run(tmp: Path, deps: str, **fake: bool | int) -> subprocess.CompletedProcess[str]:
     path = fake_bin(tmp, **fake)  # type: ignore[arg-type]
     env = {"PATH": str(path), "VOXLIVE_SYSTEM_DEPS": deps}
-    return subprocess.run([BASH, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [BASH, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30_000 * MS
+    )
 
 
 def apt_calls(tmp: Path) -> list[str]:
@@ -79,7 +83,7 @@ def test_root_or_passwordless_sudo_installs_exactly_what_is_missing(
 
 def test_check_only_reports(tmp_path: Path) -> None:
     out = subprocess.run(
-        [BASH, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=30,
+        [BASH, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=30_000 * MS,
         env={"PATH": str(fake_bin(tmp_path, uid=0, sudo_ok=True)), "VOXLIVE_SYSTEM_DEPS": "nope:pkg"},
     )  # fmt: skip
     assert out.returncode == 1 and "missing system packages: pkg" in out.stdout

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
+from tests.helpers import MS
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline import assembly
@@ -120,7 +121,7 @@ def test_warm_up_times_every_batch_size_up_to_max_batch() -> None:
     """1, 2, 4, … and max_batch itself, so the first live calls are planned from real times:
     also for 256, the largest max_batch allowed."""
     for max_batch, sizes in ((6, [1, 2, 4, 6]), (256, [1, 2, 4, 8, 16, 32, 64, 128, 256])):
-        clf = FakeClassifier(latency_s=0.001)
+        clf = FakeClassifier(latency_s=1 * MS)
         p = assemble(_settings(window_ms=100, hop_ms=100, max_batch=max_batch), classifier=clf)
         assert clf.batches == sizes
         for size in sizes:  # each call taught the cost model (about a millisecond each)

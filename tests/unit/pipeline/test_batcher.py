@@ -79,7 +79,7 @@ def feed(stream: Stream, *levels: float) -> None:
     stream.push(np.concatenate([np.full(100, v, np.float32) for v in levels]))
 
 
-async def drain(stream: Stream, n: int, within_s: float = 5.0) -> list[dict[str, Any]]:
+async def drain(stream: Stream, n: int, within_s: float = 5_000 * MS) -> list[dict[str, Any]]:
     """The stream's next ``n`` messages, as the batcher settles its windows."""
     out: list[dict[str, Any]] = []
     try:
@@ -110,7 +110,7 @@ def _live_then_lone(s: Stream, live: Stream, clock: Clock, at: float = 0.05) -> 
 
 # ---- batching across streams, in real time -------------------------------------------------------
 async def test_windows_from_many_streams_share_a_batch() -> None:
-    model = FakeClassifier(latency_s=0.05)
+    model = FakeClassifier(latency_s=50 * MS)
     async with batching(model, "s0", "s1", "s2", "s3", max_batch=8, max_wait_ms=50) as (_, streams):
         for i, s in enumerate(streams):
             s.push(np.full(100, 0.1 * (i + 1), np.float32))
@@ -125,12 +125,12 @@ async def test_a_full_batch_does_not_wait() -> None:
     model = FakeClassifier()
     async with batching(model, "s", "quiet", max_batch=2, max_wait_ms=5000) as (_, (s, _)):
         feed(s, 0.5, 0.5)
-        await drain(s, 2, within_s=2.0)
+        await drain(s, 2, within_s=2_000 * MS)
     assert model.batches == [2]
 
 
 async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
-    model = FakeClassifier(latency_s=0.01)
+    model = FakeClassifier(latency_s=10 * MS)
     async with batching(model, "flood", "calm", start=False, max_batch=2, max_wait_ms=0) as (
         b,
         (flood, calm),
@@ -146,7 +146,7 @@ async def test_round_robin_keeps_a_flooding_stream_from_taking_over() -> None:
 async def test_idle_batcher_sleeps() -> None:
     async with batching(FakeClassifier(), max_batch=8, max_wait_ms=10):
         cpu0 = time.process_time()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(300 * MS)
         cpu = time.process_time() - cpu0
     assert cpu < 0.05
 
@@ -162,7 +162,7 @@ async def test_an_exception_fails_only_its_batch() -> None:
 
 
 async def test_a_hung_model_times_out_and_the_batcher_recovers() -> None:
-    model = FakeClassifier(latency_s=0.5)
+    model = FakeClassifier(latency_s=500 * MS)
     async with batching(model, "s", max_batch=1, max_wait_ms=0, timeout_s=0.1) as (_, (s,)):
         feed(s, 0.5)
         [first] = await drain(s, 1)
@@ -220,7 +220,7 @@ async def test_a_hung_call_fails_its_windows_at_the_time_out_while_it_still_hang
         def predict(self, batch: np.ndarray) -> np.ndarray:
             calls.append(threading.current_thread())
             if len(calls) == 1:  # the first call hangs (for at most 3 s)
-                release.wait(3.0)
+                release.wait(3_000 * MS)
                 returned.set()
             return super().predict(batch)
 
@@ -250,22 +250,22 @@ async def test_a_call_queued_behind_a_hung_one_is_cancelled_at_the_time_out() ->
         def predict(self, batch: np.ndarray) -> np.ndarray:
             if batch[0, 0] == 0.5:  # the stream's window hangs (for at most 3 s)
                 started.set()
-                release.wait(3.0)
+                release.wait(3_000 * MS)
             return super().predict(batch)
 
     model = Hangs()
     try:
         async with batching(model, "s", max_batch=1, timeout_s=0.2) as (batcher, (s,)):
             feed(s, 0.5)
-            assert await asyncio.to_thread(started.wait, 3.0)
-            await asyncio.sleep(0.1)  # the window's call hangs, half way to its time-out
+            assert await asyncio.to_thread(started.wait, 3_000 * MS)
+            await asyncio.sleep(100 * MS)  # the window's call hangs, half way to its time-out
             queued = asyncio.ensure_future(batcher.predict(np.full((1, 100), 0.25, np.float32)))
             [error] = await drain(s, 1)
             assert error["type"] == "error"
             with pytest.raises(asyncio.CancelledError):
                 await queued
             release.set()
-            await asyncio.sleep(0.05)  # the hung thread finishes its call
+            await asyncio.sleep(50 * MS)  # the hung thread finishes its call
     finally:
         release.set()
     assert model.means == [[0.5]]  # the queued call never ran
@@ -284,7 +284,7 @@ async def test_a_window_with_non_finite_scores_is_told_so() -> None:
 
 async def test_calls_are_measured_for_metrics_and_the_cost_model() -> None:
     metrics = Metrics()
-    model = FakeClassifier(latency_s=0.02)
+    model = FakeClassifier(latency_s=20 * MS)
     async with batching(model, "s", metrics=metrics) as (batcher, (s,)):
         feed(s, 0.5, 0.5, 0.5)
         await drain(s, 3)
@@ -396,9 +396,9 @@ async def test_a_lone_window_waits_for_a_live_stream_due_soon_and_rides_with_it(
                         latency_budget_ms=1000) as (_, (live, s)):  # fmt: skip
         live.push(np.full(100, 0.5, np.float32))  # a window now, the next due in 500 ms
         await drain(live, 1)
-        await asyncio.sleep(0.01)  # the batcher is idle
+        await asyncio.sleep(10 * MS)  # the batcher is idle
         s.push(np.full(100, 0.5, np.float32))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(20 * MS)
         live.push(np.full(500, 0.5, np.float32))  # its next window, early
         await drain(s, 1)
         await drain(live, 1)
@@ -413,7 +413,7 @@ async def test_a_lone_window_waits_no_longer_than_max_wait() -> None:
         await drain(live, 1)
         started = time.monotonic()
         s.push(np.full(100, 0.5, np.float32))  # "live" is due in 500 ms but stays silent
-        await drain(s, 1, within_s=3.0)
+        await drain(s, 1, within_s=3_000 * MS)
         waited = time.monotonic() - started
     assert model.batches == [1, 1]
     assert 0.5 <= waited < 2.5
@@ -650,11 +650,11 @@ async def _serve(lengths: list[int], max_batch: int) -> tuple[FakeClassifier, li
     batcher.start()
     out: list[list[dict]] = [[] for _ in streams]  # type: ignore[type-arg]
     try:
-        async with asyncio.timeout(3):  # the fake model answers in microseconds
+        async with asyncio.timeout(3_000 * MS):  # the fake model answers in microseconds
             while not all(s.drained for s in streams):
                 for s, got in zip(streams, out, strict=True):
                     got.extend(s.pop_messages())
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(1 * MS)
     finally:
         await batcher.close()
     for s, got in zip(streams, out, strict=True):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
+from tests.helpers import MS
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.config import StreamConfig
@@ -49,7 +50,7 @@ async def _classify(
         batcher.add(Stream("live", CFG, listener=StreamHooks(batcher)))
     batcher.start()
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10_000 * MS):
             return await classify_samples(batcher, samples, config), batcher
     finally:
         await batcher.close()
@@ -81,7 +82,7 @@ async def test_next_to_an_open_live_stream_a_file_goes_in_small_calls() -> None:
 async def test_a_file_is_never_shed_however_slow_the_model() -> None:
     """Calls take 100 ms and max_lag_ms is 100: after the first call, a live stream would shed
     its windows. A file loses nothing, and is still served in full calls."""
-    model = FakeClassifier(latency_s=0.1)
+    model = FakeClassifier(latency_s=100 * MS)
     out, _ = await _classify(model, _ramp(36), dataclasses.replace(CFG, max_lag_ms=100))
     results = _results(out)
     assert len(results) == 36 and all(m["dropped_ms"] == 0 for m in results)
@@ -105,7 +106,7 @@ async def test_results_are_not_lost_with_a_small_max_unsent() -> None:
     """max_unsent bounds what a client that does not read may leave behind; the file reads all
     of its results, so even max_unsent 1 loses none of them (it used to lose the results
     settled just before each new block)."""
-    model = FakeClassifier(latency_s=0.001)
+    model = FakeClassifier(latency_s=1 * MS)
     config = dataclasses.replace(CFG, window_ms=200, max_unsent=1, buffer_ms=100)
     out, _ = await _classify(model, _ramp(50), config, max_batch=8)
     results = _results(out)
@@ -114,11 +115,11 @@ async def test_results_are_not_lost_with_a_small_max_unsent() -> None:
 
 
 async def test_two_recordings_at_once_each_get_their_own_results() -> None:
-    model = FakeClassifier(latency_s=0.001)
+    model = FakeClassifier(latency_s=1 * MS)
     batcher = Batcher(model, max_batch=4, max_wait_ms=0)
     batcher.start()
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10_000 * MS):
             low, high = await asyncio.gather(
                 classify_samples(batcher, np.full(2000, 0.25, np.float32), CFG),
                 classify_samples(batcher, np.full(3000, 0.75, np.float32), CFG),
@@ -159,7 +160,7 @@ class _ReadAhead(FakeClassifier):
     call (in samples): how much audio waits in memory."""
 
     def __init__(self) -> None:
-        super().__init__(latency_s=0.02)
+        super().__init__(latency_s=20 * MS)
         self.batcher: _Watching | None = None
         self.ahead: list[int] = []
 
@@ -179,7 +180,7 @@ async def test_a_file_is_read_at_most_one_block_ahead_of_the_model() -> None:
     batcher = model.batcher = _Watching(model, max_batch=2, max_wait_ms=0)
     batcher.start()
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(10_000 * MS):
             out = await classify_samples(batcher, _ramp(40), CFG)
     finally:
         await batcher.close()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
-from tests.helpers import load_chunks
+from tests.helpers import MS, load_chunks
 from voxlive.audio.vad import SileroVad, VadState
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.config import StreamConfig
@@ -57,16 +57,16 @@ async def _vad_batcher(vad: ScriptedVad) -> tuple[Batcher, Stream, asyncio.Event
     stream = Stream("s", VAD_CFG, listener=StreamHooks(batcher, ready.set))
     batcher.add(stream)
     batcher.start()
-    await asyncio.sleep(0.01)  # both tasks idle, asleep on their events
+    await asyncio.sleep(10 * MS)  # both tasks idle, asleep on their events
     return batcher, stream, ready
 
 
 async def _messages(stream: Stream, n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(5_000 * MS):
         while len(out) < n:
             out.extend(stream.pop_messages())
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(2 * MS)
     return out
 
 
@@ -77,7 +77,7 @@ async def test_the_vad_runner_wakes_for_new_audio_and_runs_on_its_own_thread() -
         assert {"voxlive-model", "voxlive-vad"} <= {t.get_name() for t in asyncio.all_tasks()}
         stream.push(np.zeros(8 * CHUNK, np.float32))
         [first] = await _messages(stream, 1)
-        await asyncio.sleep(0.01)  # idle again
+        await asyncio.sleep(10 * MS)  # idle again
         vad.prob = 0.1
         stream.push(np.zeros(8 * CHUNK, np.float32))
         [second] = await _messages(stream, 1)
@@ -115,7 +115,7 @@ async def test_a_stream_removed_from_the_batcher_gets_no_more_vad_work() -> None
         batcher.remove(stream)
         batcher.remove(stream)  # idempotent (closing a stream twice removes it twice)
         stream.push(np.zeros(8 * CHUNK, np.float32))
-        await asyncio.sleep(0.1)  # time enough for the VAD runner to look at it
+        await asyncio.sleep(100 * MS)  # time enough for the VAD runner to look at it
     finally:
         await batcher.close()
     assert seen == 8 and vad.chunks == 8 and stream.gating == 1
@@ -138,7 +138,7 @@ async def test_the_batcher_runs_the_vad_and_ambient_never_reaches_the_model() ->
         ambient.push(np.zeros(140 * CHUNK, np.float32))
         for s in (speech, ambient):
             s.finish()
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(30_000 * MS):
             while any(s.gating or s.pending or s.inflight for s in (speech, ambient)):
                 settled.clear()
                 await settled.wait()

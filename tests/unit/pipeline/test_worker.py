@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tests.fakes import FakeClassifier
+from tests.helpers import MS
 from voxlive.pipeline.batcher import Batcher
 
 
@@ -38,7 +39,7 @@ class Overlap(FakeClassifier):
 
 
 async def test_the_model_is_never_called_from_two_threads_at_once() -> None:
-    model = Overlap(latency_s=0.02)
+    model = Overlap(latency_s=20 * MS)
     batcher = Batcher(model, max_batch=1, max_wait_ms=0)
     try:
         await asyncio.gather(*(batcher.predict(np.zeros((1, 10), np.float32)) for _ in range(3)))
@@ -54,7 +55,7 @@ async def test_close_waits_for_the_call_in_progress_and_cancels_the_queued_ones(
     class Held(Overlap):
         def predict(self, batch: np.ndarray) -> np.ndarray:
             started.set()
-            release.wait(3.0)  # until the test lets it finish (at most 3 s)
+            release.wait(3_000 * MS)  # until the test lets it finish (at most 3 s)
             return super().predict(batch)
 
     model = Held()
@@ -65,8 +66,10 @@ async def test_close_waits_for_the_call_in_progress_and_cancels_the_queued_ones(
         asyncio.ensure_future(batcher.predict(np.full((1, 10), v, np.float32))) for v in (1, 2)
     ]
     # the first call is in progress, the second queued
-    assert await asyncio.to_thread(started.wait, 3.0)
-    threading.Timer(0.1, release.set).start()  # close blocks the event loop: a timer releases it
+    assert await asyncio.to_thread(started.wait, 3_000 * MS)
+    threading.Timer(
+        100 * MS, release.set
+    ).start()  # close blocks the event loop: a timer releases it
     await batcher.close()
     assert model.finished == 1  # done by the time close returned…
     assert not any(t.is_alive() for t in model.ran_on)  # the worker thread is gone

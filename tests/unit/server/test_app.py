@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.fakes import FakeClassifier
-from tests.helpers import tone, wav
+from tests.helpers import MS, tone, wav
 from voxlive.server.app import create_app
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
@@ -153,7 +153,7 @@ def test_readyz_is_503_while_loading_and_a_failed_load_is_fatal() -> None:
     fatal: list[BaseException] = []
 
     def slow(settings: Settings) -> FakeClassifier:
-        assert release.wait(10)
+        assert release.wait(10_000 * MS)
         return FakeClassifier(sample_rate=16_000)
 
     app = create_app(Settings(model="pitch", web_dir="/nonexistent"), loader=slow)

@@ -23,7 +23,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from tests.fakes import FakeClassifier, FakeWebSocket
-from tests.helpers import eventually, pcm16, service, tone
+from tests.helpers import MS, eventually, pcm16, service, tone
 from voxlive.inference.base import ModelInfo
 from voxlive.server.budget import Budget
 from voxlive.server.connection import NEXT, Connection
@@ -34,7 +34,7 @@ RATE = 16_000
 
 async def run(svc: Service, ws: FakeWebSocket) -> Connection:
     conn = Connection(ws, svc)  # type: ignore[arg-type]
-    await asyncio.wait_for(conn.run(), 10)
+    await asyncio.wait_for(conn.run(), 10_000 * MS)
     return conn
 
 
@@ -222,7 +222,7 @@ async def test_shutdown_drains_sends_end_and_closes_1001() -> None:
         task = asyncio.create_task(conn.run())
         await eventually(lambda: len(ws.of("result")) == 2, "two results")
         await svc.drain(2.0)
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
         assert svc.status == "stopping"
     assert ws.sent[-1]["type"] == "end" and ws.of("end")[0]["windows"] == 2
     assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
@@ -237,7 +237,7 @@ async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed()
         task = asyncio.create_task(conn.run())
         await eventually(lambda: len(first.of("result")) == 2, "two results")
         first.vanish()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
         stream_id = first.of("ready")[0]["stream_id"]
         assert list(svc.registry.detached) == [stream_id]
         again = FakeWebSocket()
@@ -345,7 +345,7 @@ async def test_a_stream_resumes_through_the_query_and_an_unknown_one_is_named() 
         conn, task = start(svc, first)
         await eventually(lambda: len(first.of("result")) == 2, "two results")
         first.vanish()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
         again = FakeWebSocket(query={"stream_id": conn.id, "last_seq": "0"})
         again.audio(tone(100))
         again.text({"type": "stop"})
@@ -384,7 +384,7 @@ async def test_a_vanished_stream_is_kept_only_if_it_carried_audio_and_resume_is_
 
 
 def _overloaded(**changes: Any) -> Any:
-    return service(classifier=FakeClassifier(sample_rate=RATE, latency_s=0.05), max_lag_ms=100,
+    return service(classifier=FakeClassifier(sample_rate=RATE, latency_s=50 * MS), max_lag_ms=100,
                    buffer_ms=300, **changes)  # fmt: skip
 
 
@@ -480,7 +480,7 @@ async def test_a_client_that_reads_nothing_gets_the_newest_64_errors_and_a_count
         ws.text({"type": "stop"})
         await eventually(lambda: conn.state != "streaming", "stop read")
         ws.reads.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
     assert ws.sent[0]["type"] == "ready"  # it was on its way before the errors came
     assert [e["message"] for e in ws.of("error")] == [NOT_JSON.format(n) for n in range(7, 71)]
     assert ws.of("end")[0]["dropped_errors"] == 6
@@ -541,7 +541,7 @@ def start(svc: Service, ws: FakeWebSocket) -> tuple[Connection, asyncio.Task[Non
 async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_close(
     drain_s: float,
 ) -> None:
-    async with service(classifier=SlowTail(slow_s=0.6), hop_ms=200) as svc:
+    async with service(classifier=SlowTail(slow_s=600 * MS), hop_ms=200) as svc:
         ws = FakeWebSocket()
         ws.audio(tone(400))  # two windows
         ws.audio(tone(100, level=0.9))  # cut as a tail window at stop, and slow to classify
@@ -550,7 +550,7 @@ async def test_shutdown_after_stop_brings_the_end_forward_but_keeps_the_stops_cl
         ws.text({"type": "stop"})  # draining, for up to 30 s
         await eventually(lambda: conn.state == "draining", "draining after stop")
         conn.shutdown(drain_s)  # end is due long before the tail's result
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
     # the open segment is closed and sent with end, though the stream has not drained
     assert [m["type"] for m in ws.sent] == ["ready", "result", "result", "segment", "end"]
     assert (ws.of("segment")[0]["start_ms"], ws.of("segment")[0]["end_ms"]) == (0, 400)
@@ -565,7 +565,7 @@ async def test_a_close_requested_while_closing_or_closed_changes_nothing() -> No
         await eventually(lambda: conn.state == "closing", "closing")
         conn.shutdown(0)
         ws.reads.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
         conn.shutdown(0)  # and once closed
     assert [m["type"] for m in ws.sent] == ["error"]
     assert (ws.close_code, ws.close_reason) == (1009, "frame_too_large")
@@ -600,7 +600,9 @@ async def test_a_disconnect_read_while_the_server_closes_is_no_error() -> None:
         conn, task = start(svc, ws)
         await eventually(lambda: bool(ws.of("result")), "a result")
         conn.shutdown(0)
-        await asyncio.wait_for(task, 5)  # raises if the reader's disconnect broke a state move
+        await asyncio.wait_for(
+            task, 5_000 * MS
+        )  # raises if the reader's disconnect broke a state move
     assert ws.sent[-1]["type"] == "end" and (ws.close_code, ws.close_reason) == (
         1001,
         "server shutting down",
@@ -654,7 +656,7 @@ async def test_a_client_gone_mid_send_is_logged_at_debug_only(
                 lambda: any(r.name == LOGGER for r in caplog.records), "the connection's log"
             )
             ws.vanish()  # the reader sees the client go too
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, 5_000 * MS)
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER] == [
         ("DEBUG", f"a stream's client went away mid-send: {gone!r}")
     ]
@@ -700,7 +702,7 @@ async def test_a_stream_within_max_stream_ms_ends_normally() -> None:
         await eventually(lambda: bool(ws.of("result")), "a result")
         ws.audio(tone(100))  # later, while the reader waits for the next message
         ws.text({"type": "stop"})
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
     assert not ws.of("error") and ws.of("end")[0]["duration_ms"] == 300.0
     assert (ws.close_code, ws.close_reason) == (1000, "stream ended")
     assert conn.state == "closed"
@@ -711,9 +713,9 @@ async def test_nothing_is_read_past_max_stream_ms() -> None:
         ws = FakeWebSocket()
         ws.audio(tone(50))
         conn, task = start(svc, ws)
-        await asyncio.sleep(0.3)  # past the limit: the reader has stopped by now
+        await asyncio.sleep(300 * MS)  # past the limit: the reader has stopped by now
         ws.audio(tone(100))
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 5_000 * MS)
     assert [e["code"] for e in ws.of("error")] == ["max_duration"]
     assert ws.of("end")[0]["duration_ms"] == 50.0  # the late frame was never read
     assert (ws.close_code, ws.close_reason) == (1001, "max_duration")

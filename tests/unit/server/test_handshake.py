@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeClassifier, FakeWebSocket
+from tests.helpers import MS
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.order import MessageOrder, Started
@@ -45,7 +46,7 @@ def _auth(ws: FakeWebSocket, svc: Service, budget: Budget | None = None) -> Any:
     order = MessageOrder(DEFAULT_FORMAT)
 
     async def go() -> Any:
-        return await asyncio.wait_for(authenticate(ws, order, budget or Budget(), svc), 5)  # type: ignore[arg-type]
+        return await asyncio.wait_for(authenticate(ws, order, budget or Budget(), svc), 5_000 * MS)  # type: ignore[arg-type]
 
     return asyncio.run(go())
 

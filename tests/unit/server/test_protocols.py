@@ -21,7 +21,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
 from tests.fakes import Timers, Transport
-from tests.helpers import eventually
+from tests.helpers import MS, eventually
 from voxlive.server.protocols import GuardedHttp, GuardedWebSocket, guarded_protocols
 
 
@@ -66,7 +66,7 @@ async def test_a_socket_that_sends_no_complete_request_head_is_aborted_after_the
     assert trickle._deadline is not None  # a partial head does not stop the clock
     done.data_received(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert done._deadline is None  # the head is in: no deadline while the app answers
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(200 * MS)
     assert idle_t.aborted and trickle_t.aborted
     assert b"200" in done_t.written
     assert done_t.aborted  # then idle on keep-alive: the next head is due within the deadline
@@ -100,7 +100,7 @@ async def test_a_connection_that_is_gone_is_not_aborted_by_its_deadline() -> Non
     reset, reset_t = _connect(http, state)
     clean.connection_lost(None)
     reset.connection_lost(ConnectionResetError())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(100 * MS)
     assert clean_t.closing and not clean_t.aborted
     assert not reset_t.closing  # uvicorn closes only after a clean end; the error is passed on
     assert not state.connections
@@ -121,7 +121,7 @@ async def test_a_pipelined_request_is_not_cut_by_the_deadline_while_it_is_answer
         b"GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\nGET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n"
     )
     await eventually(lambda: b"/fast" in transport.written, "the first answer")
-    await asyncio.sleep(0.1)  # the deadline armed after the first answer has passed
+    await asyncio.sleep(100 * MS)  # the deadline armed after the first answer has passed
     assert not transport.aborted
     release.set()
     await eventually(lambda: transport.aborted, "the idle connection aborted")
@@ -178,7 +178,7 @@ async def test_a_slow_pipelined_answer_gets_the_whole_header_deadline_after_it()
 
 
 # ---- WebSocket: pongs a peer does not read, closes it does not answer ----------------------------
-CLOSE_S = 0.1  # the close time-out these tests run with
+CLOSE_S = 100 * MS  # the close time-out these tests run with
 
 
 PING = b"p" * 123  # its pong is a 125-byte frame (2 bytes of header, unmasked)
@@ -260,7 +260,9 @@ async def test_pings_are_answered_until_unread_pongs_pass_the_backlog_then_the_p
 async def test_a_close_to_a_peer_that_does_not_read_is_cut_after_the_close_time_out() -> None:
     async with accepted() as peer:
         peer.server.pause_writing()  # the transport's buffer is full: the peer does not read
-        await asyncio.wait_for(peer.server.send({"type": "websocket.close", "code": 1000}), 1)
+        await asyncio.wait_for(
+            peer.server.send({"type": "websocket.close", "code": 1000}), 1_000 * MS
+        )
         assert peer.transport.aborted
         assert peer.frames() == []  # no close frame was queued behind the unread data
 
@@ -273,7 +275,7 @@ async def test_a_close_waits_for_a_slow_reader_then_is_sent() -> None:
         )
         await asyncio.sleep(CLOSE_S / 10)
         peer.server.resume_writing()  # the peer caught up within the time-out
-        await asyncio.wait_for(closing, 1)
+        await asyncio.wait_for(closing, 1_000 * MS)
         [frame] = peer.frames()
         assert Close.parse(frame.data) == Close(1001, "bye") and not peer.transport.aborted
 
@@ -299,6 +301,6 @@ async def test_a_data_message_to_a_slow_reader_waits_and_is_never_cut() -> None:
         await asyncio.sleep(2 * CLOSE_S)  # longer than a close may wait: back-pressure, not a cut
         assert not sending.done() and not peer.transport.aborted
         peer.server.resume_writing()
-        await asyncio.wait_for(sending, 1)
+        await asyncio.wait_for(sending, 1_000 * MS)
         [frame] = peer.frames()
         assert (frame.opcode, frame.data) == (Opcode.TEXT, b"hi")

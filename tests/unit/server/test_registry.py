@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from tests.fakes import FakeClassifier
+from tests.helpers import MS
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.config import StreamConfig
@@ -76,12 +77,12 @@ async def test_a_detached_stream_is_released_after_the_grace_period() -> None:
     registry = _registry(resume_grace_ms=20)
     stream = Stream("s1", CFG)
     registry.detach(stream, StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0)))
-    await asyncio.sleep(0.005)
+    await asyncio.sleep(5 * MS)
     assert not stream.closed and "s1" in registry.detached
     for _ in range(100):
         if stream.closed:
             break
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
     assert stream.closed and registry.resume("s1") is None
 
 
@@ -93,15 +94,15 @@ async def test_drain_releases_detached_streams_and_asks_every_connection_to_fini
     registry.opened(a)
     registry.opened(b)
     drained = asyncio.create_task(registry.drain(5.0))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(10 * MS)
     assert stream.closed and not registry.detached
     assert a.drains == [5.0] and b.drains == [5.0]
     assert not drained.done()  # waits for the connections to close
     registry.closed(a)
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(10 * MS)
     assert not drained.done()
     registry.closed(b)
-    await asyncio.wait_for(drained, 1)
+    await asyncio.wait_for(drained, 1_000 * MS)
 
 
 async def test_drain_gives_up_after_its_timeout() -> None:
@@ -109,7 +110,9 @@ async def test_drain_gives_up_after_its_timeout() -> None:
     registry.opened(Conn())
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    await asyncio.wait_for(registry.drain(0.05), 5)  # returns although a connection stays open
+    await asyncio.wait_for(
+        registry.drain(0.05), 5_000 * MS
+    )  # returns although a connection stays open
     assert loop.time() - t0 >= 0.05
 
 

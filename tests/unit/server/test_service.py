@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
-from tests.helpers import eventually
+from tests.helpers import MS, eventually
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.server.service import Service
 from voxlive.settings import Settings
@@ -102,16 +102,16 @@ async def test_loading_runs_as_a_named_task_and_stop_while_loading_cancels_it() 
     clf = Closing()
 
     def loader(s: Settings) -> Classifier:
-        assert release.wait(10)
+        assert release.wait(10_000 * MS)
         return clf
 
     service = Service(SETTINGS, loader=loader)
     await service.start()
     assert "voxlive-load" in {t.get_name() for t in asyncio.all_tasks()}  # shows in task dumps
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(10 * MS)
     await service.stop()
     release.set()
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(100 * MS)
     assert service.pipeline is None  # the load was abandoned: nothing assembled after stop
     assert service.status == "stopping"
 
@@ -135,6 +135,6 @@ async def test_stop_drains_streams_for_a_second_and_cuts_uploads(
 
     monkeypatch.setattr(service.registry, "drain", drain)
     assert service.uploads.enter()  # an upload that will not finish
-    await asyncio.wait_for(service.stop(), 5)
+    await asyncio.wait_for(service.stop(), 5_000 * MS)
     assert asked == [1.0]
     assert service.uploads.cut.is_set()  # it answers 503 now

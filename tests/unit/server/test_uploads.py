@@ -14,7 +14,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.helpers import wav
+from tests.helpers import MS, wav
 from voxlive.inference.base import ModelInfo
 from voxlive.server.uploads import Uploads, classify_upload
 from voxlive.settings import Settings
@@ -217,10 +217,10 @@ def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
         host = _Host(_Pipeline(wait=True))
         gone = asyncio.Event()
         task = asyncio.create_task(classify_upload(_request(wav(0.01), disconnect=gone), host))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         assert not task.done() and host.uploads.active == 1
         gone.set()
-        return await asyncio.wait_for(task, 5), host
+        return await asyncio.wait_for(task, 5_000 * MS), host
 
     r, host = asyncio.run(go())
     assert r.status_code == 499
@@ -232,11 +232,11 @@ def test_other_messages_from_the_client_do_not_count_as_leaving() -> None:
     async def go() -> Response:
         host = _Host(_Pipeline(wait=True))
         task = asyncio.create_task(classify_upload(_request(wav(0.01), after=3), host))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(20 * MS)
         assert not task.done()
         assert host.pipeline is not None
         host.pipeline.release.set()
-        return await asyncio.wait_for(task, 5)
+        return await asyncio.wait_for(task, 5_000 * MS)
 
     assert asyncio.run(go()).status_code == 200
 
@@ -245,9 +245,9 @@ def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
         task = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         await host.uploads.drain(0.01)  # nothing finishes in time: the rest are cut
-        return await asyncio.wait_for(task, 5), host
+        return await asyncio.wait_for(task, 5_000 * MS), host
 
     r, host = asyncio.run(go())
     _refused(r, 503, "shutting_down", "the server shut down before the file was classified")
@@ -259,13 +259,13 @@ def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
         task = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         drain = asyncio.create_task(host.uploads.drain(5))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         assert not drain.done()
         assert host.pipeline is not None
         host.pipeline.release.set()
-        await asyncio.wait_for(drain, 5)
+        await asyncio.wait_for(drain, 5_000 * MS)
         assert not host.uploads.cut.is_set()
         return await task, host
 
@@ -288,10 +288,10 @@ def test_the_upload_count_is_bounded_and_idle_only_at_zero() -> None:
         assert uploads.active == 2
         uploads.leave()
         drain = asyncio.create_task(uploads.drain(5))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(10 * MS)
         assert not drain.done()  # one still running
         uploads.leave()
-        await asyncio.wait_for(drain, 1)
+        await asyncio.wait_for(drain, 1_000 * MS)
         assert not uploads.cut.is_set()
 
     asyncio.run(go())
