@@ -1,7 +1,7 @@
 """Decoding binary frames into float32 samples: raw PCM and self-describing WAV.
 
 Pure functions, no I/O. Arbitrary bytes raise only :class:`~voxlive.errors.FrameError` or
-:class:`~voxlive.errors.FormatError` (see tests/unit/test_fuzz_protocol.py).
+:class:`~voxlive.errors.FormatError` (fuzzed in tests/unit/protocol/test_frames.py).
 """
 
 from __future__ import annotations
