@@ -95,6 +95,12 @@ class Settings:
     inference_timeout_ms: int = _opt(
         30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
     )
+    worker_restarts: int = _opt(
+        1,
+        "how often a crashed batcher or VAD runner task is restarted (after 1 s, then 2 s, …) "
+        "over the server's life; every stream is closed 1011 at each crash; past this the "
+        "server stays failed and `voxlive serve` exits 1 (0: never restart)",
+    )
     buffer_ms: int = _opt(
         4000,
         "audio each stream may hold unclassified, ms; when inference falls behind, the oldest "
@@ -222,6 +228,7 @@ class Settings:
             "0 (never shed) or 100..600000 ms",
         )  # fmt: skip
         need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
+        need(0 <= self.worker_restarts <= 100, "worker_restarts", "0..100")
         need(
             self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,
             "buffer_ms",
