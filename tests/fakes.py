@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,29 @@ class Transport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         pass
+
+
+def save_tiny_wav2vec2(path: Path, labels: tuple[str, ...] = ("LABEL_0", "LABEL_1")) -> Path:
+    """Save a small randomly initialised wav2vec2 classifier (the real architecture, labels in
+    class-index order) and its feature extractor into ``path`` with save_pretrained; returns
+    ``path``. Random weights: honest for plumbing and speed, says nothing about accuracy."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )  # fmt: skip
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=False,
+    ).save_pretrained(path)  # fmt: skip
+    return path

@@ -5,9 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import save_tiny_wav2vec2
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.hf import DEFAULT_MODEL, TransformersClassifier, resolve_labels
 from voxlive.inference.loader import load_local
+from voxlive.pipeline.assembly import assemble
 from voxlive.settings import Settings
 
 
@@ -50,7 +52,7 @@ def _no_model(monkeypatch: pytest.MonkeyPatch, *, cached: bool, reachable: bool)
 
     def load(model: str, settings: Settings, local_only: bool = False) -> None:
         attempts.append(model)
-        raise RuntimeError("ONNX export check: expected logits within 1e-3, got 0.5")
+        raise RuntimeError("the cached weights are truncated")
 
     monkeypatch.setattr(loader, "model_cached", lambda model: cached)
     monkeypatch.setattr(loader, "hub_reachable", lambda timeout_s=3.0: reachable)
@@ -81,7 +83,7 @@ def test_other_load_failures_stop_startup_with_their_cause(
     """A cached model that fails to load (or a download that does) is not 'offline': the real
     cause is reported, never rewritten into a fallback."""
     attempts = _no_model(monkeypatch, cached=cached, reachable=reachable)
-    with pytest.raises(ModelLoadError, match="ONNX export check: expected logits"):
+    with pytest.raises(ModelLoadError, match="the cached weights are truncated"):
         load_local(Settings(model="auto"))
     assert attempts == ["7wolf/wav2vec2-base-gender-classification"]
 
@@ -102,3 +104,41 @@ def test_hub_probe(monkeypatch: pytest.MonkeyPatch) -> None:
         assert hub_reachable(timeout_s=1)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # closed now
     assert not hub_reachable(timeout_s=1)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize(
+    "labels",
+    [("speech", "music"), tuple(f"LABEL_{i}" for i in range(12))],
+    ids=["speech-music", "twelve-LABEL_n"],
+)
+async def test_labels_follow_the_model_s_class_index_not_alphabetical_order(
+    labels: tuple[str, ...], backend: str, tmp_path: Path
+) -> None:
+    """Column i of the model's output is class i: ``{0: "speech", 1: "music"}`` stays in that
+    order (not music, speech), and LABEL_10 comes after LABEL_9 (not after LABEL_1)."""
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    path = save_tiny_wav2vec2(tmp_path / "model", labels)
+    settings = Settings(model=str(path), backend=backend, cache_dir=str(tmp_path / "cache"),
+                        gate="none", window_ms=1000, hop_ms=1000, smoothing=1)  # fmt: skip
+    clf = load_local(settings)
+    assert clf.info.labels == labels
+    audio = (0.1 * np.random.default_rng(1).standard_normal((1, 16_000))).astype(np.float32)
+    extractor = AutoFeatureExtractor.from_pretrained(path)
+    model = AutoModelForAudioClassification.from_pretrained(path).eval()
+    with torch.inference_mode():
+        inputs = extractor(list(audio), sampling_rate=16_000, return_tensors="pt")
+        expected = torch.softmax(model(**inputs).logits, dim=-1).numpy()
+    np.testing.assert_allclose(clf.predict(audio), expected, atol=1e-4)
+    # A stream's result names each column by its class: scores[labels[i]] is column i.
+    pipeline = assemble(settings, classifier=clf, warm_up=False)
+    pipeline.start()
+    try:
+        [result] = [m for m in await pipeline.classify(audio[0]) if m["type"] == "result"]
+    finally:
+        await pipeline.close()
+    assert list(result["scores"]) == list(labels)
+    np.testing.assert_allclose([result["scores"][n] for n in labels], expected[0], atol=1e-4)
+    assert result["label"] == labels[int(np.argmax(expected[0]))]

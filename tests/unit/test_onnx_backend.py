@@ -1,5 +1,6 @@
 """The ONNX Runtime backend, exported from a tiny random wav2vec2 loaded by path."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from voxlive.inference import onnx as onnx_backend
 from voxlive.inference.hf import TransformersClassifier
 from voxlive.inference.loader import load_local
 from voxlive.inference.onnx import OnnxClassifier
+from voxlive.server.service import Service
 from voxlive.settings import Settings
 
 
@@ -84,10 +86,38 @@ def test_backend_auto_falls_back_to_pytorch_and_says_why(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the agreement check fails
+    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the real agreement check fails
     clf = load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path)))
     assert clf.info.backend == "transformers"
-    assert "backend auto: not serving" in caplog.text and "expected logits within" in caplog.text
+    assert "BACKEND FALLBACK: --backend auto: not serving" in caplog.text
+    assert clf.info.backend_fallback is not None
+    assert "ModelLoadError: ONNX export of" in clf.info.backend_fallback
+    assert "expected logits within -1 (relative) of PyTorch" in clf.info.backend_fallback
+    # --backend onnx stops instead
+    with pytest.raises(ModelLoadError, match="expected logits within -1"):
+        load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path), backend="onnx"))
+
+
+def test_the_default_model_with_a_failing_export_check_serves_with_pytorch_and_says_so(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """``--model auto`` (the default) too: a failed ONNX check is no model failure."""
+    import voxlive.inference.loader as loader
+
+    monkeypatch.setattr(loader, "DEFAULT_MODEL", str(tiny_model_dir))
+    monkeypatch.setattr(loader, "model_cached", lambda model: True)
+    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)
+    settings = Settings(model="auto", cache_dir=str(tmp_path))
+    service = Service(settings)
+    with caplog.at_level(logging.WARNING):
+        clf = load_local(settings)
+    service.classifier = clf
+    assert clf.info.backend == "transformers" and clf.info.fallback is None
+    described = service.describe()
+    assert described["backend"] == "transformers"
+    assert "expected logits within -1" in described["backend_fallback"]
+    assert "BACKEND FALLBACK" in caplog.text
 
 
 def test_backend_auto_on_a_missing_model_fails_as_pytorch_would(tmp_path: Path) -> None:

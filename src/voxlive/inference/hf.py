@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +63,7 @@ class TransformersClassifier:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = pick_device(device)
-        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
         model: Any = AutoModelForAudioClassification.from_pretrained(
@@ -81,6 +82,10 @@ class TransformersClassifier:
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    def note_backend_fallback(self, reason: str) -> None:
+        """Serving in place of the backend ``--backend auto`` tried first, because ``reason``."""
+        self._info = dataclasses.replace(self._info, backend_fallback=reason)
 
     @property
     def model(self) -> Any:

@@ -158,7 +158,7 @@ class OnnxClassifier:
 
         # Config and feature extractor only: the PyTorch weights are loaded just to export.
         config: Any = AutoConfig.from_pretrained(model_id, local_files_only=local_files_only)
-        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
         id2label = {int(k): str(v) for k, v in config.id2label.items()}
@@ -261,8 +261,9 @@ def load_auto(
     local_files_only: bool = False,
 ) -> Classifier:
     """``--backend auto``: PyTorch on CUDA; on CPU, ONNX Runtime fp32 (exported and checked on
-    first start, then from the cache), or PyTorch, with the reason logged, when the export or
-    its agreement check fails. A model that cannot be found at all raises as PyTorch would."""
+    first start, then from the cache), or PyTorch when the export or its agreement check fails:
+    loudly (a ``BACKEND FALLBACK`` warning, and ``info.backend_fallback`` says why, which
+    ``/readyz`` reports). A model that cannot be found at all raises as PyTorch would."""
     from transformers import AutoConfig
 
     if pick_device(device) != "cpu":
@@ -279,12 +280,16 @@ def load_auto(
     except ConfigError:
         raise
     except Exception as exc:
+        reason = f"ONNX Runtime could not serve it ({type(exc).__name__}: {exc})"
         log.warning(
-            "backend auto: not serving %s with ONNX Runtime (%s: %s); using PyTorch instead "
-            "(slower on CPU). --backend torch skips the attempt.",
-            model_id, type(exc).__name__, exc,
+            "BACKEND FALLBACK: --backend auto: not serving %s with ONNX Runtime: %s; serving "
+            "with PyTorch instead (slower on CPU). /readyz says so (backend_fallback); "
+            "--backend torch skips the attempt, --backend onnx stops startup instead.",
+            model_id, reason,
         )  # fmt: skip
-        return TransformersClassifier(
+        clf = TransformersClassifier(
             model_id, labels=labels, device="cpu", threads=threads,
             local_files_only=local_files_only,
         )  # fmt: skip
+        clf.note_backend_fallback(reason)
+        return clf

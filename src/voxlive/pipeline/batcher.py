@@ -46,6 +46,21 @@ from voxlive.pipeline.worker import LoopWorker
 log = logging.getLogger(__name__)
 
 
+def check_output(probs: np.ndarray, rows: int, labels: int) -> None:
+    """Raise a ValueError unless ``probs`` holds one row per window and one column per label
+    (a model, or ``--labels``, of the wrong width would otherwise fail later, in every
+    stream's sender)."""
+    shape = getattr(probs, "shape", ())
+    if len(shape) != 2:
+        raise ValueError(f"model output: expected 2 dimensions (windows, labels), got {shape}")
+    if shape[0] != rows:
+        raise ValueError(f"model output: expected {rows} rows (one per window), got {shape[0]}")
+    if shape[1] != labels:
+        raise ValueError(
+            f"model output: expected {labels} columns (one per label), got {shape[1]}"
+        )
+
+
 class CostModel:
     """Expected model-call time, learned from the calls made: per (batch size, window length) an
     exponential moving average, else the average cost per sample scaled to the batch; both times
@@ -112,12 +127,17 @@ class Wiring:
     def results_ready(self) -> None:
         if self.on_results is not None:
             self.on_results()
+        self.results_taken()
+
+    def results_taken(self) -> None:
+        """The stream's reader took messages: a lossless reader waiting for room looks again."""
         if self._room is not None:
             self._room.set()
 
     async def wait_for_room(self, stream: Stream) -> None:
         """Back-pressure for a lossless stream: return once it is no longer backlogged (at
-        once when it is not). Safe to cancel."""
+        once when it is not): its windows classified and its client reading. Safe to
+        cancel."""
         while stream.backlogged:
             self._room = asyncio.Event()
             try:
@@ -323,10 +343,7 @@ class Batcher(LoopWorker):
                 self._metrics.queue_wait.observe(max(started - w.ready_at, 0.0))
         try:
             probs = await self.predict(np.stack([w.audio for w in batch]))
-            if probs.shape[0] != len(batch):
-                raise ValueError(
-                    f"model returned {probs.shape[0]} rows for a batch of {len(batch)}"
-                )
+            check_output(probs, len(batch), len(self.classifier.info.labels))
         except TimeoutError:
             log.error("model call exceeded %.1f s; failing %d windows", self.timeout_s, len(batch))
             # The hung call keeps its thread; later batches get a fresh one.
