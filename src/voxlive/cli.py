@@ -115,7 +115,7 @@ def _bench_parser(sub: Any) -> None:
     )
     b.add_argument("--out", default="bench-results/bench.json", help="JSON report path")
     b.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
-    add_arguments(bench.add_argument_group("server (when bench starts it)"))
+    add_arguments(bench, "when bench starts the server: {}")
 
 
 def server_flags(args: dict[str, Any]) -> list[str]:
