@@ -1,5 +1,6 @@
 import argparse
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from voxlive import cli
 from voxlive.errors import ConfigError
-from voxlive.settings import Settings, build, choices, sections
+from voxlive.settings import Settings, build, choices, flag, sections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,3 +145,18 @@ def test_the_serve_help_groups_the_flags_by_section() -> None:
     groups = {g.title: [a.dest for a in g._group_actions] for g in serve._action_groups}
     for title, names in sections().items():
         assert groups[title] == list(names)
+
+
+def test_the_readme_table_groups_the_settings_under_the_same_headings() -> None:
+    """The configuration table has a bold heading row per section, then that section's rows."""
+    text = (ROOT / "README.md").read_text()
+    found: dict[str, list[str]] = {}
+    heading = None
+    for line in text.splitlines():
+        if m := re.match(r"^\| \*\*(.+?)\*\* \|", line):
+            heading = m.group(1).split(" (")[0].lower()  # "Uploads (`POST /classify`)"
+            found[heading] = []
+        elif heading is not None and (m := re.match(r"^\| `(--[a-z-]+)` \| `VOXLIVE_", line)):
+            found[heading].append(m.group(1))
+    expected = {t.lower(): [flag(n) for n in names] for t, names in sections().items()}
+    assert found == expected
