@@ -47,7 +47,10 @@ def program(files: Sequence[str], pause_ms: int, rate: int = RATE) -> np.ndarray
 
 
 @dataclass
-class StreamStats:
+class ClientCounts:
+    """What one bench client counted and timed on its stream (the server's own counters are in
+    its ``end`` message, kept in ``end``, and in /metrics)."""
+
     server_ms: list[float] = field(default_factory=list)  # windows that reached the model
     client_ms: list[float] = field(default_factory=list)
     gated_server_ms: list[float] = field(default_factory=list)  # settled by the gate
@@ -77,10 +80,10 @@ class LoadSpec:
 
 async def run_stream(
     spec: LoadSpec, index: int, audio: np.ndarray, on_result: Any = None
-) -> StreamStats:
+) -> ClientCounts:
     import websockets
 
-    stats = StreamStats()
+    stats = ClientCounts()
     chunk = RATE * spec.chunk_ms // 1000
     offset = (index * 7919 * chunk) % max(len(audio) - chunk, 1)  # each stream its own place
     total = int(spec.seconds * RATE) // chunk * chunk

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from voxlive.bench.ceiling import ceiling, int8_hint, stream_cost
-from voxlive.bench.load import LoadSpec, StreamStats, program, run_stream
+from voxlive.bench.load import ClientCounts, LoadSpec, program, run_stream
 from voxlive.bench.serving import Target, serve_subprocess
 from voxlive.settings import build
 
@@ -107,7 +107,7 @@ async def measure(
 
     watcher = asyncio.create_task(watch_rss())
     t0 = time.monotonic()
-    stats: list[StreamStats] = await asyncio.gather(
+    stats: list[ClientCounts] = await asyncio.gather(
         *(run_stream(spec, i, audio, progress) for i in range(spec.streams))
     )
     wall = time.monotonic() - t0
