@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from voxlive.errors import ConfigError
 from voxlive.inference.base import ModelInfo
+from voxlive.settings import Device
 
 DEFAULT_MODEL = "7wolf/wav2vec2-base-gender-classification"
 # The default model's config names its labels LABEL_0/LABEL_1; the reference's own experiments
@@ -34,7 +35,7 @@ def resolve_labels(
     return names
 
 
-def pick_device(device: str) -> str:
+def pick_device(device: Device) -> Literal["cpu", "cuda"]:
     import torch
 
     if device == "auto":
@@ -52,7 +53,7 @@ class TransformersClassifier:
         model_id: str,
         *,
         labels: Sequence[str] | None = None,
-        device: str = "auto",
+        device: Device = "auto",
         threads: int = 0,
         local_files_only: bool = False,
     ) -> None:

@@ -27,6 +27,7 @@ from voxlive import __version__
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.hf import TransformersClassifier, pick_device, resolve_labels
+from voxlive.settings import Device, Quantize
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class OnnxClassifier:
         model_id: str,
         *,
         labels: tuple[str, ...] | None = None,
-        quantize: str = "none",
+        quantize: Quantize = "none",
         threads: int = 0,
         cache_dir: Path | None = None,
         local_files_only: bool = False,
@@ -185,7 +186,7 @@ class OnnxClassifier:
         )  # fmt: skip
 
     def _export_and_check(
-        self, torch_clf: TransformersClassifier, folder: Path, quantize: str
+        self, torch_clf: TransformersClassifier, folder: Path, quantize: Quantize
     ) -> dict[str, Any]:
         """Export, check against PyTorch, quantise; write the model and meta.json atomically."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -255,7 +256,7 @@ def load_auto(
     model_id: str,
     *,
     labels: tuple[str, ...] | None = None,
-    device: str = "auto",
+    device: Device = "auto",
     threads: int = 0,
     cache_dir: Path | None = None,
     local_files_only: bool = False,

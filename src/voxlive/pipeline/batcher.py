@@ -50,15 +50,13 @@ def check_output(probs: np.ndarray, rows: int, labels: int) -> None:
     """Raise a ValueError unless ``probs`` holds one row per window and one column per label
     (a model, or ``--labels``, of the wrong width would otherwise fail later, in every
     stream's sender)."""
-    shape = getattr(probs, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(probs, "shape", ()))
     if len(shape) != 2:
         raise ValueError(f"model output: expected 2 dimensions (windows, labels), got {shape}")
     if shape[0] != rows:
         raise ValueError(f"model output: expected {rows} rows (one per window), got {shape[0]}")
     if shape[1] != labels:
-        raise ValueError(
-            f"model output: expected {labels} columns (one per label), got {shape[1]}"
-        )
+        raise ValueError(f"model output: expected {labels} columns (one per label), got {shape[1]}")
 
 
 class CostModel:

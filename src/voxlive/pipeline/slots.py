@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from voxlive.settings import GateKind
+
 # A final partial window shorter than this is not classified (too short for any model).
 MIN_TAIL_MS = 100
 
@@ -56,7 +58,7 @@ class StreamConfig:
     hop_ms: int
     buffer_ms: int
     labels: tuple[str, ...]
-    gate: str = "rms"  # "rms", "vad" or "none"
+    gate: GateKind = "rms"
     gate_rms: float = 0.01
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 100
