@@ -172,3 +172,53 @@ def save_tiny_wav2vec2(path: Path, labels: tuple[str, ...] = ("LABEL_0", "LABEL_
         return_attention_mask=False,
     ).save_pretrained(path)  # fmt: skip
     return path
+
+
+class VirtualClock:
+    """The running loop's clock made virtual, for timings that must be exact: time stands still
+    while callbacks are ready to run and jumps to the next timer when the loop would wait for
+    it, so every timer fires at exactly its deadline. Waits with no timer (for a thread or a
+    socket) stay real, and a thread's work takes no virtual time. A loop that keeps turning at
+    one instant (a wait of 0, again and again) is stopped after ``spin_limit`` turns: the task
+    that entered the block is cancelled and the block raises RuntimeError. Use ``with
+    VirtualClock() as clock:`` in a coroutine; after the block the loop's clock runs in real time
+    again from where the virtual one stopped (never backwards)."""
+
+    def __init__(self, spin_limit: int = 10_000) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._real = type(self.loop).time.__get__(self.loop)
+        self.now = self._real()
+        self.spin_limit = spin_limit
+        self._spins = 0
+        self._spun: str | None = None
+        self._task = asyncio.current_task()
+        self._offset: float | None = None  # after the block: real time + this
+
+    def time(self) -> float:
+        return self.now if self._offset is None else self._real() + self._offset
+
+    def _select(self, timeout: float | None) -> Any:
+        if timeout is None or timeout > 0:
+            self._spins = 0
+            if timeout is None:  # no timer: wait for real (a thread's answer, a socket)
+                return self._real_select(None)
+            self.now += timeout
+        else:
+            self._spins += 1
+            if self._spins == self.spin_limit and self._task is not None:
+                self._spun = f"the loop turned {self.spin_limit} times at one instant"
+                self._task.cancel(self._spun)
+        return self._real_select(0)
+
+    def __enter__(self) -> VirtualClock:
+        selector: Any = self.loop._selector  # type: ignore[attr-defined]
+        self._real_select = selector.select
+        selector.select = self._select
+        self.loop.time = self.time  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.loop._selector.select  # type: ignore[attr-defined]
+        self._offset = self.now - self._real()
+        if self._spun is not None:
+            raise RuntimeError(f"virtual clock: {self._spun}, without letting time pass")

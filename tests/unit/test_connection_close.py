@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -15,10 +16,10 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from fakes import FakeClassifier
+from fakes import FakeClassifier, VirtualClock
 from helpers import eventually
 from unit.test_connection import RATE, FakeSocket, run, service, tone
-from voxlive.server.connection import Connection
+from voxlive.server.connection import TIMEOUT_DRAIN_S, Connection
 from voxlive.server.service import Service
 
 LOGGER = "voxlive.server.connection"
@@ -239,3 +240,51 @@ async def test_nothing_is_read_past_max_stream_ms() -> None:
     assert ws.of("end")[0]["duration_ms"] == 50.0  # the late frame was never read
     assert (ws.close_code, ws.close_reason) == (1001, "max_duration")
     assert conn.state == "closed"
+
+
+class Held(FakeClassifier):
+    """Once :attr:`holding`, holds every call until :attr:`release` is set (warm-up is not
+    held): the model is still busy when end is due."""
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=RATE)
+        self.holding = False
+        self.release = threading.Event()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if self.holding:
+            self.release.wait(10)
+        return super().predict(batch)
+
+
+class Timed(FakeSocket):
+    """Records the loop's time of every message sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    async def send_text(self, text: str) -> None:
+        self.at.append(asyncio.get_running_loop().time())
+        await super().send_text(text)
+
+
+async def test_on_a_virtual_clock_the_limit_and_the_drain_deadline_hold_to_the_instant() -> None:
+    """max_duration comes exactly max_stream_ms after the stream started, and end exactly
+    TIMEOUT_DRAIN_S after that, with the stream's two windows still in the model."""
+    model = Held()
+    async with service(model, max_stream_ms=1000, idle_timeout_ms=0,
+                       inference_timeout_ms=600_000) as svc:  # fmt: skip
+        ws, model.holding = Timed(), True
+        ws.audio(tone(300))
+        try:
+            with VirtualClock() as clock:
+                await run(svc, ws)
+        finally:
+            model.release.set()
+    assert [m["type"] for m in ws.sent] == ["ready", "error", "end"]
+    assert ws.sent[1]["code"] == "max_duration" and ws.sent[2]["windows"] == 2
+    assert model.batches[-1:] == [2] and (ws.close_code, ws.close_reason) == (1001, "max_duration")
+    started, told, ended = ws.at  # ready went out as the stream started
+    assert (told - started, ended - told) == pytest.approx((1.0, TIMEOUT_DRAIN_S), abs=1e-9)
+    assert ended == clock.now

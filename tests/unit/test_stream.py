@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from fakes import Clock
 from voxlive.pipeline.stream import Stream, StreamConfig
@@ -132,6 +133,18 @@ def test_zero_scores_mean_no_speech() -> None:
     s.complete(w.index, np.zeros(2))
     [m] = s.pop_messages()
     assert m["label"] == "ambient" and m["gated"] is False
+
+
+def test_a_row_of_another_width_than_the_labels_is_refused_not_cut_to_fit() -> None:
+    """Scores are named by the labels one for one: one score for two labels (a model of
+    another width) raises, instead of naming the one score and dropping the other label."""
+    s, _ = _stream()
+    s.push(loud(100))
+    w = s.take()
+    assert w is not None
+    s.complete(w.index, np.array([0.9]))
+    with pytest.raises(ValueError):
+        s.pop_messages()
 
 
 def test_unsent_results_are_bounded() -> None:
