@@ -37,24 +37,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Random weights: honest for plumbing and speed, says nothing about accuracy.
     """
-    import torch
-    from transformers import (
-        Wav2Vec2Config,
-        Wav2Vec2FeatureExtractor,
-        Wav2Vec2ForSequenceClassification,
-    )
+    from tests.fakes import save_tiny_wav2vec2
 
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-wav2vec2")
-    config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-        num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1},
-    )  # fmt: skip
-    model = Wav2Vec2ForSequenceClassification(config)
-    model.save_pretrained(path)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
-        return_attention_mask=False,
-    ).save_pretrained(path)  # fmt: skip
-    return path
+    return save_tiny_wav2vec2(tmp_path_factory.mktemp("tiny-wav2vec2"))

@@ -1,5 +1,6 @@
 """Test doubles shared by the unit and integration tests (and handy for micro-benchmarks): clocks
-that move only when told, a fake classifier, a fake WebSocket and a fake transport."""
+that move only when told (and the event loop's clock made virtual), a fake classifier, a tiny
+random wav2vec2 saved to disk, a fake WebSocket and a fake transport."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,3 +240,79 @@ class FakeWebSocket:
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["type"] == kind]
+
+
+def save_tiny_wav2vec2(path: Path, labels: tuple[str, ...] = ("LABEL_0", "LABEL_1")) -> Path:
+    """Save a small randomly initialised wav2vec2 classifier (the real architecture, labels in
+    class-index order) and its feature extractor into ``path`` with save_pretrained; returns
+    ``path``. Random weights: honest for plumbing and speed, says nothing about accuracy."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )  # fmt: skip
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=False,
+    ).save_pretrained(path)  # fmt: skip
+    return path
+
+
+class VirtualClock:
+    """The running loop's clock made virtual, for timings that must be exact: time stands still
+    while callbacks are ready to run and jumps to the next timer when the loop would wait for
+    it, so every timer fires at exactly its deadline. Waits with no timer (for a thread or a
+    socket) stay real, and a thread's work takes no virtual time. A loop that keeps turning at
+    one instant (a wait of 0, again and again) is stopped after ``spin_limit`` turns: the task
+    that entered the block is cancelled and the block raises RuntimeError. Use ``with
+    VirtualClock() as clock:`` in a coroutine; after the block the loop's clock runs in real time
+    again from where the virtual one stopped (never backwards)."""
+
+    def __init__(self, spin_limit: int = 10_000) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._real = type(self.loop).time.__get__(self.loop)
+        self.now = self._real()
+        self.spin_limit = spin_limit
+        self._spins = 0
+        self._spun: str | None = None
+        self._task = asyncio.current_task()
+        self._offset: float | None = None  # after the block: real time + this
+
+    def time(self) -> float:
+        return self.now if self._offset is None else self._real() + self._offset
+
+    def _select(self, timeout: float | None) -> Any:
+        if timeout is None or timeout > 0:
+            self._spins = 0
+            if timeout is None:  # no timer: wait for real (a thread's answer, a socket)
+                return self._real_select(None)
+            self.now += timeout
+        else:
+            self._spins += 1
+            if self._spins == self.spin_limit and self._task is not None:
+                self._spun = f"the loop turned {self.spin_limit} times at one instant"
+                self._task.cancel(self._spun)
+        return self._real_select(0)
+
+    def __enter__(self) -> VirtualClock:
+        selector: Any = self.loop._selector  # type: ignore[attr-defined]
+        self._real_select = selector.select
+        selector.select = self._select
+        self.loop.time = self.time  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.loop._selector.select  # type: ignore[attr-defined]
+        self._offset = self.now - self._real()
+        if self._spun is not None:
+            raise RuntimeError(f"virtual clock: {self._spun}, without letting time pass")

@@ -1,4 +1,5 @@
-"""Command line: ``voxlive serve`` and ``voxlive classify``."""
+"""Command line: ``voxlive serve``, ``voxlive classify`` and ``voxlive bench`` (whose options and
+parser live beside it, in :mod:`voxlive.bench.options`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from voxlive import __version__
+from voxlive.bench.options import Options as BenchOptions
+from voxlive.bench.options import add_parser as add_bench_parser
+from voxlive.bench.options import options as bench_options
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
 from voxlive.protocol.messages import SegmentMessage, StreamMessage
-from voxlive.settings import Settings, add_arguments, build, flag
+from voxlive.settings import LogLevel, Settings, add_arguments, build
 
 log = logging.getLogger("voxlive")
 
@@ -31,105 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3")
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     add_arguments(classify)
-    _bench_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
-def _bench_parser(sub: Any) -> None:
-    bench = sub.add_parser(
-        "bench",
-        help="drive a server with N concurrent streams; report latency, drops, batches, CPU, RSS",
-        description="Without --url, starts `voxlive serve` with the server flags below on a free "
-        "loopback port. Prints a table and writes JSON.",
-    )
-    b = bench.add_argument_group("load")
-    b.add_argument("--url", help="drive this running server (ws://HOST:PORT/audio) instead")
-    b.add_argument(
-        "--audio",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="recordings each stream loops (any format `classify` reads)",
-    )
-    b.add_argument(
-        "--pause-ms",
-        type=int,
-        default=0,
-        help="quiet noise after each recording, ms (models conversation)",
-    )
-    b.add_argument(
-        "--streams", type=int, default=1, help="concurrent streams (start, for --find-capacity)"
-    )
-    b.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends")
-    b.add_argument(
-        "--warmup-s",
-        type=float,
-        default=2.0,
-        help="results for windows ending before this are not counted",
-    )
-    b.add_argument("--chunk-ms", type=int, default=50, help="audio per frame, ms")
-    b.add_argument(
-        "--flat-out",
-        action="store_true",
-        help="send as fast as the server accepts (throughput), not in real time",
-    )
-    b.add_argument(
-        "--find-capacity",
-        action="store_true",
-        help="search the largest N with p95 <= --p95-ms, no drops, no errors",
-    )
-    b.add_argument("--capacity-limit", type=int, default=256, help="largest N to try")
-    b.add_argument("--p95-ms", type=float, default=250.0, help="latency goal for a pass")
-    b.add_argument(
-        "--compare",
-        action="append",
-        metavar="FLAGS",
-        help="also run a server with these extra flags, e.g. '--max-batch 1' "
-        "(repeatable); the same load runs against each, alternating",
-    )
-    b.add_argument(
-        "--repeat", type=int, default=1, help="rounds over the servers (the median is reported)"
-    )
-    b.add_argument(
-        "--at-ceiling",
-        type=float,
-        metavar="FRACTION",
-        help="instead of --streams: N = FRACTION x the same-run ceiling in live streams (floor)",
-    )
-    b.add_argument(
-        "--times",
-        type=float,
-        action="append",
-        metavar="K",
-        help="with --at-ceiling: also run K x N streams (repeatable), e.g. 2 for 2x overload",
-    )
-    b.add_argument(
-        "--no-ceiling",
-        action="store_true",
-        help="skip measuring the model's flat-out ceiling in this process before the load",
-    )
-    b.add_argument(
-        "--no-int8-hint",
-        action="store_true",
-        help="skip measuring what int8 would give when the model runs as ONNX fp32",
-    )
-    b.add_argument("--out", default="bench-results/bench.json", help="JSON report path")
-    b.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
-    add_arguments(bench.add_argument_group("server (when bench starts it)"))
-
-
-def server_flags(args: dict[str, Any]) -> list[str]:
-    """The settings given on the command line, as ``voxlive serve`` flags."""
-    import dataclasses
-
-    out: list[str] = []
-    for f in dataclasses.fields(Settings):
-        if args.get(f.name) is not None:
-            out += [flag(f.name), str(args[f.name])]
-    return out
-
-
-def _logging(level: str) -> None:
+def _logging(level: LogLevel) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -222,9 +131,13 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = vars(_parser().parse_args(argv))
     try:
         settings = build(args, os.environ)
+        bench: BenchOptions | None = None
+        if args["command"] == "bench":
+            bench = bench_options(args, settings, os.environ, argv)
     except ConfigError as exc:
         print(f"voxlive: bad setting: {exc}", file=sys.stderr)
         return 2
@@ -232,10 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args["command"] == "serve":
             return serve(settings)
-        if args["command"] == "bench":
-            from voxlive.bench.run import bench
+        if bench is not None:
+            from voxlive.bench.run import bench as run_bench
 
-            return asyncio.run(bench(argparse.Namespace(**args), server_flags(args)))
+            return asyncio.run(run_bench(bench))
         return asyncio.run(_classify(settings, args["files"], args["json"]))
     except (ModelLoadError, ConfigError) as exc:
         print(f"voxlive: {exc}", file=sys.stderr)

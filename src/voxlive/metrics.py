@@ -57,6 +57,11 @@ class Metrics:
         self.client_errors = Counter(
             "voxlive_client_errors", "error messages sent to clients", ["code"], registry=r
         )
+        self.worker_crashes = Counter(
+            "voxlive_worker_crashes",
+            "batcher or VAD runner tasks that stopped on their own (each closes every stream)",
+            ["worker"], registry=r,
+        )  # fmt: skip
         self.batch_size = Histogram(
             "voxlive_batch_size", "windows per model call",
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=r,

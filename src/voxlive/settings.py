@@ -2,206 +2,244 @@
 
 Every field is settable as a command-line flag (``--window-ms``) and as an environment variable
 (``VOXLIVE_WINDOW_MS``); the flag wins. Units are in the names. Validation errors name the key and
-the bad value in one line.
+the bad value in one line. A choice among a few values is a ``Literal`` (the aliases below): the
+CLI's choices come from the type, and mypy (``strict_equality``) refuses a comparison with a
+value the type lacks (``settings.engine == "rey"``). The fields come in sections (server, model,
+Ray, …): the argument groups of ``voxlive serve --help``, the headings of the README's table.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
+import functools
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from voxlive.errors import ConfigError
 
 ENV_PREFIX = "VOXLIVE_"
 
+Fallback = Literal["pitch", "never"]
+Device = Literal["auto", "cpu", "cuda"]
+Backend = Literal["auto", "torch", "onnx"]
+Quantize = Literal["none", "int8"]
+Engine = Literal["local", "ray"]
+GateKind = Literal["vad", "rms", "none"]
+StatusAccess = Literal["public", "token"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+
+def _section(title: str) -> Callable[[Any, str], Any]:
+    """The field maker of one section: ``_model(default, help)``."""
+    return lambda default, help: field(default=default, metadata={"help": help, "section": title})
+
+
+_server, _model, _ray = _section("server"), _section("model"), _section("Ray")
+_windows, _gate = _section("windows and batching"), _section("gate")
+_limits, _access = _section("limits"), _section("access")
+_uploads, _timeouts = _section("uploads"), _section("timeouts")
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = _opt("127.0.0.1", "interface to listen on (0.0.0.0 for all)")
-    port: int = _opt(8000, "TCP port (0: any free port)")
-    model: str = _opt(
+    # ---- server ----------------------------------------------------------------------------
+    host: str = _server("127.0.0.1", "interface to listen on (0.0.0.0 for all)")
+    port: int = _server(8000, "TCP port (0: any free port)")
+    web_dir: str = _server(
+        "",
+        "built web app served at / (empty: the one inside the installed package, else a source "
+        "checkout's web/dist; ignored when missing)",
+    )
+    log_level: LogLevel = _server("info", "log level")
+
+    # ---- model -----------------------------------------------------------------------------
+    model: str = _model(
         "auto",
         "'auto' (default wav2vec2 model, else the pitch fallback), 'pitch' (offline F0 "
         "classifier), a Hugging Face model id, or a local folder made with save_pretrained",
     )
-    fallback: str = _opt(
+    fallback: Fallback = _model(
         "pitch",
         "with --model auto: 'pitch' serves the built-in pitch classifier (loudly, /readyz "
         "'degraded') when the default model cannot be had (not cached, hub unreachable); "
         "'never' stops startup instead",
-        ("pitch", "never"),
     )
-    labels: tuple[str, ...] = _opt((), "comma-separated label names in class-index order")
-    device: str = _opt("auto", "where the model runs", ("auto", "cpu", "cuda"))
-    threads: int = _opt(
+    labels: tuple[str, ...] = _model((), "comma-separated label names in class-index order")
+    device: Device = _model("auto", "where the model runs")
+    threads: int = _model(
         0, "model intra-op threads, torch or ONNX Runtime (0: the library's default, one per core)"
     )
-    backend: str = _opt(
+    backend: Backend = _model(
         "auto",
         "how a transformers model runs: 'auto' (ONNX Runtime fp32 on CPU, exported and cached on "
         "first start, PyTorch if that fails; PyTorch on CUDA), 'torch' (PyTorch, CPU or CUDA) or "
         "'onnx' (exported once to the cache, served by ONNX Runtime on CPU)",
-        ("auto", "torch", "onnx"),
     )
-    quantize: str = _opt(
+    quantize: Quantize = _model(
         "none",
         "'int8': dynamic int8 quantisation of the linear layers (needs --backend onnx; never "
         "chosen for you); `voxlive bench` reports what it gives on your machine",
-        ("none", "int8"),
     )
-    cache_dir: str = _opt(
+    cache_dir: str = _model(
         "", "where exported models are cached (empty: $XDG_CACHE_HOME/voxlive or ~/.cache/voxlive)"
     )
-    engine: str = _opt(
+    pitch_threshold_hz: float = _model(160.0, "pitch model: median F0 below this is male, Hz")
+    engine: Engine = _model(
         "local",
         "where the model runs: 'local' (in this process) or 'ray' (a Ray Serve deployment; this "
         "process keeps the streams and sends windows to it)",
-        ("local", "ray"),
     )
-    ray_address: str = _opt(
+
+    # ---- Ray (engine 'ray') ----------------------------------------------------------------
+    ray_address: str = _ray(
         "", "ray engine: the Ray cluster to join (e.g. 10.0.0.5:6379); empty: a local instance"
     )
-    ray_min_replicas: int = _opt(1, "ray engine: fewest model replicas (autoscaling)")
-    ray_max_replicas: int = _opt(1, "ray engine: most model replicas (autoscaling)")
-    ray_target_ongoing_requests: float = _opt(
+    ray_min_replicas: int = _ray(1, "ray engine: fewest model replicas (autoscaling)")
+    ray_max_replicas: int = _ray(1, "ray engine: most model replicas (autoscaling)")
+    ray_target_ongoing_requests: float = _ray(
         16.0, "ray engine: windows in flight per replica that autoscaling aims for"
     )
-    ray_cpus_per_replica: float = _opt(1.0, "ray engine: CPUs reserved by each replica")
-    ray_gpus_per_replica: float = _opt(0.0, "ray engine: GPUs reserved by each replica")
-    window_ms: int = _opt(1000, "length of each classified window, ms")
-    hop_ms: int = _opt(500, "step between window starts, ms (window - hop = overlap)")
-    max_batch: int = _opt(8, "most windows per model call, across all streams")
-    max_wait_ms: float = _opt(
+    ray_cpus_per_replica: float = _ray(1.0, "ray engine: CPUs reserved by each replica")
+    ray_gpus_per_replica: float = _ray(0.0, "ray engine: GPUs reserved by each replica")
+
+    # ---- windows and batching --------------------------------------------------------------
+    window_ms: int = _windows(1000, "length of each classified window, ms")
+    hop_ms: int = _windows(500, "step between window starts, ms (window - hop = overlap)")
+    smoothing: int = _windows(4, "majority vote over this many recent labels (1: off)")
+    buffer_ms: int = _windows(
+        4000,
+        "audio each stream may hold unclassified, ms; when inference falls behind, the oldest "
+        "windows are dropped (counted and reported) so latency stays bounded",
+    )
+    max_batch: int = _windows(8, "most windows per model call, across all streams")
+    max_wait_ms: float = _windows(
         30.0, "longest a ready window waits for more windows to fill a batch, ms"
     )
-    latency_budget_ms: float = _opt(
+    latency_budget_ms: float = _windows(
         250.0,
         "latency the batcher plans for, from a window's last sample to its result, ms: it waits "
         "to fill a batch only while the model call can still finish within it",
     )
-    max_lag_ms: int = _opt(
+    max_lag_ms: int = _windows(
         1000,
         "a live window whose result can no longer be sent within this long of its last sample "
         "is shed (skipped, counted and reported as dropped) instead of answered late, ms; "
         "lossless streams (files, clients that ask) are never shed (0: never shed)",
     )
-    inference_timeout_ms: int = _opt(
-        30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
-    )
-    buffer_ms: int = _opt(
-        4000,
-        "audio each stream may hold unclassified, ms; when inference falls behind, the oldest "
-        "windows are dropped (counted and reported) so latency stays bounded",
-    )
-    gate: str = _opt(
+
+    # ---- gate ------------------------------------------------------------------------------
+    gate: GateKind = _gate(
         "vad",
         "what decides a window has no speech and is 'ambient' without calling the model: "
         "'vad' (Silero VAD, per-stream state), 'rms' (level below --gate-rms), 'none'",
-        ("vad", "rms", "none"),
     )
-    gate_rms: float = _opt(
+    gate_rms: float = _gate(
         0.01, "rms gate: windows with RMS level below this (full scale 1.0) are 'ambient'"
     )
-    vad_threshold: float = _opt(0.5, "vad gate: a 32 ms chunk is speech at this probability")
-    vad_min_speech_ms: int = _opt(
+    vad_threshold: float = _gate(0.5, "vad gate: a 32 ms chunk is speech at this probability")
+    vad_min_speech_ms: int = _gate(
         100, "vad gate: a window with less speech than this is 'ambient', ms"
     )
-    smoothing: int = _opt(4, "majority vote over this many recent labels (1: off)")
-    pitch_threshold_hz: float = _opt(160.0, "pitch model: median F0 below this is male, Hz")
-    max_streams: int = _opt(64, "most concurrent WebSocket streams; more are refused (1013)")
-    max_connections: int = _opt(
+
+    # ---- limits ----------------------------------------------------------------------------
+    max_streams: int = _limits(64, "most concurrent WebSocket streams; more are refused (1013)")
+    max_connections: int = _limits(
         512,
         "most open sockets (HTTP and WebSocket, before and after authentication); a connection "
         "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
         "least 128 above it",
     )
-    auth_timeout_ms: int = _opt(
-        5_000,
-        "with a token set: a stream must send a start message carrying it within this long of "
-        "connecting, ms (close 1008); until then it holds no stream slot",
-    )
-    header_timeout_ms: int = _opt(
-        10_000,
-        "a client must send its request's headers within this long of connecting (or of the "
-        "previous response), ms; idle and half-open sockets are closed after it",
-    )
-    max_frame_bytes: int = _opt(
+    max_frame_bytes: int = _limits(
         262_144, "largest accepted WebSocket message, bytes (close 1009); 8 s of 16 kHz PCM16"
     )
-    max_upload_bytes: int = _opt(52_428_800, "largest POST /classify body, bytes (413)")
-    max_uploads: int = _opt(2, "most POST /classify requests at once; more get 503 busy")
-    upload_timeout_ms: int = _opt(
-        60_000, "a POST /classify body must arrive within this long, ms (408)"
+    max_speed: float = _limits(
+        20.0,
+        "fastest a stream may send audio, × real time, after a 1 s burst; a faster client is "
+        "slowed by TCP back-pressure, nothing is dropped (0: no limit)",
     )
-    max_upload_ms: int = _opt(
-        600_000,
-        "longest audio a POST /classify file may hold, ms; checked from the file's header "
-        "before decoding, and again while decoding (400 too_long)",
+    max_stream_ms: int = _limits(
+        0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
     )
-    max_unsent_results: int = _opt(
+    max_unsent_results: int = _limits(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
-    token: str = _opt(
+
+    # ---- access ----------------------------------------------------------------------------
+    token: str = _access(
         "",
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
     )
-    status_access: str = _opt(
+    status_access: StatusAccess = _access(
         "public",
         "who may read /readyz and /metrics: 'public', or 'token' (Authorization: Bearer with "
         "the server's token); /healthz stays open for liveness probes",
-        ("public", "token"),
     )
-    allowed_hosts: tuple[str, ...] = _opt(
+    allowed_hosts: tuple[str, ...] = _access(
         (),
         "comma-separated Host header values the server answers ('*': any; '*.example.org' "
         "patterns); empty: localhost names when listening on a loopback address, else any. "
         "Guards against DNS rebinding: set it to your public names when exposing the server",
     )
-    allowed_origins: tuple[str, ...] = _opt(
+    allowed_origins: tuple[str, ...] = _access(
         (),
         "comma-separated browser origins allowed to open /audio ('*': any); empty: same origin "
         "and localhost only. Clients that send no Origin (non-browsers) are always allowed",
     )
-    idle_timeout_ms: int = _opt(
+
+    # ---- uploads (POST /classify) ----------------------------------------------------------
+    max_upload_bytes: int = _uploads(52_428_800, "largest POST /classify body, bytes (413)")
+    max_upload_ms: int = _uploads(
+        600_000,
+        "longest audio a POST /classify file may hold, ms; checked from the file's header "
+        "before decoding, and again while decoding (400 too_long)",
+    )
+    max_uploads: int = _uploads(2, "most POST /classify requests at once; more get 503 busy")
+    upload_timeout_ms: int = _uploads(
+        60_000, "a POST /classify body must arrive within this long, ms (408)"
+    )
+
+    # ---- timeouts --------------------------------------------------------------------------
+    inference_timeout_ms: int = _timeouts(
+        30_000, "a model call running longer fails its batch's windows, ms; the batcher goes on"
+    )
+    worker_restarts: int = _timeouts(
+        1, "restarts of a crashed batcher or VAD runner (after 1 s, 2 s, …); then `serve` exits 1"
+    )
+    header_timeout_ms: int = _timeouts(
+        10_000,
+        "a client must send its request's headers within this long of connecting (or of the "
+        "previous response), ms; idle and half-open sockets are closed after it",
+    )
+    auth_timeout_ms: int = _timeouts(
+        5_000,
+        "with a token set: a stream must send a start message carrying it within this long of "
+        "connecting, ms (close 1008); until then it holds no stream slot",
+    )
+    idle_timeout_ms: int = _timeouts(
         60_000, "close a stream that sends nothing for this long, ms (0: never)"
     )
-    max_speed: float = _opt(
-        20.0,
-        "fastest a stream may send audio, × real time, after a 1 s burst; a faster client is "
-        "slowed by TCP back-pressure, nothing is dropped (0: no limit)",
-    )
-    max_stream_ms: int = _opt(
-        0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
-    )
-    resume_grace_ms: int = _opt(
+    resume_grace_ms: int = _timeouts(
         10_000,
         "a stream whose client vanished is kept this long, ms, so the client can resume it "
         "(same stream_id, seq and stream time) after a network blip (0: never)",
     )
-    drain_timeout_ms: int = _opt(
+    drain_timeout_ms: int = _timeouts(
         10_000,
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
     )
-    web_dir: str = _opt(
-        "",
-        "built web app served at / (empty: the one inside the installed package, else a source "
-        "checkout's web/dist; ignored when missing)",
-    )
-    log_level: str = _opt("info", "log level", ("debug", "info", "warning", "error"))
 
     def __post_init__(self) -> None:
         def need(ok: bool, key: str, expected: str) -> None:
             if not ok:
                 raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key)!r}")
 
+        for f in dataclasses.fields(self):  # first: the cross-field checks below assume them
+            if options := choices(f.name):
+                need(getattr(self, f.name) in options, f.name, f"one of {', '.join(options)}")
         need(0 <= self.port <= 65535, "port", "0..65535 (0: any free port)")
         need(self.threads >= 0, "threads", ">= 0")
         need(100 <= self.window_ms <= 30_000, "window_ms", "100..30000 ms")
@@ -222,11 +260,9 @@ class Settings:
             "0 (never shed) or 100..600000 ms",
         )  # fmt: skip
         need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
-        need(
-            self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000,
-            "buffer_ms",
-            f"window_ms + hop_ms ({self.window_ms + self.hop_ms})..600000 ms",
-        )
+        need(0 <= self.worker_restarts <= 100, "worker_restarts", "0..100")
+        need(self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000, "buffer_ms",
+             f"window_ms + hop_ms ({self.window_ms + self.hop_ms})..600000 ms")  # fmt: skip
         need(0 <= self.gate_rms < 1, "gate_rms", "0 <= gate_rms < 1")
         need(0 < self.vad_threshold < 1, "vad_threshold", "0 < vad_threshold < 1")
         need(
@@ -267,27 +303,51 @@ class Settings:
             self.backend != "onnx" or self.device != "cuda", "device",
             "'cpu' or 'auto' with backend 'onnx' (ONNX Runtime runs on CPU here)",
         )  # fmt: skip
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices:
-                need(getattr(self, f.name) in choices, f.name, f"one of {', '.join(choices)}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _convert(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+@functools.cache
+def _types() -> dict[str, Any]:
+    """Each setting's type, resolved (the annotations are strings here)."""
+    return typing.get_type_hints(Settings)
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The values setting ``name`` takes when its type is a ``Literal``; empty for any other."""
+    kind = _types()[name]
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+
+
+def sections() -> dict[str, tuple[str, ...]]:
+    """The settings by section, in order: ``{"server": ("host", "port", …), "model": …}``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(Settings):
+        out[f.metadata["section"]] = (*out.get(f.metadata["section"], ()), f.name)
+    return out
+
+
+def _expected(name: str) -> str:
+    if options := choices(name):
+        return f"one of {', '.join(options)}"
+    kind = _types()[name]
+    return "comma-separated values" if typing.get_origin(kind) is tuple else kind.__name__
+
+
+def _convert(name: str, raw: str, source: str) -> Any:
+    """``raw`` (a flag's or a variable's text) as setting ``name``'s type."""
+    kind = _types()[name]
     try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind.startswith("tuple"):
+        if kind is int or kind is float:
+            return kind(raw)
+        if typing.get_origin(kind) is tuple:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
-        return raw
+        if raw in choices(name) or not choices(name):
+            return raw
     except ValueError:
-        raise ConfigError(f"{f.name} ({source}): expected {kind}, got {raw!r}") from None
+        pass
+    raise ConfigError(f"{name} ({source}): expected {_expected(name)}, got {raw!r}")
 
 
 def flag(name: str) -> str:
@@ -298,18 +358,34 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def add_arguments(parser: argparse._ActionsContainer) -> None:
-    """Add one flag per setting; defaults stay ``None`` so the environment can fill them."""
+def _parse_choice(name: str) -> Callable[[str], str]:
+    """An argparse ``type`` refusing a value outside the choices as ``build`` would say it."""
+
+    def parse(raw: str) -> str:
+        if raw not in choices(name):
+            raise argparse.ArgumentTypeError(f"expected {_expected(name)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, title: str = "{}") -> None:
+    """One flag per setting, one argument group per section (``title`` formats its name); the
+    defaults stay ``None`` so the environment can fill them."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(Settings):
+        section = f.metadata["section"]
+        if section not in groups:
+            groups[section] = parser.add_argument_group(title.format(section))
+        group = groups[section]
         default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        parser.add_argument(
-            flag(f.name),
-            dest=f.name,
-            default=None,
-            metavar=f.name.upper(),
-            choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]",
-        )
+        help = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
+        if options := choices(f.name):  # argparse shows them: {auto,cpu,cuda}
+            group.add_argument(flag(f.name), dest=f.name, default=None, help=help,
+                               choices=options, type=_parse_choice(f.name))  # fmt: skip
+        else:
+            group.add_argument(flag(f.name), dest=f.name, default=None, help=help,
+                               metavar=f.name.upper())  # fmt: skip
 
 
 def build(args: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
@@ -318,7 +394,7 @@ def build(args: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     for f in dataclasses.fields(Settings):
         raw = args.get(f.name)
         if raw is not None:
-            values[f.name] = _convert(f, str(raw), flag(f.name))
+            values[f.name] = _convert(f.name, str(raw), flag(f.name))
         elif env_name(f.name) in environ:
-            values[f.name] = _convert(f, environ[env_name(f.name)], env_name(f.name))
+            values[f.name] = _convert(f.name, environ[env_name(f.name)], env_name(f.name))
     return Settings(**values)

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import socket
 
 import httpx
 import numpy as np
+import pytest
 import soundfile as sf
+import websockets
 
 from tests.fakes import Slowed
-from tests.helpers import MS, StreamRun, load, running_server, stream_audio
+from tests.helpers import MS, StreamRun, collect, load, pcm16, running_server, stream_audio
 from voxlive.inference.pitch import PitchClassifier
 
 # 0.15 s per window, one window per call: about 6.7 windows/s, i.e. 3.3 live streams (hop 0.5 s).
@@ -94,6 +98,55 @@ async def test_the_capacity_gauge_in_readyz_and_metrics() -> None:
     assert 3 < before["streams"] <= 10
     assert before["load_streams"] == 0.0 and before["utilization"] == 0.0
     assert 3 < after["streams"] <= 10 and after["load_streams"] > 0
-    assert after["utilization"] == round(after["load_streams"] / after["streams"], 3)
+    # utilization is rounded once from the exact ratio, load_streams and streams each rounded
+    # to 0.001 too: the ratio of the rounded fields may differ from it by their rounding.
+    load_, streams = after["load_streams"], after["streams"]
+    slack = 0.0005 + 0.0005 * (1 + load_ / streams) / streams + 1e-9
+    assert abs(after["utilization"] - load_ / streams) <= slack
     assert 3 < _metric(metrics, "voxlive_capacity_streams") <= 10
     assert _metric(metrics, "voxlive_load_streams") > 0
+
+
+# How long the lossless client below stops reading once back-pressure has reached it.
+PAUSE_S = 30_000 * MS
+
+
+@pytest.mark.slow
+async def test_a_lossless_client_that_stops_reading_for_30_s_gets_every_result_once() -> None:
+    """Results a lossless client has not read are never dropped: past ``max_unsent_results``
+    the server stops reading its audio (TCP back-pressure to the client) instead."""
+    female, rate = load("female_speech.wav")
+    chunk = pcm16(female[: rate // 10])  # 100 ms
+    settings = dict(gate="none", window_ms=100, hop_ms=10, buffer_ms=400, max_unsent_results=8,
+                    max_speed=0)  # fmt: skip
+    async with running_server(**settings) as srv:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few results
+        sock.connect(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])))
+        sock.setblocking(False)
+        run, sent = StreamRun(), 0
+        # max_queue=1: the client library stops reading the socket while a message waits.
+        async with websockets.connect(srv.ws_url, sock=sock, max_queue=1) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": rate, "lossless": True}))
+            run.messages.append(json.loads(await ws.recv()))  # ready
+            # Send without reading until a send blocks for a second: the server stopped reading.
+            for _ in range(3000):  # at most 300 s of audio
+                send = asyncio.ensure_future(ws.send(chunk))
+                done, _ = await asyncio.wait([send], timeout=1_000 * MS)
+                if not done:
+                    break
+                sent += 1
+            assert not send.done(), "expected back-pressure, but every send went through"
+            await asyncio.sleep(PAUSE_S)
+            reader = asyncio.create_task(collect(ws, run))
+            await send
+            sent += 1
+            await ws.send(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 120_000 * MS)
+    [end] = run.of("end")
+    seqs = [m["seq"] for m in run.messages if "seq" in m]
+    assert seqs == list(range(len(seqs)))  # every window once, in order
+    assert end["dropped_results"] == 0 and end["dropped_windows"] == 0
+    assert len(run.results) == end["windows"] == end["results"]
+    assert end["windows"] >= sent * 10 - 10  # 10 windows per 100 ms chunk (hop 10 ms)
+    assert run.close_code == 1000

@@ -1,10 +1,14 @@
 """The mutation score script (scripts/mutation_score.py) and the lists it reads: every listed
-survivor has a reason, and the score leaves out equivalents but not accepted survivors."""
+survivor has a reason and is in one list only, the score leaves out equivalents but not accepted
+survivors, and each run's summary (docs/mutation-runs/) adds up."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -38,8 +42,7 @@ def test_every_listed_survivor_is_named_exactly_once_with_a_reason(listing: str)
 
 
 def test_no_survivor_is_both_equivalent_and_accepted() -> None:
-    score = _script()
-    assert not set(score.explained(score.EQUIVALENT)) & set(score.explained(score.ACCEPTED))
+    assert _script().in_both() == [], "a name is listed both as equivalent and as kept"
 
 
 def _with_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, equivalent: str,
@@ -85,3 +88,98 @@ def test_listed_mutants_that_are_killed_or_gone_are_reported_as_stale(
     out = capsys.readouterr().out
     assert "listed but killed now: voxlive.audio.f__mutmut_1" in out
     assert "listed but not a mutant now: voxlive.audio.f__mutmut_9" in out
+
+
+def test_a_name_in_both_lists_stops_the_score_before_it_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    score = _with_lists(tmp_path, monkeypatch, "voxlive.audio.f__mutmut_1 same values\n",
+                        "voxlive.audio.f__mutmut_1 a clock could see it\n")  # fmt: skip
+    assert score.in_both() == ["voxlive.audio.f__mutmut_1"]
+    results = tmp_path / "results.txt"
+    results.write_text("    voxlive.audio.f__mutmut_1: survived\n")
+    assert score.main(results, ["audio"], record=tmp_path / "runs") == 2
+    assert "one list only): voxlive.audio.f__mutmut_1" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_is_recorded_with_its_counts_survivors_commit_and_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    score = _with_lists(tmp_path, monkeypatch, "voxlive.audio.f__mutmut_2 same values\n",
+                        "voxlive.audio.f__mutmut_3 a clock could see it\n"
+                        "voxlive.audio.f__mutmut_9 gone since\n")  # fmt: skip
+    states = ["killed", "timeout", "survived", "survived", "no tests", "not checked"]
+    results = tmp_path / "results.txt"
+    results.write_text(
+        "".join(f"    voxlive.audio.f__mutmut_{i}: {s}\n" for i, s in enumerate(states))
+    )
+    run = {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": False, "seconds": 7, "jobs": 2}
+    assert score.main(results, ["audio"], record=tmp_path / "runs", run=run) == 1  # 2 / 4
+    [path] = (tmp_path / "runs").iterdir()
+    assert f"summary: {path}" in capsys.readouterr().out
+    recorded = json.loads(path.read_text())
+    when = datetime.strptime(recorded["date"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - when).total_seconds()) < 60
+    day = recorded["date"][:10]
+    assert path.name == f"{day}-0123456-audio.json"  # not all four packages: named
+    assert {k: recorded[k] for k in ("commit", "dirty", "seconds", "jobs")} == run
+    assert recorded["packages"] == {"audio": {
+        "mutants": 5, "killed": 2, "survived": 3, "equivalent": 1, "kept": 1, "unexplained": 1,
+        "not_run": 1, "score": 40.0, "score_without_equivalents": 50.0, "target": 85.0,
+        "survivors": {"equivalent": ["voxlive.audio.f__mutmut_2"],
+                      "kept": ["voxlive.audio.f__mutmut_3"],
+                      "unexplained": {"voxlive.audio.f__mutmut_4": "no tests"}},
+        "listed_but_killed": [], "listed_but_gone": ["voxlive.audio.f__mutmut_9"],
+    }}  # fmt: skip
+    _check_summary(recorded)
+    everything = dict(recorded, dirty=True, packages={p: {} for p in score.TARGETS})
+    assert score.write_summary(everything, tmp_path).name == f"{day}-0123456-dirty.json"
+
+
+def test_the_commit_and_whether_the_checkout_differs_from_it(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-qm", "a")
+    score = _script()
+    commit, dirty = score.git_state(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", commit) and not dirty
+    (tmp_path / "new.txt").write_text("untracked: not what is mutated\n")
+    assert score.git_state(tmp_path) == (commit, False)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert score.git_state(tmp_path) == (commit, True)
+    assert score.git_state(tmp_path / "nowhere") == ("unknown", True)
+
+
+def _check_summary(run: dict[str, object]) -> None:
+    """A run's summary adds up: every mutant is killed or survived, every survivor is named once
+    as equivalent, kept or unexplained, and the scores follow from the counts."""
+    assert isinstance(run["commit"], str) and re.fullmatch(r"[0-9a-f]{40}|unknown", run["commit"])
+    assert isinstance(run["dirty"], bool) and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT[\d:]{8}Z", str(run["date"])
+    )
+    packages = run["packages"]
+    assert isinstance(packages, dict) and packages
+    for name, p in packages.items():
+        assert p["killed"] + p["survived"] == p["mutants"], name
+        named = p["survivors"]
+        for kind in ("equivalent", "kept", "unexplained"):
+            assert len(named[kind]) == p[kind], (name, kind)
+            assert all(n.startswith(f"voxlive.{name}.") for n in named[kind]), (name, kind)
+        assert p["equivalent"] + p["kept"] + p["unexplained"] == p["survived"], name
+        assert len({*named["equivalent"], *named["kept"], *named["unexplained"]}) == p["survived"]
+        assert p["score"] == round(100 * p["killed"] / max(p["mutants"], 1), 1), name
+        without = round(100 * p["killed"] / max(p["mutants"] - p["equivalent"], 1), 1)
+        assert p["score_without_equivalents"] == without, name
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "docs" / "mutation-runs").glob("*.json")), ids=lambda p: p.name
+)
+def test_every_committed_run_summary_adds_up(path: Path) -> None:
+    _check_summary(json.loads(path.read_text()))

@@ -1,7 +1,16 @@
+import argparse
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
 import pytest
 
+from voxlive import cli
 from voxlive.errors import ConfigError
-from voxlive.settings import Settings, build
+from voxlive.settings import Settings, build, choices, flag, sections
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults() -> None:
@@ -23,7 +32,12 @@ def test_env_then_flag_precedence() -> None:
         ({"hop_ms": "2000"}, {}, r"hop_ms: expected 10..window_ms \(1000\) ms, got 2000"),
         ({"window_ms": "50"}, {}, "window_ms: expected 100..30000 ms, got 50"),
         ({"buffer_ms": "1000"}, {}, r"buffer_ms: expected window_ms \+ hop_ms \(1500\)"),
-        ({"device": "tpu"}, {}, "device: expected one of auto, cpu, cuda, got 'tpu'"),
+        ({"device": "tpu"}, {}, r"device \(--device\): expected one of auto, cpu, cuda, got 'tpu'"),
+        (
+            {},
+            {"VOXLIVE_ENGINE": "rey"},
+            r"engine \(VOXLIVE_ENGINE\): expected one of local, ray, got 'rey'",
+        ),
         ({"gate_rms": "-1"}, {}, "gate_rms"),
         ({"smoothing": "0"}, {}, "smoothing: expected 1..100"),
     ],
@@ -45,3 +59,111 @@ def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda() -> None:
         Settings(quantize="int8")
     with pytest.raises(ConfigError, match="device: expected 'cpu' or 'auto' with backend 'onnx'"):
         Settings(backend="onnx", device="cuda")
+
+
+# ---- typed choices ---------------------------------------------------------------------------
+LITERAL_SETTINGS = {"fallback", "device", "backend", "quantize", "engine", "gate", "status_access",
+                    "log_level"}  # fmt: skip
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = cli._parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_choice_setting_is_a_literal_whose_values_are_the_cli_choices() -> None:
+    hints = typing.get_type_hints(Settings)
+    literal = {n for n, t in hints.items() if typing.get_origin(t) is typing.Literal}
+    assert literal == LITERAL_SETTINGS
+    for command, parser in _subparsers().items():
+        by_dest = {a.dest: a for a in parser._actions}
+        for name in literal:
+            assert tuple(by_dest[name].choices or ()) == typing.get_args(hints[name]), (
+                command,
+                name,
+            )
+            assert choices(name) == typing.get_args(hints[name])
+            assert by_dest[name].default is None  # so the environment can still fill it
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["serve", "--device", "gpu"],
+            "argument --device: expected one of auto, cpu, cuda, got 'gpu'",
+        ),
+        (
+            ["classify", "x.wav", "--gate", "loud"],
+            "argument --gate: expected one of vad, rms, none, got 'loud'",
+        ),
+        (["serve", "--status-access", "Token"], "expected one of public, token, got 'Token'"),
+    ],
+)
+def test_the_cli_refuses_a_value_outside_the_choices(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_settings_object_refuses_a_value_outside_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"^gate: expected one of vad, rms, none, got 'loud'$"):
+        Settings(gate="loud")  # type: ignore[arg-type]
+    # the choice comes first: not "status_access: expected 'public' unless a token is set"
+    with pytest.raises(ConfigError, match=r"^status_access: expected one of public, token"):
+        Settings(status_access="tokens")  # type: ignore[arg-type]
+
+
+def test_mypy_refuses_a_comparison_with_a_value_the_type_does_not_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    snippet = tmp_path / "typo.py"
+    snippet.write_text(
+        "from voxlive.settings import Settings\n"
+        "def ray(s: Settings) -> bool:\n"
+        "    return s.engine == 'rey'\n"
+        "def local(s: Settings) -> bool:\n"
+        "    return s.engine == 'local'\n"
+    )
+    monkeypatch.setenv("MYPYPATH", str(ROOT / "src"))  # this tree's voxlive, not an installed one
+    out, _, status = api.run([str(snippet), "--strict", "--follow-imports=silent",
+                              "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert status == 1, out
+    [error] = [line for line in out.splitlines() if ": error:" in line]
+    assert "typo.py:3:" in error and "Non-overlapping equality check" in error
+    assert "Literal['local', 'ray']" in error
+
+
+# ---- sections --------------------------------------------------------------------------------
+def test_every_setting_has_a_section_and_the_sections_are_contiguous() -> None:
+    names = [f.name for f in dataclasses.fields(Settings)]
+    assert [n for group in sections().values() for n in group] == names
+    assert list(sections()) == ["server", "model", "Ray", "windows and batching", "gate",
+                                "limits", "access", "uploads", "timeouts"]  # fmt: skip
+
+
+def test_the_serve_help_groups_the_flags_by_section() -> None:
+    serve = _subparsers()["serve"]
+    groups = {g.title: [a.dest for a in g._group_actions] for g in serve._action_groups}
+    for title, names in sections().items():
+        assert groups[title] == list(names)
+
+
+def test_the_readme_table_groups_the_settings_under_the_same_headings() -> None:
+    """The configuration table has a bold heading row per section, then that section's rows."""
+    text = (ROOT / "README.md").read_text()
+    found: dict[str, list[str]] = {}
+    heading = None
+    for line in text.splitlines():
+        if m := re.match(r"^\| \*\*(.+?)\*\* \|", line):
+            heading = m.group(1).split(" (")[0].lower()  # "Uploads (`POST /classify`)"
+            found[heading] = []
+        elif heading is not None and (m := re.match(r"^\| `(--[a-z-]+)` \| `VOXLIVE_", line)):
+            found[heading].append(m.group(1))
+    expected = {t.lower(): [flag(n) for n in names] for t, names in sections().items()}
+    assert found == expected

@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 
 from voxlive.audio.decode import decode_file
+from voxlive.protocol.frames import DEFAULT_FORMAT
 
-RATE = 16_000
+# The bench's one sample rate, Hz: the recordings are decoded at it and the load sends it (the
+# protocol's default format). The ceiling is measured at the model's own rate instead.
+RATE = DEFAULT_FORMAT.sample_rate
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -47,7 +50,10 @@ def program(files: Sequence[str], pause_ms: int, rate: int = RATE) -> np.ndarray
 
 
 @dataclass
-class StreamStats:
+class ClientCounts:
+    """What one bench client counted and timed on its stream (the server's own counters are in
+    its ``end`` message, kept in ``end``, and in /metrics)."""
+
     server_ms: list[float] = field(default_factory=list)  # windows that reached the model
     client_ms: list[float] = field(default_factory=list)
     gated_server_ms: list[float] = field(default_factory=list)  # settled by the gate
@@ -77,10 +83,13 @@ class LoadSpec:
 
 async def run_stream(
     spec: LoadSpec, index: int, audio: np.ndarray, on_result: Any = None
-) -> StreamStats:
+) -> ClientCounts:
+    """Client ``index`` of ``spec.streams``: stream ``audio`` (at :data:`RATE`) from its own
+    offset and phase, then stop and read to the end. ``on_result`` is called for each counted
+    result. A refused or broken stream is reported in ``failure``, not raised."""
     import websockets
 
-    stats = StreamStats()
+    counts = ClientCounts()
     chunk = RATE * spec.chunk_ms // 1000
     offset = (index * 7919 * chunk) % max(len(audio) - chunk, 1)  # each stream its own place
     total = int(spec.seconds * RATE) // chunk * chunk
@@ -99,12 +108,12 @@ async def run_stream(
                 if kind == "result":
                     if msg["end_ms"] < spec.warmup_s * 1000:
                         continue
-                    stats.results += 1
-                    stats.ambient += msg["label"] == "ambient"
+                    counts.results += 1
+                    counts.ambient += msg["label"] == "ambient"
                     gated = bool(msg.get("gated"))
                     server, client = (
-                        (stats.gated_server_ms, stats.gated_client_ms) if gated
-                        else (stats.server_ms, stats.client_ms)
+                        (counts.gated_server_ms, counts.gated_client_ms) if gated
+                        else (counts.server_ms, counts.client_ms)
                     )  # fmt: skip
                     server.append(float(msg["latency_ms"]))
                     end = round(msg["end_ms"] * RATE / 1000)
@@ -114,9 +123,9 @@ async def run_stream(
                     if on_result is not None:
                         on_result()
                 elif kind == "error":
-                    stats.errors += 1
+                    counts.errors += 1
                 elif kind == "end":
-                    stats.end = msg
+                    counts.end = msg
 
     try:
         async with websockets.connect(spec.url, max_size=None) as ws:
@@ -131,13 +140,13 @@ async def run_stream(
                 if not spec.flat_out:
                     due = t0 + (i + 1) * spec.chunk_ms / 1000
                     await asyncio.sleep(max(0.0, due - time.monotonic()))
-            stats.sent_s = total / RATE
+            counts.sent_s = total / RATE
             await ws.send(json.dumps({"type": "stop"}))
             await asyncio.wait_for(reader, 120)
-            stats.close_code = ws.close_code
+            counts.close_code = ws.close_code
     except Exception as exc:  # a refused or broken stream is a result, not a crash
-        stats.failure = f"{type(exc).__name__}: {exc}"
-    if stats.end is not None:
-        stats.dropped_windows = int(stats.end.get("dropped_windows", 0))
-        stats.dropped_s = float(stats.end.get("dropped_ms", 0.0)) / 1000
-    return stats
+        counts.failure = f"{type(exc).__name__}: {exc}"
+    if counts.end is not None:
+        counts.dropped_windows = int(counts.end.get("dropped_windows", 0))
+        counts.dropped_s = float(counts.end.get("dropped_ms", 0.0)) / 1000
+    return counts

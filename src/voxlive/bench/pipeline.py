@@ -18,7 +18,8 @@ Prints numbers; asserts nothing. Needs numpy, torch, transformers and prometheus
 
 The pipeline is assembled by :func:`voxlive.pipeline.assembly.assemble` from the same
 :class:`~voxlive.settings.Settings` a server would use (no gate, so every window reaches the
-model); the capacity search is ``voxlive bench``'s (:func:`voxlive.bench.run.find_capacity`).
+model); the capacity search is ``voxlive bench``'s (:func:`voxlive.bench.capacity.find_capacity`)
+and batch sizes are read from the pipeline's own metrics, as ``voxlive bench`` reads a server's.
 """
 
 from __future__ import annotations
@@ -29,20 +30,23 @@ import json
 import platform
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from voxlive.bench.capacity import find_capacity, passed
 from voxlive.bench.ceiling import model_throughput
-from voxlive.bench.run import find_capacity, passed
+from voxlive.bench.load import RATE
+from voxlive.bench.scrape import Snapshot, batch_histogram, parse
 from voxlive.inference.base import Classifier
+from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import assemble
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol.frames import decode_wav
 from voxlive.settings import Settings
 
-RATE = 16_000
 P95_MS = 250.0  # the latency goal of a passing live run
 
 
@@ -82,10 +86,35 @@ def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class LiveRun:
+    """N in-process streams at real-time pace: what they got (latency in ms, from a window's
+    last sample to its result being ready)."""
+
+    streams: int
+    results: int  # counted (after each stream's first 2 s)
+    dropped_windows: int
+    errors: int  # windows whose model call failed
+    p50_ms: float
+    server_p95_ms: float | None  # None: no result
+    p99_ms: float
+    mean_batch: float  # windows per model call (0.0: no call)
+    batch_sizes: dict[str, int]  # model calls by batch size bucket, from the metrics
+    failed_streams: tuple[str, ...] = ()  # in process, no stream is refused
+
+    @property
+    def client_p95_ms(self) -> float | None:
+        """In process the client pops results the moment they are ready: the server's view."""
+        return self.server_p95_ms
+
+
 async def live_run(
     clf: Classifier, audio: np.ndarray, n_streams: int, seconds: float, settings: Settings
-) -> dict[str, Any]:
-    pipeline = assemble(settings, classifier=clf, warm_up=False)
+) -> LiveRun:
+    """``n_streams`` streams push ``audio`` (at the model's rate) in 100 ms chunks at real-time
+    pace for ``seconds``; batch sizes are read from the pipeline's own metrics."""
+    metrics = Metrics()
+    pipeline = assemble(settings, classifier=clf, warm_up=False, metrics=metrics)
     latencies: list[float] = []
     warmup_ms = 2000.0  # results of each stream's first 2 s are not counted (cold caches)
 
@@ -104,16 +133,8 @@ async def live_run(
         wiring.on_results = collector(box)
         box.append(stream)
         streams.append(stream)
-    sizes: list[int] = []
-    original = clf.predict
-
-    def counting(batch: np.ndarray) -> np.ndarray:
-        sizes.append(len(batch))
-        return original(batch)
-
-    clf.predict = counting  # type: ignore[method-assign]
     pipeline.start()
-    chunk = RATE // 10
+    chunk = clf.info.sample_rate // 10
     offsets = [(i * 7919 * 16) % len(audio) for i in range(n_streams)]  # desynchronised speech
 
     async def feed(i: int, stream: Stream) -> None:
@@ -128,32 +149,31 @@ async def live_run(
         await asyncio.sleep(1.0)
     finally:
         await pipeline.close()
-        clf.predict = original  # type: ignore[method-assign]
+    batches = parse(metrics.render().decode())
     lat = np.array(latencies) if latencies else np.array([np.nan])
-    return {
-        "streams": n_streams,
-        "results": len(latencies),
-        "dropped_windows": sum(s.stats.dropped_windows for s in streams),
-        "errors": sum(s.stats.failed for s in streams),
-        "failed_streams": [],
-        "p50_ms": float(np.percentile(lat, 50)),
-        "server_p95_ms": float(np.percentile(lat, 95)) if latencies else None,
-        "p99_ms": float(np.percentile(lat, 99)),
-        "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
-    }
+    return LiveRun(
+        streams=n_streams, results=len(latencies),
+        dropped_windows=sum(s.stats.dropped_windows for s in streams),
+        errors=sum(s.stats.failed for s in streams),
+        p50_ms=float(np.percentile(lat, 50)),
+        server_p95_ms=float(np.percentile(lat, 95)) if latencies else None,
+        p99_ms=float(np.percentile(lat, 99)),
+        mean_batch=batches.batch_sum / batches.batch_count if batches.batch_count else 0.0,
+        batch_sizes=batch_histogram(Snapshot(), batches),
+    )  # fmt: skip
 
 
 async def live_capacity(
     clf: Classifier, audio: np.ndarray, args: argparse.Namespace, settings: Settings
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[LiveRun]]:
     """The largest number of live streams with p95 <= 250 ms, no drops and no errors."""
 
-    async def run(n: int) -> dict[str, Any]:
+    async def run(n: int) -> LiveRun:
         r = await live_run(clf, audio, n, args.seconds, settings)
         print(
-            f"  {n:4d} streams: p50 {r['p50_ms']:7.1f}  p95 {r['server_p95_ms'] or 0:7.1f}  "
-            f"p99 {r['p99_ms']:7.1f} ms  drops {r['dropped_windows']:4d}  "
-            f"mean batch {r['mean_batch']:5.2f}  {'ok' if passed(r, P95_MS) else 'FAIL'}",
+            f"  {n:4d} streams: p50 {r.p50_ms:7.1f}  p95 {r.server_p95_ms or 0:7.1f}  "
+            f"p99 {r.p99_ms:7.1f} ms  drops {r.dropped_windows:4d}  "
+            f"mean batch {r.mean_batch:5.2f}  {'ok' if passed(r, P95_MS) else 'FAIL'}",
             flush=True,
         )
         return r
@@ -215,12 +235,12 @@ def main() -> None:
     print("\nmodel throughput, 1 s windows")
     print(f"{'batch':>6} {'ms/call':>9} {'audio-s/s':>10}")
     for r in rows:
-        print(f"{r['batch']:6d} {r['ms_per_call']:9.1f} {r['audio_s_per_s']:10.1f}")
+        print(f"{r.batch:6d} {r.ms_per_call:9.1f} {r.audio_s_per_s:10.1f}")
     result: dict[str, Any] = {
         "device": args.device,
         "device_name": device_name,
         "torch": torch.__version__,
-        "throughput": rows,
+        "throughput": [asdict(r) for r in rows],
     }
     if not args.skip_live:
         print(
@@ -232,7 +252,7 @@ def main() -> None:
         print(f"capacity: {capacity} streams")
         result.update(
             capacity=capacity,
-            runs=runs,
+            runs=[asdict(r) for r in runs],
             settings=vars(args) | {"data": str(args.data), "out": str(args.out)},
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,75 +12,92 @@ that ceiling, and for ONNX fp32 what int8 would buy here. Latency percentiles ar
 windows that reached the model; results the gate settled are reported apart. Each run also reads
 the server's capacity gauge (/readyz) to compare it with what was measured. ``--repeat`` reports
 the median of the rounds.
+
+In parts, each a function: :func:`measure_ceilings` (the model flat out), :func:`plan` (which
+servers, which N), :func:`run` (the load, round after round, one :class:`~voxlive.bench.row.Row`
+per run) and :func:`report` / :func:`summary` (the JSON and the printed lines); :func:`bench`
+calls them in that order with the :class:`~voxlive.bench.options.Options` built once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voxlive.bench.ceiling import ceiling, int8_hint, stream_cost
-from voxlive.bench.load import LoadSpec, StreamStats, program, run_stream
+from voxlive.bench.capacity import find_capacity, passed
+from voxlive.bench.ceiling import Ceiling, ceiling, int8_hint, stream_cost
+from voxlive.bench.load import ClientCounts, LoadSpec, program, run_stream
+from voxlive.bench.options import Options
+from voxlive.bench.row import Row, VsCeiling, median_rows, table
+from voxlive.bench.scrape import batch_histogram, gauge, scrape
 from voxlive.bench.serving import Target, serve_subprocess
-from voxlive.settings import build
 
 
-# ---- the server's own numbers (/metrics) ------------------------------------------------------
-def scrape(http: str) -> dict[str, Any]:
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
+# ---- the ceiling -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ceilings:
+    """The ceilings measured before the load (none with ``--url`` or ``--no-ceiling``)."""
 
-    text = httpx.get(http + "/metrics", timeout=5).text
-    out: dict[str, Any] = {"batch_buckets": {}, "windows": {}}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "process_cpu_seconds_total":
-                out["cpu_s"] = s.value
-            elif s.name == "process_resident_memory_bytes":
-                out["rss_mib"] = s.value / 2**20
-            elif s.name == "voxlive_batch_size_bucket":
-                out["batch_buckets"][s.labels["le"]] = s.value
-            elif s.name == "voxlive_batch_size_sum":
-                out["batch_sum"] = s.value
-            elif s.name == "voxlive_batch_size_count":
-                out["batch_count"] = s.value
-            elif s.name == "voxlive_windows_total":
-                out["windows"][s.labels["outcome"]] = s.value
-    return out
+    base: Ceiling | None = None  # the model as the servers run it
+    int8: Ceiling | None = None  # the same model as ONNX int8, when it runs as ONNX fp32
+
+    @property
+    def base_audio_s_per_s(self) -> float | None:
+        return self.base.audio_s_per_s if self.base else None
 
 
-def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
-    """Model calls by batch size bucket ("<=1", "<=2", ...) during the run."""
-    hist, below = {}, 0.0
-    for le in sorted(after["batch_buckets"], key=lambda x: float(x)):
-        cumulative = after["batch_buckets"][le] - before["batch_buckets"].get(le, 0.0)
-        if cumulative - below > 0:
-            hist["<=" + (le if le != "+Inf" else "inf").removesuffix(".0")] = int(
-                cumulative - below
-            )
-        below = cumulative
-    return hist
+async def measure_ceilings(options: Options) -> Ceilings:
+    """The model's ceiling, measured in this process (blocking work in a thread)."""
+    if not options.ceiling_wanted:
+        return Ceilings()
+    if not options.quiet:
+        print("measuring the model's ceiling (best of batch 1/2/4)…", file=sys.stderr)
+    settings, files, pause_ms = options.settings, options.audio, options.pause_ms
+    base = await asyncio.to_thread(ceiling, settings, files, pause_ms)
+    if base.backend != "onnx" or not options.hint_int8:
+        return Ceilings(base)
+    int8 = settings.replace(backend="onnx", quantize="int8")
+    return Ceilings(base, await asyncio.to_thread(ceiling, int8, files, pause_ms))
 
 
-def gauge(http: str) -> dict[str, Any]:
-    """The server's capacity gauge (/readyz ``capacity``); empty when it has none."""
-    import httpx
+# ---- the plan --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Which servers get which load."""
 
-    with contextlib.suppress(Exception):
-        found: dict[str, Any] = httpx.get(http + "/readyz", timeout=5).json().get("capacity", {})
-        return found
-    return {}
+    variants: tuple[tuple[str, tuple[str, ...]], ...]  # (name, `serve` flags), "base" first
+    counts: tuple[int, ...]  # N of each run (without --find-capacity)
+    cost: float  # model audio-s per second of one live stream
+
+
+def plan(options: Options, ceilings: Ceilings) -> Plan:
+    """The servers to start (ignored with ``--url``) and the N to run: ``--streams``, or
+    fractions and multiples of the same-run ceiling (``--at-ceiling``, ``--times``)."""
+    counts: tuple[int, ...] = (options.streams,)
+    if options.at_ceiling is not None:
+        if ceilings.base is None:
+            raise ValueError("bench: --at-ceiling needs a measured ceiling")  # Options sees to it
+        n = max(1, int(options.at_ceiling * ceilings.base.streams))
+        counts = (n, *(round(k * n) for k in options.times))
+    flags = options.server_flags
+    variants = (
+        ("base", flags),
+        *((extra, (*flags, *shlex.split(extra))) for extra in options.compare),
+    )
+    return Plan(variants, counts, stream_cost(options.settings))
 
 
 # ---- one run ---------------------------------------------------------------------------------
@@ -90,24 +107,25 @@ def _pct(values: list[float], q: float) -> float | None:
 
 async def measure(
     target: Target, spec: LoadSpec, audio: np.ndarray, progress: Callable[[], None] | None = None
-) -> dict[str, Any]:
-    """Run the load once against ``target`` and summarise it."""
+) -> Row:
+    """Run the load once against ``target`` and summarise it, with the server's own numbers
+    (/metrics before and after, peak RSS sampled every second, the capacity gauge)."""
     before = await asyncio.to_thread(scrape, target.http)
-    rss_peak = before.get("rss_mib", 0.0)
+    rss_peak = before.rss_mib
     done = asyncio.Event()
 
     async def watch_rss() -> None:
         nonlocal rss_peak
         while not done.is_set():
             with contextlib.suppress(Exception):
-                rss_peak = max(rss_peak, (await asyncio.to_thread(scrape, target.http))["rss_mib"])
+                rss_peak = max(rss_peak, (await asyncio.to_thread(scrape, target.http)).rss_mib)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await done.wait()
 
     watcher = asyncio.create_task(watch_rss())
     t0 = time.monotonic()
-    stats: list[StreamStats] = await asyncio.gather(
+    counts: list[ClientCounts] = await asyncio.gather(
         *(run_stream(spec, i, audio, progress) for i in range(spec.streams))
     )
     wall = time.monotonic() - t0
@@ -115,133 +133,186 @@ async def measure(
     await watcher
     after = await asyncio.to_thread(scrape, target.http)
     capacity = await asyncio.to_thread(gauge, target.http)
-    server = [x for s in stats for x in s.server_ms]
-    client = [x for s in stats for x in s.client_ms]
-    gated = [x for s in stats for x in s.gated_server_ms]
-
-    def outcome(name: str) -> int:
-        return int(after["windows"].get(name, 0) - before["windows"].get(name, 0))
-
-    counted_s = max(spec.seconds - spec.warmup_s, 1e-9)
-    calls = after.get("batch_count", 0) - before.get("batch_count", 0)
-    windows = after.get("batch_sum", 0) - before.get("batch_sum", 0)
-    return {
-        "target": target.name,
-        "streams": spec.streams,
-        "seconds": spec.seconds,
-        "flat_out": spec.flat_out,
-        "results": sum(s.results for s in stats),
-        "results_per_stream_per_s": sum(s.results for s in stats) / spec.streams / counted_s,
-        "ambient_share": sum(s.ambient for s in stats) / max(sum(s.results for s in stats), 1),
-        "server_p50_ms": _pct(server, 50), "server_p95_ms": _pct(server, 95),
-        "server_p99_ms": _pct(server, 99),
-        "client_p50_ms": _pct(client, 50), "client_p95_ms": _pct(client, 95),
-        "client_p99_ms": _pct(client, 99),
-        "model_results": len(server), "gated_results": len(gated),
-        "gated_p50_ms": _pct(gated, 50), "gated_p95_ms": _pct(gated, 95),
-        "gated_client_p95_ms": _pct([x for s in stats for x in s.gated_client_ms], 95),
-        "dropped_windows": sum(s.dropped_windows for s in stats),
-        "shed_windows": outcome("shed"), "overwritten_windows": outcome("dropped"),
-        "gauge_streams": capacity.get("streams"),
-        "gauge_load_streams": capacity.get("load_streams"),
-        "dropped_audio_s": sum(s.dropped_s for s in stats),
-        "errors": sum(s.errors for s in stats),
-        "failed_streams": [s.failure for s in stats if s.failure],
-        "audio_s_per_s": sum(s.sent_s for s in stats) / wall,
-        "model_calls": int(calls),
-        "mean_batch": windows / calls if calls else None,
-        "batch_sizes": batch_histogram(before, after),
-        "server_cpu_pct": 100 * (after.get("cpu_s", 0) - before.get("cpu_s", 0)) / wall,
-        "server_rss_mib": rss_peak,
-        "wall_s": wall,
-    }  # fmt: skip
-
-
-def passed(row: dict[str, Any], p95_ms: float) -> bool:
-    """p95 of the windows that reached the model within ``p95_ms`` on both sides (server and
-    client), nothing dropped or shed, no errors."""
-    p95s = [row.get("server_p95_ms"), row.get("client_p95_ms")]
-    return (
-        all(p is not None and p <= p95_ms for p in p95s) and row["dropped_windows"] == 0
-        and row["errors"] == 0 and not row["failed_streams"]
+    server = [x for c in counts for x in c.server_ms]
+    client = [x for c in counts for x in c.client_ms]
+    gated = [x for c in counts for x in c.gated_server_ms]
+    results = sum(c.results for c in counts)
+    calls = int(after.batch_count - before.batch_count)
+    windows = after.batch_sum - before.batch_sum
+    return Row(
+        target=target.name, streams=spec.streams, seconds=spec.seconds, flat_out=spec.flat_out,
+        results=results,
+        results_per_stream_per_s=results / spec.streams / max(spec.seconds - spec.warmup_s, 1e-9),
+        ambient_share=sum(c.ambient for c in counts) / max(results, 1),
+        server_p50_ms=_pct(server, 50), server_p95_ms=_pct(server, 95),
+        server_p99_ms=_pct(server, 99),
+        client_p50_ms=_pct(client, 50), client_p95_ms=_pct(client, 95),
+        client_p99_ms=_pct(client, 99),
+        model_results=len(server), gated_results=len(gated),
+        gated_p50_ms=_pct(gated, 50), gated_p95_ms=_pct(gated, 95),
+        gated_client_p95_ms=_pct([x for c in counts for x in c.gated_client_ms], 95),
+        dropped_windows=sum(c.dropped_windows for c in counts),
+        shed_windows=after.windows_since(before, "shed"),
+        overwritten_windows=after.windows_since(before, "dropped"),
+        gauge_streams=capacity.get("streams"), gauge_load_streams=capacity.get("load_streams"),
+        dropped_audio_s=sum(c.dropped_s for c in counts),
+        errors=sum(c.errors for c in counts),
+        failed_streams=tuple(c.failure for c in counts if c.failure),
+        audio_s_per_s=sum(c.sent_s for c in counts) / wall,
+        model_calls=calls, mean_batch=windows / calls if calls else None,
+        batch_sizes=batch_histogram(before, after),
+        server_cpu_pct=100 * (after.cpu_s - before.cpu_s) / wall,
+        server_rss_mib=rss_peak, wall_s=wall,
     )  # fmt: skip
 
 
-async def find_capacity(
-    run: Callable[[int], Any], start: int, limit: int, p95_ms: float
-) -> tuple[int, list[dict[str, Any]]]:
-    """Largest N in [1, limit] that passes: double from ``start`` until a failure, then bisect.
-    Returns (N, every run made); N is 0 when even one stream fails."""
-    rows: list[dict[str, Any]] = []
-    good, bad = 0, limit + 1
-    n = max(1, start)
-    while n < bad:
-        row = await run(n)
-        rows.append(row)
-        if passed(row, p95_ms):
-            good = n
-            n = n * 2 if bad > limit else (good + bad) // 2
+def judge(row: Row, options: Options, ceiling_audio_s_per_s: float | None, cost: float) -> Row:
+    """``row`` with its load against this round's ceiling (real-time runs only) and whether what
+    was delivered stayed within ``max_lag_ms`` (when the servers shed)."""
+    vs = None
+    if ceiling_audio_s_per_s and not options.flat_out:
+        load = row.streams * cost
+        # What reached the model: answered, shed or dropped model windows, per counted second.
+        reached = row.model_results + row.dropped_windows * options.counted_s / options.seconds
+        model_load = reached * options.settings.window_ms / 1000 / options.counted_s
+        vs = VsCeiling(
+            ceiling_audio_s_per_s=ceiling_audio_s_per_s, model_load_audio_s_per_s=load,
+            pct_of_ceiling=100 * load / ceiling_audio_s_per_s,
+            model_pct_of_ceiling=100 * model_load / ceiling_audio_s_per_s,
+        )  # fmt: skip
+    delivered = None
+    if max_lag_ms := options.settings.max_lag_ms:  # under overload: is it still fresh?
+        p95s = (row.server_p95_ms, row.client_p95_ms)
+        delivered = all(p is not None and p <= max_lag_ms for p in p95s)
+    return dataclasses.replace(row, vs_ceiling=vs, delivered_within_max_lag=delivered)
+
+
+async def run_once(
+    options: Options, target: Target, n: int, audio: np.ndarray, ceiling_now: float | None,
+    cost: float,
+) -> Row:  # fmt: skip
+    """One run of N streams against ``target``, judged, with a progress bar and a verdict line
+    (unless ``--quiet``)."""
+    from tqdm import tqdm
+
+    spec = LoadSpec(url=target.url, streams=n, seconds=options.seconds,
+                    chunk_ms=options.chunk_ms, flat_out=options.flat_out,
+                    warmup_s=options.warmup_s, hop_ms=options.settings.hop_ms,
+                    token=options.token)  # fmt: skip
+    expected = max(int(n * options.counted_s * 1000 / spec.hop_ms), 1)
+    with tqdm(total=expected, desc=f"{target.name} N={n}", unit="res", file=sys.stderr,
+              leave=False, disable=options.quiet) as bar:  # fmt: skip
+        row = judge(await measure(target, spec, audio, lambda: bar.update(1)), options,
+                    ceiling_now, cost)  # fmt: skip
+    if not options.quiet:
+        verdict = "pass" if passed(row, options.p95_ms) else "FAIL"
+        print(f"{target.name} N={n}: p95 {row.server_p95_ms or 0:.0f} ms (client "
+              f"{row.client_p95_ms or 0:.0f}), drops {row.dropped_windows} (shed "
+              f"{row.shed_windows}), errors {row.errors} -> {verdict}",
+              file=sys.stderr)  # fmt: skip
+    return row
+
+
+# ---- all runs --------------------------------------------------------------------------------
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)  # every run, in order
+    capacity: dict[str, int] = field(default_factory=dict)  # with --find-capacity, per server
+    rounds: list[Ceiling] = field(default_factory=list)  # with --repeat: each round's ceiling
+
+
+async def run(options: Options, the_plan: Plan, ceilings: Ceilings) -> Results:
+    """Start the servers (unless ``--url``), then, ``--repeat`` times, each N against each
+    server in turn (or the capacity search), re-measuring the ceiling each later round (the
+    machine drifts). Servers are stopped at the end."""
+    audio = program(options.audio, options.pause_ms)
+    out = Results()
+    async with contextlib.AsyncExitStack() as stack:
+        if options.url:
+            targets = [Target("server", options.url)]
         else:
-            bad = n
-            n = (good + bad) // 2
-        n = min(n, limit)
-        if n <= good or n >= bad:
-            break
-    return good, rows
+            log_dir = options.out.parent
+            targets = [
+                await stack.enter_async_context(
+                    serve_subprocess(name, list(flags), log_dir / f"bench-server-{i}.log")
+                )
+                for i, (name, flags) in enumerate(the_plan.variants)
+            ]
+        ceiling_now = ceilings.base_audio_s_per_s
+        for r in range(options.repeat):
+            if r and ceilings.base:
+                again = await asyncio.to_thread(
+                    ceiling, options.settings, options.audio, options.pause_ms
+                )
+                out.rounds = out.rounds or [ceilings.base]
+                out.rounds.append(again)
+                ceiling_now = again.audio_s_per_s
+            for target in targets:
 
+                async def once(
+                    n: int, target: Target = target, now: float | None = ceiling_now
+                ) -> Row:
+                    return await run_once(options, target, n, audio, now, the_plan.cost)
 
-# ---- report ----------------------------------------------------------------------------------
-COLUMNS = [  # (heading, report key, format)
-    ("target", "target", "{}"),
-    ("N", "streams", "{}"),
-    ("res/st/s", "results_per_stream_per_s", "{:.2f}"),
-    ("p50", "server_p50_ms", "{:.0f}"),
-    ("p95", "server_p95_ms", "{:.0f}"),
-    ("p99", "server_p99_ms", "{:.0f}"),
-    ("cli p95", "client_p95_ms", "{:.0f}"),
-    ("% ceil", "pct_of_ceiling", "{:.0f}"),
-    ("model %", "model_pct_of_ceiling", "{:.0f}"),
-    ("gauge", "gauge_streams", "{:.1f}"),
-    ("audio-s/s", "audio_s_per_s", "{:.1f}"),
-    ("drops", "dropped_windows", "{}"),
-    ("shed", "shed_windows", "{}"),
-    ("gated", "gated_results", "{}"),
-    ("err", "errors", "{}"),
-    ("batch", "mean_batch", "{:.2f}"),
-    ("cpu %", "server_cpu_pct", "{:.0f}"),
-    ("rss MiB", "server_rss_mib", "{:.0f}"),
-]
-
-
-def table(rows: Sequence[dict[str, Any]]) -> str:
-    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
-        value = row.get(key)
-        return "-" if value is None else fmt.format(value)
-
-    body = [[cell(r, key, fmt) for _, key, fmt in COLUMNS] for r in rows]
-    heads = [h for h, _, _ in COLUMNS]
-    widths = [max(len(x) for x in col) for col in zip(heads, *body, strict=False)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
-    return "\n".join(lines)
-
-
-def median_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (target, N) measured more than once: the median of every numeric figure."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["target"], row["streams"]), []).append(row)
-    out = []
-    for (target, n), group in groups.items():
-        if len(group) < 2:
-            continue
-        med: dict[str, Any] = {"target": target, "streams": n, "rounds": len(group)}
-        for key, value in group[0].items():
-            numbers = [float(v) for g in group if isinstance(v := g.get(key), int | float)]
-            if not isinstance(value, bool) and len(numbers) == len(group):
-                med[key] = float(np.median(numbers))
-        out.append(med)
+                if options.find_capacity:
+                    n, tried = await find_capacity(
+                        once, options.streams, options.capacity_limit, options.p95_ms
+                    )
+                    out.rows += tried
+                    out.capacity[target.name] = max(out.capacity.get(target.name, 0), n)
+                else:
+                    for n in the_plan.counts:
+                        out.rows.append(await once(n))
     return out
+
+
+# ---- the report ------------------------------------------------------------------------------
+def report(
+    options: Options, the_plan: Plan, ceilings: Ceilings, results: Results
+) -> dict[str, Any]:
+    """The JSON report (BENCHMARKS.md and docs/benchmarks/*.json read its keys)."""
+    base = ceilings.base_audio_s_per_s
+    found: dict[str, Any] = {}
+    if ceilings.base:
+        found["base"] = ceilings.base.to_dict()
+    if ceilings.int8:
+        found["int8"] = ceilings.int8.to_dict()
+    if results.rounds:
+        found["rounds"] = [c.to_dict() for c in results.rounds]
+    return {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "command": options.command, "p95_ms": options.p95_ms, "ceiling": found,
+        "capacity": results.capacity,
+        "capacity_pct_of_ceiling": {
+            name: 100 * n * the_plan.cost / base for name, n in results.capacity.items() if base
+        },
+        "runs": [row.to_dict() for row in results.rows],
+        "medians": median_rows(results.rows) if options.repeat > 1 else [],
+    }  # fmt: skip
+
+
+def summary(options: Options, the_plan: Plan, ceilings: Ceilings, results: Results) -> str:
+    """What ``voxlive bench`` prints at the end: the runs, their medians, the ceilings and the
+    capacities found."""
+    lines = [table([row.to_dict() for row in results.rows])]
+    if options.repeat > 1 and (medians := median_rows(results.rows)):
+        lines += [f"median of {options.repeat} rounds:", table(medians)]
+    for kind, c in (("base", ceilings.base), ("int8", ceilings.int8)):
+        if c is not None:
+            lines.append(f"ceiling[{kind}]: {c.audio_s_per_s:.2f} audio-s/s ({c.backend}, batch "
+                         f"{c.best_batch}) = {c.streams:.2f} live streams flat out")  # fmt: skip
+    if results.rounds:
+        each = ", ".join(f"{c.audio_s_per_s:.2f}" for c in results.rounds)
+        lines.append(f"ceiling[base] by round: {each} audio-s/s")
+    if ceilings.base and ceilings.int8:
+        lines.append(int8_hint(ceilings.base, ceilings.int8))
+    base = ceilings.base_audio_s_per_s
+    for name, n in results.capacity.items():
+        pct = f", {100 * n * the_plan.cost / base:.0f} % of the ceiling" if base else ""
+        lines.append(f"capacity[{name}]: {n} streams at p95 <= {options.p95_ms:g} ms with no "
+                     f"drops{pct}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _write(path: Path, text: str) -> None:
@@ -250,132 +321,16 @@ def _write(path: Path, text: str) -> None:
 
 
 # ---- entry point -----------------------------------------------------------------------------
-async def bench(args: Any, server_flags: list[str]) -> int:
+async def bench(options: Options) -> int:
+    """``voxlive bench``: ceiling, plan, runs, report (written to ``--out``) and summary."""
     import logging
 
-    from tqdm import tqdm
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
-    audio = program(args.audio, args.pause_ms)
-    settings = build(vars(args), os.environ)
-    cost = stream_cost(settings)  # model audio-s per second of one live stream
-    ceilings: dict[str, Any] = {}
-    if not args.url and not args.no_ceiling:
-        if not args.quiet:
-            print("measuring the model's ceiling (best of batch 1/2/4)…", file=sys.stderr)
-        ceilings["base"] = await asyncio.to_thread(ceiling, settings, audio)
-        if ceilings["base"]["backend"] == "onnx" and not args.no_int8_hint:
-            int8 = settings.replace(backend="onnx", quantize="int8")
-            ceilings["int8"] = await asyncio.to_thread(ceiling, int8, audio)
-    base_ceiling = ceilings.get("base", {}).get("audio_s_per_s")
-    counts = [args.streams]
-    if args.at_ceiling:  # N from the same-run ceiling, and multiples of it (overload)
-        if not ceilings:
-            raise SystemExit("bench: --at-ceiling needs the ceiling (no --url, no --no-ceiling)")
-        n = max(1, int(args.at_ceiling * ceilings["base"]["streams"]))
-        counts = [n] + [round(k * n) for k in args.times or []]
-    variants: list[tuple[str, list[str]]] = [("base", server_flags)]
-    for extra in args.compare or []:
-        variants.append((extra, server_flags + shlex.split(extra)))
-    out_dir = Path(args.out).parent
-    async with contextlib.AsyncExitStack() as stack:
-        if args.url:
-            targets = [Target("server", args.url)]
-        else:
-            targets = [
-                await stack.enter_async_context(
-                    serve_subprocess(n, f, out_dir / f"bench-server-{i}.log")
-                )
-                for i, (n, f) in enumerate(variants)
-            ]
-        rows: list[dict[str, Any]] = []
-        capacity: dict[str, int] = {}
-
-        async def once(target: Target, n: int) -> dict[str, Any]:
-            spec = LoadSpec(url=target.url, streams=n, seconds=args.seconds,
-                            chunk_ms=args.chunk_ms, flat_out=args.flat_out,
-                            warmup_s=args.warmup_s, hop_ms=int(args.hop_ms or 500),
-                            token=os.environ.get("VOXLIVE_TOKEN", ""))  # fmt: skip
-            expected = max(int(n * (args.seconds - args.warmup_s) * 1000 / spec.hop_ms), 1)
-            with tqdm(total=expected, desc=f"{target.name} N={n}", unit="res",
-                      file=sys.stderr, leave=False, disable=args.quiet) as bar:  # fmt: skip
-                row = await measure(target, spec, audio, lambda: bar.update(1))
-            if round_ceiling and not args.flat_out:  # this round's, minutes from the run
-                row["ceiling_audio_s_per_s"] = round_ceiling
-                row["model_load_audio_s_per_s"] = n * cost
-                row["pct_of_ceiling"] = 100 * n * cost / round_ceiling
-                # What reached the model (the gate keeps quiet windows away): answered, shed or
-                # dropped model windows per second, as audio-s/s, against the ceiling.
-                counted_s = max(args.seconds - args.warmup_s, 1e-9)
-                reached = row["model_results"] + row["dropped_windows"] * counted_s / args.seconds
-                row["model_pct_of_ceiling"] = (
-                    100 * reached * settings.window_ms / 1000 / counted_s / round_ceiling
-                )
-            if settings.max_lag_ms:  # under overload: is what was delivered still fresh?
-                row["delivered_within_max_lag"] = all(
-                    row[k] is not None and row[k] <= settings.max_lag_ms
-                    for k in ("server_p95_ms", "client_p95_ms")
-                )
-            # Every lost window reached its stream's `end` (shed or overwritten, per /metrics).
-            row["drops_reported"] = row["dropped_windows"] == (
-                row["shed_windows"] + row["overwritten_windows"]
-            )
-            verdict = "pass" if passed(row, args.p95_ms) else "FAIL"
-            if not args.quiet:
-                print(f"{target.name} N={n}: p95 {row['server_p95_ms'] or 0:.0f} ms (client "
-                      f"{row['client_p95_ms'] or 0:.0f}), drops {row['dropped_windows']} (shed "
-                      f"{row['shed_windows']}), errors {row['errors']} -> {verdict}",
-                      file=sys.stderr)  # fmt: skip
-            return row
-
-        round_ceiling = base_ceiling
-        for r in range(args.repeat):
-            if r and base_ceiling:  # the machine drifts: each round gets its own ceiling
-                again = await asyncio.to_thread(ceiling, settings, audio)
-                ceilings.setdefault("rounds", [ceilings["base"]]).append(again)
-                round_ceiling = again["audio_s_per_s"]
-            for target in targets:
-                if args.find_capacity:
-
-                    async def probe(n: int, target: Target = target) -> dict[str, Any]:
-                        return await once(target, n)
-
-                    n, tried = await find_capacity(
-                        probe, args.streams, args.capacity_limit, args.p95_ms
-                    )
-                    rows += tried
-                    capacity[target.name] = max(capacity.get(target.name, 0), n)
-                else:
-                    for n in counts:
-                        rows.append(await once(target, n))
-    medians = median_rows(rows) if args.repeat > 1 else []
-    report = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "command": "voxlive bench " + shlex.join(sys.argv[2:]),
-        "p95_ms": args.p95_ms, "ceiling": ceilings, "capacity": capacity,
-        "capacity_pct_of_ceiling": {
-            name: 100 * n * cost / base_ceiling for name, n in capacity.items() if base_ceiling
-        },
-        "runs": rows, "medians": medians,
-    }  # fmt: skip
-    await asyncio.to_thread(_write, Path(args.out), json.dumps(report, indent=2))
-    print(table(rows))
-    if medians:
-        print(f"median of {args.repeat} rounds:")
-        print(table(medians))
-    for kind in ("base", "int8"):
-        if kind in ceilings:
-            c = ceilings[kind]
-            print(f"ceiling[{kind}]: {c['audio_s_per_s']:.2f} audio-s/s ({c['backend']}, batch "
-                  f"{c['best_batch']}) = {c['streams']:.2f} live streams flat out")  # fmt: skip
-    if "rounds" in ceilings:
-        each = ", ".join(f"{c['audio_s_per_s']:.2f}" for c in ceilings["rounds"])
-        print(f"ceiling[base] by round: {each} audio-s/s")
-    if "int8" in ceilings:
-        print(int8_hint(ceilings["base"], ceilings["int8"]))
-    for name, n in capacity.items():
-        pct = f", {100 * n * cost / base_ceiling:.0f} % of the ceiling" if base_ceiling else ""
-        print(f"capacity[{name}]: {n} streams at p95 <= {args.p95_ms:g} ms with no drops{pct}")
-    print(f"wrote {args.out}")
+    ceilings = await measure_ceilings(options)
+    the_plan = plan(options, ceilings)
+    results = await run(options, the_plan, ceilings)
+    doc = report(options, the_plan, ceilings, results)
+    await asyncio.to_thread(_write, options.out, json.dumps(doc, indent=2))
+    print(summary(options, the_plan, ceilings, results))
+    print(f"wrote {options.out}")
     return 0

@@ -10,7 +10,9 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What is serving. ``fallback`` says why a fallback model is in use (``None``: no fallback)."""
+    """What is serving. ``fallback`` says why a fallback model is in use (``None``: no fallback);
+    ``backend_fallback`` why ``backend`` is not the one ``--backend auto`` tried first (``None``:
+    it is)."""
 
     name: str
     backend: str
@@ -18,6 +20,7 @@ class ModelInfo:
     sample_rate: int
     device: str = "cpu"
     fallback: str | None = None
+    backend_fallback: str | None = None
 
 
 def no_speech(labels: int) -> np.ndarray:

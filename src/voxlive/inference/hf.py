@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from voxlive.errors import ConfigError
 from voxlive.inference.base import ModelInfo
+from voxlive.settings import Device
 
 DEFAULT_MODEL = "7wolf/wav2vec2-base-gender-classification"
 # The default model's config names its labels LABEL_0/LABEL_1; the reference's own experiments
@@ -33,7 +35,7 @@ def resolve_labels(
     return names
 
 
-def pick_device(device: str) -> str:
+def pick_device(device: Device) -> Literal["cpu", "cuda"]:
     import torch
 
     if device == "auto":
@@ -51,7 +53,7 @@ class TransformersClassifier:
         model_id: str,
         *,
         labels: Sequence[str] | None = None,
-        device: str = "auto",
+        device: Device = "auto",
         threads: int = 0,
         local_files_only: bool = False,
     ) -> None:
@@ -62,7 +64,7 @@ class TransformersClassifier:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = pick_device(device)
-        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
         model: Any = AutoModelForAudioClassification.from_pretrained(
@@ -81,6 +83,10 @@ class TransformersClassifier:
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    def note_backend_fallback(self, reason: str) -> None:
+        """Serving in place of the backend ``--backend auto`` tried first, because ``reason``."""
+        self._info = dataclasses.replace(self._info, backend_fallback=reason)
 
     @property
     def model(self) -> Any:

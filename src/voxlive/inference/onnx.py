@@ -27,6 +27,7 @@ from voxlive import __version__
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.hf import TransformersClassifier, pick_device, resolve_labels
+from voxlive.settings import Device, Quantize
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class OnnxClassifier:
         model_id: str,
         *,
         labels: tuple[str, ...] | None = None,
-        quantize: str = "none",
+        quantize: Quantize = "none",
         threads: int = 0,
         cache_dir: Path | None = None,
         local_files_only: bool = False,
@@ -158,7 +159,7 @@ class OnnxClassifier:
 
         # Config and feature extractor only: the PyTorch weights are loaded just to export.
         config: Any = AutoConfig.from_pretrained(model_id, local_files_only=local_files_only)
-        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
+        self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
         id2label = {int(k): str(v) for k, v in config.id2label.items()}
@@ -185,7 +186,7 @@ class OnnxClassifier:
         )  # fmt: skip
 
     def _export_and_check(
-        self, torch_clf: TransformersClassifier, folder: Path, quantize: str
+        self, torch_clf: TransformersClassifier, folder: Path, quantize: Quantize
     ) -> dict[str, Any]:
         """Export, check against PyTorch, quantise; write the model and meta.json atomically."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -255,14 +256,15 @@ def load_auto(
     model_id: str,
     *,
     labels: tuple[str, ...] | None = None,
-    device: str = "auto",
+    device: Device = "auto",
     threads: int = 0,
     cache_dir: Path | None = None,
     local_files_only: bool = False,
 ) -> Classifier:
     """``--backend auto``: PyTorch on CUDA; on CPU, ONNX Runtime fp32 (exported and checked on
-    first start, then from the cache), or PyTorch, with the reason logged, when the export or
-    its agreement check fails. A model that cannot be found at all raises as PyTorch would."""
+    first start, then from the cache), or PyTorch when the export or its agreement check fails:
+    loudly (a ``BACKEND FALLBACK`` warning, and ``info.backend_fallback`` says why, which
+    ``/readyz`` reports). A model that cannot be found at all raises as PyTorch would."""
     from transformers import AutoConfig
 
     if pick_device(device) != "cpu":
@@ -279,12 +281,16 @@ def load_auto(
     except ConfigError:
         raise
     except Exception as exc:
+        reason = f"ONNX Runtime could not serve it ({type(exc).__name__}: {exc})"
         log.warning(
-            "backend auto: not serving %s with ONNX Runtime (%s: %s); using PyTorch instead "
-            "(slower on CPU). --backend torch skips the attempt.",
-            model_id, type(exc).__name__, exc,
+            "BACKEND FALLBACK: --backend auto: not serving %s with ONNX Runtime: %s; serving "
+            "with PyTorch instead (slower on CPU). /readyz says so (backend_fallback); "
+            "--backend torch skips the attempt, --backend onnx stops startup instead.",
+            model_id, reason,
         )  # fmt: skip
-        return TransformersClassifier(
+        clf = TransformersClassifier(
             model_id, labels=labels, device="cpu", threads=threads,
             local_files_only=local_files_only,
         )  # fmt: skip
+        clf.note_backend_fallback(reason)
+        return clf

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxlive.audio.vad import SileroVad
+from voxlive.errors import ModelLoadError
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.loader import load_local
 from voxlive.metrics import Metrics
-from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.batcher import Batcher, check_output
 from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import classify_samples
 from voxlive.pipeline.overload import Capacity
 from voxlive.pipeline.stream import Stream
+from voxlive.pipeline.worker import LoopWorker
 from voxlive.protocol.messages import StreamMessage
 from voxlive.settings import Settings
 
@@ -91,6 +93,12 @@ class Pipeline:
         """The capacity gauge for live streams at the configured window and hop."""
         return self.batcher.capacity(self.config.window, self.config.hop_ms / 1000)
 
+    def workers(self) -> list[LoopWorker]:
+        """The tasks that serve every stream: the batcher, and the VAD runner when there is one
+        (each supervised: see :class:`~voxlive.pipeline.worker.LoopWorker`)."""
+        vad = self.batcher.vad
+        return [self.batcher] if vad is None else [self.batcher, vad]
+
     def start(self) -> None:
         """Start the batcher and VAD runner tasks. Idempotent."""
         self.batcher.start()
@@ -125,11 +133,19 @@ def _seed_costs(classifier: Classifier, batcher: Batcher, window: int) -> None:
     sizes = sorted(
         {min(2**k, batcher.max_batch) for k in range(batcher.max_batch.bit_length() + 1)}
     )
+    labels = classifier.info.labels
     for size in sizes:
         batch = 0.1 * rng.standard_normal((size, window)).astype(np.float32)
         started = time.perf_counter()
-        classifier.predict(batch)
+        probs = classifier.predict(batch)
         batcher.cost.observe(size, window, time.perf_counter() - started)
+        try:
+            check_output(probs, size, len(labels))
+        except ValueError as exc:
+            raise ModelLoadError(
+                f"{classifier.info.name}: {exc}; the labels are {', '.join(labels)} (from the "
+                "model's config, or --labels): pass one label per class the model outputs"
+            ) from None
 
 
 def assemble(

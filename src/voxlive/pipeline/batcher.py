@@ -46,6 +46,19 @@ from voxlive.pipeline.worker import LoopWorker
 log = logging.getLogger(__name__)
 
 
+def check_output(probs: np.ndarray, rows: int, labels: int) -> None:
+    """Raise a ValueError unless ``probs`` holds one row per window and one column per label
+    (a model, or ``--labels``, of the wrong width would otherwise fail later, in every
+    stream's sender)."""
+    shape: tuple[int, ...] = tuple(getattr(probs, "shape", ()))
+    if len(shape) != 2:
+        raise ValueError(f"model output: expected 2 dimensions (windows, labels), got {shape}")
+    if shape[0] != rows:
+        raise ValueError(f"model output: expected {rows} rows (one per window), got {shape[0]}")
+    if shape[1] != labels:
+        raise ValueError(f"model output: expected {labels} columns (one per label), got {shape[1]}")
+
+
 class CostModel:
     """Expected model-call time, learned from the calls made: per (batch size, window length) an
     exponential moving average, else the average cost per sample scaled to the batch; both times
@@ -288,10 +301,7 @@ class Batcher(LoopWorker):
                 self._metrics.queue_wait.observe(max(started - w.ready_at, 0.0))
         try:
             probs = await self.predict(np.stack([w.audio for w in batch]))
-            if probs.shape[0] != len(batch):
-                raise ValueError(
-                    f"model returned {probs.shape[0]} rows for a batch of {len(batch)}"
-                )
+            check_output(probs, len(batch), len(self.classifier.info.labels))
         except TimeoutError:
             log.error("model call exceeded %.1f s; failing %d windows", self.timeout_s, len(batch))
             # The hung call keeps its thread; later batches get a fresh one.

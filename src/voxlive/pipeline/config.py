@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voxlive.settings import GateKind
+
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
@@ -18,7 +20,7 @@ class StreamConfig:
     hop_ms: int
     buffer_ms: int
     labels: tuple[str, ...]
-    gate: str = "rms"  # "rms", "vad" or "none"
+    gate: GateKind = "rms"
     gate_rms: float = 0.01
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 100

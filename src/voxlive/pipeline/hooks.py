@@ -38,12 +38,17 @@ class StreamHooks:
     def results_ready(self) -> None:
         if self.on_results is not None:
             self.on_results()
+        self.results_taken()
+
+    def results_taken(self) -> None:
+        """The stream's reader took messages: a lossless reader waiting for room looks again."""
         if self._room is not None:
             self._room.set()
 
     async def wait_for_room(self, stream: Stream) -> None:
         """Back-pressure for a lossless stream: return once it is no longer backlogged (at
-        once when it is not). Safe to cancel."""
+        once when it is not): its windows classified and its client reading. Safe to
+        cancel."""
         while stream.backlogged:
             self._room = asyncio.Event()
             try:

@@ -12,7 +12,9 @@ results that may be ready. Drop policies (both counted):
 - staleness: a live window the batcher can no longer answer within ``max_lag_ms`` is shed
   (:meth:`Windows.shed`; never on a lossless stream);
 - results: at most ``max_unsent`` finished slots (plus those the ring may still hold) wait for a
-  client that does not read; the oldest are dropped beyond that.
+  client that does not read; the oldest are dropped beyond that. A lossless stream drops none:
+  its reader stops reading once ``max_unsent`` results wait (:attr:`Windows.backlogged`), so
+  they grow by at most the windows one frame and the buffer can cut.
 """
 
 from __future__ import annotations
@@ -96,10 +98,18 @@ class Windows:
         return self.ring.written - min(self.needed_from, self.ring.written)
 
     @property
+    def unsent(self) -> int:
+        """Settled slots whose message waits for the client (or dropped ones not yet popped)."""
+        return max(len(self.slots) - self.gating - self.pending - self.inflight, 0)
+
+    @property
     def backlogged(self) -> bool:
-        """A lossless stream holding more than ``buffer_ms`` of unclassified audio: its reader
-        should stop reading until windows drain."""
-        return self.lossless and self.backlog > self.config.buffer
+        """A lossless stream holding more than ``buffer_ms`` of unclassified audio, or
+        ``max_unsent`` results its client has not taken: its reader should stop reading until
+        windows drain and the client reads (back-pressure all the way to the client)."""
+        return self.lossless and (
+            self.backlog > self.config.buffer or self.unsent >= self.config.max_unsent
+        )
 
     def cut_tail(self, now: float) -> Slot | None:
         """At the end of the stream: a window for the audio no full window covered (ending at
@@ -190,7 +200,10 @@ class Windows:
             self._listener.results_ready()
 
     def bound_unsent(self) -> None:
-        """Drop the oldest settled slots beyond what a reading client could still want."""
+        """Drop the oldest settled slots beyond what a reading client could still want; never
+        on a lossless stream (its reader stops instead: :attr:`backlogged`)."""
+        if self.lossless:
+            return
         cfg = self.config
         # max_unsent settled slots, plus every slot that may still be unsettled: one per hop
         # the ring holds, and one more for a window straddling the ring's start.

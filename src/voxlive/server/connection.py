@@ -10,7 +10,7 @@ every close goes through :meth:`Connection._request_close`::
 
     streaming ── stop (1000), idle or too long (1001), shutdown (1001) ──► draining
     draining ── drained or past its deadline: ``end``, close ─────────────► closed
-    streaming, draining ── fatal client error ──► closing ── errors sent, close ──► closed
+    streaming, draining ── fatal client error, failed worker ──► closing ── errors, close ──► closed
     any ── the client went away ──► closed    (the stream may be detached for resume)
     any ── unexpected exception while sending: logged with its traceback, close 1011 ──► closed
 """
@@ -125,6 +125,12 @@ class Connection:
         ``end``, then close 1001. Idempotent."""
         self._request_close(CLOSE_GOING_AWAY, "server shutting down", drain_s)
 
+    def fail(self, message: str) -> None:
+        """A worker failed: an ``internal_error``, then close 1011 at once. Idempotent."""
+        if self.state not in ("closing", "closed"):
+            self._error("internal_error", message)
+        self._request_close(CLOSE_INTERNAL_ERROR, "internal error", None)
+
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
         service, registry = self.service, self.service.registry
@@ -145,20 +151,12 @@ class Connection:
                     return
                 early = authenticated
         except ClientError as exc:
-            service.metrics.streams_refused.labels(exc.code).inc()
-            with contextlib.suppress(*CLIENT_GONE):
-                await self._send_now(messages.error(exc.code, exc.message))
-                await self.ws.close(exc.close_code or handshake.CLOSE_POLICY, exc.code)
-            return
+            close_code = exc.close_code or handshake.CLOSE_POLICY
+            return await self._refuse(exc.code, exc.message, close_code)
         # Admitted only now: a client without the token never holds a stream slot.
         refusal = registry.admit(service.status)
         if refusal is not None:
-            code, message = refusal
-            service.metrics.streams_refused.labels(code).inc()
-            with contextlib.suppress(*CLIENT_GONE):
-                await self._send_now(messages.error(code, message))
-                await self.ws.close(CLOSE_TRY_AGAIN, code)
-            return
+            return await self._refuse(*refusal, CLOSE_TRY_AGAIN)
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
@@ -186,6 +184,12 @@ class Connection:
                 registry.release(self.stream)
             registry.closed(self)
 
+    async def _refuse(self, code: str, message: str, close_code: int) -> None:
+        self.service.metrics.streams_refused.labels(code).inc()
+        with contextlib.suppress(*CLIENT_GONE):
+            await self._send_now(messages.error(code, message))
+            await self.ws.close(close_code, code)
+
     def _new_stream(self) -> tuple[Stream, StreamHooks]:
         assert self.service.pipeline is not None
         return self.service.pipeline.open_stream(self.id)
@@ -198,8 +202,7 @@ class Connection:
 
     def _resume(self, started: Started) -> tuple[Stream, StreamHooks] | None:
         """The detached stream named by ``started.stream_id``, or None (and a warning) when it
-        is gone. Results after ``started.last_seq`` that the old connection may have lost in
-        flight are queued again."""
+        is gone. Results after ``started.last_seq`` are queued again."""
         stream_id = started.stream_id
         if not stream_id:
             return None
@@ -342,7 +345,9 @@ class Connection:
         while self._control:
             await self._send_now(self._control.popleft())
         replay, self._replay = self._replay, []
-        for message in replay + self.stream.pop_messages():
+        results = self.stream.pop_messages()
+        self.hooks.results_taken()  # a lossless reader held back by unsent results may go on
+        for message in replay + results:
             await self._send_now(message)
         for segment in self.stream.pop_segments():
             await self._send_now(segment)

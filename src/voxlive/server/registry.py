@@ -52,6 +52,10 @@ class Client(Protocol):
     def shutdown(self, drain_s: float) -> None:
         """Finish the stream within ``drain_s`` seconds and close 1001. Idempotent."""
 
+    def fail(self, message: str) -> None:
+        """The server cannot serve the stream any more: an ``error`` with ``message``, then
+        close 1011 at once. Idempotent."""
+
 
 @dataclass(frozen=True, slots=True)
 class Detached:
@@ -127,6 +131,14 @@ class Registry:
             self.pipeline.close_stream(stream)
         else:
             stream.close()
+
+    def fail_all(self, message: str) -> None:
+        """A worker every stream depends on failed: drop detached streams and close every
+        connection with 1011 and ``message``."""
+        for stream_id in list(self.detached):
+            self._expire(stream_id)
+        for conn in list(self.connections):
+            conn.fail(message)
 
     # ---- shutdown ---------------------------------------------------------------------------
     async def drain(self, timeout_s: float) -> None:

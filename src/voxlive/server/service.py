@@ -16,6 +16,7 @@ from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
+from voxlive.pipeline.worker import LoopWorker
 from voxlive.server.registry import Client, Registry
 from voxlive.server.uploads import Uploads
 from voxlive.settings import Settings
@@ -23,6 +24,8 @@ from voxlive.settings import Settings
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed", "stopping"]
+WORKER_RESTART_BACKOFF_S = 1.0  # before a crashed worker's first restart; doubles for each next
+WORKER_FAILED = "the server's model worker failed; reconnect to start a new stream"
 
 
 class Service:
@@ -45,6 +48,8 @@ class Service:
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None
+        self._restarts = 0  # crashed workers restarted so far
+        self._restart_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -74,6 +79,8 @@ class Service:
                 model=info.name, backend=info.backend, labels=list(info.labels),
                 device=info.device, sample_rate=info.sample_rate, fallback=info.fallback,
             )  # fmt: skip
+            if info.backend_fallback:
+                out["backend_fallback"] = info.backend_fallback
         out.update(
             window_ms=self.settings.window_ms, hop_ms=self.settings.hop_ms,
             streams_open=len(self.connections), max_streams=self.settings.max_streams,
@@ -93,6 +100,8 @@ class Service:
             self.pipeline = await asyncio.to_thread(
                 assemble, self.settings, classifier=clf, metrics=self.metrics
             )
+            for worker in self.pipeline.workers():
+                worker.on_crash = self._worker_crashed
             self.pipeline.start()
             self.registry.pipeline = self.pipeline
             self.status = "ready"
@@ -104,12 +113,51 @@ class Service:
             )  # fmt: skip
             if info.fallback:
                 log.warning("FALLBACK IN USE: %s", info.fallback)
+            if info.backend_fallback:
+                log.warning("BACKEND FALLBACK IN USE (%s): %s", info.backend, info.backend_fallback)
         except Exception as exc:
             self.status = "failed"
             self.error = str(exc)
-            log.error("startup failed: %s", exc)
+            log.error("startup failed: %s", exc, exc_info=exc)
             if self._on_fatal is not None:
                 self._on_fatal(exc)
+
+    def _worker_crashed(self, worker: LoopWorker, exc: BaseException) -> None:
+        """A batcher or VAD runner task ended on its own (it logged the traceback): every
+        stream it served would stall. Say so (``/readyz`` 503, the crash metric), close every
+        stream with 1011, and restart the worker after a backoff while ``worker_restarts``
+        allows; past that the server stays failed and ``on_fatal`` hears it (``voxlive serve``
+        exits non-zero, so a supervisor restarts the process)."""
+        self.metrics.worker_crashes.labels(worker.name).inc()
+        if self.status == "stopping":
+            return
+        self.status = "failed"
+        self.error = f"the {worker.name} worker stopped: {type(exc).__name__}: {exc}"
+        self.registry.fail_all(WORKER_FAILED)
+        limit = self.settings.worker_restarts
+        if self._restarts >= limit:
+            log.critical(
+                "the %s worker stopped and is not restarted (%d restart(s) allowed, "
+                "--worker-restarts): the server stays failed", worker.name, limit,
+            )  # fmt: skip
+            if self._on_fatal is not None:
+                self._on_fatal(exc)
+            return
+        backoff_s = WORKER_RESTART_BACKOFF_S * 2**self._restarts
+        self._restarts += 1
+        log.warning(
+            "restarting the %s worker in %.1f s (restart %d of %d)",
+            worker.name, backoff_s, self._restarts, limit,
+        )  # fmt: skip
+        self._restart_task = asyncio.create_task(self._restart(worker, backoff_s))
+
+    async def _restart(self, worker: LoopWorker, backoff_s: float) -> None:
+        await asyncio.sleep(backoff_s)
+        if self.status != "failed":  # stopping meanwhile
+            return
+        worker.start()
+        self.status, self.error = "ready", None
+        log.warning("the %s worker restarted; ready again", worker.name)
 
     async def drain(self, timeout_s: float) -> None:
         """Unready, refuse new streams, and let open streams flush and close (1001).
@@ -122,8 +170,9 @@ class Service:
     async def stop(self) -> None:
         """Lifespan end: drain what is left (briefly), then stop the batcher."""
         await self.drain(1.0)
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        for task in (self._task, self._restart_task):
+            if task is not None and not task.done():
+                task.cancel()
         if self.pipeline is not None:
             await self.pipeline.close()
         close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection

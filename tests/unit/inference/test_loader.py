@@ -1,16 +1,21 @@
 """Loading a local model (inference/loader.py): the backend picked from the settings, backend
-auto (ONNX on CPU, PyTorch when the export disagrees), the pitch fallback only when the model
-cannot be had, and the hub probe."""
+auto (ONNX on CPU, PyTorch when the export disagrees, and saying so), the pitch fallback only
+when the model cannot be had, labels in the model's class order, and the hub probe."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.fakes import save_tiny_wav2vec2
 from voxlive.errors import ModelLoadError
 from voxlive.inference import onnx as onnx_backend
 from voxlive.inference.loader import load_local
+from voxlive.pipeline.assembly import assemble
+from voxlive.server.service import Service
 from voxlive.settings import Settings
 
 
@@ -27,7 +32,7 @@ def _no_model(monkeypatch: pytest.MonkeyPatch, *, cached: bool, reachable: bool)
 
     def load(model: str, settings: Settings, local_only: bool = False) -> None:
         attempts.append(model)
-        raise RuntimeError("ONNX export check: expected logits within 1e-3, got 0.5")
+        raise RuntimeError("the cached weights are truncated")
 
     monkeypatch.setattr(loader, "model_cached", lambda model: cached)
     monkeypatch.setattr(loader, "hub_reachable", lambda timeout_s=3.0: reachable)
@@ -58,7 +63,7 @@ def test_other_load_failures_stop_startup_with_their_cause(
     """A cached model that fails to load (or a download that does) is not 'offline': the real
     cause is reported, never rewritten into a fallback."""
     attempts = _no_model(monkeypatch, cached=cached, reachable=reachable)
-    with pytest.raises(ModelLoadError, match="ONNX export check: expected logits"):
+    with pytest.raises(ModelLoadError, match="the cached weights are truncated"):
         load_local(Settings(model="auto"))
     assert attempts == ["7wolf/wav2vec2-base-gender-classification"]
 
@@ -102,12 +107,78 @@ def test_backend_auto_falls_back_to_pytorch_and_says_why(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the agreement check fails
+    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)  # the real agreement check fails
     clf = load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path)))
     assert clf.info.backend == "transformers"
-    assert "backend auto: not serving" in caplog.text and "expected logits within" in caplog.text
+    assert "BACKEND FALLBACK: --backend auto: not serving" in caplog.text
+    assert clf.info.backend_fallback is not None
+    assert "ModelLoadError: ONNX export of" in clf.info.backend_fallback
+    assert "expected logits within -1 (relative) of PyTorch" in clf.info.backend_fallback
+    # --backend onnx stops instead
+    with pytest.raises(ModelLoadError, match="expected logits within -1"):
+        load_local(Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path), backend="onnx"))
+
+
+def test_the_default_model_with_a_failing_export_check_serves_with_pytorch_and_says_so(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """``--model auto`` (the default) too: a failed ONNX check is no model failure."""
+    import voxlive.inference.loader as loader
+
+    monkeypatch.setattr(loader, "DEFAULT_MODEL", str(tiny_model_dir))
+    monkeypatch.setattr(loader, "model_cached", lambda model: True)
+    monkeypatch.setattr(onnx_backend, "FP32_TOLERANCE", -1.0)
+    settings = Settings(model="auto", cache_dir=str(tmp_path))
+    service = Service(settings)
+    with caplog.at_level(logging.WARNING):
+        clf = load_local(settings)
+    service.classifier = clf
+    assert clf.info.backend == "transformers" and clf.info.fallback is None
+    described = service.describe()
+    assert described["backend"] == "transformers"
+    assert "expected logits within -1" in described["backend_fallback"]
+    assert "BACKEND FALLBACK" in caplog.text
 
 
 def test_backend_auto_on_a_missing_model_fails_as_pytorch_would(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="could not load model"):
         load_local(Settings(model=str(tmp_path / "missing"), cache_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize(
+    "labels",
+    [("speech", "music"), tuple(f"LABEL_{i}" for i in range(12))],
+    ids=["speech-music", "twelve-LABEL_n"],
+)
+async def test_labels_follow_the_model_s_class_index_not_alphabetical_order(
+    labels: tuple[str, ...], backend: str, tmp_path: Path
+) -> None:
+    """Column i of the model's output is class i: ``{0: "speech", 1: "music"}`` stays in that
+    order (not music, speech), and LABEL_10 comes after LABEL_9 (not after LABEL_1)."""
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    path = save_tiny_wav2vec2(tmp_path / "model", labels)
+    settings = Settings(model=str(path), backend=backend, cache_dir=str(tmp_path / "cache"),
+                        gate="none", window_ms=1000, hop_ms=1000, smoothing=1)  # fmt: skip
+    clf = load_local(settings)
+    assert clf.info.labels == labels
+    audio = (0.1 * np.random.default_rng(1).standard_normal((1, 16_000))).astype(np.float32)
+    extractor = AutoFeatureExtractor.from_pretrained(path)
+    model = AutoModelForAudioClassification.from_pretrained(path).eval()
+    with torch.inference_mode():
+        inputs = extractor(list(audio), sampling_rate=16_000, return_tensors="pt")
+        expected = torch.softmax(model(**inputs).logits, dim=-1).numpy()
+    np.testing.assert_allclose(clf.predict(audio), expected, atol=1e-4)
+    # A stream's result names each column by its class: scores[labels[i]] is column i.
+    pipeline = assemble(settings, classifier=clf, warm_up=False)
+    pipeline.start()
+    try:
+        [result] = [m for m in await pipeline.classify(audio[0]) if m["type"] == "result"]
+    finally:
+        await pipeline.close()
+    assert list(result["scores"]) == list(labels)
+    np.testing.assert_allclose([result["scores"][n] for n in labels], expected[0], atol=1e-4)
+    assert result["label"] == labels[int(np.argmax(expected[0]))]

@@ -3,6 +3,7 @@ up for one window, and a whole recording goes through the same stream + batcher 
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
-from tests.helpers import MS
+from tests.helpers import MS, eventually
+from voxlive.errors import ModelLoadError
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline import assembly
 from voxlive.pipeline.assembly import assemble, make_batcher, stream_config
+from voxlive.server.service import Service
 from voxlive.settings import Settings
 
 
@@ -188,3 +191,39 @@ def test_the_engine_setting_picks_where_the_model_runs(monkeypatch: pytest.Monke
     assert assembly.load_classifier(local) == "clf"
     assert isinstance(assembly.load_classifier(ray), RayClassifier)
     assert loaded == [("local", local), ("ray", ray)]
+
+
+def test_a_model_of_the_wrong_width_stops_startup_at_warm_up() -> None:
+    """Two columns for three labels (a wrong ``--labels``, or a model whose head does not match
+    its config): found once at load, not in every stream's first result."""
+    three = FakeClassifier(labels=("a", "b", "c"))  # scores two columns
+    with pytest.raises(ModelLoadError, match=r"fake: model output: expected 3 columns \(one per "
+                       r"label\), got 2; the labels are a, b, c"):  # fmt: skip
+        assemble(_settings(max_batch=2), classifier=three)
+
+
+async def test_a_service_whose_model_has_the_wrong_width_fails_to_start() -> None:
+    fatal: list[BaseException] = []
+    service = Service(_settings(), classifier=FakeClassifier(labels=("a", "b", "c")),
+                      on_fatal=fatal.append)  # fmt: skip
+    await service.start()
+    await eventually(lambda: service.status == "failed", "a failed start")
+    assert (
+        service.error is not None and "expected 3 columns (one per label), got 2" in service.error
+    )
+    assert len(fatal) == 1
+    await service.stop()
+
+
+def test_the_capacity_gauge_reads_unknown_not_zero_before_the_first_model_call() -> None:
+    """0 would tell a balancer "full"; before any call the honest answer is "unknown"."""
+    metrics = Metrics()
+    pipeline = assemble(_settings(), classifier=FakeClassifier(), metrics=metrics, warm_up=False)
+    service = Service(_settings())
+    service.pipeline, service.classifier = pipeline, pipeline.classifier
+    gauge = service.describe()["capacity"]
+    assert gauge["streams"] is None and gauge["utilization"] is None
+    assert '"streams": null' in json.dumps(gauge)
+    assert gauge["load_streams"] == 0.0
+    scraped = metrics.render().decode()
+    assert "voxlive_capacity_streams NaN" in scraped.splitlines()

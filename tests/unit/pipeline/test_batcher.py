@@ -203,7 +203,27 @@ async def test_a_model_answering_the_wrong_number_of_rows_fails_its_batch(
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "model call failed; failing 3 windows"
     assert record.exc_info is not None
-    assert str(record.exc_info[1]) == "model returned 1 rows for a batch of 3"
+    assert str(record.exc_info[1]) == "model output: expected 3 rows (one per window), got 1"
+
+
+async def test_a_model_answering_the_wrong_number_of_columns_fails_that_call_only() -> None:
+    class ThreeColumns(FakeClassifier):
+        calls = 0
+
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            self.calls += 1
+            probs = super().predict(batch)
+            if self.calls == 1:  # this call only: one column too many
+                return np.hstack([probs, np.zeros((len(batch), 1), np.float32)])
+            return probs
+
+    async with batching(ThreeColumns(), "s") as (_, (s,)):
+        s.push(np.full(300, 0.5, np.float32))  # three windows, one call: fails
+        out = await drain(s, 3)
+        s.push(np.full(100, 0.5, np.float32))  # one more window, a later call: answered
+        out += await drain(s, 1)
+    assert [m["type"] for m in out] == ["error", "error", "error", "result"]
+    assert {m["code"] for m in out[:3]} == {"inference_failed"}
 
 
 async def test_a_hung_call_fails_its_windows_at_the_time_out_while_it_still_hangs(

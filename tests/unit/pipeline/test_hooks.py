@@ -57,7 +57,7 @@ async def test_a_stream_that_is_not_backlogged_has_room_at_once() -> None:
 
 
 async def test_a_backlogged_lossless_stream_is_told_when_there_is_room_again() -> None:
-    model = FakeClassifier(latency_s=5_000 * MS * MS)
+    model = FakeClassifier(latency_s=5 * MS)
     batcher = Batcher(model, max_batch=2, max_wait_ms=0)
     hooks = StreamHooks(batcher)
     s = Stream("file", CFG, listener=hooks)

@@ -114,6 +114,16 @@ async def test_results_are_not_lost_with_a_small_max_unsent() -> None:
     assert all(m["type"] == "result" for m in results)
 
 
+async def test_quiet_windows_settled_as_a_block_cuts_them_are_not_dropped_unsent() -> None:
+    """The gate settles quiet windows the moment a block cuts them, before any is popped, so
+    the file's buffer must count a whole block of them beyond max_unsent. Blocks of 16 windows
+    of 400 ms every 100 ms, max_unsent 1, and a buffer of window + hop (the least allowed)."""
+    config = dataclasses.replace(CFG, window_ms=400, buffer_ms=500, max_unsent=1, gate="rms")
+    out, _ = await _classify(FakeClassifier(), np.zeros(6400, np.float32), config, max_batch=16)
+    results = _results(out)
+    assert [m["seq"] for m in results] == list(range(61)) and all(m["gated"] for m in results)
+
+
 async def test_two_recordings_at_once_each_get_their_own_results() -> None:
     model = FakeClassifier(latency_s=1 * MS)
     batcher = Batcher(model, max_batch=4, max_wait_ms=0)

@@ -49,6 +49,18 @@ def test_zero_scores_mean_no_speech() -> None:
     assert m["label"] == "ambient" and m["gated"] is False
 
 
+def test_a_row_of_another_width_than_the_labels_is_refused_not_cut_to_fit() -> None:
+    """Scores are named by the labels one for one: one score for two labels (a model of
+    another width) raises, instead of naming the one score and dropping the other label."""
+    s, _ = _stream()
+    s.push(windows(LOUD))
+    w = s.take()
+    assert w is not None
+    s.complete(w.index, np.array([0.9]))
+    with pytest.raises(ValueError):
+        s.pop_messages()
+
+
 def test_latency_is_measured_from_the_last_sample() -> None:
     s, clock = _stream()
     clock.t = 10.0

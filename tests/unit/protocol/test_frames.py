@@ -308,6 +308,8 @@ def test_the_reference_wav_encoder_writes_what_libsndfile_reads() -> None:
     assert (riff_size, byte_rate, len(data)) == (36 + 14, 44_100, 44 + 14)
     pcm = np.frombuffer(data[44:], "<i2").tolist()
     assert pcm == [0, 16383, -16383, 32767, -32767, 32767, -32767]  # clipped to full scale
+    # The header's fields are unsigned (RIFF): a byte rate past 2**31 is written, not refused.
+    assert struct.unpack_from("<I", encode_wav_s16(x, 2**30), 28)[0] == 2**31
 
 
 def test_wav_sample_formats_decode_to_exact_values() -> None:
@@ -333,9 +335,10 @@ def test_wav_sample_formats_decode_to_exact_values() -> None:
     s24 = decode_wav(wav(1, 24, b"\x00\x00\x80" + b"\xff\xff\x7f" + b"\x00\x00\x40"))[0][:, 0]
     assert s24.dtype == np.float32
     assert s24.tolist() == [-1.0, np.float32(8388607 / 8388608), 0.5]  # exact, not approximate
-    s32 = decode_wav(wav(1, 32, struct.pack("<iii", -(2**31), 2**30, 1)))[0][:, 0]
-    assert s32.dtype == np.float32
-    assert s32.tolist() == pytest.approx([-1.0, 0.5, 2**-31])
+    # 2**31 - 64 lies halfway between 1.0 and the float32 below it (and rounds to even, 1.0):
+    # a divisor a hair off 2**31 tips it the other way.
+    s32 = decode_wav(wav(1, 32, struct.pack("<4i", -(2**31), 2**30, 1, 2**31 - 64)))[0][:, 0]
+    assert s32.dtype == np.float32 and s32.tolist() == [-1.0, 0.5, 2**-31, 1.0]
     f64 = decode_wav(wav(3, 64, struct.pack("<dd", 0.25, -16.0)))[0][:, 0]
     assert f64.dtype == np.float32 and f64.tolist() == [0.25, -16.0]
     stereo = decode_wav(wav(1, 16, struct.pack("<hhhh", 1, 2, 3, 4), channels=2))[0]

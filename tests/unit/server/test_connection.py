@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 import time
 from typing import Any
 
@@ -22,11 +23,11 @@ import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.fakes import FakeClassifier, FakeWebSocket
+from tests.fakes import FakeClassifier, FakeWebSocket, VirtualClock
 from tests.helpers import MS, eventually, pcm16, service, tone
 from voxlive.inference.base import ModelInfo
 from voxlive.server.budget import Budget
-from voxlive.server.connection import NEXT, Connection
+from voxlive.server.connection import NEXT, TIMEOUT_DRAIN_S, Connection
 from voxlive.server.service import Service
 
 RATE = 16_000
@@ -720,3 +721,51 @@ async def test_nothing_is_read_past_max_stream_ms() -> None:
     assert ws.of("end")[0]["duration_ms"] == 50.0  # the late frame was never read
     assert (ws.close_code, ws.close_reason) == (1001, "max_duration")
     assert conn.state == "closed"
+
+
+class Held(FakeClassifier):
+    """Once :attr:`holding`, holds every call until :attr:`release` is set (warm-up is not
+    held): the model is still busy when end is due."""
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=RATE)
+        self.holding = False
+        self.release = threading.Event()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        if self.holding:
+            self.release.wait(10_000 * MS)
+        return super().predict(batch)
+
+
+class SendTimes(FakeWebSocket):
+    """Records the loop's time of every message sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    async def send_text(self, text: str) -> None:
+        self.at.append(asyncio.get_running_loop().time())
+        await super().send_text(text)
+
+
+async def test_on_a_virtual_clock_the_limit_and_the_drain_deadline_hold_to_the_instant() -> None:
+    """max_duration comes exactly max_stream_ms after the stream started, and end exactly
+    TIMEOUT_DRAIN_S after that, with the stream's two windows still in the model."""
+    model = Held()
+    async with service(model, max_stream_ms=1000, idle_timeout_ms=0,
+                       inference_timeout_ms=600_000) as svc:  # fmt: skip
+        ws, model.holding = SendTimes(), True
+        ws.audio(tone(300))
+        try:
+            with VirtualClock() as clock:
+                await run(svc, ws)
+        finally:
+            model.release.set()
+    assert [m["type"] for m in ws.sent] == ["ready", "error", "end"]
+    assert ws.sent[1]["code"] == "max_duration" and ws.sent[2]["windows"] == 2
+    assert model.batches[-1:] == [2] and (ws.close_code, ws.close_reason) == (1001, "max_duration")
+    started, told, ended = ws.at  # ready went out as the stream started
+    assert (told - started, ended - told) == pytest.approx((1.0, TIMEOUT_DRAIN_S), abs=1e-9)
+    assert ended == clock.now

@@ -304,3 +304,15 @@ async def test_a_data_message_to_a_slow_reader_waits_and_is_never_cut() -> None:
         await asyncio.wait_for(sending, 1_000 * MS)
         [frame] = peer.frames()
         assert (frame.opcode, frame.data) == (Opcode.TEXT, b"hi")
+
+
+async def test_a_close_that_crosses_the_peers_close_ends_quietly() -> None:
+    """The peer's close came first: uvicorn echoed it and is closing the transport, so the app's
+    own close (sent before the connection is lost) writes nothing and arms no timer."""
+    async with accepted() as peer:
+        peer.client.send_close(1000, "bye")
+        peer.feed()
+        await peer.server.send({"type": "websocket.close", "code": 1001})
+        [frame] = peer.frames()
+        assert Close.parse(frame.data) == Close(1000, "bye")  # the echo, and nothing after it
+        assert peer.server.close_timer is None and not peer.transport.aborted

@@ -82,6 +82,8 @@ async def test_a_failed_load_is_reported_and_fatal(caplog: pytest.LogCaptureFixt
     assert service.describe()["error"] == "no such model"
     assert [str(e) for e in fatal] == ["no such model"]
     assert "startup failed: no such model" in caplog.messages
+    [record] = [r for r in caplog.records if r.getMessage() == "startup failed: no such model"]
+    assert record.exc_info is not None and str(record.exc_info[1]) == "no such model"
     await service.stop()
 
 

@@ -212,6 +212,20 @@ def test_undecodable_audio_is_a_400_with_the_decoder_s_reason() -> None:
     assert host.uploads.active == 0
 
 
+@pytest.mark.parametrize("rate", [48_000, 8_000])
+def test_the_duration_limit_counts_at_the_file_s_own_sample_rate(rate: int) -> None:
+    """2 s is 96,000 samples at 48 kHz and 16,000 at 8 kHz: neither is counted at the model's
+    16 kHz (which would refuse 1.9 s at 48 kHz and let 3.9 s through at 8 kHz)."""
+    host = _Host(max_upload_ms=2000)
+    fits = _run(_request(wav(1.9, rate)), host)
+    assert fits.status_code == 200 and _json(fits)["duration_ms"] == 1900.0
+    assert host.pipeline.seen == [1.9 * 16_000]  # resampled to the model's rate after the check
+    too_long = _run(_request(wav(2.1, rate)), host)
+    assert too_long.status_code == 400
+    assert _json(too_long)["error"]["code"] == "too_long"
+    assert "at most 2 s of audio, got 2.1 s" in _json(too_long)["error"]["message"]
+
+
 def test_a_client_that_leaves_cancels_the_work_and_gets_499() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
