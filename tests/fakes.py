@@ -5,6 +5,7 @@ random wav2vec2 saved to disk, a fake WebSocket and a fake transport."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from voxlive.bench.ceiling import BatchSpeed, Ceiling
+from voxlive.bench.row import Row
 from voxlive.inference.base import Classifier, ModelInfo
 
 
@@ -316,3 +319,29 @@ class VirtualClock:
         self._offset = self.now - self._real()
         if self._spun is not None:
             raise RuntimeError(f"virtual clock: {self._spun}, without letting time pass")
+
+
+def bench_row(
+    n: int, p95: float | None, drops: int = 0, client_p95: float | None = -1.0, **changes: Any
+) -> Row:
+    """A ``voxlive bench`` report row with made-up numbers: ``n`` streams, every latency
+    percentile ``p95``, ``drops`` windows dropped (all shed), and any field changed."""
+    row = Row(
+        target="t", streams=n, seconds=10.0, flat_out=False, results=40,
+        results_per_stream_per_s=2.0, ambient_share=0.0, server_p50_ms=p95, server_p95_ms=p95,
+        server_p99_ms=p95, client_p50_ms=None,
+        client_p95_ms=p95 if client_p95 == -1.0 else client_p95, client_p99_ms=None,
+        model_results=40, gated_results=0, gated_p50_ms=None, gated_p95_ms=None,
+        gated_client_p95_ms=None, dropped_windows=drops, shed_windows=drops,
+        overwritten_windows=0, gauge_streams=None, gauge_load_streams=None, dropped_audio_s=0.0,
+        errors=0, failed_streams=(), audio_s_per_s=float(n), model_calls=20, mean_batch=2.0,
+        batch_sizes={"<=2": 20}, server_cpu_pct=50.0, server_rss_mib=300.0, wall_s=10.0,
+    )  # fmt: skip
+    return dataclasses.replace(row, **changes)
+
+
+def bench_ceiling(audio_s_per_s: float) -> Ceiling:
+    """A measured ceiling with made-up numbers: ``audio_s_per_s`` at its best batch (2)."""
+    return Ceiling(backend="onnx", device="cpu", sample_rate=16_000, window_ms=1000, hop_ms=500,
+                   audio_s_per_s=audio_s_per_s, best_batch=2,
+                   by_batch=(BatchSpeed(2, 200.0, audio_s_per_s),), measured_s=3.0)  # fmt: skip

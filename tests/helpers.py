@@ -18,13 +18,15 @@ import soundfile as sf
 import websockets
 
 from tests.fakes import FakeClassifier
+from voxlive import cli
 from voxlive.bench.load import pcm16 as pcm16
+from voxlive.bench.options import Options, options
 from voxlive.bench.serving import InProcess, serve_in_process
 from voxlive.bench.serving import free_port as free_port  # written once, re-exported here
 from voxlive.bench.serving import wait_ready as wait_ready
 from voxlive.inference.base import Classifier
 from voxlive.server.service import Service
-from voxlive.settings import Settings
+from voxlive.settings import Settings, build
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 DATA = ROOT / "tests" / "data"  # the recordings (see data/README.md)
@@ -162,3 +164,11 @@ async def stream_audio(
 def majority(labels: list[str]) -> str:
     values, counts = np.unique(labels, return_counts=True)
     return str(values[int(np.argmax(counts))])
+
+
+def bench_options(*argv: str) -> Options:
+    """``voxlive bench --audio a.wav`` with ``argv``, parsed by the CLI's own parser, with
+    VOXLIVE_TOKEN set."""
+    full = ["bench", "--audio", "a.wav", *argv]
+    args = vars(cli._parser().parse_args(full))
+    return options(args, build(args, {}), {"VOXLIVE_TOKEN": "s3cret"}, full)
