@@ -1,4 +1,5 @@
-// The session reducer: what the page shows, derived from server messages. Pure.
+// The results view: what the page shows of the latest run (a microphone or a file), derived from
+// the server's messages by one reducer. Pure.
 //
 // Time on the page is audio time (ms of the stream's audio), not arrival time: a file sent fast
 // spreads over its own length, and a gap in the audio stays a gap. A stream the server forgot (a
@@ -26,7 +27,7 @@ export interface OpenSegment {
   windows: number;
 }
 
-export interface SessionState {
+export interface ResultsView {
   ready: ReadyMessage | null;
   current: ResultMessage | null;
   open: OpenSegment | null;
@@ -44,10 +45,10 @@ export interface SessionState {
   audioEndMs: number; // the latest window end on the page's axis
 }
 
-export type SessionAction =
+export type ResultsAction =
   { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null };
 
-export const initialSession: SessionState = {
+export const emptyResults: ResultsView = {
   ready: null,
   current: null,
   open: null,
@@ -78,7 +79,7 @@ function extendOpen(open: OpenSegment | null, r: ResultMessage, startMs: number,
   return { label: r.smoothed, startMs, endMs, confidenceSum: conf, windows: 1 };
 }
 
-function onResult(state: SessionState, r: ResultMessage, atMs: number, latencyMs: number | null): SessionState {
+function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs: number | null): ResultsView {
   const startMs = state.offsetMs + r.start_ms;
   const endMs = state.offsetMs + r.end_ms;
   const prev = state.timeline[state.timeline.length - 1];
@@ -103,8 +104,8 @@ function onResult(state: SessionState, r: ResultMessage, atMs: number, latencyMs
   };
 }
 
-export function sessionReducer(state: SessionState, action: SessionAction): SessionState {
-  if (action.type === "reset") return initialSession;
+export function resultsReducer(state: ResultsView, action: ResultsAction): ResultsView {
+  if (action.type === "reset") return emptyResults;
   const { message, atMs } = action;
   switch (message.type) {
     case "ready": {
@@ -145,13 +146,13 @@ export interface Headline {
   heldMs: number;
 }
 
-export function headline(state: SessionState): Headline | null {
+export function headline(state: ResultsView): Headline | null {
   const seg = state.open ?? lastSegmentAsOpen(state);
   if (!seg) return null;
   return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
 }
 
-function lastSegmentAsOpen(state: SessionState): OpenSegment | null {
+function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
   const last = state.segments[state.segments.length - 1];
   if (!last) return null;
   return {
@@ -164,7 +165,7 @@ function lastSegmentAsOpen(state: SessionState): OpenSegment | null {
 }
 
 /** Closed segments, then the one still open (not yet closed by the server), for the log. */
-export function segmentLog(state: SessionState): { seg: SegmentMessage; open: boolean }[] {
+export function segmentLog(state: ResultsView): { seg: SegmentMessage; open: boolean }[] {
   const out = state.segments.map((seg) => ({ seg, open: false }));
   const o = state.open;
   const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
@@ -192,8 +193,8 @@ export interface Summary {
   durationMs: number;
 }
 
-/** The totals of a finished session: from `end` when the server sent one, else from what arrived. */
-export function summarize(state: SessionState): Summary | null {
+/** The totals of a finished run: from `end` when the server sent one, else from what arrived. */
+export function summarize(state: ResultsView): Summary | null {
   if (!state.results.length) return null;
   const per = new Map<string, number>();
   for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
@@ -205,10 +206,4 @@ export function summarize(state: SessionState): Summary | null {
     droppedResults: end?.dropped_results ?? 0,
     durationMs: end?.duration_ms ?? state.audioEndMs,
   };
-}
-
-/** m:ss of an audio time. */
-export function clock(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }

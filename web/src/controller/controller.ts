@@ -1,6 +1,6 @@
-// SessionController: the page's one owner of the microphone engine, the stream client and the
-// file-sending loop. Framework-free: its state is one snapshot (a Phase union plus the session's
-// results), replaced on every change and read through subscribe/getSnapshot, which is exactly
+// PageController: the page's one owner of the microphone engine, the stream client and the
+// file-sending loop and the /classify upload. Framework-free: its state is one snapshot (a Phase
+// union plus the results view of the latest run), replaced on every change and read through subscribe/getSnapshot, which is exactly
 // what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
 
 import type { EngineEvents, EngineState } from "../audio/engine";
@@ -8,7 +8,7 @@ import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
 import type { ClassifyAnswer, ServerInfo } from "../net/http";
 import type { ServerMessage } from "../protocol/messages";
-import { initialSession, sessionReducer, type SessionState } from "../state/session";
+import { emptyResults, resultsReducer, type ResultsView } from "../state/results";
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
 import { SendClock } from "./send-clock";
@@ -46,13 +46,13 @@ export interface ControllerDeps {
 
 export interface Snapshot {
   phase: Phase;
-  session: SessionState; // what the server said in the latest stream
+  view: ResultsView; // what the server said in the latest stream
   level: number; // input rms in [0, 1]: the microphone's, or the chunk being sent
   devices: MediaDeviceInfo[];
   server: ServerInfo | null; // what /readyz said; null until it answered
   source: string | null; // "microphone" or the file's name, for the export
   startedAt: string | null; // wall clock, ISO 8601
-  exported: boolean; // the latest session's results were exported (or there are none)
+  exported: boolean; // the latest run's results were exported (or there are none)
 }
 
 const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
@@ -60,7 +60,7 @@ const MAX_QUEUED_SAMPLES = MAX_QUEUED_BYTES / 2;
 
 export const initialSnapshot: Snapshot = {
   phase: { kind: "idle" },
-  session: initialSession,
+  view: emptyResults,
   level: 0,
   devices: [],
   server: null,
@@ -80,7 +80,7 @@ interface Run {
   ended: boolean; // Stop was pressed, the file was sent, or it failed: nothing more to cancel
 }
 
-export class SessionController {
+export class PageController {
   private snapshot: Snapshot = initialSnapshot;
   private readonly listeners = new Set<() => void>();
   private run: Run | null = null;
@@ -148,10 +148,10 @@ export class SessionController {
 
   /** Whether starting now would discard results nobody exported. */
   get unexported(): boolean {
-    return !this.snapshot.exported && this.snapshot.session.results.length > 0;
+    return !this.snapshot.exported && this.snapshot.view.results.length > 0;
   }
 
-  /** The latest session was exported: a new one may replace it without asking. */
+  /** The latest run's results were exported: a new run may replace them without asking. */
   markExported(): void {
     this.update({ exported: true });
   }
@@ -185,14 +185,14 @@ export class SessionController {
 
   private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
     const atMs = this.deps.now();
-    const session = sessionReducer(this.snapshot.session, { type: "message", message, atMs, latencyMs });
-    this.update({ session, exported: this.snapshot.exported && session.results.length === 0 });
+    const view = resultsReducer(this.snapshot.view, { type: "message", message, atMs, latencyMs });
+    this.update({ view, exported: this.snapshot.exported && view.results.length === 0 });
   }
 
-  /** A fresh session on a new client for `run`; connects at once. `lossless`: the server must
+  /** Empty results and a new client for `run`; connects at once. `lossless`: the server must
    * classify every window (back-pressure instead of shedding under overload): files. */
   private openClient(run: Run, url: string, reconnect: boolean, lossless = false): ClientLike {
-    this.update({ session: initialSession, exported: true });
+    this.update({ view: emptyResults, exported: true });
     const client = this.deps.createClient({
       url,
       maxQueuedBytes: MAX_QUEUED_BYTES,
@@ -297,7 +297,7 @@ export class SessionController {
     durationMs: number,
   ): Promise<void> {
     run.abort = new AbortController();
-    this.update({ phase: { kind: "classifying", fileName, durationMs }, session: initialSession, exported: true });
+    this.update({ phase: { kind: "classifying", fileName, durationMs }, view: emptyResults, exported: true });
     let answer: ClassifyAnswer;
     try {
       answer = await this.deps.classify(url, samples, run.abort.signal);
