@@ -101,7 +101,7 @@ export function App() {
       <LevelMeter level={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      <DropNotice droppedMs={view.droppedMs} />
+      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} />
       {pending && (
         <ConfirmDiscard
           results={view.results.length}

@@ -45,6 +45,15 @@ export function SummaryCard({ summary }: { summary: Summary }) {
         <span data-testid="summary-dropped" className={dropped ? "warn-text" : ""}>
           {dropped} dropped
         </span>
+        {summary.unsentMs > 0 && (
+          <>
+            {" "}
+            ·{" "}
+            <span data-testid="summary-unsent" className="warn-text">
+              {(summary.unsentMs / 1000).toFixed(1)} s never sent
+            </span>
+          </>
+        )}
       </p>
       <ul className="summary-labels">
         {summary.perLabelMs.map(([label, ms]) => (

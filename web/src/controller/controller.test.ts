@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
-import { result } from "../protocol/test-fixtures";
+import type { ClassifyAnswer } from "../net/http";
+import { ProtocolError } from "../protocol/messages";
+import { end, ready, result } from "../protocol/test-fixtures";
 import { emptyResults } from "../state/results";
 import { type ClientLike, type ControllerDeps, type EngineLike, initialSnapshot, PageController } from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
@@ -510,19 +512,15 @@ describe("PageController: file", () => {
 });
 
 describe("PageController: fast files through /classify", () => {
-  const answer = {
-    model: "pitch",
-    backend: "pitch",
-    fallback: null,
-    labels: ["male", "female"],
-    durationMs: 2000,
-    windowMs: 1000,
-    hopMs: 500,
-    results: [result(0), result(1), result(2, "male")],
-    segments: [{ type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 }],
+  const answer: ClassifyAnswer = {
+    ready: ready({ stream_id: "file-3", model: "pitch" }),
+    windows: [result(0), result(1), result(2, "male")],
+    segments: [{ type: "segment", label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 }],
+    end: end({ stream_id: "file-3", gated: 1, results: 2 }),
+    problems: [],
   };
 
-  it("classifies every window without a stream and shows it as a finished, lossless stream", async () => {
+  it("shows the file's stream from the server's own messages: ready, every window, segments, end", async () => {
     const seen: Float32Array[] = [];
     const { controller, clients } = setup({
       classify: async (_url, samples) => {
@@ -546,9 +544,28 @@ describe("PageController: fast files through /classify", () => {
     });
     expect(view.results).toHaveLength(3);
     expect(view.segments.map((s) => s.label)).toEqual(["female"]);
-    expect(view.end).toMatchObject({ windows: 3, dropped_windows: 0, dropped_results: 0 });
-    expect(view.ready?.labels).toEqual(["male", "female"]);
+    expect(view.ready).toEqual(answer.ready); // the server's, nothing made up
+    expect(view.end).toEqual(answer.end);
+    expect(view.errors).toEqual([]);
     expect(controller.active).toBe(false);
+  });
+
+  it("shows what failed the parser among the page's errors, and everything else", async () => {
+    const problem = new ProtocolError('results[1]: result.seq: expected number, got "1"');
+    const { controller } = setup({
+      classify: async () => ({ ...answer, ready: null, windows: [result(0), result(2)], problems: [problem] }),
+    });
+    await controller.streamFile("ws://h/audio", file(), false);
+    const { view } = controller.getSnapshot();
+    expect(view.ready).toBeNull();
+    expect(view.results.map((r) => r.seq)).toEqual([0, 2]);
+    expect(view.end).toEqual(answer.end);
+    expect(view.errors).toEqual([
+      {
+        code: "bad_server_message",
+        message: 'sent a message the page cannot read (results[1]: result.seq: expected number, got "1")',
+      },
+    ]);
   });
 
   it("says why a file was not classified, and Stop abandons the upload", async () => {
@@ -570,6 +587,35 @@ describe("PageController: fast files through /classify", () => {
     await waiting.controller.stop();
     expect(signal!.aborted).toBe(true);
     expect(waiting.controller.getSnapshot().phase).toEqual({ kind: "idle" });
+  });
+});
+
+describe("PageController: what the page saw go wrong", () => {
+  it("a live message that fails the parser is shown among the errors, while the stream is the latest", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onProtocolError!(new ProtocolError("result.seq: expected number, got null"));
+    expect(controller.getSnapshot().view.errors).toEqual([
+      {
+        code: "bad_server_message",
+        message: "sent a message the page cannot read (result.seq: expected number, got null)",
+      },
+    ]);
+    await controller.stop();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onProtocolError!(new ProtocolError("late")); // the first stream's
+    clients[0].options.onDropped!(32_000);
+    expect(controller.getSnapshot().view.errors).toEqual([]);
+    expect(controller.getSnapshot().view.unsentMs).toBe(0);
+  });
+
+  it("audio the client dropped while disconnected is shown in seconds of audio", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onDropped!(32_000); // 16 kHz, 2 bytes a sample: 1 s
+    expect(controller.getSnapshot().view.unsentMs).toBe(1000);
+    clients[0].options.onDropped!(48_000);
+    expect(controller.getSnapshot().view.unsentMs).toBe(1500);
   });
 });
 

@@ -6,9 +6,9 @@
 import type { EngineEvents, EngineState } from "../audio/engine";
 import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
-import type { ClassifyAnswer, ServerInfo } from "../net/http";
+import { type ClassifyAnswer, inStreamOrder, type ServerInfo } from "../net/http";
 import type { ServerMessage } from "../protocol/messages";
-import { emptyResults, resultsReducer, type ResultsView } from "../state/results";
+import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } from "../state/results";
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
 import { SendClock } from "./send-clock";
@@ -183,10 +183,13 @@ export class PageController {
     run.lostAt = null;
   }
 
-  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
-    const atMs = this.deps.now();
-    const view = resultsReducer(this.snapshot.view, { type: "message", message, atMs, latencyMs });
+  private apply(action: ResultsAction): void {
+    const view = resultsReducer(this.snapshot.view, action);
     this.update({ view, exported: this.snapshot.exported && view.results.length === 0 });
+  }
+
+  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
+    this.apply({ type: "message", message, atMs: this.deps.now(), latencyMs });
   }
 
   /** Empty results and a new client for `run`; connects at once. `lossless`: the server must
@@ -214,6 +217,12 @@ export class PageController {
       onState: (conn) => {
         if (conn.kind === "reconnecting" && run.lostAt === null) run.lostAt = run.clock.total;
         this.updatePhase(run, (p) => (p.kind === "mic" || p.kind === "file" ? { ...p, conn } : p));
+      },
+      onProtocolError: (error) => {
+        if (this.run === run) this.apply({ type: "unreadable", problem: error.message });
+      },
+      onDropped: (totalBytes) => {
+        if (this.run === run) this.apply({ type: "unsent", totalMs: (totalBytes / 2 / TARGET_RATE) * 1000 });
       },
     });
     run.client = client;
@@ -310,44 +319,10 @@ export class PageController {
     }
     if (run.ended) return;
     run.ended = true;
-    const windows = answer.results;
-    this.dispatch({
-      type: "ready",
-      stream_id: "upload",
-      model: answer.model,
-      backend: answer.backend,
-      labels: answer.labels,
-      fallback: answer.fallback,
-      window_ms: answer.windowMs,
-      hop_ms: answer.hopMs,
-      sample_rate: TARGET_RATE,
-      model_sample_rate: TARGET_RATE,
-      resumed: false,
-    });
-    // The results in order, each segment after the result that closed it (as the stream sends them).
-    const segments = [...answer.segments];
-    for (const message of windows) {
-      if (message.type === "result") {
-        while (segments.length && segments[0].end_ms <= message.start_ms) this.dispatch(segments.shift()!);
-      }
-      this.dispatch(message);
-    }
-    for (const seg of segments) this.dispatch(seg);
-    const results = windows.filter((m) => m.type === "result");
-    const gated = results.filter((m) => m.type === "result" && m.gated).length;
-    this.dispatch({
-      type: "end",
-      stream_id: "upload",
-      duration_ms: answer.durationMs,
-      windows: windows.length,
-      results: results.length - gated,
-      gated,
-      failed: windows.length - results.length,
-      dropped_windows: 0, // /classify waits for every window: nothing is dropped
-      dropped_ms: 0,
-      dropped_results: 0,
-      dropped_errors: 0,
-    });
+    // The server's own messages for the file's stream, as a live stream would have sent them;
+    // then what failed the parser (after `ready`, which clears the errors of earlier streams).
+    for (const message of inStreamOrder(answer)) this.dispatch(message);
+    for (const problem of answer.problems) this.apply({ type: "unreadable", problem: problem.message });
     this.updatePhase(run, () => ({
       kind: "file",
       fileName,

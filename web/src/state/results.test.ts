@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { EndMessage, ReadyMessage, ServerMessage } from "../protocol/messages";
-import { result } from "../protocol/test-fixtures";
+import type { ServerMessage } from "../protocol/messages";
+import { end as endMessage, ready as readyMessage, result } from "../protocol/test-fixtures";
 import { resultsToCsv, resultsToJson } from "./export";
 import {
+  BAD_SERVER_MESSAGE,
   headline,
   emptyResults,
   MAX_RESULTS,
@@ -73,35 +74,31 @@ describe("resultsReducer", () => {
     expect(s.errors.map((e) => e.message)).toEqual(["e2", "e3", "e4", "e5", "e6"]);
     expect(resultsReducer(s, { type: "reset" })).toBe(emptyResults);
   });
+
+  it("shows a server message the page could not read as an error, until the next ready", () => {
+    let s = resultsReducer(emptyResults, { type: "unreadable", problem: "result.seq: expected number, got null" });
+    expect(s.errors).toEqual([
+      {
+        code: BAD_SERVER_MESSAGE,
+        message: "sent a message the page cannot read (result.seq: expected number, got null)",
+      },
+    ]);
+    s = resultsReducer(s, { type: "message", message: readyMessage(), atMs: 0 });
+    expect(s.errors).toEqual([]);
+  });
+
+  it("keeps the audio the page could not send, and reports it in the summary", () => {
+    let s = resultsReducer(emptyResults, { type: "message", message: result(0), atMs: 0 });
+    s = resultsReducer(s, { type: "unsent", totalMs: 1500 });
+    s = resultsReducer(s, { type: "unsent", totalMs: 2500 }); // a total, not an increment
+    expect(s.unsentMs).toBe(2500);
+    expect(s.droppedMs).toBe(0); // the server's count is apart
+    expect(summarize(s)?.unsentMs).toBe(2500);
+  });
 });
 
-const ready: ReadyMessage = {
-  type: "ready",
-  stream_id: "s1",
-  model: "m",
-  backend: "pitch",
-  labels: ["male", "female"],
-  fallback: null,
-  window_ms: 1000,
-  hop_ms: 500,
-  sample_rate: 16000,
-  model_sample_rate: 16000,
-  resumed: false,
-};
-
-const end: EndMessage = {
-  type: "end",
-  stream_id: "s1",
-  duration_ms: 2000,
-  windows: 3,
-  results: 3,
-  gated: 0,
-  failed: 0,
-  dropped_windows: 0,
-  dropped_ms: 0,
-  dropped_results: 0,
-  dropped_errors: 0,
-};
+const ready = readyMessage();
+const end = endMessage();
 
 describe("resultsReducer lifecycle", () => {
   it("a new session shows nothing yet", () => {
@@ -190,6 +187,7 @@ describe("headline, segments and summary", () => {
       windows: 3,
       droppedWindows: 2,
       droppedResults: 0,
+      unsentMs: 0,
       durationMs: 2000,
     });
   });

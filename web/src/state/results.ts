@@ -1,5 +1,6 @@
-// The results view: what the page shows of the latest run (a microphone or a file), derived from
-// the server's messages by one reducer. Pure.
+// The results view: what the page shows of the latest run (a microphone or a file), derived by one
+// reducer from the server's messages, plus what the page itself saw go wrong (a server message it
+// could not read, audio it could not send). Pure.
 //
 // Time on the page is audio time (ms of the stream's audio), not arrival time: a file sent fast
 // spreads over its own length, and a gap in the audio stays a gap. A stream the server forgot (a
@@ -34,10 +35,11 @@ export interface ResultsView {
   timeline: TimelinePoint[];
   results: ResultMessage[];
   segments: SegmentMessage[]; // closed segments of the smoothed label, in order, page audio time
-  errors: { code: string; message: string }[];
+  errors: { code: string; message: string }[]; // the server's error messages, and BAD_SERVER_MESSAGE
   starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
-  droppedMs: number;
+  droppedMs: number; // audio the server dropped or shed (the latest result's dropped_ms)
+  unsentMs: number; // audio the page dropped while the connection was down: never sent
   latencyMs: number | null; // what the person waits: audio end → label on screen
   serverLatencyMs: number | null; // the server's part of it
   lastAtMs: number | null; // when the latest result arrived (page clock, ms)
@@ -46,7 +48,14 @@ export interface ResultsView {
 }
 
 export type ResultsAction =
-  { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null };
+  | { type: "reset" }
+  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null }
+  | { type: "unreadable"; problem: string } // a server message failed the parser (ProtocolError)
+  | { type: "unsent"; totalMs: number }; // the page's queue dropped audio; total so far this run
+
+/** The page's own code for a server message it could not read (not one the server sends). */
+export const BAD_SERVER_MESSAGE = "bad_server_message";
+const MAX_ERRORS = 5; // the latest are shown
 
 export const emptyResults: ResultsView = {
   ready: null,
@@ -59,6 +68,7 @@ export const emptyResults: ResultsView = {
   starting: false,
   end: null,
   droppedMs: 0,
+  unsentMs: 0,
   latencyMs: null,
   serverLatencyMs: null,
   lastAtMs: null,
@@ -104,8 +114,16 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   };
 }
 
+function withError(state: ResultsView, code: string, message: string): ResultsView {
+  return { ...state, errors: [...state.errors, { code, message }].slice(-MAX_ERRORS) };
+}
+
 export function resultsReducer(state: ResultsView, action: ResultsAction): ResultsView {
   if (action.type === "reset") return emptyResults;
+  if (action.type === "unsent") return { ...state, unsentMs: action.totalMs };
+  if (action.type === "unreadable") {
+    return withError(state, BAD_SERVER_MESSAGE, `sent a message the page cannot read (${action.problem})`);
+  }
   const { message, atMs } = action;
   switch (message.type) {
     case "ready": {
@@ -133,7 +151,7 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
       // A server restart forgets streams; the app carries on with a new one, nothing to show.
       if (message.code === "resume_failed") return state;
       if (message.code === "not_ready") return { ...state, starting: true };
-      return { ...state, errors: [...state.errors, { code: message.code, message: message.message }].slice(-5) };
+      return withError(state, message.code, message.message);
     case "end":
       return { ...state, end: message, open: null };
   }
@@ -190,6 +208,7 @@ export interface Summary {
   windows: number;
   droppedWindows: number; // cut but never classified (the server fell behind)
   droppedResults: number; // classified but never sent
+  unsentMs: number; // audio the page dropped while the connection was down: the server never had it
   durationMs: number;
 }
 
@@ -204,6 +223,7 @@ export function summarize(state: ResultsView): Summary | null {
     windows: end?.windows ?? state.results.length,
     droppedWindows: end?.dropped_windows ?? 0,
     droppedResults: end?.dropped_results ?? 0,
+    unsentMs: state.unsentMs,
     durationMs: end?.duration_ms ?? state.audioEndMs,
   };
 }
