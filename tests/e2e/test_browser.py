@@ -251,6 +251,10 @@ async def test_fast_file_mode_is_lossless_and_exports_its_source(pw: object) -> 
             # Every window of the file is there: one per hop, nothing skipped.
             assert [r["seq"] for r in results] == list(range(len(results)))
             assert len(results) >= duration_ms // hop_ms - 1
+            # ...and the ready and end are the server's own, for the stream that classified it.
+            assert exported["ready"]["stream_id"] == exported["end"]["stream_id"]
+            assert exported["ready"]["stream_id"].startswith("file-")
+            assert exported["end"]["windows"] == len(results)
             assert [s["label"] for s in exported["segments"]][-1] == "male"
             async with page.expect_download() as info:
                 await page.get_by_test_id("export-csv").click()
