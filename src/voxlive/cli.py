@@ -218,6 +218,7 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
                 print(_table(path, results))
     finally:
         await pipeline.close()
+        await asyncio.to_thread(classifier.close)  # e.g. a local Ray instance it started
     return status
 
 

@@ -60,9 +60,7 @@ def ceiling(settings: Settings, audio: np.ndarray, min_s: float = 3.0) -> dict[s
     started = time.monotonic()
     rows = model_throughput(clf, audio, list(BATCHES), window_s, min_s)
     best = max(rows, key=lambda r: r["audio_s_per_s"])
-    close = getattr(clf, "close", None)
-    if close is not None:
-        close()
+    clf.close()
     return {
         "backend": clf.info.backend, "device": clf.info.device,
         "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
