@@ -97,3 +97,31 @@ def test_the_cycle_finder_sees_loops_through_function_level_imports() -> None:
 def test_no_module_is_over_400_lines() -> None:
     sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def _methods(cls: ast.ClassDef) -> set[str]:
+    return {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_every_classifier_implements_the_whole_protocol() -> None:
+    """Each backend (and the tests' fakes) has every method of ``Classifier``, ``close``
+    included, so whoever serves a model can release it without asking whether it can."""
+    base = ast.parse((SRC / "voxlive" / "inference" / "base.py").read_text())
+    protocol = next(
+        n for n in ast.walk(base) if isinstance(n, ast.ClassDef) and n.name == "Classifier"
+    )
+    wanted = _methods(protocol)
+    assert {"info", "predict", "warmup", "close"} <= wanted
+    files = [
+        *(SRC / "voxlive" / "inference").glob("*.py"),
+        next(d / "fakes.py" for d in Path(__file__).parents if (d / "fakes.py").is_file()),
+    ]
+    backends = {
+        f"{path.name}:{node.name}": _methods(node)
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and {"info", "predict"} <= _methods(node)
+    }
+    assert {"hf.py:TransformersClassifier", "onnx.py:OnnxClassifier", "pitch.py:PitchClassifier",
+            "ray_serve.py:RayClassifier", "fakes.py:FakeClassifier", "fakes.py:Slowed"} <= set(backends)  # fmt: skip
+    assert {name: sorted(wanted - have) for name, have in backends.items() if wanted - have} == {}

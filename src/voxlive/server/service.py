@@ -175,6 +175,5 @@ class Service:
                 task.cancel()
         if self.pipeline is not None:
             await self.pipeline.close()
-        close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection
-        if close is not None:
-            await asyncio.to_thread(close)
+        if self.classifier is not None:  # e.g. the Ray engine's connection
+            await asyncio.to_thread(self.classifier.close)

@@ -9,6 +9,10 @@
   (:attr:`voxlive.pipeline.stream.Stream.background`);
 - when the client goes away, the classification is cancelled; on shutdown, running uploads get
   the drain time to finish, then answer 503 ``shutting_down``.
+
+The answer carries what the file's stream said, in the wire protocol's own messages: its
+``ready``, its window messages (``results``), its ``segments`` and its ``end``
+(docs/protocol.md, "Files over HTTP").
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from starlette.responses import JSONResponse, Response
 
 from voxlive.audio.decode import decode_file
 from voxlive.errors import ClientError
+from voxlive.inference.base import ModelInfo
 from voxlive.pipeline.assembly import Pipeline
+from voxlive.pipeline.offline import Classified
+from voxlive.protocol import messages
 from voxlive.server.access import bearer, token_ok
 from voxlive.settings import Settings
 
@@ -94,6 +101,27 @@ async def _client_gone(request: Request) -> None:
         pass
 
 
+def _answer(settings: Settings, info: ModelInfo, samples: int, done: Classified) -> JSONResponse:
+    """The 200 answer: the model it ran on, then the file's stream in its own messages."""
+    ready = messages.ready(
+        stream_id=done.end["stream_id"], model=info.name, backend=info.backend,
+        labels=info.labels, fallback=info.fallback, window_ms=settings.window_ms,
+        hop_ms=settings.hop_ms, sample_rate=info.sample_rate, model_sample_rate=info.sample_rate,
+    )  # fmt: skip
+    return JSONResponse(
+        {
+            "model": info.name, "backend": info.backend, "fallback": info.fallback,
+            "labels": list(info.labels),
+            "duration_ms": round(samples * 1000 / info.sample_rate, 3),
+            "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
+            "ready": ready,
+            "results": [m for m in done.messages if m["type"] != "segment"],
+            "segments": [m for m in done.messages if m["type"] == "segment"],
+            "end": done.end,
+        }
+    )  # fmt: skip
+
+
 async def classify_upload(request: Request, service: Host) -> Response:
     settings = service.settings
     given = bearer(request.headers) or request.query_params.get("token")
@@ -133,17 +161,7 @@ async def classify_upload(request: Request, service: Host) -> Response:
         for task in (gone, cut, work):
             task.cancel()  # no-op for the one that finished
         if not work.cancelled() and work.done() and work.exception() is None:
-            timeline = work.result()
-            return JSONResponse(
-                {
-                    "model": info.name, "backend": info.backend, "fallback": info.fallback,
-                    "labels": list(info.labels),
-                    "duration_ms": round(len(samples) * 1000 / info.sample_rate, 3),
-                    "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
-                    "results": [m for m in timeline if m["type"] != "segment"],
-                    "segments": [m for m in timeline if m["type"] == "segment"],
-                }
-            )  # fmt: skip
+            return _answer(settings, info, len(samples), work.result())
         if work.done() and not work.cancelled() and work.exception() is not None:
             raise work.exception()  # type: ignore[misc]
         if gone.done():  # nobody is left to read the answer: the work was cancelled
