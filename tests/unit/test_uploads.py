@@ -315,6 +315,29 @@ def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
     assert host.uploads.active == 0
 
 
+def test_a_failed_worker_answers_running_uploads_at_once_and_not_later_ones() -> None:
+    """The file's windows will never come back from a crashed batcher: 503 now, not a hang."""
+
+    async def go() -> tuple[Response, _Host, asyncio.Task[Response]]:
+        host = _Host(_Pipeline(wait=True))
+        task = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        host.uploads.fail_all()
+        failed = await asyncio.wait_for(task, 5)
+        later = asyncio.create_task(classify_upload(_request(_wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        assert not later.done()  # a later upload is not failed by the earlier crash
+        host.pipeline.release.set()
+        await asyncio.wait_for(later, 5)
+        return failed, host, later
+
+    r, host, later = asyncio.run(go())
+    _refused(r, 503, "internal_error", "the server's model worker failed; retry shortly")
+    assert host.pipeline is not None and host.pipeline.cancelled
+    assert later.result().status_code == 200
+    assert host.uploads.active == 0
+
+
 def test_a_drain_waits_for_uploads_that_finish_in_time() -> None:
     async def go() -> tuple[Response, _Host]:
         host = _Host(_Pipeline(wait=True))
