@@ -126,8 +126,9 @@ class Service:
         """A batcher or VAD runner task ended on its own (it logged the traceback): every
         stream it served would stall. Say so (``/readyz`` 503, the crash metric), close every
         stream with 1011 (uploads in progress answer 503), and restart the worker after a
-        backoff while ``worker_restarts`` allows; past that the server stays failed and ``on_fatal`` hears it (``voxlive serve``
-        exits non-zero, so a supervisor restarts the process)."""
+        backoff while ``worker_restarts`` allows; past that the server stays failed and
+        ``on_fatal`` hears it (``voxlive serve`` exits non-zero, so a supervisor restarts the
+        process)."""
         self.metrics.worker_crashes.labels(worker.name).inc()
         if self.status == "stopping":
             return
