@@ -111,6 +111,9 @@ class FakeClassifier:
     def warmup(self, window_samples: int) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class Slowed:
     """Another classifier made to cost ``per_window_s`` more per window (to saturate it)."""
@@ -129,6 +132,9 @@ class Slowed:
 
     def warmup(self, window_samples: int) -> None:
         self.inner.warmup(window_samples)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class Transport(asyncio.Transport):

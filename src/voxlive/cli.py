@@ -118,7 +118,7 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
                 print(f"{path}: {getattr(exc, 'message', exc)}", file=sys.stderr)
                 status = 1
                 continue
-            results = await pipeline.classify(samples)
+            results = (await pipeline.classify(samples)).messages
             if as_json:
                 for r in results:
                     row = {k: v for k, v in r.items() if k not in ("latency_ms", "dropped_ms")}
@@ -127,6 +127,7 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
                 print(_table(path, results))
     finally:
         await pipeline.close()
+        await asyncio.to_thread(classifier.close)  # e.g. a local Ray instance it started
     return status
 
 

@@ -272,11 +272,10 @@ class Settings:
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")
-        need(
-            self.max_connections >= self.max_streams,
-            "max_connections",
-            f">= max_streams ({self.max_streams})",
-        )
+        need(self.max_connections >= self.max_streams, "max_connections",
+             f">= max_streams ({self.max_streams})")  # fmt: skip
+        wild = [h for h in self.allowed_hosts if h != "*" and "*" in h.removeprefix("*.")]
+        need(not wild, "allowed_hosts", "'*', host names or '*.domain' patterns")
         need(100 <= self.header_timeout_ms <= 600_000, "header_timeout_ms", "100..600000 ms")
         need(100 <= self.auth_timeout_ms <= 600_000, "auth_timeout_ms", "100..600000 ms")
         need(self.max_frame_bytes >= 1024, "max_frame_bytes", ">= 1024 bytes")

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -251,6 +252,10 @@ async def test_fast_file_mode_is_lossless_and_exports_its_source(pw: object) -> 
             # Every window of the file is there: one per hop, nothing skipped.
             assert [r["seq"] for r in results] == list(range(len(results)))
             assert len(results) >= duration_ms // hop_ms - 1
+            # ...and the ready and end are the server's own, for the stream that classified it.
+            assert exported["ready"]["stream_id"] == exported["end"]["stream_id"]
+            assert exported["ready"]["stream_id"].startswith("file-")
+            assert exported["end"]["windows"] == len(results)
             assert [s["label"] for s in exported["segments"]][-1] == "male"
             async with page.expect_download() as info:
                 await page.get_by_test_id("export-csv").click()
@@ -420,6 +425,38 @@ async def test_real_time_file_shows_progress_in_audio_time(pw: object) -> None:
             await expect(page.get_by_test_id("summary")).to_be_visible(timeout=20_000)
             await expect(page.get_by_test_id("stale")).to_contain_text("file finished")
             await expect(page.get_by_test_id("segments")).to_contain_text("male")
+    finally:
+        await browser.close()
+
+
+async def test_a_server_message_the_page_cannot_read_is_shown_and_the_stream_goes_on(
+    pw: object,
+) -> None:
+    """A result that fails the page's parser (a string seq) right after ready: the page says so
+    among its errors, names the field, and keeps showing the real results."""
+    browser = await launch(pw, None)
+
+    def handler(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def forward(message: str | bytes) -> None:
+            ws.send(message)
+            if isinstance(message, str) and '"type":"ready"' in message:
+                ws.send('{"type":"result","seq":"seven"}')
+
+        server.on_message(forward)
+
+    try:
+        async with running_server(web_dir=str(WEB_DIST)) as srv:
+            page = await open_page(browser, srv.url, grant=False)
+            await page.route_web_socket("**/audio", handler)
+            await page.get_by_test_id("realtime").check()
+            await page.get_by_test_id("file").set_input_files(str(DATA / "male_speech.wav"))
+            errors = page.get_by_test_id("errors")
+            await expect(errors).to_contain_text("cannot read", timeout=10_000)
+            await expect(errors).to_contain_text('result.seq: expected number, got "seven"')
+            await expect(page.get_by_test_id("label")).to_have_text("male", timeout=20_000)
+            await page.get_by_test_id("stop").click()
     finally:
         await browser.close()
 

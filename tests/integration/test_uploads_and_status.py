@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.fakes import FakeClassifier, Slowed
 from tests.helpers import DATA, MS, eventually, load, running_server, stream_audio
@@ -98,6 +100,40 @@ async def test_live_windows_go_before_an_upload() -> None:
     assert latencies[int(0.9 * (len(latencies) - 1))] < 300
     # and the upload ran in small calls while the live stream was open
     assert max(fake.batches) <= 8
+
+
+async def test_an_upload_answers_what_the_same_file_streamed_losslessly_says() -> None:
+    """The answer is the file's stream in the wire protocol's own messages: the same ready,
+    windows, segments and end as the file streamed over /audio (lossless), ids and latencies
+    aside (and scores within 1e-5: the stream's audio went through 16-bit PCM once more); one
+    stream id from ready to end."""
+    female, rate = load("female_speech.wav")
+    async with (
+        running_server(gate="none") as srv,
+        httpx.AsyncClient(base_url=srv.url, timeout=60_000 * MS) as client,
+    ):
+        upload = await client.post("/classify", content=(DATA / "female_speech.wav").read_bytes())
+        live = await stream_audio(srv.ws_url, female, rate, speed=0,
+                                  start={"type": "start", "sample_rate": rate, "lossless": True})  # fmt: skip
+    answer = upload.json()
+
+    def bare(message: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in message.items() if k not in ("stream_id", "latency_ms")}
+
+    def near(message: dict[str, Any]) -> dict[str, Any]:
+        close = ("confidence", "scores")
+        return {
+            k: pytest.approx(v, abs=1e-5) if k in close else v for k, v in bare(message).items()
+        }
+
+    windows = [m for m in live.messages if m["type"] in ("result", "error")]
+    assert bare(answer["ready"]) == bare(live.of("ready")[0])
+    assert [bare(m) for m in answer["results"]] == [near(m) for m in windows]
+    assert answer["segments"] == [near(m) for m in live.of("segment")]
+    assert bare(answer["end"]) == bare(live.of("end")[0])
+    assert answer["end"]["windows"] == len(answer["results"]) > 5
+    assert answer["ready"]["stream_id"] == answer["end"]["stream_id"]
+    assert answer["end"]["duration_ms"] == answer["duration_ms"]
 
 
 async def test_readyz_says_degraded_while_a_fallback_serves() -> None:

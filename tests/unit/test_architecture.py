@@ -14,7 +14,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 TESTS = Path(__file__).resolve().parent  # tests/unit
 MAX_LINES = 400
-# tests/unit/test_*.py that test the project's structure rather than one module
+# test files directly in tests/unit that test the project's structure rather than one module
 STRUCTURE_TESTS = {"test_architecture", "test_docs", "test_mutation_score", "test_system_deps"}
 
 
@@ -120,8 +120,8 @@ def test_tests_unit_mirrors_the_packages() -> None:
 
 
 def test_top_level_test_files_test_top_level_modules_or_the_structure() -> None:
-    """tests/unit/test_<module>.py for the modules directly in voxlive/ (settings.py, cli.py,
-    errors.py, metrics.py), besides the tests of the project's structure."""
+    """Directly in tests/unit: test_<module>.py for the modules directly in voxlive/ (settings.py,
+    cli.py, errors.py, metrics.py), besides the tests of the project's structure."""
     modules = _modules()
     stray = [
         path.name
@@ -130,3 +130,31 @@ def test_top_level_test_files_test_top_level_modules_or_the_structure() -> None:
         and path.stem not in STRUCTURE_TESTS
     ]
     assert stray == []
+
+
+def _methods(cls: ast.ClassDef) -> set[str]:
+    return {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_every_classifier_implements_the_whole_protocol() -> None:
+    """Each backend (and the tests' fakes) has every method of ``Classifier``, ``close``
+    included, so whoever serves a model can release it without asking whether it can."""
+    base = ast.parse((SRC / "voxlive" / "inference" / "base.py").read_text())
+    protocol = next(
+        n for n in ast.walk(base) if isinstance(n, ast.ClassDef) and n.name == "Classifier"
+    )
+    wanted = _methods(protocol)
+    assert {"info", "predict", "warmup", "close"} <= wanted
+    files = [
+        *(SRC / "voxlive" / "inference").glob("*.py"),
+        next(d / "fakes.py" for d in Path(__file__).parents if (d / "fakes.py").is_file()),
+    ]
+    backends = {
+        f"{path.name}:{node.name}": _methods(node)
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and {"info", "predict"} <= _methods(node)
+    }
+    assert {"hf.py:TransformersClassifier", "onnx.py:OnnxClassifier", "pitch.py:PitchClassifier",
+            "ray_serve.py:RayClassifier", "fakes.py:FakeClassifier", "fakes.py:Slowed"} <= set(backends)  # fmt: skip
+    assert {name: sorted(wanted - have) for name, have in backends.items() if wanted - have} == {}

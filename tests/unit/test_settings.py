@@ -167,3 +167,12 @@ def test_the_readme_table_groups_the_settings_under_the_same_headings() -> None:
             found[heading].append(m.group(1))
     expected = {t.lower(): [flag(n) for n in names] for t, names in sections().items()}
     assert found == expected
+
+
+@pytest.mark.parametrize("pattern", ["a*b", "*x.example.com", "**.example.com", "x.*.com"])
+def test_host_patterns_the_host_check_cannot_read_are_refused_at_startup(pattern: str) -> None:
+    """Starlette's host check takes '*' or a leading '*.' only: anything else failed at the first
+    request (an AssertionError), so it is refused here with the key named."""
+    with pytest.raises(ConfigError, match="allowed_hosts: expected '\\*', host names or"):
+        Settings(allowed_hosts=("localhost", pattern))
+    Settings(allowed_hosts=("*.example.com", "localhost", "*"))  # these are fine

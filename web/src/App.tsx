@@ -18,9 +18,9 @@ import {
   phaseErrors,
   serverStarting,
   type Phase,
-} from "./session/phase";
-import { type ExportMeta, resultsToCsv, sessionToJson } from "./state/export";
-import { headline, segmentLog, summarize } from "./state/session";
+} from "./controller/phase";
+import { type ExportMeta, resultsToCsv, resultsToJson } from "./state/export";
+import { headline, segmentLog, summarize } from "./state/results";
 
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -52,29 +52,29 @@ export function App() {
   const conn = connState(v.phase);
   const live = isLive(v.phase);
   const busy = isBusy(v.phase);
-  const session = v.session;
-  const now = useNow(1000, !live && session.lastAtMs !== null);
-  const labels = session.ready?.labels ?? v.server?.labels ?? [];
-  const starting = !session.ready && (serverStarting(v.phase) || session.starting);
-  const errors = [...phaseErrors(v.phase, wsUrl), ...session.errors.map((e) => `Server: ${e.message}`)];
-  const summary = !busy ? summarize(session) : null;
+  const view = v.view;
+  const now = useNow(1000, !live && view.lastAtMs !== null);
+  const labels = view.ready?.labels ?? v.server?.labels ?? [];
+  const starting = !view.ready && (serverStarting(v.phase) || view.starting);
+  const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
+  const summary = !busy ? summarize(view) : null;
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
   const meta: ExportMeta = {
-    model: session.ready?.model ?? v.server?.model ?? null,
-    backend: session.ready?.backend ?? v.server?.backend ?? null,
-    fallback: session.ready ? session.ready.fallback : (v.server?.fallback ?? null),
+    model: view.ready?.model ?? v.server?.model ?? null,
+    backend: view.ready?.backend ?? v.server?.backend ?? null,
+    fallback: view.ready ? view.ready.fallback : (v.server?.fallback ?? null),
     source: v.source ?? "unknown",
     startedAt: v.startedAt ?? "",
   };
   const exportJson = () => {
-    download(`voxlive-${stamp}.json`, "application/json", sessionToJson(session, meta));
+    download(`voxlive-${stamp}.json`, "application/json", resultsToJson(view, meta));
     v.markExported();
   };
   const exportCsv = () => {
-    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(session.results, labels, meta));
+    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(view.results, labels, meta));
     v.markExported();
   };
-  /** Run `start` now, or once the person agreed to discard a session nobody exported. */
+  /** Run `start` now, or once the person agreed to discard results nobody exported. */
   const guarded = (start: () => void) => {
     if (v.unexported) setPending(() => start);
     else start();
@@ -83,28 +83,28 @@ export function App() {
     <main>
       <header>
         <h1>voxlive</h1>
-        <ServerLine server={v.server} ready={session.ready} />
+        <ServerLine server={v.server} ready={view.ready} />
       </header>
       <LabelCard
-        headline={headline(session)}
-        current={session.current}
+        headline={headline(view)}
+        current={view.current}
         labels={labels}
         live={live}
-        ageMs={session.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - session.lastAtMs) : null}
+        ageMs={view.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - view.lastAtMs) : null}
         why={notLiveReason(v.phase)}
-        latencyMs={session.latencyMs}
-        windowMs={session.ready?.window_ms ?? null}
+        latencyMs={view.latencyMs}
+        windowMs={view.ready?.window_ms ?? null}
         busy={busy}
-        serverLatencyMs={session.serverLatencyMs}
+        serverLatencyMs={view.serverLatencyMs}
       />
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
       <LevelMeter level={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      <DropNotice droppedMs={session.droppedMs} />
+      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} />
       {pending && (
         <ConfirmDiscard
-          results={session.results.length}
+          results={view.results.length}
           onExport={exportJson}
           onDiscard={() => {
             const start = pending;
@@ -123,10 +123,10 @@ export function App() {
         fileProgress={fileProgress(v.phase)}
         fileProgressText={fileProgressText(v.phase)}
       />
-      {summary && session.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={segmentLog(session)} live={live} />
-      <Timeline points={session.timeline} labels={labels} live={live} />
-      <ExportButtons disabled={!session.results.length} onCsv={exportCsv} onJson={exportJson} />
+      {summary && view.end && <SummaryCard summary={summary} />}
+      <SegmentLog entries={segmentLog(view)} live={live} />
+      <Timeline points={view.timeline} labels={labels} live={live} />
+      <ExportButtons disabled={!view.results.length} onCsv={exportCsv} onJson={exportJson} />
     </main>
   );
 }

@@ -91,9 +91,7 @@ def ceiling(
         audio = program(files, pause_ms, clf.info.sample_rate)
         rows = model_throughput(clf, audio, BATCHES, settings.window_ms / 1000, min_s)
     finally:
-        close = getattr(clf, "close", None)
-        if close is not None:
-            close()
+        clf.close()
     best = max(rows, key=lambda r: r.audio_s_per_s)
     return Ceiling(
         backend=clf.info.backend, device=clf.info.device, sample_rate=clf.info.sample_rate,

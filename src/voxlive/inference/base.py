@@ -54,3 +54,9 @@ class Classifier(Protocol):
     def warmup(self, window_samples: int) -> None:
         """Run the model once or twice so the first real request is not slow."""
         ...
+
+    def close(self) -> None:
+        """Release what the model holds outside this object (a Ray cluster connection, a local
+        Ray instance it started). Called once, after the last ``predict``, from a worker thread
+        (it may block); idempotent. Backends that hold only memory do nothing."""
+        ...

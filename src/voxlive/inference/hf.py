@@ -113,3 +113,6 @@ class TransformersClassifier:
         rng = np.random.default_rng(0)
         for batch in (1, 2):
             self.predict(0.1 * rng.standard_normal((batch, window_samples)).astype(np.float32))
+
+    def close(self) -> None:
+        """Nothing to release: the model is memory, freed with this object."""

@@ -251,6 +251,9 @@ class OnnxClassifier:
         for batch in (1, 2):
             self.predict(0.1 * rng.standard_normal((batch, window_samples)).astype(np.float32))
 
+    def close(self) -> None:
+        """Nothing to release: the ONNX Runtime session is freed with this object."""
+
 
 def load_auto(
     model_id: str,

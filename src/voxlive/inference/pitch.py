@@ -114,3 +114,6 @@ class PitchClassifier:
 
     def warmup(self, window_samples: int) -> None:
         self.predict(np.zeros((1, window_samples), dtype=np.float32))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -23,11 +23,10 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, check_output
 from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
-from voxlive.pipeline.offline import classify_samples
+from voxlive.pipeline.offline import Classified, classify_samples
 from voxlive.pipeline.overload import Capacity
 from voxlive.pipeline.stream import Stream
 from voxlive.pipeline.worker import LoopWorker
-from voxlive.protocol.messages import StreamMessage
 from voxlive.settings import Settings
 
 
@@ -121,8 +120,8 @@ class Pipeline:
         self.batcher.remove(stream)
         stream.close()
 
-    async def classify(self, samples: np.ndarray) -> list[StreamMessage]:
-        """A whole recording (mono float32 at the model rate) → its window messages."""
+    async def classify(self, samples: np.ndarray) -> Classified:
+        """A whole recording (mono float32 at the model rate) → its stream's messages."""
         return await classify_samples(self.batcher, samples, self.config, self.metrics)
 
 

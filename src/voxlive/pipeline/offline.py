@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,16 +17,24 @@ from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
-from voxlive.protocol.messages import StreamMessage
+from voxlive.protocol.messages import EndMessage, StreamMessage
 
 _ids = itertools.count()
 
 
+@dataclass(frozen=True)
+class Classified:
+    """What the stream that classified a recording said: its window messages (``result`` and
+    ``error``) in order, then the segments of the smoothed label; and its ``end``."""
+
+    messages: list[StreamMessage]
+    end: EndMessage
+
+
 async def classify_samples(
     batcher: Batcher, samples: np.ndarray, config: StreamConfig, metrics: Metrics | None = None
-) -> list[StreamMessage]:
-    """Classify mono float32 samples at ``config.sample_rate``; returns the window messages in
-    order, then the segments of the smoothed label.
+) -> Classified:
+    """Classify mono float32 samples at ``config.sample_rate`` as one lossless stream.
 
     Audio is fed in blocks with back-pressure and the stream is lossless (never shed), so
     nothing is dropped however long the file or busy the server, and memory stays bounded by the
@@ -66,7 +75,8 @@ async def classify_samples(
             wake.clear()
         out.extend(stream.pop_messages())
         out.extend(stream.pop_segments(final=True))
+        end = stream.end_message()
     finally:
         batcher.remove(stream)
         stream.close()
-    return out
+    return Classified(out, end)

@@ -1,6 +1,7 @@
 """uvicorn's HTTP and WebSocket protocols with voxlive's bounds on what a socket may cost.
 
-uvicorn leaves a few doors open that a hostile client walks through (see docs/security.md):
+uvicorn leaves a few doors open that a hostile client walks through (every bound and where it
+is enforced: docs/architecture.md, "Limits"):
 - a socket that never completes a request is kept forever (idle and half-open sockets, headers
   sent a byte at a time): here the request's headers must arrive within ``header_timeout_s``
   of the connection (or of the previous response), else the socket is aborted;

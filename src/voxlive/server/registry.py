@@ -2,9 +2,10 @@
 
 How a stream lives
 ------------------
-1. **Admission.** A WebSocket connects. :meth:`Registry.admit` refuses it before anything is
-   allocated when the server is not ready or holds ``max_streams`` connections (an ``error``,
-   then close 1013). Origin and token checks follow in the connection (close 1008).
+1. **Admission.** A WebSocket connects. The origin (before the upgrade) and the token come
+   first (:mod:`voxlive.server.handshake`; close 1008). Then :meth:`Registry.admit` refuses it
+   before anything is allocated when the server is not ready or holds ``max_streams``
+   connections (an ``error``, then close 1013).
 2. **Open.** The connection opens a stream on the pipeline
    (:meth:`voxlive.pipeline.assembly.Pipeline.open_stream`): a :class:`Stream` registered with
    the batcher, and its :class:`~voxlive.pipeline.hooks.StreamHooks`, whose ``on_results``

@@ -125,15 +125,17 @@ class Service:
     def _worker_crashed(self, worker: LoopWorker, exc: BaseException) -> None:
         """A batcher or VAD runner task ended on its own (it logged the traceback): every
         stream it served would stall. Say so (``/readyz`` 503, the crash metric), close every
-        stream with 1011, and restart the worker after a backoff while ``worker_restarts``
-        allows; past that the server stays failed and ``on_fatal`` hears it (``voxlive serve``
-        exits non-zero, so a supervisor restarts the process)."""
+        stream with 1011 (uploads in progress answer 503), and restart the worker after a
+        backoff while ``worker_restarts`` allows; past that the server stays failed and
+        ``on_fatal`` hears it (``voxlive serve`` exits non-zero, so a supervisor restarts the
+        process)."""
         self.metrics.worker_crashes.labels(worker.name).inc()
         if self.status == "stopping":
             return
         self.status = "failed"
         self.error = f"the {worker.name} worker stopped: {type(exc).__name__}: {exc}"
         self.registry.fail_all(WORKER_FAILED)
+        self.uploads.fail_all()
         limit = self.settings.worker_restarts
         if self._restarts >= limit:
             log.critical(
@@ -175,6 +177,5 @@ class Service:
                 task.cancel()
         if self.pipeline is not None:
             await self.pipeline.close()
-        close = getattr(self.classifier, "close", None)  # e.g. the Ray engine's connection
-        if close is not None:
-            await asyncio.to_thread(close)
+        if self.classifier is not None:  # e.g. the Ray engine's connection
+            await asyncio.to_thread(self.classifier.close)

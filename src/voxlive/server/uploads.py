@@ -8,7 +8,13 @@
 - how it shares the model: its windows are background work that live streams go before
   (:attr:`voxlive.pipeline.stream.Stream.background`);
 - when the client goes away, the classification is cancelled; on shutdown, running uploads get
-  the drain time to finish, then answer 503 ``shutting_down``.
+  the drain time to finish, then answer 503 ``shutting_down``; when a worker fails (see
+  :class:`voxlive.server.service.Service`), running uploads answer 503 ``internal_error`` at
+  once instead of waiting for windows that will not come back.
+
+The answer carries what the file's stream said, in the wire protocol's own messages: its
+``ready``, its window messages (``results``), its ``segments`` and its ``end``
+(docs/protocol.md, "Files over HTTP").
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from starlette.responses import JSONResponse, Response
 
 from voxlive.audio.decode import decode_file
 from voxlive.errors import ClientError
+from voxlive.inference.base import ModelInfo
 from voxlive.pipeline.assembly import Pipeline
+from voxlive.pipeline.offline import Classified
+from voxlive.protocol import messages
 from voxlive.server.access import bearer, token_ok
 from voxlive.settings import Settings
 
@@ -33,6 +42,7 @@ class Uploads:
         self.limit = settings.max_uploads
         self.active = 0
         self.cut = asyncio.Event()  # set when shutdown stops waiting: the rest answer 503
+        self.broken = asyncio.Event()  # set when a worker failed: the running ones answer 503
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -47,6 +57,11 @@ class Uploads:
         self.active -= 1
         if self.active == 0:
             self._idle.set()
+
+    def fail_all(self) -> None:
+        """A worker failed: every upload in progress answers 503 now; later ones wait anew."""
+        self.broken.set()
+        self.broken = asyncio.Event()
 
     async def drain(self, timeout_s: float) -> None:
         """Give running uploads ``timeout_s`` to finish; then cut them (they answer 503)."""
@@ -94,6 +109,27 @@ async def _client_gone(request: Request) -> None:
         pass
 
 
+def _answer(settings: Settings, info: ModelInfo, samples: int, done: Classified) -> JSONResponse:
+    """The 200 answer: the model it ran on, then the file's stream in its own messages."""
+    ready = messages.ready(
+        stream_id=done.end["stream_id"], model=info.name, backend=info.backend,
+        labels=info.labels, fallback=info.fallback, window_ms=settings.window_ms,
+        hop_ms=settings.hop_ms, sample_rate=info.sample_rate, model_sample_rate=info.sample_rate,
+    )  # fmt: skip
+    return JSONResponse(
+        {
+            "model": info.name, "backend": info.backend, "fallback": info.fallback,
+            "labels": list(info.labels),
+            "duration_ms": round(samples * 1000 / info.sample_rate, 3),
+            "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
+            "ready": ready,
+            "results": [m for m in done.messages if m["type"] != "segment"],
+            "segments": [m for m in done.messages if m["type"] == "segment"],
+            "end": done.end,
+        }
+    )  # fmt: skip
+
+
 async def classify_upload(request: Request, service: Host) -> Response:
     settings = service.settings
     given = bearer(request.headers) or request.query_params.get("token")
@@ -129,25 +165,18 @@ async def classify_upload(request: Request, service: Host) -> Response:
         work = asyncio.create_task(pipeline.classify(samples))
         gone = asyncio.create_task(_client_gone(request))
         cut = asyncio.create_task(uploads.cut.wait())
-        await asyncio.wait({work, gone, cut}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (gone, cut, work):
+        broken = asyncio.create_task(uploads.broken.wait())
+        await asyncio.wait({work, gone, cut, broken}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (gone, cut, broken, work):
             task.cancel()  # no-op for the one that finished
         if not work.cancelled() and work.done() and work.exception() is None:
-            timeline = work.result()
-            return JSONResponse(
-                {
-                    "model": info.name, "backend": info.backend, "fallback": info.fallback,
-                    "labels": list(info.labels),
-                    "duration_ms": round(len(samples) * 1000 / info.sample_rate, 3),
-                    "window_ms": settings.window_ms, "hop_ms": settings.hop_ms,
-                    "results": [m for m in timeline if m["type"] != "segment"],
-                    "segments": [m for m in timeline if m["type"] == "segment"],
-                }
-            )  # fmt: skip
+            return _answer(settings, info, len(samples), work.result())
         if work.done() and not work.cancelled() and work.exception() is not None:
             raise work.exception()  # type: ignore[misc]
         if gone.done():  # nobody is left to read the answer: the work was cancelled
             return Response(status_code=499)
+        if broken.done():
+            return error(503, "internal_error", "the server's model worker failed; retry shortly")
         return error(503, "shutting_down", "the server shut down before the file was classified")
     finally:
         uploads.leave()

@@ -26,6 +26,9 @@ class _Model:
     def warmup(self, window_samples: int) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 def test_the_ceiling_is_measured_at_the_models_own_sample_rate(
     monkeypatch: pytest.MonkeyPatch,

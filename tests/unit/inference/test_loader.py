@@ -176,7 +176,8 @@ async def test_labels_follow_the_model_s_class_index_not_alphabetical_order(
     pipeline = assemble(settings, classifier=clf, warm_up=False)
     pipeline.start()
     try:
-        [result] = [m for m in await pipeline.classify(audio[0]) if m["type"] == "result"]
+        classified = await pipeline.classify(audio[0])
+        [result] = [m for m in classified.messages if m["type"] == "result"]
     finally:
         await pipeline.close()
     assert list(result["scores"]) == list(labels)

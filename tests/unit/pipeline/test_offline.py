@@ -51,7 +51,7 @@ async def _classify(
     batcher.start()
     try:
         async with asyncio.timeout(10_000 * MS):
-            return await classify_samples(batcher, samples, config), batcher
+            return (await classify_samples(batcher, samples, config)).messages, batcher
     finally:
         await batcher.close()
 
@@ -102,6 +102,27 @@ async def test_the_audio_after_the_last_full_window_is_classified_too() -> None:
     assert out[-1]["type"] == "segment" and out[-1]["end_ms"] == 1150.0
 
 
+async def test_the_file_s_stream_ends_with_its_own_end_message() -> None:
+    """The stream says at its end what a live stream says: the audio's length, and every window
+    it cut accounted for (classified, gated, failed or dropped: here all classified)."""
+    batcher = Batcher(FakeClassifier(), max_batch=4, max_wait_ms=0)
+    batcher.start()
+    try:
+        async with asyncio.timeout(10):
+            done = await classify_samples(batcher, np.full(1150, 0.5, np.float32), CFG)
+            empty = await classify_samples(batcher, np.zeros(0, np.float32), CFG)
+    finally:
+        await batcher.close()
+    assert done.end == {
+        "type": "end", "stream_id": done.end["stream_id"], "duration_ms": 1150.0,
+        "windows": 11, "results": 11, "gated": 0, "failed": 0, "dropped_windows": 0,
+        "dropped_ms": 0.0, "dropped_results": 0, "dropped_errors": 0,
+    }  # fmt: skip
+    assert done.end["stream_id"].startswith("file-")
+    assert len(_results(done.messages)) == done.end["windows"]
+    assert empty.messages == [] and empty.end["windows"] == 0 and empty.end["duration_ms"] == 0
+
+
 async def test_results_are_not_lost_with_a_small_max_unsent() -> None:
     """max_unsent bounds what a client that does not read may leave behind; the file reads all
     of its results, so even max_unsent 1 loses none of them (it used to lose the results
@@ -136,8 +157,9 @@ async def test_two_recordings_at_once_each_get_their_own_results() -> None:
             )
     finally:
         await batcher.close()
-    assert [m["scores"]["b"] for m in _results(low)] == [0.25] * 20
-    assert [m["scores"]["b"] for m in _results(high)] == [0.75] * 30
+    assert [m["scores"]["b"] for m in _results(low.messages)] == [0.25] * 20
+    assert [m["scores"]["b"] for m in _results(high.messages)] == [0.75] * 30
+    assert low.end["stream_id"] != high.end["stream_id"]
 
 
 async def test_the_files_windows_are_counted_in_the_metrics() -> None:
@@ -191,7 +213,7 @@ async def test_a_file_is_read_at_most_one_block_ahead_of_the_model() -> None:
     batcher.start()
     try:
         async with asyncio.timeout(10_000 * MS):
-            out = await classify_samples(batcher, _ramp(40), CFG)
+            out = (await classify_samples(batcher, _ramp(40), CFG)).messages
     finally:
         await batcher.close()
     assert len(_results(out)) == 40

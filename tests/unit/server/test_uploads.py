@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,14 @@ from starlette.responses import Response
 
 from tests.helpers import MS, wav
 from voxlive.inference.base import ModelInfo
-from voxlive.server.uploads import Uploads, classify_upload
+from voxlive.pipeline.offline import Classified
+from voxlive.protocol import messages
+from voxlive.server.uploads import Uploads, _answer, classify_upload
 from voxlive.settings import Settings
 
 INFO = ModelInfo("m", "onnx", ("zeta", "alpha"), 16_000, fallback="no hub")
+END = messages.end(stream_id="file-7", duration_ms=12.3125, windows=2, results=2, gated=0,
+                   failed=0, dropped_windows=0, dropped_ms=0)  # fmt: skip
 
 
 class _Classifier:
@@ -40,7 +45,7 @@ class _Pipeline:
         self.seen: list[int] = []
         self.cancelled = False
 
-    async def classify(self, samples: np.ndarray) -> list[dict[str, Any]]:
+    async def classify(self, samples: np.ndarray) -> Classified:
         self.seen.append(len(samples))
         try:
             await self.release.wait()
@@ -49,7 +54,7 @@ class _Pipeline:
             raise
         if self.fails is not None:
             raise self.fails
-        return self.timeline
+        return Classified(self.timeline, END)
 
 
 class _Host:
@@ -106,7 +111,9 @@ def _refused(response: Response, status: int, code: str, message: str) -> None:
     assert _json(response) == {"error": {"code": code, "message": message}}
 
 
-def test_a_file_gets_its_results_and_segments_apart_with_the_model_it_ran_on() -> None:
+def test_a_file_gets_its_stream_s_messages_with_the_model_it_ran_on() -> None:
+    """The stream's own ready (its id, the model, window and hop), its results and segments
+    apart, and its own end; the model also on top for clients that read only that."""
     timeline = [
         {"type": "result", "start_ms": 0, "label": "alpha"},
         {"type": "segment", "start_ms": 0, "end_ms": 200, "label": "alpha"},
@@ -118,10 +125,42 @@ def test_a_file_gets_its_results_and_segments_apart_with_the_model_it_ran_on() -
     assert _json(r) == {
         "model": "m", "backend": "onnx", "fallback": "no hub", "labels": ["zeta", "alpha"],
         "duration_ms": 12.312, "window_ms": 200, "hop_ms": 100,
-        "results": [timeline[0], timeline[2]], "segments": [timeline[1]],
+        "ready": {
+            "type": "ready", "stream_id": "file-7", "model": "m", "backend": "onnx",
+            "labels": ["zeta", "alpha"], "fallback": "no hub", "window_ms": 200, "hop_ms": 100,
+            "sample_rate": 16_000, "model_sample_rate": 16_000, "resumed": False,
+        },
+        "results": [timeline[0], timeline[2]], "segments": [timeline[1]], "end": END,
     }  # fmt: skip
     assert host.pipeline is not None and host.pipeline.seen == [197]
     assert host.uploads.active == 0
+
+
+def _vector(name: str) -> Any:
+    """spec/vectors/<name>, found above this file wherever its folder lies."""
+    root = next(p for p in Path(__file__).resolve().parents if (p / "spec" / "vectors").is_dir())
+    return json.loads((root / "spec" / "vectors" / name).read_text())
+
+
+def _rebuild(message: dict[str, Any]) -> Any:
+    """``message`` made again by the protocol's builder for its type."""
+    fields = {k: v for k, v in message.items() if k not in ("type", "class")}
+    if message["type"] == "error":
+        return messages.error(fields.pop("code"), fields.pop("message"), **fields)
+    builder = {"result": messages.result, "segment": messages.segment, "end": messages.end}
+    return builder[message["type"]](**fields)
+
+
+def test_the_answer_is_the_golden_one_the_page_reads() -> None:
+    """spec/vectors/classify.json (the page's parser reads it too) is what the answer is made of:
+    its items are what the protocol's builders make, and the answer around them is this one."""
+    golden = _vector("classify.json")["answer"]
+    done = Classified(
+        [_rebuild(m) for m in golden["results"] + golden["segments"]], _rebuild(golden["end"])
+    )
+    info = ModelInfo("pitch", "pitch", ("male", "female"), 16_000)
+    answer = _answer(Settings(window_ms=1000, hop_ms=500), info, 32_000, done)
+    assert json.loads(bytes(answer.body)) == golden
 
 
 def test_duration_is_rounded_to_the_microsecond() -> None:
@@ -266,6 +305,29 @@ def test_a_shutdown_that_cuts_the_upload_answers_503() -> None:
     r, host = asyncio.run(go())
     _refused(r, 503, "shutting_down", "the server shut down before the file was classified")
     assert host.pipeline is not None and host.pipeline.cancelled
+    assert host.uploads.active == 0
+
+
+def test_a_failed_worker_answers_running_uploads_at_once_and_not_later_ones() -> None:
+    """The file's windows will never come back from a crashed batcher: 503 now, not a hang."""
+
+    async def go() -> tuple[Response, _Host, asyncio.Task[Response]]:
+        host = _Host(_Pipeline(wait=True))
+        task = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        host.uploads.fail_all()
+        failed = await asyncio.wait_for(task, 5)
+        later = asyncio.create_task(classify_upload(_request(wav(0.01)), host))
+        await asyncio.sleep(0.01)
+        assert not later.done()  # a later upload is not failed by the earlier crash
+        host.pipeline.release.set()
+        await asyncio.wait_for(later, 5)
+        return failed, host, later
+
+    r, host, later = asyncio.run(go())
+    _refused(r, 503, "internal_error", "the server's model worker failed; retry shortly")
+    assert host.pipeline is not None and host.pipeline.cancelled
+    assert later.result().status_code == 200
     assert host.uploads.active == 0
 
 

@@ -1,5 +1,5 @@
 import type { ResultMessage } from "../protocol/messages";
-import type { Headline } from "../state/session";
+import type { Headline } from "../state/results";
 
 interface Props {
   headline: Headline | null;

@@ -49,11 +49,22 @@ export function StartingNotice() {
   );
 }
 
-export function DropNotice({ droppedMs }: { droppedMs: number }) {
-  if (droppedMs <= 0) return null;
+/** Audio that was never classified: dropped by the server (it fell behind), or by the page (the
+ * connection was down longer than the page holds audio for). */
+export function DropNotice({ droppedMs, unsentMs }: { droppedMs: number; unsentMs: number }) {
+  if (droppedMs <= 0 && unsentMs <= 0) return null;
   return (
-    <div className="banner warn" role="status" data-testid="dropped">
-      The server fell behind: {(droppedMs / 1000).toFixed(1)} s of audio were not classified.
+    <div className="banner warn" role="status">
+      {droppedMs > 0 && (
+        <div data-testid="dropped">
+          The server fell behind: {(droppedMs / 1000).toFixed(1)} s of audio were not classified.
+        </div>
+      )}
+      {unsentMs > 0 && (
+        <div data-testid="unsent">
+          The connection was down: {(unsentMs / 1000).toFixed(1)} s of audio could not be sent and were not classified.
+        </div>
+      )}
     </div>
   );
 }

@@ -1,6 +1,7 @@
 import { useEffect, useRef } from "react";
 import type { SegmentMessage } from "../protocol/messages";
-import { clock, type Summary } from "../state/session";
+import { minSec } from "../format";
+import type { Summary } from "../state/results";
 
 /** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
  * segment ends "now" only while results are live. */
@@ -19,7 +20,7 @@ export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; 
           {entries.map(({ seg, open }) => (
             <li key={`${seg.start_ms}-${seg.label}`} className={`seg seg-${seg.label}`} data-label={seg.label}>
               <span className="seg-time">
-                {clock(seg.start_ms)}–{open && live ? "now" : clock(seg.end_ms)}
+                {minSec(seg.start_ms)}–{open && live ? "now" : minSec(seg.end_ms)}
               </span>
               <span className={`swatch swatch-${seg.label}`} aria-hidden="true" />
               <strong className="seg-label">{seg.label}</strong>
@@ -32,7 +33,7 @@ export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; 
   );
 }
 
-/** Totals after a session ends: time under each label, windows, what was dropped. */
+/** Totals after a run ends: time under each label, windows, what was dropped. */
 export function SummaryCard({ summary }: { summary: Summary }) {
   const total = summary.perLabelMs.reduce((a, [, ms]) => a + ms, 0) || 1;
   const dropped = summary.droppedWindows + summary.droppedResults;
@@ -40,15 +41,24 @@ export function SummaryCard({ summary }: { summary: Summary }) {
     <section className="card" aria-label="Summary" data-testid="summary">
       <h2>Summary</h2>
       <p className="small">
-        {clock(summary.durationMs)} of audio · <span data-testid="summary-windows">{summary.windows} windows</span> ·{" "}
+        {minSec(summary.durationMs)} of audio · <span data-testid="summary-windows">{summary.windows} windows</span> ·{" "}
         <span data-testid="summary-dropped" className={dropped ? "warn-text" : ""}>
           {dropped} dropped
         </span>
+        {summary.unsentMs > 0 && (
+          <>
+            {" "}
+            ·{" "}
+            <span data-testid="summary-unsent" className="warn-text">
+              {(summary.unsentMs / 1000).toFixed(1)} s never sent
+            </span>
+          </>
+        )}
       </p>
       <ul className="summary-labels">
         {summary.perLabelMs.map(([label, ms]) => (
           <li key={label}>
-            <span className={`swatch swatch-${label}`} aria-hidden="true" /> <strong>{label}</strong> {clock(ms)} (
+            <span className={`swatch swatch-${label}`} aria-hidden="true" /> <strong>{label}</strong> {minSec(ms)} (
             {Math.round((ms / total) * 100)}%)
           </li>
         ))}

@@ -1,4 +1,5 @@
-import { AMBIENT, clock, TIMELINE_MS, type TimelinePoint } from "../state/session";
+import { minSec } from "../format";
+import { AMBIENT, TIMELINE_MS, type TimelinePoint } from "../state/results";
 
 const W = 1000; // viewBox units; the SVG stretches to its box, text is HTML so it never does
 const H = 100;
@@ -55,7 +56,7 @@ export function Timeline({ points, labels, live }: { points: TimelinePoint[]; la
             data-testid="timeline"
             data-points={points.length}
             role="img"
-            aria-label={`${points.length} windows from ${clock(startMs)} to ${clock(endMs)}`}
+            aria-label={`${points.length} windows from ${minSec(startMs)} to ${minSec(endMs)}`}
           >
             <defs>
               <pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
@@ -96,7 +97,7 @@ export function Timeline({ points, labels, live }: { points: TimelinePoint[]; la
           <div className="x-axis small" aria-hidden="true">
             {ticks.map((t) => (
               <span key={t} className={x(t) > W * 0.92 ? "at-end" : ""} style={{ left: `${(x(t) / W) * 100}%` }}>
-                {clock(t)}
+                {minSec(t)}
               </span>
             ))}
           </div>

@@ -1,8 +1,8 @@
-// A thin React adapter: the page's SessionController, read with useSyncExternalStore.
+// A thin React adapter: the page's PageController, read with useSyncExternalStore.
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { pageToken } from "../config";
-import { createBrowserController } from "../session/browser";
+import { createBrowserController } from "../controller/browser";
 
 export function useVoxlive(wsUrl: string | null) {
   const [controller] = useState(() => createBrowserController(pageToken(window.location.search)));

@@ -149,11 +149,13 @@ describe("StreamClient", () => {
     expect(states.at(-1)).toEqual({ kind: "closed", code: 1003, reason: "unsupported_format" });
   });
 
-  it("bounds the audio held while disconnected", () => {
-    const client = make([]);
+  it("bounds the audio held while disconnected, and says after each drop how much was dropped", () => {
+    const dropped: number[] = [];
+    const client = make([], [], { onDropped: (total) => dropped.push(total) });
     client.connect();
     for (let i = 0; i < 100; i++) client.send(new ArrayBuffer(1000));
     expect(client.droppedBytes).toBe(100_000 - 64_000);
+    expect(dropped).toEqual(Array.from({ length: 36 }, (_, i) => (i + 1) * 1000)); // none before the queue is full
   });
 
   it("parses messages and reports protocol errors without throwing", () => {

@@ -26,7 +26,8 @@ export interface ClientOptions {
   maxQueuedBytes?: number; // audio held while (re)connecting; the oldest is dropped beyond it
   onMessage: (message: ServerMessage) => void;
   onState: (state: ConnState) => void;
-  onProtocolError?: (error: ProtocolError) => void;
+  onProtocolError?: (error: ProtocolError) => void; // a text frame the parser refused (it is skipped)
+  onDropped?: (totalBytes: number) => void; // the queue dropped audio: droppedBytes, after each drop
   createSocket?: (url: string) => WebSocket;
 }
 
@@ -47,7 +48,7 @@ export class StreamClient {
   private ending = false;
   private streamId: string | null = null; // from ready: resume this stream after a blip
   private lastSeq = -1; // the last result seq received, so the server can replay the rest
-  droppedBytes = 0;
+  droppedBytes = 0; // audio dropped from the queue so far: never sent
 
   constructor(private readonly options: ClientOptions) {}
 
@@ -138,11 +139,13 @@ export class StreamClient {
     const limit = this.options.maxQueuedBytes ?? 64_000;
     this.queue.push(frame);
     this.queuedBytes += frame.byteLength;
+    const before = this.droppedBytes;
     while (this.queuedBytes > limit && this.queue.length) {
       const dropped = this.queue.shift()!;
       this.queuedBytes -= dropped.byteLength;
       this.droppedBytes += dropped.byteLength;
     }
+    if (this.droppedBytes > before) this.options.onDropped?.(this.droppedBytes);
   }
 
   /** Bytes the browser has not yet put on the wire (for flow control in file mode). */

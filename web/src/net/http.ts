@@ -2,7 +2,16 @@
 // POST /classify for files sent "fast" (lossless by construction). Parsing is pure; fetching
 // goes through an injected `fetch`.
 
-import type { ResultMessage, SegmentMessage, ErrorMessage } from "../protocol/messages";
+import {
+  checkServerMessage,
+  type EndMessage,
+  type ErrorMessage,
+  ProtocolError,
+  type ReadyMessage,
+  type ResultMessage,
+  type SegmentMessage,
+  type ServerMessage,
+} from "../protocol/messages";
 
 /** The HTTP base of a stream URL: ws://host/x/audio → http://host/x/ (wss → https). */
 export function httpBase(wsUrl: string): string {
@@ -65,19 +74,82 @@ export async function fetchServerInfo(
   }
 }
 
+/**
+ * What POST /classify said: the file's stream in the wire protocol's own messages, each checked
+ * by the parser live messages go through. An item that fails the check is left out and its
+ * ProtocolError kept in `problems`, as the stream client reports a bad text frame.
+ */
 export interface ClassifyAnswer {
-  model: string;
-  backend: string;
-  fallback: string | null;
-  labels: string[];
-  durationMs: number;
-  windowMs: number;
-  hopMs: number;
-  results: (ResultMessage | ErrorMessage)[];
+  ready: ReadyMessage | null; // null: missing or unreadable (see problems)
+  windows: (ResultMessage | ErrorMessage)[]; // one per window, in order
   segments: SegmentMessage[];
+  end: EndMessage | null;
+  problems: ProtocolError[];
 }
 
 export class ClassifyError extends Error {}
+
+/** Check one item of the answer: a server message of one of `types`. */
+function item<T extends ServerMessage>(
+  where: string,
+  value: unknown,
+  types: readonly T["type"][],
+  problems: ProtocolError[],
+): T | null {
+  try {
+    const message = checkServerMessage(value);
+    if ((types as readonly string[]).includes(message.type)) return message as T;
+    throw new ProtocolError(`expected type ${types.join("|")}, got ${JSON.stringify(message.type)}`);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    problems.push(new ProtocolError(`${where}: ${err.message}`));
+    return null;
+  }
+}
+
+function items<T extends ServerMessage>(
+  where: string,
+  value: unknown,
+  types: readonly T["type"][],
+  problems: ProtocolError[],
+): T[] {
+  if (!Array.isArray(value)) {
+    problems.push(new ProtocolError(`${where}: expected a list, got ${JSON.stringify(value)?.slice(0, 40)}`));
+    return [];
+  }
+  return value.map((v, i) => item<T>(`${where}[${i}]`, v, types, problems)).filter((m): m is T => m !== null);
+}
+
+/** Check a 200 answer of POST /classify, item by item. Pure. */
+export function parseClassifyAnswer(body: Record<string, unknown>): ClassifyAnswer {
+  const problems: ProtocolError[] = [];
+  return {
+    ready: item<ReadyMessage>("ready", body.ready, ["ready"], problems),
+    windows: items<ResultMessage | ErrorMessage>("results", body.results, ["result", "error"], problems),
+    segments: items<SegmentMessage>("segments", body.segments, ["segment"], problems),
+    end: item<EndMessage>("end", body.end, ["end"], problems),
+    problems,
+  };
+}
+
+/**
+ * The answer's messages in the order the stream would have sent them: ready, each window, each
+ * segment right after the result that closed it (the first one starting where it ends), end.
+ */
+export function inStreamOrder(answer: ClassifyAnswer): ServerMessage[] {
+  const out: ServerMessage[] = answer.ready ? [answer.ready] : [];
+  let next = 0;
+  for (const message of answer.windows) {
+    out.push(message);
+    if (message.type !== "result") continue;
+    while (next < answer.segments.length && answer.segments[next].end_ms <= message.start_ms) {
+      out.push(answer.segments[next++]);
+    }
+  }
+  out.push(...answer.segments.slice(next));
+  if (answer.end) out.push(answer.end);
+  return out;
+}
 
 /** POST a WAV to /classify; rejects with ClassifyError carrying the server's message. */
 export async function classifyWav(
@@ -93,20 +165,13 @@ export async function classifyWav(
     signal,
     headers: { "Content-Type": "audio/wav", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
   });
-  const body = (await response.json().catch(() => null)) as Record<string, unknown> | null;
-  if (!response.ok || body === null) {
-    const err = body?.error as { message?: string } | undefined;
-    throw new ClassifyError(err?.message ?? `the server answered ${response.status}`);
+  const body: unknown = await response.json().catch(() => null);
+  const record =
+    typeof body === "object" && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
+  if (!response.ok) {
+    const err = record?.error as { message?: unknown } | undefined;
+    throw new ClassifyError(typeof err?.message === "string" ? err.message : `the server answered ${response.status}`);
   }
-  return {
-    model: String(body.model),
-    backend: String(body.backend),
-    fallback: typeof body.fallback === "string" ? body.fallback : null,
-    labels: Array.isArray(body.labels) ? body.labels.map(String) : [],
-    durationMs: Number(body.duration_ms),
-    windowMs: Number(body.window_ms),
-    hopMs: Number(body.hop_ms),
-    results: (body.results ?? []) as (ResultMessage | ErrorMessage)[],
-    segments: (body.segments ?? []) as SegmentMessage[],
-  };
+  if (record === null) throw new ClassifyError("the server's answer was not a JSON object");
+  return parseClassifyAnswer(record);
 }

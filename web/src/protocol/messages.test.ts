@@ -1,20 +1,15 @@
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { encodeClientMessage, parseServerMessage, ProtocolError, type ClientMessage } from "./messages";
-
-/** spec/vectors/<name> in the nearest folder above this file that has it (Stryker runs from a copy of web/). */
-function specVector(name: string): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    const path = join(dir, "spec", "vectors", name);
-    if (existsSync(path)) return path;
-    if (dirname(dir) === dir) throw new Error(`expected spec/vectors/${name} above ${import.meta.url}`);
-  }
-}
+import {
+  checkServerMessage,
+  encodeClientMessage,
+  parseServerMessage,
+  ProtocolError,
+  type ClientMessage,
+} from "./messages";
+import { specVector } from "./test-fixtures";
 
 // The same golden messages the Python tests read.
-const vectors = JSON.parse(readFileSync(specVector("messages.json"), "utf8")) as {
+const vectors = specVector("messages.json") as {
   client: { name: string; message: ClientMessage }[];
   server: { name: string; message: Record<string, unknown> }[];
 };
@@ -34,6 +29,26 @@ describe("golden client messages", () => {
     });
   }
 });
+
+describe("decoded server messages (the items of a /classify answer)", () => {
+  it("are checked by the same rules as text frames", () => {
+    for (const v of vectors.server) expect(checkServerMessage(structuredClone(v.message))).toEqual(v.message);
+    for (const bad of [null, [1], "ready", { type: "ready", stream_id: "a" }]) {
+      expect(() => checkServerMessage(bad)).toThrow(ProtocolError);
+      if (typeof bad !== "string") expect(() => checkServerMessage(bad)).toThrow(parseError(JSON.stringify(bad)));
+    }
+  });
+});
+
+/** The message parseServerMessage gives for `text`. */
+function parseError(text: string): string {
+  try {
+    parseServerMessage(text);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error(`expected ${text} to fail`);
+}
 
 describe("bad server messages", () => {
   it.each([

@@ -154,6 +154,14 @@ export function parseServerMessage(text: string): ServerMessage {
   } catch {
     throw new ProtocolError(`expected JSON, got ${text.slice(0, 40)}`);
   }
+  return checkServerMessage(obj);
+}
+
+/**
+ * Check one server message already decoded from JSON (an item of a POST /classify answer, say)
+ * with the same rules as a text frame; returns it typed, or throws ProtocolError.
+ */
+export function checkServerMessage(obj: unknown): ServerMessage {
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
     throw new ProtocolError(`expected a JSON object, got ${typeof obj}`);
   }

@@ -1,8 +1,8 @@
 // What Export writes: every result, the segments, and where they came from. Pure.
 
 import type { ResultMessage } from "../protocol/messages";
-import type { SessionState } from "./session";
-import { segmentLog, summarize } from "./session";
+import type { ResultsView } from "./results";
+import { segmentLog, summarize } from "./results";
 
 export interface ExportMeta {
   model: string | null; // null when the server never said (no ready, no /readyz)
@@ -56,18 +56,18 @@ export function resultsToCsv(results: ResultMessage[], labels: string[], meta?: 
   return [...head, header.join(","), ...rows].join("\n") + "\n";
 }
 
-/** The whole session as JSON: metadata, segments (the open one closed at the last window), results, totals. */
-export function sessionToJson(session: SessionState, meta: ExportMeta): string {
+/** Everything the page shows as JSON: metadata, segments (the open one closed at the last window), results, totals. */
+export function resultsToJson(view: ResultsView, meta: ExportMeta): string {
   return JSON.stringify(
     {
       ...meta,
       fallback: meta.fallback !== null,
       fallback_reason: meta.fallback,
-      ready: session.ready,
-      segments: segmentLog(session).map(({ seg }) => seg),
-      summary: summarize(session),
-      end: session.end,
-      results: session.results,
+      ready: view.ready,
+      segments: segmentLog(view).map(({ seg }) => seg),
+      summary: summarize(view),
+      end: view.end,
+      results: view.results,
     },
     null,
     2,

@@ -1,14 +1,14 @@
-// SessionController: the page's one owner of the microphone engine, the stream client and the
-// file-sending loop. Framework-free: its state is one snapshot (a Phase union plus the session's
-// results), replaced on every change and read through subscribe/getSnapshot, which is exactly
+// PageController: the page's one owner of the microphone engine, the stream client and the
+// file-sending loop and the /classify upload. Framework-free: its state is one snapshot (a Phase
+// union plus the results view of the latest run), replaced on every change and read through subscribe/getSnapshot, which is exactly
 // what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
 
 import type { EngineEvents, EngineState } from "../audio/engine";
 import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
-import type { ClassifyAnswer, ServerInfo } from "../net/http";
+import { type ClassifyAnswer, inStreamOrder, type ServerInfo } from "../net/http";
 import type { ServerMessage } from "../protocol/messages";
-import { initialSession, sessionReducer, type SessionState } from "../state/session";
+import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } from "../state/results";
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
 import { SendClock } from "./send-clock";
@@ -46,13 +46,13 @@ export interface ControllerDeps {
 
 export interface Snapshot {
   phase: Phase;
-  session: SessionState; // what the server said in the latest stream
+  view: ResultsView; // what the server said in the latest stream
   level: number; // input rms in [0, 1]: the microphone's, or the chunk being sent
   devices: MediaDeviceInfo[];
   server: ServerInfo | null; // what /readyz said; null until it answered
   source: string | null; // "microphone" or the file's name, for the export
   startedAt: string | null; // wall clock, ISO 8601
-  exported: boolean; // the latest session's results were exported (or there are none)
+  exported: boolean; // the latest run's results were exported (or there are none)
 }
 
 const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
@@ -60,7 +60,7 @@ const MAX_QUEUED_SAMPLES = MAX_QUEUED_BYTES / 2;
 
 export const initialSnapshot: Snapshot = {
   phase: { kind: "idle" },
-  session: initialSession,
+  view: emptyResults,
   level: 0,
   devices: [],
   server: null,
@@ -80,7 +80,7 @@ interface Run {
   ended: boolean; // Stop was pressed, the file was sent, or it failed: nothing more to cancel
 }
 
-export class SessionController {
+export class PageController {
   private snapshot: Snapshot = initialSnapshot;
   private readonly listeners = new Set<() => void>();
   private run: Run | null = null;
@@ -148,10 +148,10 @@ export class SessionController {
 
   /** Whether starting now would discard results nobody exported. */
   get unexported(): boolean {
-    return !this.snapshot.exported && this.snapshot.session.results.length > 0;
+    return !this.snapshot.exported && this.snapshot.view.results.length > 0;
   }
 
-  /** The latest session was exported: a new one may replace it without asking. */
+  /** The latest run's results were exported: a new run may replace them without asking. */
   markExported(): void {
     this.update({ exported: true });
   }
@@ -183,16 +183,19 @@ export class SessionController {
     run.lostAt = null;
   }
 
-  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
-    const atMs = this.deps.now();
-    const session = sessionReducer(this.snapshot.session, { type: "message", message, atMs, latencyMs });
-    this.update({ session, exported: this.snapshot.exported && session.results.length === 0 });
+  private apply(action: ResultsAction): void {
+    const view = resultsReducer(this.snapshot.view, action);
+    this.update({ view, exported: this.snapshot.exported && view.results.length === 0 });
   }
 
-  /** A fresh session on a new client for `run`; connects at once. `lossless`: the server must
+  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
+    this.apply({ type: "message", message, atMs: this.deps.now(), latencyMs });
+  }
+
+  /** Empty results and a new client for `run`; connects at once. `lossless`: the server must
    * classify every window (back-pressure instead of shedding under overload): files. */
   private openClient(run: Run, url: string, reconnect: boolean, lossless = false): ClientLike {
-    this.update({ session: initialSession, exported: true });
+    this.update({ view: emptyResults, exported: true });
     const client = this.deps.createClient({
       url,
       maxQueuedBytes: MAX_QUEUED_BYTES,
@@ -214,6 +217,12 @@ export class SessionController {
       onState: (conn) => {
         if (conn.kind === "reconnecting" && run.lostAt === null) run.lostAt = run.clock.total;
         this.updatePhase(run, (p) => (p.kind === "mic" || p.kind === "file" ? { ...p, conn } : p));
+      },
+      onProtocolError: (error) => {
+        if (this.run === run) this.apply({ type: "unreadable", problem: error.message });
+      },
+      onDropped: (totalBytes) => {
+        if (this.run === run) this.apply({ type: "unsent", totalMs: (totalBytes / 2 / TARGET_RATE) * 1000 });
       },
     });
     run.client = client;
@@ -297,7 +306,7 @@ export class SessionController {
     durationMs: number,
   ): Promise<void> {
     run.abort = new AbortController();
-    this.update({ phase: { kind: "classifying", fileName, durationMs }, session: initialSession, exported: true });
+    this.update({ phase: { kind: "classifying", fileName, durationMs }, view: emptyResults, exported: true });
     let answer: ClassifyAnswer;
     try {
       answer = await this.deps.classify(url, samples, run.abort.signal);
@@ -310,44 +319,10 @@ export class SessionController {
     }
     if (run.ended) return;
     run.ended = true;
-    const windows = answer.results;
-    this.dispatch({
-      type: "ready",
-      stream_id: "upload",
-      model: answer.model,
-      backend: answer.backend,
-      labels: answer.labels,
-      fallback: answer.fallback,
-      window_ms: answer.windowMs,
-      hop_ms: answer.hopMs,
-      sample_rate: TARGET_RATE,
-      model_sample_rate: TARGET_RATE,
-      resumed: false,
-    });
-    // The results in order, each segment after the result that closed it (as the stream sends them).
-    const segments = [...answer.segments];
-    for (const message of windows) {
-      if (message.type === "result") {
-        while (segments.length && segments[0].end_ms <= message.start_ms) this.dispatch(segments.shift()!);
-      }
-      this.dispatch(message);
-    }
-    for (const seg of segments) this.dispatch(seg);
-    const results = windows.filter((m) => m.type === "result");
-    const gated = results.filter((m) => m.type === "result" && m.gated).length;
-    this.dispatch({
-      type: "end",
-      stream_id: "upload",
-      duration_ms: answer.durationMs,
-      windows: windows.length,
-      results: results.length - gated,
-      gated,
-      failed: windows.length - results.length,
-      dropped_windows: 0, // /classify waits for every window: nothing is dropped
-      dropped_ms: 0,
-      dropped_results: 0,
-      dropped_errors: 0,
-    });
+    // The server's own messages for the file's stream, as a live stream would have sent them;
+    // then what failed the parser (after `ready`, which clears the errors of earlier streams).
+    for (const message of inStreamOrder(answer)) this.dispatch(message);
+    for (const problem of answer.problems) this.apply({ type: "unreadable", problem: problem.message });
     this.updatePhase(run, () => ({
       kind: "file",
       fileName,

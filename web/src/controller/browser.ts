@@ -1,4 +1,4 @@
-// The composition root for the page: a SessionController wired to the browser's real APIs.
+// The composition root for the page: a PageController wired to the browser's real APIs.
 
 import { AudioEngine, listMicrophones } from "../audio/engine";
 import { decodeFileTo16k } from "../audio/file";
@@ -6,11 +6,11 @@ import { TARGET_RATE } from "../audio/pcm";
 import { encodeWav } from "../audio/wav";
 import { StreamClient } from "../net/client";
 import { classifyWav, fetchServerInfo, httpBase } from "../net/http";
-import { SessionController } from "./controller";
+import { PageController } from "./controller";
 
-export function createBrowserController(token?: string): SessionController {
+export function createBrowserController(token?: string): PageController {
   const doFetch: typeof fetch = (input, init) => fetch(input, init);
-  return new SessionController(
+  return new PageController(
     {
       createEngine: (events) => new AudioEngine(events),
       createClient: (options) => new StreamClient(options),

@@ -1,23 +1,23 @@
 import { describe, expect, it } from "vitest";
-import type { EndMessage, ReadyMessage, ServerMessage } from "../protocol/messages";
-import { result } from "../protocol/test-fixtures";
-import { resultsToCsv, sessionToJson } from "./export";
+import type { ServerMessage } from "../protocol/messages";
+import { end as endMessage, ready as readyMessage, result } from "../protocol/test-fixtures";
+import { resultsToCsv, resultsToJson } from "./export";
 import {
-  clock,
+  BAD_SERVER_MESSAGE,
   headline,
-  initialSession,
+  emptyResults,
   MAX_RESULTS,
   segmentLog,
-  sessionReducer,
-  type SessionState,
+  resultsReducer,
+  type ResultsView,
   summarize,
   TIMELINE_MS,
-} from "./session";
+} from "./results";
 
-describe("sessionReducer", () => {
+describe("resultsReducer", () => {
   it("tracks the current result, both latencies and drops", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0, latencyMs: 900 });
-    s = sessionReducer(s, {
+    let s = resultsReducer(emptyResults, { type: "message", message: result(0), atMs: 0, latencyMs: 900 });
+    s = resultsReducer(s, {
       type: "message",
       message: result(1, "male", { latency_ms: 120, dropped_ms: 500 }),
       atMs: 500,
@@ -32,8 +32,8 @@ describe("sessionReducer", () => {
   });
 
   it("keeps the last minute of audio on the timeline, whenever it arrived, but every result for export", () => {
-    let s = initialSession;
-    for (let i = 0; i < 200; i++) s = sessionReducer(s, { type: "message", message: result(i), atMs: 7 }); // all at once
+    let s = emptyResults;
+    for (let i = 0; i < 200; i++) s = resultsReducer(s, { type: "message", message: result(i), atMs: 7 }); // all at once
     expect(s.results).toHaveLength(200);
     expect(s.timeline.length).toBe(TIMELINE_MS / 500 + 1);
     expect(s.timeline[0].endMs).toBe(199 * 500 + 1000 - TIMELINE_MS);
@@ -41,108 +41,104 @@ describe("sessionReducer", () => {
   });
 
   it("breaks the timeline where audio is missing", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: result(0), atMs: 0 });
-    s = sessionReducer(s, { type: "message", message: result(1), atMs: 0 });
-    s = sessionReducer(s, { type: "message", message: result(5), atMs: 0 }); // windows 2-4 never came
+    let s = resultsReducer(emptyResults, { type: "message", message: result(0), atMs: 0 });
+    s = resultsReducer(s, { type: "message", message: result(1), atMs: 0 });
+    s = resultsReducer(s, { type: "message", message: result(5), atMs: 0 }); // windows 2-4 never came
     expect(s.timeline.map((p) => p.breakBefore)).toEqual([false, false, true]);
   });
 
   it("places a restarted stream after the old audio, one outage later, and clears errors on ready", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
-    s = sessionReducer(s, { type: "message", message: result(0), atMs: 1000 }); // audio 0-1000
-    s = sessionReducer(s, { type: "message", message: { type: "error", code: "not_ready", message: "x" }, atMs: 2000 });
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
+    s = resultsReducer(s, { type: "message", message: result(0), atMs: 1000 }); // audio 0-1000
+    s = resultsReducer(s, { type: "message", message: { type: "error", code: "not_ready", message: "x" }, atMs: 2000 });
     expect(s.starting).toBe(true);
     expect(s.errors).toEqual([]); // not_ready is "starting", not an error
-    s = sessionReducer(s, { type: "message", message: { type: "error", code: "bad_frame", message: "y" }, atMs: 2500 });
-    s = sessionReducer(s, { type: "message", message: ready, atMs: 4000 }); // a new stream: 3 s later
+    s = resultsReducer(s, { type: "message", message: { type: "error", code: "bad_frame", message: "y" }, atMs: 2500 });
+    s = resultsReducer(s, { type: "message", message: ready, atMs: 4000 }); // a new stream: 3 s later
     expect(s.errors).toEqual([]);
     expect(s.starting).toBe(false);
-    s = sessionReducer(s, { type: "message", message: result(0), atMs: 5000 });
+    s = resultsReducer(s, { type: "message", message: result(0), atMs: 5000 });
     expect(s.timeline.map((p) => p.startMs)).toEqual([0, 4000]);
     expect(s.timeline[1].breakBefore).toBe(true);
   });
 
   it("keeps the last five errors and resets", () => {
-    let s = initialSession;
+    let s = emptyResults;
     for (let i = 0; i < 7; i++) {
-      s = sessionReducer(s, {
+      s = resultsReducer(s, {
         type: "message",
         message: { type: "error", code: "bad_frame", message: `e${i}` },
         atMs: i,
       });
     }
     expect(s.errors.map((e) => e.message)).toEqual(["e2", "e3", "e4", "e5", "e6"]);
-    expect(sessionReducer(s, { type: "reset" })).toBe(initialSession);
+    expect(resultsReducer(s, { type: "reset" })).toBe(emptyResults);
+  });
+
+  it("shows a server message the page could not read as an error, until the next ready", () => {
+    let s = resultsReducer(emptyResults, { type: "unreadable", problem: "result.seq: expected number, got null" });
+    expect(s.errors).toEqual([
+      {
+        code: BAD_SERVER_MESSAGE,
+        message: "sent a message the page cannot read (result.seq: expected number, got null)",
+      },
+    ]);
+    s = resultsReducer(s, { type: "message", message: readyMessage(), atMs: 0 });
+    expect(s.errors).toEqual([]);
+  });
+
+  it("keeps the audio the page could not send, and reports it in the summary", () => {
+    let s = resultsReducer(emptyResults, { type: "message", message: result(0), atMs: 0 });
+    s = resultsReducer(s, { type: "unsent", totalMs: 1500 });
+    s = resultsReducer(s, { type: "unsent", totalMs: 2500 }); // a total, not an increment
+    expect(s.unsentMs).toBe(2500);
+    expect(s.droppedMs).toBe(0); // the server's count is apart
+    expect(summarize(s)?.unsentMs).toBe(2500);
   });
 });
 
-const ready: ReadyMessage = {
-  type: "ready",
-  stream_id: "s1",
-  model: "m",
-  backend: "pitch",
-  labels: ["male", "female"],
-  fallback: null,
-  window_ms: 1000,
-  hop_ms: 500,
-  sample_rate: 16000,
-  model_sample_rate: 16000,
-  resumed: false,
-};
+const ready = readyMessage();
+const end = endMessage();
 
-const end: EndMessage = {
-  type: "end",
-  stream_id: "s1",
-  duration_ms: 2000,
-  windows: 3,
-  results: 3,
-  gated: 0,
-  failed: 0,
-  dropped_windows: 0,
-  dropped_ms: 0,
-  dropped_results: 0,
-  dropped_errors: 0,
-};
-
-describe("sessionReducer lifecycle", () => {
+describe("resultsReducer lifecycle", () => {
   it("a new session shows nothing yet", () => {
-    expect(headline(initialSession)).toBeNull();
-    expect(segmentLog(initialSession)).toEqual([]);
-    expect(summarize(initialSession)).toBeNull();
-    expect(initialSession.results).toEqual([]);
+    expect(headline(emptyResults)).toBeNull();
+    expect(segmentLog(emptyResults)).toEqual([]);
+    expect(summarize(emptyResults)).toBeNull();
+    expect(emptyResults.results).toEqual([]);
   });
 
   it("records ready and end; a later ready (a resumed stream) clears the end", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
     expect(s.ready).toBe(ready);
-    s = sessionReducer(s, { type: "message", message: result(0), atMs: 10 });
-    s = sessionReducer(s, { type: "message", message: end, atMs: 20 });
+    s = resultsReducer(s, { type: "message", message: result(0), atMs: 10 });
+    s = resultsReducer(s, { type: "message", message: end, atMs: 20 });
     expect(s.end).toBe(end);
     expect(s.results).toHaveLength(1);
     expect(s.ready).toBe(ready);
-    s = sessionReducer(s, { type: "message", message: { ...ready, resumed: true }, atMs: 30 });
+    s = resultsReducer(s, { type: "message", message: { ...ready, resumed: true }, atMs: 30 });
     expect(s.end).toBeNull();
     expect(s.ready?.resumed).toBe(true);
     expect(s.results).toHaveLength(1);
   });
 
   it("does not show resume_failed: the client carries on with a new stream", () => {
-    const s = sessionReducer(initialSession, {
+    const s = resultsReducer(emptyResults, {
       type: "message",
       message: { type: "error", code: "resume_failed", message: "unknown stream" },
       atMs: 0,
     });
-    expect(s).toBe(initialSession);
+    expect(s).toBe(emptyResults);
   });
 
   it("keeps at most MAX_RESULTS results, dropping the oldest", () => {
-    const full: SessionState = { ...initialSession, results: Array.from({ length: MAX_RESULTS }, (_, i) => result(i)) };
-    const s = sessionReducer(full, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
+    const full: ResultsView = { ...emptyResults, results: Array.from({ length: MAX_RESULTS }, (_, i) => result(i)) };
+    const s = resultsReducer(full, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
     expect(s.results).toHaveLength(MAX_RESULTS);
     expect(s.results[0].seq).toBe(1);
     expect(s.results.at(-1)?.seq).toBe(MAX_RESULTS);
-    const almost: SessionState = { ...full, results: full.results.slice(1) };
-    const t = sessionReducer(almost, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
+    const almost: ResultsView = { ...full, results: full.results.slice(1) };
+    const t = resultsReducer(almost, { type: "message", message: result(MAX_RESULTS), atMs: 0 });
     expect(t.results).toHaveLength(MAX_RESULTS);
     expect(t.results[0].seq).toBe(1);
   });
@@ -150,7 +146,7 @@ describe("sessionReducer lifecycle", () => {
 
 describe("headline, segments and summary", () => {
   const feed = (messages: ServerMessage[]) =>
-    messages.reduce((s, message) => sessionReducer(s, { type: "message", message, atMs: 0 }), initialSession);
+    messages.reduce((s, message) => resultsReducer(s, { type: "message", message, atMs: 0 }), emptyResults);
 
   it("shows the smoothed label with its own confidence and how long it held, not the raw window's", () => {
     const s = feed([
@@ -168,10 +164,10 @@ describe("headline, segments and summary", () => {
       { seg, open: false },
       { seg: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true },
     ]);
-    const done = sessionReducer(s, { type: "message", message: end, atMs: 0 });
+    const done = resultsReducer(s, { type: "message", message: end, atMs: 0 });
     expect(done.open).toBeNull();
     expect(headline(done)?.label).toBe("female"); // the last closed segment, until the server closes "male"
-    const closed = sessionReducer(done, {
+    const closed = resultsReducer(done, {
       type: "message",
       message: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 },
       atMs: 0,
@@ -191,9 +187,9 @@ describe("headline, segments and summary", () => {
       windows: 3,
       droppedWindows: 2,
       droppedResults: 0,
+      unsentMs: 0,
       durationMs: 2000,
     });
-    expect(clock(65_400)).toBe("1:05");
   });
 });
 
@@ -207,9 +203,9 @@ describe("exports", () => {
   };
 
   it("JSON carries the model, fallback, source, start time, segments and results", () => {
-    let s = sessionReducer(initialSession, { type: "message", message: ready, atMs: 0 });
-    s = sessionReducer(s, { type: "message", message: result(0), atMs: 0 });
-    const out = JSON.parse(sessionToJson(s, meta)) as Record<string, unknown>;
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
+    s = resultsReducer(s, { type: "message", message: result(0), atMs: 0 });
+    const out = JSON.parse(resultsToJson(s, meta)) as Record<string, unknown>;
     expect(out).toMatchObject({
       model: "pitch",
       fallback: true,

@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
-import { result } from "../protocol/test-fixtures";
-import { initialSession } from "../state/session";
-import {
-  type ClientLike,
-  type ControllerDeps,
-  type EngineLike,
-  initialSnapshot,
-  SessionController,
-} from "./controller";
+import type { ClassifyAnswer } from "../net/http";
+import { ProtocolError } from "../protocol/messages";
+import { end, ready, result } from "../protocol/test-fixtures";
+import { emptyResults } from "../state/results";
+import { type ClientLike, type ControllerDeps, type EngineLike, initialSnapshot, PageController } from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
 
 function deferred<T>() {
@@ -128,7 +124,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
     },
     ...overrides,
   };
-  const controller = new SessionController(deps, token);
+  const controller = new PageController(deps, token);
   return {
     controller,
     engines,
@@ -144,8 +140,8 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
 
 const file = (name = "talk.wav") => ({ name }) as File;
 
-describe("SessionController: microphone", () => {
-  it("starts in the idle phase with an empty session", () => {
+describe("PageController: microphone", () => {
+  it("starts in the idle phase with an empty view", () => {
     const { controller } = setup();
     expect(controller.getSnapshot()).toEqual(initialSnapshot);
     expect(controller.active).toBe(false);
@@ -193,15 +189,15 @@ describe("SessionController: microphone", () => {
     engines[0].events.onFrame(new Float32Array(8000)); // audio 500-1000 ms leaves at 1500
     clock.ms += 900;
     clients[0].options.onMessage(result(0)); // the window 0-1000 ms
-    const { session } = controller.getSnapshot();
-    expect(session.current).toEqual(result(0));
-    expect(session.latencyMs).toBe(900);
-    expect(session.serverLatencyMs).toBe(80);
-    expect(session.timeline).toEqual([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
+    const { view } = controller.getSnapshot();
+    expect(view.current).toEqual(result(0));
+    expect(view.latencyMs).toBe(900);
+    expect(view.serverLatencyMs).toBe(80);
+    expect(view.timeline).toEqual([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
     expect(controller.getSnapshot()).toMatchObject({ source: "microphone", startedAt: "2026-01-02T03:04:05.000Z" });
   });
 
-  it("asks before a new session replaces unexported results, not after an export", async () => {
+  it("asks before a new stream replaces unexported results, not after an export", async () => {
     const { controller, clients } = setup();
     await controller.startMic("ws://h/audio");
     expect(controller.unexported).toBe(false);
@@ -255,13 +251,13 @@ describe("SessionController: microphone", () => {
     expect(controller.active).toBe(false);
     clients[0].options.onMessage(result(1, "male"));
     clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
-    const { phase, session } = controller.getSnapshot();
+    const { phase, view } = controller.getSnapshot();
     expect(phase).toEqual({
       kind: "mic",
       mic: { kind: "stopped" },
       conn: { kind: "closed", code: 1000, reason: "stream ended" },
     });
-    expect(session.current?.label).toBe("male");
+    expect(view.current?.label).toBe("male");
   });
 
   it("Stop during the microphone prompt stops the stream and leaves nothing running", async () => {
@@ -355,7 +351,7 @@ describe("SessionController: microphone", () => {
   });
 });
 
-describe("SessionController: file", () => {
+describe("PageController: file", () => {
   it("decodes, streams every chunk on a non-reconnecting client, then asks the server to finish", async () => {
     const { controller, clients, onClient } = setup();
     const progress: number[] = [];
@@ -400,7 +396,7 @@ describe("SessionController: file", () => {
     expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
   });
 
-  it("says which file could not be decoded and keeps the last session", async () => {
+  it("says which file could not be decoded and keeps the last results", async () => {
     const { controller, clients } = setup({ decodeFile: () => Promise.reject(new Error("EncodingError")) });
     await controller.startMic("ws://h/audio");
     clients[0].options.onMessage(result(0));
@@ -410,7 +406,7 @@ describe("SessionController: file", () => {
       kind: "file_error",
       message: '"notes.txt" could not be decoded as audio.',
     });
-    expect(controller.getSnapshot().session.results).toEqual([result(0)]);
+    expect(controller.getSnapshot().view.results).toEqual([result(0)]);
     expect(controller.active).toBe(false);
     expect(clients).toHaveLength(1);
   });
@@ -439,23 +435,23 @@ describe("SessionController: file", () => {
     expect(controller.getSnapshot().level).toBe(0);
   });
 
-  it("keeps the session of the file's stream after it ends", async () => {
+  it("keeps the results of the file's stream after it ends", async () => {
     const { controller, clients, onClient } = setup();
     onClient((c) => (c.connect = () => c.set({ kind: "open" })));
     await controller.streamFile("ws://h/audio", file(), true);
     clients[0].options.onMessage(result(0, "male"));
     clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
-    expect(controller.getSnapshot().session.results).toHaveLength(1);
+    expect(controller.getSnapshot().view.results).toHaveLength(1);
     expect(controller.getSnapshot().phase).toMatchObject({ kind: "file", conn: { kind: "closed" } });
   });
 
-  it("a new stream starts with an empty session", async () => {
+  it("a new stream starts with empty results", async () => {
     const { controller, clients } = setup();
     await controller.startMic("ws://h/audio");
     clients[0].options.onMessage(result(0));
     await controller.stop();
     await controller.startMic("ws://h/audio");
-    expect(controller.getSnapshot().session).toBe(initialSession);
+    expect(controller.getSnapshot().view).toBe(emptyResults);
   });
 
   it("passes through the decoding phase, then shows the connection and the progress", async () => {
@@ -515,20 +511,16 @@ describe("SessionController: file", () => {
   });
 });
 
-describe("SessionController: fast files through /classify", () => {
-  const answer = {
-    model: "pitch",
-    backend: "pitch",
-    fallback: null,
-    labels: ["male", "female"],
-    durationMs: 2000,
-    windowMs: 1000,
-    hopMs: 500,
-    results: [result(0), result(1), result(2, "male")],
-    segments: [{ type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 }],
+describe("PageController: fast files through /classify", () => {
+  const answer: ClassifyAnswer = {
+    ready: ready({ stream_id: "file-3", model: "pitch" }),
+    windows: [result(0), result(1), result(2, "male")],
+    segments: [{ type: "segment", label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 }],
+    end: end({ stream_id: "file-3", gated: 1, results: 2 }),
+    problems: [],
   };
 
-  it("classifies every window without a stream and shows it as a finished, lossless session", async () => {
+  it("shows the file's stream from the server's own messages: ready, every window, segments, end", async () => {
     const seen: Float32Array[] = [];
     const { controller, clients } = setup({
       classify: async (_url, samples) => {
@@ -542,7 +534,7 @@ describe("SessionController: fast files through /classify", () => {
     expect(clients).toHaveLength(0);
     expect(seen[0]).toHaveLength(CHUNK_SAMPLES * 3);
     expect(phases).toContain("classifying");
-    const { phase, session } = controller.getSnapshot();
+    const { phase, view } = controller.getSnapshot();
     expect(phase).toEqual({
       kind: "file",
       fileName: "talk.wav",
@@ -550,11 +542,30 @@ describe("SessionController: fast files through /classify", () => {
       progress: 1,
       durationMs: 300,
     });
-    expect(session.results).toHaveLength(3);
-    expect(session.segments.map((s) => s.label)).toEqual(["female"]);
-    expect(session.end).toMatchObject({ windows: 3, dropped_windows: 0, dropped_results: 0 });
-    expect(session.ready?.labels).toEqual(["male", "female"]);
+    expect(view.results).toHaveLength(3);
+    expect(view.segments.map((s) => s.label)).toEqual(["female"]);
+    expect(view.ready).toEqual(answer.ready); // the server's, nothing made up
+    expect(view.end).toEqual(answer.end);
+    expect(view.errors).toEqual([]);
     expect(controller.active).toBe(false);
+  });
+
+  it("shows what failed the parser among the page's errors, and everything else", async () => {
+    const problem = new ProtocolError('results[1]: result.seq: expected number, got "1"');
+    const { controller } = setup({
+      classify: async () => ({ ...answer, ready: null, windows: [result(0), result(2)], problems: [problem] }),
+    });
+    await controller.streamFile("ws://h/audio", file(), false);
+    const { view } = controller.getSnapshot();
+    expect(view.ready).toBeNull();
+    expect(view.results.map((r) => r.seq)).toEqual([0, 2]);
+    expect(view.end).toEqual(answer.end);
+    expect(view.errors).toEqual([
+      {
+        code: "bad_server_message",
+        message: 'sent a message the page cannot read (results[1]: result.seq: expected number, got "1")',
+      },
+    ]);
   });
 
   it("says why a file was not classified, and Stop abandons the upload", async () => {
@@ -579,7 +590,36 @@ describe("SessionController: fast files through /classify", () => {
   });
 });
 
-describe("SessionController: Stop and dispose", () => {
+describe("PageController: what the page saw go wrong", () => {
+  it("a live message that fails the parser is shown among the errors, while the stream is the latest", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onProtocolError!(new ProtocolError("result.seq: expected number, got null"));
+    expect(controller.getSnapshot().view.errors).toEqual([
+      {
+        code: "bad_server_message",
+        message: "sent a message the page cannot read (result.seq: expected number, got null)",
+      },
+    ]);
+    await controller.stop();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onProtocolError!(new ProtocolError("late")); // the first stream's
+    clients[0].options.onDropped!(32_000);
+    expect(controller.getSnapshot().view.errors).toEqual([]);
+    expect(controller.getSnapshot().view.unsentMs).toBe(0);
+  });
+
+  it("audio the client dropped while disconnected is shown in seconds of audio", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    clients[0].options.onDropped!(32_000); // 16 kHz, 2 bytes a sample: 1 s
+    expect(controller.getSnapshot().view.unsentMs).toBe(1000);
+    clients[0].options.onDropped!(48_000);
+    expect(controller.getSnapshot().view.unsentMs).toBe(1500);
+  });
+});
+
+describe("PageController: Stop and dispose", () => {
   it("Stop and dispose with nothing started change nothing", async () => {
     const { controller } = setup();
     let calls = 0;

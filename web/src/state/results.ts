@@ -1,4 +1,6 @@
-// The session reducer: what the page shows, derived from server messages. Pure.
+// The results view: what the page shows of the latest run (a microphone or a file), derived by one
+// reducer from the server's messages, plus what the page itself saw go wrong (a server message it
+// could not read, audio it could not send). Pure.
 //
 // Time on the page is audio time (ms of the stream's audio), not arrival time: a file sent fast
 // spreads over its own length, and a gap in the audio stays a gap. A stream the server forgot (a
@@ -26,17 +28,18 @@ export interface OpenSegment {
   windows: number;
 }
 
-export interface SessionState {
+export interface ResultsView {
   ready: ReadyMessage | null;
   current: ResultMessage | null;
   open: OpenSegment | null;
   timeline: TimelinePoint[];
   results: ResultMessage[];
   segments: SegmentMessage[]; // closed segments of the smoothed label, in order, page audio time
-  errors: { code: string; message: string }[];
+  errors: { code: string; message: string }[]; // the server's error messages, and BAD_SERVER_MESSAGE
   starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
-  droppedMs: number;
+  droppedMs: number; // audio the server dropped or shed (the latest result's dropped_ms)
+  unsentMs: number; // audio the page dropped while the connection was down: never sent
   latencyMs: number | null; // what the person waits: audio end → label on screen
   serverLatencyMs: number | null; // the server's part of it
   lastAtMs: number | null; // when the latest result arrived (page clock, ms)
@@ -44,10 +47,17 @@ export interface SessionState {
   audioEndMs: number; // the latest window end on the page's axis
 }
 
-export type SessionAction =
-  { type: "reset" } | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null };
+export type ResultsAction =
+  | { type: "reset" }
+  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null }
+  | { type: "unreadable"; problem: string } // a server message failed the parser (ProtocolError)
+  | { type: "unsent"; totalMs: number }; // the page's queue dropped audio; total so far this run
 
-export const initialSession: SessionState = {
+/** The page's own code for a server message it could not read (not one the server sends). */
+export const BAD_SERVER_MESSAGE = "bad_server_message";
+const MAX_ERRORS = 5; // the latest are shown
+
+export const emptyResults: ResultsView = {
   ready: null,
   current: null,
   open: null,
@@ -58,6 +68,7 @@ export const initialSession: SessionState = {
   starting: false,
   end: null,
   droppedMs: 0,
+  unsentMs: 0,
   latencyMs: null,
   serverLatencyMs: null,
   lastAtMs: null,
@@ -78,7 +89,7 @@ function extendOpen(open: OpenSegment | null, r: ResultMessage, startMs: number,
   return { label: r.smoothed, startMs, endMs, confidenceSum: conf, windows: 1 };
 }
 
-function onResult(state: SessionState, r: ResultMessage, atMs: number, latencyMs: number | null): SessionState {
+function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs: number | null): ResultsView {
   const startMs = state.offsetMs + r.start_ms;
   const endMs = state.offsetMs + r.end_ms;
   const prev = state.timeline[state.timeline.length - 1];
@@ -103,8 +114,16 @@ function onResult(state: SessionState, r: ResultMessage, atMs: number, latencyMs
   };
 }
 
-export function sessionReducer(state: SessionState, action: SessionAction): SessionState {
-  if (action.type === "reset") return initialSession;
+function withError(state: ResultsView, code: string, message: string): ResultsView {
+  return { ...state, errors: [...state.errors, { code, message }].slice(-MAX_ERRORS) };
+}
+
+export function resultsReducer(state: ResultsView, action: ResultsAction): ResultsView {
+  if (action.type === "reset") return emptyResults;
+  if (action.type === "unsent") return { ...state, unsentMs: action.totalMs };
+  if (action.type === "unreadable") {
+    return withError(state, BAD_SERVER_MESSAGE, `sent a message the page cannot read (${action.problem})`);
+  }
   const { message, atMs } = action;
   switch (message.type) {
     case "ready": {
@@ -132,7 +151,7 @@ export function sessionReducer(state: SessionState, action: SessionAction): Sess
       // A server restart forgets streams; the app carries on with a new one, nothing to show.
       if (message.code === "resume_failed") return state;
       if (message.code === "not_ready") return { ...state, starting: true };
-      return { ...state, errors: [...state.errors, { code: message.code, message: message.message }].slice(-5) };
+      return withError(state, message.code, message.message);
     case "end":
       return { ...state, end: message, open: null };
   }
@@ -145,13 +164,13 @@ export interface Headline {
   heldMs: number;
 }
 
-export function headline(state: SessionState): Headline | null {
+export function headline(state: ResultsView): Headline | null {
   const seg = state.open ?? lastSegmentAsOpen(state);
   if (!seg) return null;
   return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
 }
 
-function lastSegmentAsOpen(state: SessionState): OpenSegment | null {
+function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
   const last = state.segments[state.segments.length - 1];
   if (!last) return null;
   return {
@@ -164,7 +183,7 @@ function lastSegmentAsOpen(state: SessionState): OpenSegment | null {
 }
 
 /** Closed segments, then the one still open (not yet closed by the server), for the log. */
-export function segmentLog(state: SessionState): { seg: SegmentMessage; open: boolean }[] {
+export function segmentLog(state: ResultsView): { seg: SegmentMessage; open: boolean }[] {
   const out = state.segments.map((seg) => ({ seg, open: false }));
   const o = state.open;
   const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
@@ -189,11 +208,12 @@ export interface Summary {
   windows: number;
   droppedWindows: number; // cut but never classified (the server fell behind)
   droppedResults: number; // classified but never sent
+  unsentMs: number; // audio the page dropped while the connection was down: the server never had it
   durationMs: number;
 }
 
-/** The totals of a finished session: from `end` when the server sent one, else from what arrived. */
-export function summarize(state: SessionState): Summary | null {
+/** The totals of a finished run: from `end` when the server sent one, else from what arrived. */
+export function summarize(state: ResultsView): Summary | null {
   if (!state.results.length) return null;
   const per = new Map<string, number>();
   for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
@@ -203,12 +223,7 @@ export function summarize(state: SessionState): Summary | null {
     windows: end?.windows ?? state.results.length,
     droppedWindows: end?.dropped_windows ?? 0,
     droppedResults: end?.dropped_results ?? 0,
+    unsentMs: state.unsentMs,
     durationMs: end?.duration_ms ?? state.audioEndMs,
   };
-}
-
-/** m:ss of an audio time. */
-export function clock(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }

@@ -1,8 +1,9 @@
 // What the page is doing, as one union, and the pure questions the page asks of it.
-// The session controller is the only writer; components only read.
+// The PageController is the only writer; components only read.
 
 import type { EngineState } from "../audio/engine";
 import type { ConnState } from "../net/client";
+import { minSec } from "../format";
 
 export type Phase =
   | { kind: "idle" } // nothing started yet, or a file decode was cancelled
@@ -38,15 +39,11 @@ export function fileProgress(phase: Phase): number | null {
 
 /** File progress in audio time ("0:07 of 0:18 sent"), or null outside file mode. */
 export function fileProgressText(phase: Phase): string | null {
-  const clock = (ms: number) => {
-    const s = Math.floor(ms / 1000);
-    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-  };
-  if (phase.kind === "classifying") return `Classifying all ${clock(phase.durationMs)} of "${phase.fileName}"…`;
+  if (phase.kind === "classifying") return `Classifying all ${minSec(phase.durationMs)} of "${phase.fileName}"…`;
   if (phase.kind !== "file") return null;
   const sent = phase.progress * phase.durationMs;
-  if (phase.progress >= 1) return `"${phase.fileName}": all ${clock(phase.durationMs)} classified`;
-  return `"${phase.fileName}": ${clock(sent)} of ${clock(phase.durationMs)} sent`;
+  if (phase.progress >= 1) return `"${phase.fileName}": all ${minSec(phase.durationMs)} classified`;
+  return `"${phase.fileName}": ${minSec(sent)} of ${minSec(phase.durationMs)} sent`;
 }
 
 /** Whether results are arriving now; when not, the page greys what it shows and gives its age. */
