@@ -129,8 +129,8 @@ async def live_run(
     streams = []
     for i in range(n_streams):
         box: list[Stream] = []
-        stream, wiring = pipeline.open_stream(f"s{i}")
-        wiring.on_results = collector(box)
+        stream, hooks = pipeline.open_stream(f"s{i}")
+        hooks.on_results = collector(box)
         box.append(stream)
         streams.append(stream)
     pipeline.start()
