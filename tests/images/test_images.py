@@ -293,7 +293,7 @@ async def test_browser_gets_a_label_through_the_frontend_image(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    from e2e.test_browser import launch, mic_file, open_page
+    from tests.e2e.test_browser import launch, mic_file, open_page
 
     async with async_playwright() as pw:
         browser = await launch(pw, mic_file("female_speech.wav", tmp_path))

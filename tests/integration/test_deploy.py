@@ -183,7 +183,7 @@ async def test_browser_through_nginx_gets_results(
 ) -> None:
     from playwright.async_api import async_playwright, expect
 
-    from e2e.test_browser import launch, mic_file, open_page
+    from tests.e2e.test_browser import launch, mic_file, open_page
 
     url, _ = nginx_front
     async with async_playwright() as pw:
