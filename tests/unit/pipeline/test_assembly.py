@@ -197,9 +197,21 @@ def test_a_model_of_the_wrong_width_stops_startup_at_warm_up() -> None:
     """Two columns for three labels (a wrong ``--labels``, or a model whose head does not match
     its config): found once at load, not in every stream's first result."""
     three = FakeClassifier(labels=("a", "b", "c"))  # scores two columns
-    with pytest.raises(ModelLoadError, match=r"fake: model output: expected 3 columns \(one per "
-                       r"label\), got 2; the labels are a, b, c"):  # fmt: skip
+    with pytest.raises(ModelLoadError) as err:
         assemble(_settings(max_batch=2), classifier=three)
+    assert str(err.value) == (
+        "fake: model output: expected 3 columns (one per label), got 2; the labels are a, b, c "
+        "(from the model's config, or --labels): pass one label per class the model outputs"
+    )
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_the_workers_are_the_batcher_and_the_vad_runner_when_there_is_one() -> None:
+    plain = assemble(_settings(gate="rms"), classifier=FakeClassifier(), warm_up=False)
+    assert plain.workers() == [plain.batcher]
+    vad = assemble(_settings(gate="vad"), classifier=FakeClassifier(sample_rate=16_000),
+                   warm_up=False)  # fmt: skip
+    assert vad.batcher.vad is not None and vad.workers() == [vad.batcher, vad.batcher.vad]
 
 
 async def test_a_service_whose_model_has_the_wrong_width_fails_to_start() -> None:

@@ -769,3 +769,35 @@ async def test_on_a_virtual_clock_the_limit_and_the_drain_deadline_hold_to_the_i
     started, told, ended = ws.at  # ready went out as the stream started
     assert (told - started, ended - told) == pytest.approx((1.0, TIMEOUT_DRAIN_S), abs=1e-9)
     assert ended == clock.now
+
+
+async def test_a_failed_worker_closes_the_stream_1011_with_an_internal_error_at_once() -> None:
+    async with service() as svc:
+        ws = FakeWebSocket()
+        ws.audio(tone(300))
+        conn, task = start(svc, ws)
+        await eventually(lambda: len(ws.of("result")) == 2, "two results")
+        conn.fail("the server's model worker failed")
+        await asyncio.wait_for(task, 5_000 * MS)
+        conn.fail("again")  # once closed: nothing more
+    [error] = ws.of("error")
+    assert error == {
+        "type": "error", "code": "internal_error", "message": "the server's model worker failed"
+    }  # fmt: skip
+    assert ws.sent[-1] == error and not ws.of("end")  # at once: no drain, no end
+    assert (ws.close_code, ws.close_reason) == (1011, "internal error")
+    assert conn.state == "closed"
+    assert svc.metrics.client_errors.labels("internal_error")._value.get() == 1
+
+
+async def test_a_worker_failure_while_closing_keeps_the_first_close() -> None:
+    async with service(max_frame_bytes=1024) as svc:
+        ws = SlowReader()
+        ws.audio(b"\x00" * 1026)  # fatal: closing, but the client reads nothing yet
+        conn, task = start(svc, ws)
+        await eventually(lambda: conn.state == "closing", "closing")
+        conn.fail("the worker failed")
+        ws.reads.set()
+        await asyncio.wait_for(task, 5_000 * MS)
+    assert [m["code"] for m in ws.of("error")] == ["frame_too_large"]
+    assert (ws.close_code, ws.close_reason) == (1009, "frame_too_large")

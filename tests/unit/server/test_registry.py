@@ -24,9 +24,13 @@ CFG = StreamConfig(sample_rate=1000, window_ms=100, hop_ms=100, buffer_ms=1000, 
 class Conn:
     def __init__(self) -> None:
         self.drains: list[float] = []
+        self.failures: list[str] = []
 
     def shutdown(self, drain_s: float) -> None:
         self.drains.append(drain_s)
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
 
 
 def _registry(**changes: object) -> Registry:
@@ -148,3 +152,16 @@ async def test_drain_logs_how_many_streams_and_how_long(caplog: pytest.LogCaptur
         registry.opened(Conn())
         await registry.drain(0.05)
     assert caplog.messages == ["draining 2 stream(s), at most 0.1 s"]
+
+
+async def test_fail_all_releases_detached_streams_and_fails_every_connection() -> None:
+    """A failed worker: nothing detached is kept for a resume, every open connection is told."""
+    registry = _registry(resume_grace_ms=60_000)
+    stream = _detach(registry, "s1")
+    a, b = Conn(), Conn()
+    registry.opened(a)
+    registry.opened(b)
+    registry.fail_all("the worker failed")
+    assert stream.closed and not registry.detached and registry.resume("s1") is None
+    assert a.failures == ["the worker failed"] and b.failures == ["the worker failed"]
+    assert a.drains == [] and b.drains == []  # failed at once, not drained

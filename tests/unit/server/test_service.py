@@ -140,3 +140,136 @@ async def test_stop_drains_streams_for_a_second_and_cuts_uploads(
     await asyncio.wait_for(service.stop(), 5_000 * MS)
     assert asked == [1.0]
     assert service.uploads.cut.is_set()  # it answers 503 now
+
+
+class Client:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def shutdown(self, drain_s: float) -> None:
+        pass
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+
+
+def _crash(service: Service, message: str = "boom") -> None:
+    """Make the running batcher's task fail outside the model call, as a planning bug would."""
+    batcher = service.batcher
+    assert batcher is not None
+
+    def broken(now: float) -> float | None:
+        del batcher.wait_s  # once: the restarted task plans as before
+        raise RuntimeError(message)
+
+    batcher.wait_s = broken  # type: ignore[method-assign]
+    batcher.notify()
+
+
+async def test_a_crashed_worker_fails_the_service_tells_everyone_and_is_restarted_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from voxlive.server import service as service_module
+
+    monkeypatch.setattr(service_module, "WORKER_RESTART_BACKOFF_S", 0.2)
+    fatal: list[BaseException] = []
+    service = Service(SETTINGS, classifier=Closing(), on_fatal=fatal.append)
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    client = Client()
+    service.registry.opened(client)
+    broken = service.uploads.broken
+    with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
+        _crash(service)
+        await eventually(lambda: service.status == "failed", "a failed service")
+        assert service.error == "the voxlive-model worker stopped: RuntimeError: boom"
+        assert client.failures == [service_module.WORKER_FAILED] and broken.is_set()
+        assert service.metrics.worker_crashes.labels("voxlive-model")._value.get() == 1
+        await asyncio.sleep(100 * MS)
+        assert service.status == "failed"  # still within the backoff
+        await eventually(lambda: service.ready, "ready again after the backoff")
+        assert service.error is None and service.batcher is not None and service.batcher.running
+        assert "restarting the voxlive-model worker in 0.2 s (restart 1 of 1)" in caplog.messages
+        assert "the voxlive-model worker restarted; ready again" in caplog.messages
+        assert fatal == []
+        _crash(service, "again")  # no restart left: failed for good, and fatal
+        await eventually(lambda: bool(fatal), "on_fatal told")
+    assert service.status == "failed" and str(fatal[0]) == "again"
+    assert (
+        "the voxlive-model worker stopped and is not restarted (1 restart(s) allowed, "
+        "--worker-restarts): the server stays failed"
+    ) in caplog.messages
+    [critical] = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert critical.name == "voxlive.server.service"
+    await asyncio.sleep(300 * MS)
+    assert service.status == "failed" and not service.batcher.running
+    assert service.metrics.worker_crashes.labels("voxlive-model")._value.get() == 2
+    await service.stop()
+
+
+async def test_each_restart_waits_twice_as_long_as_the_one_before(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from voxlive.server import service as service_module
+
+    monkeypatch.setattr(service_module, "WORKER_RESTART_BACKOFF_S", 0.1)
+    service = Service(SETTINGS.replace(worker_restarts=2), classifier=Closing())
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    with caplog.at_level(logging.WARNING, logger="voxlive.server.service"):
+        for _ in range(2):
+            _crash(service)
+            await eventually(lambda: service.status == "failed", "a failed service")
+            await eventually(lambda: service.ready, "ready again")
+    restarts = [m for m in caplog.messages if m.startswith("restarting")]
+    assert restarts == [
+        "restarting the voxlive-model worker in 0.1 s (restart 1 of 2)",
+        "restarting the voxlive-model worker in 0.2 s (restart 2 of 2)",
+    ]
+    await service.stop()
+
+
+async def test_a_crash_while_stopping_is_counted_but_changes_nothing_and_stop_cancels_a_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voxlive.server import service as service_module
+
+    monkeypatch.setattr(service_module, "WORKER_RESTART_BACKOFF_S", 0.2)
+    service = Service(SETTINGS, classifier=Closing())
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    _crash(service)
+    await eventually(lambda: service.status == "failed", "a failed service")
+    await service.stop()  # within the backoff: the restart is cancelled
+    assert service.status == "stopping"
+    await asyncio.sleep(300 * MS)
+    assert service.status == "stopping"
+    # a worker ending while stopping (not by close) is counted, nothing else
+    other = Service(SETTINGS, classifier=Closing())
+    await other.start()
+    await eventually(lambda: other.ready, "a ready service")
+    client = Client()
+    other.registry.opened(client)
+    other.status = "stopping"
+    _crash(other)
+    await eventually(
+        lambda: other.metrics.worker_crashes.labels("voxlive-model")._value.get() == 1, "counted"
+    )
+    assert other.status == "stopping" and other.error is None and client.failures == []
+    await other.stop()
+
+
+async def test_a_backend_fallback_is_announced(caplog: pytest.LogCaptureFixture) -> None:
+    clf = Closing()
+    clf._info = ModelInfo("fake", "transformers", ("a", "b"), 16_000,
+                          backend_fallback="ONNX Runtime could not serve it")  # fmt: skip
+    service = Service(SETTINGS, classifier=clf)
+    with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
+        await service.start()
+        await eventually(lambda: service.ready, "a ready service")
+    await service.stop()
+    assert (
+        "BACKEND FALLBACK IN USE (transformers): ONNX Runtime could not serve it" in caplog.messages
+    )
+    assert service.describe()["backend_fallback"] == "ONNX Runtime could not serve it"
+    assert "backend_fallback" not in Service(SETTINGS, classifier=Closing()).describe()
