@@ -100,7 +100,7 @@ class Settings:
     ray_min_replicas: int = _ray(1, "ray engine: fewest model replicas (autoscaling)")
     ray_max_replicas: int = _ray(1, "ray engine: most model replicas (autoscaling)")
     ray_target_ongoing_requests: float = _ray(
-        16.0, "ray engine: windows in flight per replica that autoscaling aims for"
+        1.0, "ray engine: batches in flight per replica (queued too) that autoscaling aims for"
     )
     ray_cpus_per_replica: float = _ray(1.0, "ray engine: CPUs reserved by each replica")
     ray_gpus_per_replica: float = _ray(0.0, "ray engine: GPUs reserved by each replica")

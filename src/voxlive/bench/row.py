@@ -68,6 +68,9 @@ class Row:
     wall_s: float
     vs_ceiling: VsCeiling | None = None  # None: flat out, or no ceiling measured
     delivered_within_max_lag: bool | None = None  # both p95s within max_lag_ms; None: no bound
+    # of one core: the server and every process it started (a local Ray's, replicas included);
+    # None when bench did not start the server
+    tree_cpu_pct: float | None = None
 
     @property
     def drops_reported(self) -> bool:
@@ -106,6 +109,7 @@ COLUMNS = [  # (heading, report key, format)
     ("err", "errors", "{}"),
     ("batch", "mean_batch", "{:.2f}"),
     ("cpu %", "server_cpu_pct", "{:.0f}"),
+    ("tree %", "tree_cpu_pct", "{:.0f}"),
     ("rss MiB", "server_rss_mib", "{:.0f}"),
 ]
 

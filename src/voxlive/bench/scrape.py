@@ -79,3 +79,40 @@ def gauge(http: str) -> dict[str, Any]:
         found: dict[str, Any] = httpx.get(http + "/readyz", timeout=5).json().get("capacity", {})
         return found
     return {}
+
+
+def tree_cpu_s(pid: int, proc: str = "/proc") -> float | None:
+    """CPU seconds (user + system) of process ``pid`` and every live descendant, from Linux's
+    ``/proc``: a server with ``--engine ray`` and no ``--ray-address`` starts a local Ray
+    (its GCS, raylet, Serve controller and model replicas are its descendants), so this is the
+    whole engine's CPU where the server's own ``/metrics`` show the front's. ``None`` where
+    ``/proc`` cannot be read (not Linux, or ``pid`` gone)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return None
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{name}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and ")"
+        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
+        children.setdefault(ppid, []).append(int(name))
+        cpu[int(name)] = (utime + stime) / tick
+    if pid not in cpu:
+        return None
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(children.get(p, []))
+    return total

@@ -1,13 +1,20 @@
 """The Ray Serve engine: the model runs as a Ray Serve deployment, possibly on other machines.
 
 The WebSocket front (any number of ``voxlive serve --engine ray`` processes) keeps everything per
-stream — buffers, gates, smoothing, ordering — and sends each window to the deployment through a
-:class:`DeploymentHandle` as one request. Each replica loads the same classifier the in-process
-engine would (:func:`voxlive.inference.loader.load_local`, so results are the same) and
-batches the requests of all streams and fronts with ``@serve.batch`` (``max_batch`` /
-``max_wait_ms``). The cluster holds no per-stream state: a window is a stateless request, so a
-stream that ends leaves nothing behind, and a replica that dies costs only its windows in flight
-(they come back as errors) while Serve starts a replacement.
+stream — buffers, gates, smoothing, ordering — and batches windows with the same deadline-aware
+:class:`~voxlive.pipeline.batcher.Batcher` as the in-process engine (``max_batch``,
+``max_wait_ms``, cost model, shedding). Each batch goes to the deployment through a
+:class:`DeploymentHandle` as *one* request (a float32 array: Ray hands arrays of more than
+100 KiB to the replica through its object store without a copy), and the replica runs it at
+once: no second batching there, so the front's cost model, shedding plan and capacity gauge
+learn from the measured round trip, a slow replica included. Each replica loads the same
+classifier the in-process engine would (:func:`voxlive.inference.loader.load_local`, so results
+are the same). Replica choice and back-pressure are Serve's: a replica takes at most
+:data:`MAX_ONGOING` batches (one running, one waiting on the replica), the handle's router holds
+the rest and sends each to the least busy replica. The cluster holds no per-stream state: a
+batch is a stateless request, so a stream that ends leaves nothing behind. A replica that dies
+mid-call costs one retry, which Serve routes to a live replica (or, with none left, to the
+replacement it starts); a second failure fails that batch's windows.
 
 Only the front imports this module's :class:`RayClassifier`; replicas run :class:`ModelReplica`.
 """
@@ -32,11 +39,14 @@ from voxlive.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_NAME = "voxlive"
+# Batches a replica accepts at once: one runs, the next waits on the replica (already sent, so
+# the replica starts it without a hop); Serve's router holds any more until a replica frees.
+MAX_ONGOING = 2
 
 
 class ModelReplica:
-    """One replica: a loaded classifier behind ``@serve.batch``. Wrapped by
-    :func:`deployment` (the decorators are applied there so importing this module needs no
+    """One replica: a loaded classifier that runs each batch it is sent, one at a time. Wrapped
+    by :func:`deployment` (the decorator is applied there so importing this module needs no
     Ray)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
@@ -46,6 +56,7 @@ class ModelReplica:
         window = self.classifier.info.sample_rate * self.settings.window_ms // 1000
         self.classifier.warmup(window)
         self.batch_sizes: deque[int] = deque(maxlen=10_000)
+        self._one_at_a_time = asyncio.Lock()  # two calls at once would share the cores
 
     def info(self) -> dict[str, Any]:
         return dataclasses.asdict(self.classifier.info)
@@ -54,44 +65,37 @@ class ModelReplica:
         """Batch sizes seen (most recent 10 000) and the replica's process id."""
         return {"batch_sizes": list(self.batch_sizes), "pid": os.getpid()}
 
-    async def classify(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        """A batch of single windows (from any streams and fronts) → one probability row each.
-        Windows of equal length share one model call (a stream's last window may be shorter)."""
-        self.batch_sizes.append(len(windows))
-        out: list[np.ndarray | None] = [None] * len(windows)
-        by_length: dict[int, list[int]] = {}
-        for i, w in enumerate(windows):
-            by_length.setdefault(len(w), []).append(i)
-        for rows in by_length.values():
-            batch = np.stack([windows[i] for i in rows]).astype(np.float32, copy=False)
+    async def classify(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
+        """A batch of equal-length windows (windows, samples) → (one probability row per window,
+        the seconds the model call took on this replica, waiting for the model not counted).
+        The model runs on a worker thread so the replica still answers health checks."""
+        async with self._one_at_a_time:
+            self.batch_sizes.append(len(batch))
+            started = time.perf_counter()
             probs = await asyncio.to_thread(self.classifier.predict, batch)
-            for i, p in zip(rows, probs, strict=True):
-                out[i] = p
-        return [p for p in out if p is not None]
+            return np.asarray(probs, np.float32), time.perf_counter() - started
 
     def check_health(self) -> None:
         """Serve's health check: the replica answers, so it is healthy."""
 
 
 def deployment(settings: Settings) -> Any:
-    """The Serve deployment for these settings, with batching, autoscaling and resources."""
+    """The Serve deployment for these settings, with autoscaling and resources."""
     from ray import serve
 
     s = settings
-    batched = serve.batch(max_batch_size=s.max_batch, batch_wait_timeout_s=s.max_wait_ms / 1000)
-    replica = type("ModelReplica", (ModelReplica,), {"classify": batched(ModelReplica.classify)})
     resources: dict[str, Any] = {"num_cpus": s.ray_cpus_per_replica}
     if s.ray_gpus_per_replica:
         resources["num_gpus"] = s.ray_gpus_per_replica
     return serve.deployment(
-        replica,
+        ModelReplica,
         name="VoxliveModel",
         ray_actor_options=resources,
-        # Enough requests in flight per replica to fill a batch, and then some.
-        max_ongoing_requests=max(2 * s.max_batch, int(s.ray_target_ongoing_requests) + 1),
+        max_ongoing_requests=MAX_ONGOING,
         autoscaling_config={
             "min_replicas": s.ray_min_replicas,
             "max_replicas": s.ray_max_replicas,
+            # batches in flight per replica, those the routers hold included
             "target_ongoing_requests": s.ray_target_ongoing_requests,
         },
         health_check_period_s=2,
@@ -112,8 +116,9 @@ def _token_auth_if_available() -> None:
 
 
 class RayClassifier:
-    """The front's :class:`~voxlive.inference.base.Classifier`: every window of a batch is one
-    request to the deployment; their answers come back in order."""
+    """The front's :class:`~voxlive.inference.base.Classifier`: each batch is one request to
+    the deployment. ``predict`` may be called from several threads at once (the batcher keeps
+    up to ``ray_max_replicas`` batches in flight)."""
 
     def __init__(self, settings: Settings) -> None:
         if settings.ray_address:
@@ -123,6 +128,10 @@ class RayClassifier:
 
         self.settings = settings
         self._started_ray = False
+        # Round trip minus the replica's model call, seconds, per call (the most recent 10 000):
+        # what the hop to the replica and back adds.
+        self.hops: deque[float] = deque(maxlen=10_000)
+        self.retries = 0  # calls sent again after their replica died
         if not ray.is_initialized():
             address = settings.ray_address or None
             log.info("joining Ray at %s", address or "a new local instance")
@@ -158,11 +167,28 @@ class RayClassifier:
         return self._info
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        responses = [self.handle.classify.remote(np.ascontiguousarray(w)) for w in batch]
-        timeout = self.settings.inference_timeout_ms / 1000
-        deadline = time.monotonic() + timeout
-        rows = [r.result(timeout_s=max(deadline - time.monotonic(), 0.001)) for r in responses]
-        return np.stack(rows).astype(np.float32)
+        """One request for the whole batch; if its replica dies mid-call, one more (Serve
+        routes it to a live replica, or holds it until the replacement is up), all within
+        ``inference_timeout_ms``."""
+        from ray.exceptions import RayActorError
+
+        audio = np.ascontiguousarray(batch, dtype=np.float32)
+        deadline = time.monotonic() + self.settings.inference_timeout_ms / 1000
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            response = self.handle.classify.remote(audio)
+            try:
+                probs, model_s = response.result(timeout_s=max(deadline - time.monotonic(), 0.001))
+            except RayActorError as exc:  # the replica died (or is unreachable) mid-call
+                if attempt == 2:
+                    raise
+                self.retries += 1
+                log.warning("a replica failed mid-call (%s); sending the batch again",
+                            type(exc).__name__)  # fmt: skip
+                continue
+            self.hops.append(time.perf_counter() - started - model_s)
+            return np.asarray(probs, np.float32)
+        raise AssertionError("unreachable")
 
     def warmup(self, window_samples: int) -> None:
         self.predict(np.zeros((2, window_samples), np.float32))

@@ -62,15 +62,13 @@ def make_batcher(
     """
     s = settings
     vad = SileroVad(classifier.info.sample_rate) if s.gate == "vad" else None
-    max_batch, max_wait_ms = s.max_batch, s.max_wait_ms
-    if s.engine == "ray":
-        # The replicas batch (max_batch, max_wait_ms); the front forwards at once, enough
-        # windows per call to keep every replica busy.
-        max_batch, max_wait_ms = min(s.max_batch * s.ray_max_replicas, 256), 0.0
+    # The Ray engine batches here too, one request per batch; a call per replica in flight
+    # keeps every replica busy (Serve's router picks the replica).
+    in_flight = s.ray_max_replicas if s.engine == "ray" else 1
     return Batcher(
-        classifier, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        classifier, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
         latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
-        metrics=metrics, vad=vad,
+        metrics=metrics, vad=vad, in_flight=in_flight,
     )  # fmt: skip
 
 

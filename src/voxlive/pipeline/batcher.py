@@ -17,6 +17,10 @@ ones are reported as dropped, instead of every result arriving seconds late. It 
 windows offered to the model, which with the cost model gives the capacity gauge.
 
 When nothing is pending it sleeps on an event: an idle server uses no CPU.
+
+With ``in_flight`` above 1 (the Ray engine with several replicas) it forms the next batch while
+up to that many calls are running, each on a thread of its own, so that every replica has work;
+with 1 (the in-process engine) each call ends before the next batch is formed.
 """
 
 from __future__ import annotations
@@ -125,7 +129,12 @@ class Batcher(LoopWorker):
         metrics: Metrics | None = None,
         vad: SileroVad | None = None,
         clock: Callable[[], float] = time.monotonic,
+        in_flight: int = 1,
     ) -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight: expected >= 1 model calls, got {in_flight}")
+        self.in_flight = in_flight
+        self.threads = in_flight  # one worker thread per call in flight
         super().__init__()
         self._clock = clock
         self._offered = RateMeter()  # windows offered to the model: served and shed
@@ -287,11 +296,44 @@ class Batcher(LoopWorker):
         return batch
 
     async def _run(self) -> None:
+        if self.in_flight > 1:
+            return await self._run_overlapped()
         while True:
             await self._wait_for_batch()
             batch = self._collect()
             if batch:
                 await self._infer(batch)
+
+    async def _run_overlapped(self) -> None:
+        """The loop with up to ``in_flight`` calls at once: a batch is formed as soon as a call
+        slot is free. A call that fails outside the model call ends the loop, as it would the
+        one-call loop (the worker's supervision takes over)."""
+        free = asyncio.Semaphore(self.in_flight)
+        calls: set[asyncio.Task[None]] = set()
+        broken: list[BaseException] = []
+
+        def ended(call: asyncio.Task[None]) -> None:
+            calls.discard(call)
+            free.release()
+            if not call.cancelled() and call.exception() is not None:
+                broken.append(call.exception())  # type: ignore[arg-type]
+
+        try:
+            while True:
+                await free.acquire()
+                if broken:
+                    raise broken[0]
+                await self._wait_for_batch()
+                batch = self._collect()
+                if not batch:
+                    free.release()
+                    continue
+                call = asyncio.create_task(self._infer(batch), name=f"{self.name}-call")
+                calls.add(call)
+                call.add_done_callback(ended)
+        finally:
+            for call in list(calls):
+                call.cancel()
 
     async def _infer(self, batch: list[Window]) -> None:
         started = time.monotonic()

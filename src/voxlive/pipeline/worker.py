@@ -28,6 +28,7 @@ class LoopWorker:
     """Subclasses implement :meth:`_run` (the task) and set ``name`` (task and thread name)."""
 
     name = "voxlive-worker"
+    threads = 1  # worker threads for the blocking calls (the batcher may run several at once)
 
     def __init__(self) -> None:
         self._executor = self._new_executor()
@@ -37,7 +38,7 @@ class LoopWorker:
         self.on_crash: Callable[[LoopWorker, BaseException], None] | None = None
 
     def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        return ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=self.name)
 
     @property
     def running(self) -> bool:

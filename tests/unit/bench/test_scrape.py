@@ -3,7 +3,10 @@ outcomes, the difference of two scrapes."""
 
 from __future__ import annotations
 
-from voxlive.bench.scrape import Snapshot, batch_histogram, parse
+import os
+from pathlib import Path
+
+from voxlive.bench.scrape import Snapshot, batch_histogram, parse, tree_cpu_s
 from voxlive.metrics import Metrics
 
 
@@ -23,3 +26,22 @@ def test_batch_sizes_and_outcomes_are_read_from_the_metrics_a_server_exposes() -
     assert (snap.batch_count, snap.batch_sum) == (3, 7)
     assert batch_histogram(Snapshot(), snap) == {"<=1": 1, "<=3": 2}
     assert snap.windows_since(Snapshot(), "shed") == 2 and snap.rss_mib > 0
+
+
+def _stat(root: Path, pid: int, ppid: int, utime: int, stime: int, name: str = "python") -> None:
+    (root / str(pid)).mkdir()
+    fields = ["S", str(ppid)] + ["0"] * 9 + [str(utime), str(stime)] + ["0"] * 10
+    (root / str(pid) / "stat").write_text(f"{pid} ({name}) " + " ".join(fields))
+
+
+def test_tree_cpu_sums_a_process_and_its_descendants_only(tmp_path: Path) -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    _stat(tmp_path, 10, 1, 100, 50)  # the server
+    _stat(tmp_path, 11, 10, 30, 0, name="raylet ) x")  # its child (a name with ") ")
+    _stat(tmp_path, 12, 11, 20, 0)  # a grandchild (a replica)
+    _stat(tmp_path, 13, 1, 999, 0)  # not in the tree
+    (tmp_path / "self").mkdir()
+    assert tree_cpu_s(10, str(tmp_path)) == (100 + 50 + 30 + 20) / tick
+    assert tree_cpu_s(12, str(tmp_path)) == 20 / tick
+    assert tree_cpu_s(99, str(tmp_path)) is None  # gone
+    assert tree_cpu_s(10, str(tmp_path / "missing")) is None

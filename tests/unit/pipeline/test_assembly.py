@@ -53,12 +53,11 @@ def test_the_batcher_takes_its_bounds_from_the_settings() -> None:
     assert b.vad is None
 
 
-def test_with_ray_the_front_forwards_at_once_enough_for_every_replica() -> None:
+def test_with_ray_the_front_batches_as_in_process_with_a_call_per_replica_in_flight() -> None:
     s = _settings(engine="ray", max_batch=6, max_wait_ms=40, ray_max_replicas=3)
     b = make_batcher(s, FakeClassifier())
-    assert (b.max_batch, b.max_wait_s) == (18, 0.0)
-    big = _settings(engine="ray", max_batch=200, ray_max_replicas=2)
-    assert make_batcher(big, FakeClassifier()).max_batch == 256
+    assert (b.max_batch, b.max_wait_s, b.in_flight) == (6, 0.04, 3)
+    assert make_batcher(_settings(ray_max_replicas=3), FakeClassifier()).in_flight == 1
 
 
 def test_the_vad_gate_gets_a_vad_runner_at_the_model_rate() -> None:
