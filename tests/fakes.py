@@ -351,3 +351,28 @@ def bench_ceiling(audio_s_per_s: float) -> Ceiling:
     return Ceiling(backend="onnx", device="cpu", sample_rate=16_000, window_ms=1000, hop_ms=500,
                    audio_s_per_s=audio_s_per_s, best_batch=2,
                    by_batch=(BatchSpeed(2, 200.0, audio_s_per_s),), measured_s=3.0)  # fmt: skip
+
+
+class Overlap(FakeClassifier):
+    """Records the most calls ever in progress at once (``most``), the calls finished and the
+    threads they ran on."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._lock = threading.Lock()
+        self._now = 0
+        self.most = 0
+        self.finished = 0
+        self.ran_on: set[threading.Thread] = set()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.ran_on.add(threading.current_thread())
+        with self._lock:
+            self._now += 1
+            self.most = max(self.most, self._now)
+        try:
+            return super().predict(batch)
+        finally:
+            with self._lock:
+                self._now -= 1
+                self.finished += 1

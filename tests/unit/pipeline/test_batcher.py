@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import Clock, FakeClassifier
+from tests.fakes import Clock, FakeClassifier, Overlap
 from tests.helpers import MS
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, CostModel
@@ -322,47 +322,27 @@ async def test_calls_are_measured_for_metrics_and_the_cost_model() -> None:
 
 
 # ---- several calls in flight (the Ray engine with several replicas) -----------------------------
-class Overlapping(FakeClassifier):
-    """Records how many calls ran at once."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._lock = threading.Lock()
-        self._running = 0
-        self.most_at_once = 0
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:
-            self._running += 1
-            self.most_at_once = max(self.most_at_once, self._running)
-        try:
-            return super().predict(batch)
-        finally:
-            with self._lock:
-                self._running -= 1
-
-
 @pytest.mark.parametrize("in_flight", [1, 2])
 async def test_a_window_arriving_during_a_call_waits_for_a_free_call_slot(in_flight: int) -> None:
-    model = Overlapping(latency_s=200 * MS)
+    model = Overlap(latency_s=200 * MS)
     async with batching(model, "s", in_flight=in_flight) as (_, (s,)):
         feed(s, 0.2)
         await asyncio.sleep(50 * MS)  # the first call is running
         feed(s, 0.4)
         out = await drain(s, 2)
     assert model.batches == [1, 1]
-    assert model.most_at_once == in_flight  # 1: the in-process engine's one call at a time
+    assert model.most == in_flight  # 1: the in-process engine's one call at a time
     assert [r["scores"]["b"] for r in out] == pytest.approx([0.2, 0.4], abs=1e-5)  # in order
     assert len(model.threads) == in_flight  # a worker thread per call, never the loop's
 
 
 async def test_in_flight_calls_never_exceed_the_limit_and_failures_stay_in_their_call() -> None:
-    model = Overlapping(latency_s=60 * MS, fail_when=0.3)
+    model = Overlap(latency_s=60 * MS, fail_when=0.3)
     async with batching(model, "a", "b", "c", "d", in_flight=2, max_batch=1) as (_, streams):
         for level, s in zip((0.1, 0.3, 0.5, 0.7), streams, strict=True):
             feed(s, level, level)
         outs = [await drain(s, 2) for s in streams]
-    assert model.most_at_once == 2 and sum(model.batches) == 8
+    assert model.most == 2 and sum(model.batches) == 8
     failed = [[r["type"] for r in out] for out in outs]
     assert failed[1] == ["error", "error"]  # the level the model fails on
     assert all(kinds == ["result", "result"] for i, kinds in enumerate(failed) if i != 1)

@@ -8,39 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.fakes import FakeClassifier
+from tests.fakes import Overlap
 from tests.helpers import MS, eventually
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.worker import LoopWorker, WorkerCrashed
-
-
-class Overlap(FakeClassifier):
-    """Records the most calls ever in progress at once."""
-
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
-        self._lock = threading.Lock()
-        self._now = 0
-        self.most = 0
-        self.finished = 0
-        self.ran_on: set[threading.Thread] = set()
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        self.ran_on.add(threading.current_thread())
-        with self._lock:
-            self._now += 1
-            self.most = max(self.most, self._now)
-        try:
-            return super().predict(batch)
-        finally:
-            with self._lock:
-                self._now -= 1
-                self.finished += 1
 
 
 async def test_the_model_is_never_called_from_two_threads_at_once() -> None:

@@ -1,3 +1,4 @@
+import { deferred } from "../protocol/test-fixtures";
 import { describe, expect, it } from "vitest";
 import { type AudioPlatform, AudioEngine, type EngineState } from "./engine";
 
@@ -68,16 +69,6 @@ class FakeContext {
   async close() {
     this.state = "closed";
   }
-}
-
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 /** A fake platform; `rates` are what successive AudioContexts run at (0: the constructor throws). */

@@ -3,20 +3,10 @@ import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
 import type { ClassifyAnswer } from "../net/http";
 import { ProtocolError } from "../protocol/messages";
-import { end, ready, result } from "../protocol/test-fixtures";
+import { deferred, end, ready, result } from "../protocol/test-fixtures";
 import { emptyResults } from "../state/results";
 import { type ClientLike, type ControllerDeps, type EngineLike, initialSnapshot, PageController } from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
-
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
 

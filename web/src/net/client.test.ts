@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { end as endMessageOf, ready as readyMessage } from "../protocol/test-fixtures";
 import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "./client";
 
 class FakeSocket {
@@ -31,31 +32,8 @@ class FakeSocket {
   }
 }
 
-const ready = {
-  type: "ready",
-  stream_id: "abc",
-  model: "m",
-  backend: "b",
-  labels: ["x"],
-  fallback: null,
-  window_ms: 1000,
-  hop_ms: 500,
-  sample_rate: 16000,
-  model_sample_rate: 16000,
-  resumed: false,
-};
-const endFields = {
-  stream_id: "abc",
-  duration_ms: 1,
-  windows: 1,
-  results: 1,
-  gated: 0,
-  failed: 0,
-  dropped_windows: 0,
-  dropped_ms: 0,
-  dropped_results: 0,
-  dropped_errors: 0,
-};
+const ready = readyMessage({ stream_id: "abc", backend: "b", labels: ["x"] });
+const endMessage = endMessageOf({ stream_id: "abc", duration_ms: 1, windows: 1, results: 1 });
 const result = (seq: number) => ({
   type: "result",
   seq,
@@ -298,7 +276,7 @@ describe("StreamClient", () => {
     first.onmessage?.({ data: JSON.stringify(result(1)) });
     const odd = { type: "error", code: "inference_failed", message: "x", seq: null };
     first.onmessage?.({ data: JSON.stringify(odd) });
-    first.onmessage?.({ data: JSON.stringify({ type: "end", ...endFields }) });
+    first.onmessage?.({ data: JSON.stringify(endMessage) });
     expect(messages.map((m) => (m as { type: string }).type)).toEqual(["ready", "result", "result", "error", "end"]);
     first.drop(1006);
     vi.advanceTimersByTime(500);

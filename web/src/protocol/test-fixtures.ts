@@ -66,3 +66,14 @@ export function result(seq: number, label = "female", extra: Partial<ResultMessa
     ...extra,
   };
 }
+
+/** A promise with its resolve and reject handed out, for tests that settle it later. */
+export function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
