@@ -133,11 +133,14 @@ class Registry:
         else:
             stream.close()
 
+    def _release_detached(self) -> None:
+        for stream_id in list(self.detached):
+            self._expire(stream_id)
+
     def fail_all(self, message: str) -> None:
         """A worker every stream depends on failed: drop detached streams and close every
         connection with 1011 and ``message``."""
-        for stream_id in list(self.detached):
-            self._expire(stream_id)
+        self._release_detached()
         for conn in list(self.connections):
             conn.fail(message)
 
@@ -145,8 +148,7 @@ class Registry:
     async def drain(self, timeout_s: float) -> None:
         """Drop detached streams, ask every connection to finish and close (1001), and wait
         until all have closed or ``timeout_s`` has passed. Safe to call twice."""
-        for stream_id in list(self.detached):
-            self._expire(stream_id)
+        self._release_detached()
         if self.connections:
             log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)
         for conn in list(self.connections):
