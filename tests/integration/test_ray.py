@@ -44,11 +44,13 @@ def _settings(model: Path, **changes: Any) -> dict[str, Any]:
 
 def _cluster_footprint() -> tuple[list[Any], dict[str, float]]:
     """The cluster's named actors (Serve's replicas and controller among them) and its free
-    resources: a per-stream actor or reservation would change one of them."""
+    resources: a per-stream actor or reservation would change one of them. The object store's
+    free bytes are left out: they move with objects Ray itself frees lazily."""
     import ray
 
     named = sorted(str(a) for a in ray.util.list_named_actors(all_namespaces=True))
-    return named, ray.available_resources()
+    free = {k: v for k, v in ray.available_resources().items() if k != "object_store_memory"}
+    return named, free
 
 
 def _rows(run: Any) -> list[tuple[float, str, list[float]]]:
