@@ -26,7 +26,8 @@ from voxlive.bench.serving import free_port as free_port  # written once, re-exp
 from voxlive.bench.serving import wait_ready as wait_ready
 from voxlive.inference.base import Classifier
 from voxlive.server.service import Service
-from voxlive.settings import Settings, build
+from voxlive.settings import Settings
+from voxlive.settings_sources import build
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 DATA = ROOT / "tests" / "data"  # the recordings (see data/README.md)

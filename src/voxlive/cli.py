@@ -17,7 +17,8 @@ from voxlive.bench.options import add_parser as add_bench_parser
 from voxlive.bench.options import options as bench_options
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
 from voxlive.protocol.messages import SegmentMessage, StreamMessage
-from voxlive.settings import LogLevel, Settings, add_arguments, build
+from voxlive.settings import LogLevel, Settings
+from voxlive.settings_sources import add_arguments, build
 
 log = logging.getLogger("voxlive")
 

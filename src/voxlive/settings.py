@@ -1,8 +1,8 @@
 """One typed, frozen configuration built once at startup.
 
 Every field is settable as a command-line flag (``--window-ms``) and as an environment variable
-(``VOXLIVE_WINDOW_MS``); the flag wins. Units are in the names. Validation errors name the key and
-the bad value in one line. A choice among a few values is a ``Literal`` (the aliases below): the
+(``VOXLIVE_WINDOW_MS``); the flag wins (parsing: :mod:`voxlive.settings_sources`). Units are in
+the names. Validation errors name the key and the bad value in one line. A choice among a few values is a ``Literal`` (the aliases below): the
 CLI's choices come from the type, and mypy (``strict_equality``) refuses a comparison with a
 value the type lacks (``settings.engine == "rey"``). The fields come in sections (server, model,
 Ray, …): the argument groups of ``voxlive serve --help``, the headings of the README's table.
@@ -10,17 +10,14 @@ Ray, …): the argument groups of ``voxlive serve --help``, the headings of the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from voxlive.errors import ConfigError
-
-ENV_PREFIX = "VOXLIVE_"
 
 Fallback = Literal["pitch", "never"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -308,14 +305,14 @@ class Settings:
 
 
 @functools.cache
-def _types() -> dict[str, Any]:
+def field_types() -> dict[str, Any]:
     """Each setting's type, resolved (the annotations are strings here)."""
     return typing.get_type_hints(Settings)
 
 
 def choices(name: str) -> tuple[str, ...]:
     """The values setting ``name`` takes when its type is a ``Literal``; empty for any other."""
-    kind = _types()[name]
+    kind = field_types()[name]
     return typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
 
 
@@ -325,75 +322,3 @@ def sections() -> dict[str, tuple[str, ...]]:
     for f in dataclasses.fields(Settings):
         out[f.metadata["section"]] = (*out.get(f.metadata["section"], ()), f.name)
     return out
-
-
-def _expected(name: str) -> str:
-    if options := choices(name):
-        return f"one of {', '.join(options)}"
-    kind = _types()[name]
-    return "comma-separated values" if typing.get_origin(kind) is tuple else kind.__name__
-
-
-def _convert(name: str, raw: str, source: str) -> Any:
-    """``raw`` (a flag's or a variable's text) as setting ``name``'s type."""
-    kind = _types()[name]
-    try:
-        if kind is int or kind is float:
-            return kind(raw)
-        if typing.get_origin(kind) is tuple:
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if raw in choices(name) or not choices(name):
-            return raw
-    except ValueError:
-        pass
-    raise ConfigError(f"{name} ({source}): expected {_expected(name)}, got {raw!r}")
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def env_name(name: str) -> str:
-    return ENV_PREFIX + name.upper()
-
-
-def _parse_choice(name: str) -> Callable[[str], str]:
-    """An argparse ``type`` refusing a value outside the choices as ``build`` would say it."""
-
-    def parse(raw: str) -> str:
-        if raw not in choices(name):
-            raise argparse.ArgumentTypeError(f"expected {_expected(name)}, got {raw!r}")
-        return raw
-
-    return parse
-
-
-def add_arguments(parser: argparse.ArgumentParser, title: str = "{}") -> None:
-    """One flag per setting, one argument group per section (``title`` formats its name); the
-    defaults stay ``None`` so the environment can fill them."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(Settings):
-        section = f.metadata["section"]
-        if section not in groups:
-            groups[section] = parser.add_argument_group(title.format(section))
-        group = groups[section]
-        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        help = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
-        if options := choices(f.name):  # argparse shows them: {auto,cpu,cuda}
-            group.add_argument(flag(f.name), dest=f.name, default=None, help=help,
-                               choices=options, type=_parse_choice(f.name))  # fmt: skip
-        else:
-            group.add_argument(flag(f.name), dest=f.name, default=None, help=help,
-                               metavar=f.name.upper())  # fmt: skip
-
-
-def build(args: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    """Settings from parsed flags (strings or None), then ``VOXLIVE_*`` variables, then defaults."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        raw = args.get(f.name)
-        if raw is not None:
-            values[f.name] = _convert(f.name, str(raw), flag(f.name))
-        elif env_name(f.name) in environ:
-            values[f.name] = _convert(f.name, environ[env_name(f.name)], env_name(f.name))
-    return Settings(**values)

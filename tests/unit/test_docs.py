@@ -8,7 +8,8 @@ import re
 import tokenize
 from pathlib import Path
 
-from voxlive.settings import Settings, env_name, flag
+from voxlive.settings import Settings
+from voxlive.settings_sources import env_name, flag
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 

@@ -8,7 +8,8 @@ import pytest
 
 from voxlive import cli
 from voxlive.errors import ConfigError
-from voxlive.settings import Settings, build, choices, flag, sections
+from voxlive.settings import Settings, choices, sections
+from voxlive.settings_sources import build, flag
 
 ROOT = Path(__file__).resolve().parents[2]
 

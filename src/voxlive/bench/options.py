@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from voxlive.errors import ConfigError
-from voxlive.settings import Settings, add_arguments, flag
+from voxlive.settings import Settings
+from voxlive.settings_sources import add_arguments, flag
 
 
 @dataclass(frozen=True)

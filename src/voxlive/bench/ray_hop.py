@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from voxlive.settings import add_arguments, build
+from voxlive.settings_sources import add_arguments, build
 
 
 def _ms(values: list[float]) -> float | None:
