@@ -2,10 +2,11 @@
 
 Every field is settable as a command-line flag (``--window-ms``) and as an environment variable
 (``VOXLIVE_WINDOW_MS``); the flag wins (parsing: :mod:`voxlive.settings_sources`). Units are in
-the names. Validation errors name the key and the bad value in one line. A choice among a few values is a ``Literal`` (the aliases below): the
-CLI's choices come from the type, and mypy (``strict_equality``) refuses a comparison with a
-value the type lacks (``settings.engine == "rey"``). The fields come in sections (server, model,
-Ray, …): the argument groups of ``voxlive serve --help``, the headings of the README's table.
+the names. Validation errors name the key and the bad value in one line. A choice among a few
+values is a ``Literal`` (the aliases below): the CLI's choices come from the type, and mypy
+(``strict_equality``) refuses a comparison with a value the type lacks
+(``settings.engine == "rey"``). The fields come in sections (server, model, Ray, …): the
+argument groups of ``voxlive serve --help``, the headings of the README's table.
 """
 
 from __future__ import annotations
