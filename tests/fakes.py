@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -190,6 +190,11 @@ class Transport(asyncio.Transport):
         pass
 
 
+class Address(NamedTuple):
+    host: str
+    port: int
+
+
 class FakeWebSocket:
     """What the server uses of a Starlette WebSocket: ASGI messages in (given at construction, or
     fed with :meth:`text`, :meth:`audio` and :meth:`vanish`; :meth:`receive` waits for the next,
@@ -201,7 +206,9 @@ class FakeWebSocket:
         *messages: dict[str, Any],
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        client: str = "127.0.0.1",
     ) -> None:
+        self.client = Address(client, 50_000)
         self.headers = headers or {}
         self.query_params = query or {}
         self.application_state = WebSocketState.CONNECTING

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,11 @@ class Settings:
         "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
         "least 128 above it",
     )
+    max_connections_per_source: int = _limits(
+        64,
+        "most open sockets from one client address (a trusted proxy's own are not counted); "
+        "past it that address's oldest idle socket is closed, else the new one (0: no limit)",
+    )
     max_frame_bytes: int = _limits(
         262_144, "largest accepted WebSocket message, bytes (close 1009); 8 s of 16 kHz PCM16"
     )
@@ -157,6 +163,13 @@ class Settings:
         20.0,
         "fastest a stream may send audio, × real time, after a 1 s burst; a faster client is "
         "slowed by TCP back-pressure, nothing is dropped (0: no limit)",
+    )
+    live_ahead_ms: int = _limits(
+        5000,
+        "how far ahead of real time a live stream may send (its client's catch-up after a "
+        "network blip), ms; then it is held to real time by TCP back-pressure, so it costs "
+        "what one live stream costs. Lossless streams are held to --max-speed instead "
+        "(0: live streams too)",
     )
     max_stream_ms: int = _limits(
         0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
@@ -181,6 +194,12 @@ class Settings:
         "comma-separated Host header values the server answers ('*': any; '*.example.org' "
         "patterns); empty: localhost names when listening on a loopback address, else any. "
         "Guards against DNS rebinding: set it to your public names when exposing the server",
+    )
+    trusted_proxies: tuple[str, ...] = _access(
+        (),
+        "comma-separated addresses (or networks, 10.0.0.0/8) of reverse proxies whose "
+        "X-Forwarded-For names the client: per-client budgets then count that client; empty: "
+        "none, the peer's own address is the client",
     )
     allowed_origins: tuple[str, ...] = _access(
         (),
@@ -270,6 +289,9 @@ class Settings:
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")
+        need(self.max_connections_per_source >= 0, "max_connections_per_source", ">= 0")
+        need(all(_network(t) for t in self.trusted_proxies), "trusted_proxies",
+             "'*', IP addresses or networks (10.0.0.0/8)")  # fmt: skip
         need(self.max_connections >= self.max_streams, "max_connections",
              f">= max_streams ({self.max_streams})")  # fmt: skip
         wild = [h for h in self.allowed_hosts if h != "*" and "*" in h.removeprefix("*.")]
@@ -286,6 +308,7 @@ class Settings:
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
         need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
+        need(0 <= self.live_ahead_ms <= 600_000, "live_ahead_ms", "0..600000 ms")
         need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")
         need(bool(self.model.strip()), "model", "a model name")
         need(
@@ -303,6 +326,13 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _network(text: str) -> bool:
+    try:
+        return text == "*" or bool(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return False
 
 
 @functools.cache
