@@ -66,6 +66,7 @@ class Uploads:
         # bodies being received hold no slot, only bytes: at most as many as the slots' bodies
         self.receiving = BodyBudget(settings.max_uploads * settings.max_upload_bytes)
         self.decoders: set[Control] = set()  # decodes whose thread still runs
+        self.blocks_decoded = 0  # by the decodes that returned, all told
         self.cut = asyncio.Event()  # set when shutdown stops waiting: the rest answer 503
         self.broken = asyncio.Event()  # set when a worker failed: the running ones answer 503
         self._idle = asyncio.Event()
@@ -89,6 +90,7 @@ class Uploads:
 
         def finished(f: asyncio.Future[Any]) -> None:
             self.decoders.discard(control)
+            self.blocks_decoded += control.blocks
             if not f.cancelled():
                 f.exception()  # retrieved: an abandoned decode's error is not "never retrieved"
 

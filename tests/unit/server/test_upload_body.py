@@ -67,7 +67,9 @@ def test_the_budget_refuses_what_would_pass_it_and_takes_back_what_is_given() ->
 
 def test_a_body_in_pieces_is_read_whole_and_its_bytes_given_back() -> None:
     budget = BodyBudget(100)
-    body = _read([(0, _part(b"RIFF")), (0, _part(b"")), (0, _part(b"data", more=False))], budget)
+    body = _read(
+        [(0.0, _part(b"RIFF")), (0.0, _part(b"")), (0.0, _part(b"data", more=False))], budget
+    )
     assert body == b"RIFFdata" and budget.held == 0
 
 
@@ -75,7 +77,7 @@ def test_a_trickling_body_is_408_after_the_grace(monkeypatch: pytest.MonkeyPatch
     """4 bytes, then one byte every 150 ms against 1000 bytes/s after a 100 ms grace: due by
     104 ms, it is answered then, whatever the 60 s timeout says."""
     monkeypatch.setattr(upload_body, "GRACE_S", 100 * MS)
-    steps = [(0, _part(b"RIFF"))] + [(150 * MS, _part(b"x"))] * 10
+    steps = [(0.0, _part(b"RIFF"))] + [(150 * MS, _part(b"x"))] * 10
     budget = BodyBudget(100)
     assert _error(_read(steps, budget, min_upload_bytes_per_s=1000)) == (
         408, "upload_timeout",
@@ -92,12 +94,12 @@ def test_a_body_at_the_pace_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_body_past_the_timeout_is_408_with_the_timeout_s_message() -> None:
-    answer = _read([(0, _part(b"RIFF"))], upload_timeout_ms=1000, min_upload_bytes_per_s=0)
+    answer = _read([(0.0, _part(b"RIFF"))], upload_timeout_ms=1000, min_upload_bytes_per_s=0)
     assert _error(answer) == (408, "upload_timeout", "expected the body within 1 s")
 
 
 def test_a_body_past_the_limit_is_413_and_past_the_budget_503() -> None:
-    big = [(0, _part(b"x" * 1000)), (0, _part(b"x" * 25, more=False))]
+    big = [(0.0, _part(b"x" * 1000)), (0.0, _part(b"x" * 25, more=False))]
     assert _error(_read(big, max_upload_bytes=1024)) == (
         413, "too_large", "body exceeds the limit of 1024 bytes"
     )  # fmt: skip
@@ -112,13 +114,13 @@ def test_a_body_past_the_limit_is_413_and_past_the_budget_503() -> None:
 
 
 def test_an_empty_body_is_400() -> None:
-    assert _error(_read([(0, _part(b"", more=False))])) == (
+    assert _error(_read([(0.0, _part(b"", more=False))])) == (
         400, "empty_body", "expected an audio file in the request body, got 0 bytes"
     )  # fmt: skip
 
 
 def test_a_client_that_leaves_mid_body_is_one_debug_line(caplog: pytest.LogCaptureFixture) -> None:
-    steps = [(0, _part(b"RIFF")), (0, {"type": "http.disconnect"})]
+    steps = [(0.0, _part(b"RIFF")), (0.0, {"type": "http.disconnect"})]
     budget = BodyBudget(100)
     with caplog.at_level(logging.DEBUG, logger=upload_body.__name__):
         answer = _read(steps, budget)
