@@ -55,17 +55,18 @@ def _post_head(length: int) -> bytes:
 
 
 async def _trickle(url: str, period_s: float) -> bytes:
-    """The attack: a head and 4 bytes, then one byte per ``period_s``; returns the answer."""
+    """The attack: a head and 4 bytes, then one byte per ``period_s``; returns the answer, once
+    the server has closed the socket."""
     async with _raw(url, _post_head(1_000_000) + b"RIFF") as (reader, writer):
         while True:
             try:
-                answer = await asyncio.wait_for(reader.read(1), period_s)
-                while answer and not answer.endswith(b"}}"):  # the whole JSON error
-                    answer += await asyncio.wait_for(reader.read(1000), 1_000 * MS)
-                return answer
+                first = await asyncio.wait_for(reader.read(1), period_s)
             except TimeoutError:
                 writer.write(b"x")
                 await writer.drain()
+                continue
+            # the answer, then the server closes the socket (Connection: close): read to the end
+            return first + await asyncio.wait_for(reader.read(), 1_000 * MS)
 
 
 async def test_trickling_bodies_hold_no_slot_and_are_cut_after_the_grace() -> None:
@@ -91,6 +92,7 @@ async def test_trickling_bodies_hold_no_slot_and_are_cut_after_the_grace() -> No
     assert health.status_code == 200 and health_s < 100 * MS
     assert honest.status_code == 200 and honest.json()["end"]["windows"] > 5
     assert all(a.startswith(b"HTTP/1.1 408") and b"bytes/s or more" in a for a in answers)
+    assert all(b"connection: close" in a.lower() for a in answers)
     assert cut_s < 4
     print(f"\nhonest upload during the trickle: {honest_s * 1000:.0f} ms; tricklers cut after "
           f"{cut_s:.1f} s")  # fmt: skip

@@ -10,6 +10,9 @@ slot is held (:mod:`voxlive.server.uploads` takes the slot once the body is in).
   bytes must have arrived (:func:`due_s`; Apache's ``mod_reqtimeout`` ``MinRate`` rule). A
   client trickling a byte every few seconds is answered 408 about ``GRACE_S`` after its head,
   and frees everything it held;
+- a body refused before its end is answered with ``Connection: close``, so the socket closes
+  at once (uvicorn would otherwise go on reading, and discarding, the rest: a trickler answered
+  408 kept its socket for as long as it trickled);
 - a client that leaves mid-body is one line at DEBUG (no traceback: it is what clients do).
 """
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 2.0  # a body's first seconds are not held to the minimum pace (TCP slow start, TLS)
 CLIENT_LEFT = 499  # nginx's "client closed request": logged, never sent (nobody reads it)
+CLOSE = {"Connection": "close"}  # on an answer sent before the body's end: no more reading it
 
 
 def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -68,11 +72,11 @@ class BodyBudget:
 def _too_slow(received: int, elapsed_s: float, settings: Settings) -> JSONResponse:
     timeout_s = settings.upload_timeout_ms / 1000
     if elapsed_s >= timeout_s - 1e-3:
-        return error(408, "upload_timeout", f"expected the body within {timeout_s:g} s")
+        return error(408, "upload_timeout", f"expected the body within {timeout_s:g} s", **CLOSE)
     return error(
         408, "upload_timeout",
         f"expected the body at {settings.min_upload_bytes_per_s} bytes/s or more after the "
-        f"first {GRACE_S:g} s, got {received} bytes in {elapsed_s:.1f} s",
+        f"first {GRACE_S:g} s, got {received} bytes in {elapsed_s:.1f} s", **CLOSE,
     )  # fmt: skip
 
 
@@ -101,12 +105,12 @@ async def read_body(request: Request, settings: Settings, budget: BodyBudget) ->
                 return Response(status_code=CLIENT_LEFT)
             chunk: bytes = message.get("body", b"")
             if len(body) + len(chunk) > limit:
-                return error(413, "too_large", f"body exceeds the limit of {limit} bytes")
+                return error(413, "too_large", f"body exceeds the limit of {limit} bytes", **CLOSE)
             if not budget.take(len(chunk)):
                 return error(
                     503, "busy",
                     f"expected at most {budget.limit} bytes of uploads being received at once; "
-                    "retry shortly", **{"Retry-After": "1"},
+                    "retry shortly", **{"Retry-After": "1"}, **CLOSE,
                 )  # fmt: skip
             body.extend(chunk)
             if not message.get("more_body", False):

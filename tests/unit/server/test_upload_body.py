@@ -46,6 +46,8 @@ def _read(steps: list[Step], budget: BodyBudget | None = None, **changes: Any) -
 
 def _error(answer: bytes | Response) -> tuple[int, str, str]:
     assert isinstance(answer, Response)
+    if answer.status_code != 400:  # refused before the body's end: the socket is closed after
+        assert answer.headers["connection"] == "close"
     error = json.loads(bytes(answer.body))["error"]
     return answer.status_code, error["code"], error["message"]
 
