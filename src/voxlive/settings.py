@@ -203,8 +203,9 @@ class Settings:
     )
     allowed_origins: tuple[str, ...] = _access(
         (),
-        "comma-separated browser origins allowed to open /audio ('*': any); empty: same origin "
-        "and localhost only. Clients that send no Origin (non-browsers) are always allowed",
+        "comma-separated browser origins allowed to open /audio and POST /classify ('*': any); "
+        "empty: same origin and localhost only. Clients that send no Origin (non-browsers) are "
+        "always allowed",
     )
 
     # ---- uploads (POST /classify) ----------------------------------------------------------
@@ -216,7 +217,13 @@ class Settings:
     )
     max_uploads: int = _uploads(2, "most POST /classify requests at once; more get 503 busy")
     upload_timeout_ms: int = _uploads(
-        60_000, "a POST /classify body must arrive within this long, ms (408)"
+        60_000,
+        "a POST /classify body must arrive within this long, ms (408); so must its decoding",
+    )
+    min_upload_bytes_per_s: int = _uploads(
+        16_384,
+        "slowest pace of a POST /classify body after its first 2 s, bytes/s: a slower body is "
+        "answered 408 and frees what it held (0: only --upload-timeout-ms)",
     )
 
     # ---- timeouts --------------------------------------------------------------------------
@@ -303,6 +310,7 @@ class Settings:
         need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
         need(self.max_uploads >= 1, "max_uploads", ">= 1")
         need(self.upload_timeout_ms >= 1_000, "upload_timeout_ms", ">= 1000 ms")
+        need(self.min_upload_bytes_per_s >= 0, "min_upload_bytes_per_s", ">= 0 bytes/s")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
