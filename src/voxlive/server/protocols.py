@@ -17,8 +17,9 @@ is enforced: docs/architecture.md, "Limits"):
   queued, before reading pauses: 40,000 empty continuation frames are one read, ~1 s of loop.
   Here a read is parsed in slices of ``FEED_BYTES``, each frame is charged to a
   :class:`~voxlive.server.budget.FrameBudget` (a rate for every kind of frame, and fragment
-  rules), and parsing stops while a message waits for the app (the rest of the read waits
-  too, and so does the socket): at most one message is queued per connection;
+  rules) as it is dispatched, and dispatching stops while a message waits for the app or the
+  frame rate is spent (the rest of the slice, the read and the socket wait too): at most one
+  message is queued per connection, at most one slice of frames is parsed ahead;
 - the keepalive's pong deadline runs while the server itself is not reading the socket (a
   lossless stream held back), so a client that did answer is closed 1011: here the deadline
   waits while reading is held, and a keepalive close is logged.
@@ -28,14 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import Frame
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
 
 from voxlive.server.budget import FrameBudget
 
@@ -171,26 +173,53 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unparsed = bytearray()  # at most one read (256 KiB): reading pauses while any
+        self._events: deque[Request | Frame] = deque()  # parsed, at most one slice's frames
         self._frames = FrameBudget()
         self._held: asyncio.TimerHandle | None = None  # the frame rate holds the socket
         self._refused_frames = False  # closed for breaking the frame rules: parse no more
 
-    # ---- reading in slices ------------------------------------------------------------------
+    # ---- reading in slices, one message at a time -------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._unparsed += data
         self._feed()
 
+    def handle_events(self) -> None:
+        for event in self.conn.events_received():  # a slice's worth, dispatched by _feed
+            if isinstance(event, Request | Frame):
+                self._events.append(event)
+
     def _feed(self) -> None:
-        """Parse what was read, a slice at a time, while nothing holds reading; pause the socket
-        while anything is left."""
-        while self._unparsed and not self._holding() and not self.transport.is_closing():
+        """Dispatch what is parsed, then parse a slice more, while nothing holds reading (a
+        message waiting for the app, the frame rate); the socket is paused while anything is
+        left."""
+        while not self.transport.is_closing():
+            while self._events and not self._holding():
+                self._dispatch(self._events.popleft())
+            if self._events or not self._unparsed or self._holding():
+                break
             chunk = bytes(self._unparsed[:FEED_BYTES])
             del self._unparsed[:FEED_BYTES]
-            super().data_received(chunk)
-        if self._unparsed or self._held is not None:
+            super().data_received(chunk)  # parses it into self._events
+        if self._unparsed or self._events or self._held is not None:
             self.transport.pause_reading()
         elif not self.read_paused and not self.transport.is_closing():
             self.transport.resume_reading()
+
+    def _dispatch(self, event: Request | Frame) -> None:
+        if isinstance(event, Request):
+            self.handle_connect(event)
+        elif event.opcode is Opcode.CONT:
+            self.handle_cont(event)
+        elif event.opcode is Opcode.TEXT:
+            self.handle_text(event)
+        elif event.opcode is Opcode.BINARY:
+            self.handle_bytes(event)
+        elif event.opcode is Opcode.PING:
+            self.handle_ping()
+        elif event.opcode is Opcode.PONG:
+            self.handle_pong(event)
+        else:
+            self.handle_close(event)
 
     def _holding(self) -> bool:
         # A message waits for the app (uvicorn's read_paused), or the frame rate is spent.
@@ -200,7 +229,7 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
         message = await self.queue.get()
         if self.read_paused and self.queue.empty():
             self.read_paused = False
-            self._feed()  # the rest of the read first, then the socket
+            self._feed()  # what was read and parsed first, then the socket
         return message
 
     def _release(self) -> None:
@@ -229,6 +258,7 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
             log.warning("closed a WebSocket client (%d): %s; %d so far", code, reason, cls._refused)
         self._refused_frames = True
         self._unparsed.clear()
+        self._events.clear()
         self.conn.fail(code, reason[:120])  # a close reason fits in 123 bytes
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
