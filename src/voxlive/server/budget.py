@@ -60,6 +60,14 @@ class TokenBucket:
         self._tokens -= units
         return 0.0 if self._tokens >= 0 else -self._tokens / rate
 
+    def grant(self, now: float, wanted: int) -> int:
+        """Spend up to ``wanted`` whole units, as many as there are; how many were granted."""
+        self.take(now, 0.0)  # refill
+        assert self._tokens is not None
+        granted = max(0, min(wanted, int(self._tokens)))
+        self._tokens -= granted
+        return granted
+
 
 def units(size_bytes: int) -> float:
     """What one message of ``size_bytes`` costs: one unit, plus one per 64 KiB it carries."""

@@ -218,8 +218,15 @@ class Connection:
                 f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
                 "starting a new stream",
             )
-        elif started.last_seq is not None:
-            self._replay.extend(found[0].replay(started.last_seq))  # sent right after ready
+        elif started.last_seq is not None:  # sent right after ready, the newest if limited
+            missed = found[0].replay(started.last_seq)
+            now = asyncio.get_running_loop().time()
+            granted = self.service.registry.replays(stream_id, len(missed), now)
+            if granted < len(missed):
+                self._error("replay_limited", f"expected to replay {len(missed)} results, but "
+                            f"this stream's replays are rate-limited; replaying the newest "
+                            f"{granted}")  # fmt: skip
+            self._replay.extend(missed[len(missed) - granted :])
         return found
 
     # ---- reading ----------------------------------------------------------------------------
