@@ -323,7 +323,7 @@ class Connection:
             stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
             fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
             sample_rate=self.order.format.sample_rate, resumed=self._resumed,
-            model_sample_rate=info.sample_rate,
+            model_sample_rate=info.sample_rate, smoothing=s.smoothing,
         )  # fmt: skip
 
     def _error(self, code: str, message: str) -> None:
