@@ -11,7 +11,7 @@ import {
 
 export type ConnState =
   | { kind: "idle" }
-  | { kind: "connecting"; attempt: number }
+  | { kind: "connecting"; attempt: number; unreachable?: boolean } // unreachable: as below, after a failed try
   | { kind: "open" }
   | { kind: "stopping" }
   // retryAtMs: when the next attempt starts, on the client's clock (`now`), for a countdown.
@@ -70,7 +70,11 @@ export class StreamClient {
   connect(): void {
     if (this.ws) return;
     this.attempt += 1;
-    this.set({ kind: "connecting", attempt: this.attempt });
+    this.set({
+      kind: "connecting",
+      attempt: this.attempt,
+      ...(this.attempt > 1 && !this.opened ? { unreachable: true } : {}),
+    });
     const create = this.options.createSocket ?? ((url: string) => new WebSocket(url));
     let ws: WebSocket;
     try {
