@@ -63,7 +63,8 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
 ) -> None:
     """Items 1, 4, 7, 10 of #26: a new stream's results (seq from 0 again) are shown, not dropped
     as replays; the outage is a "no data" row, counted in the summary; the label's delay is
-    what a person waits; ambient reads "no speech" without a confidence; Stop reads Stopped."""
+    what a person waits; ambient reads "no speech" without a confidence; a tentative label
+    leads the headline; Stop reads Stopped."""
     browser = await launch(pw, quiet_then_female(tmp_path), loop=True)
     try:
         async with running_server(web_dir=str(DIST)) as srv:
@@ -80,6 +81,10 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
             # Silence first: "no speech", with no confidence (the gate decided, not the model).
             await expect(page.get_by_test_id("label")).to_have_text("no speech", timeout=15_000)
             await expect(page.get_by_test_id("confidence")).to_have_count(0)
+            # The raw windows flip first: a faint tentative label, which the headline then commits.
+            await expect(page.get_by_test_id("tentative")).to_have_text(
+                re.compile(r"→ (fe)?male\?"), timeout=30_000
+            )
             await expect(page.get_by_test_id("label")).to_have_text("female", timeout=30_000)
             # What a person waits for a label, in tenths of seconds; server ms under Details.
             latency = page.get_by_test_id("latency")

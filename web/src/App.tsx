@@ -27,7 +27,7 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson } from "./state/export";
-import { headline, logRows, newStreamAt, summarize } from "./state/results";
+import { headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
 import { followDelay } from "./state/timing";
 
 function download(name: string, type: string, text: string): void {
@@ -103,6 +103,7 @@ export function App() {
       </header>
       <LabelCard
         headline={headline(view)}
+        tentative={tentative(view)}
         current={view.current}
         labels={labels}
         live={live}

@@ -4,6 +4,7 @@ import { delayText, type FollowDelay } from "../state/timing";
 
 interface Props {
   headline: Headline | null;
+  tentative: string | null; // the latest raw label, while it differs from the headline
   current: ResultMessage | null; // the latest window, for the details
   labels: string[];
   live: boolean; // results are arriving now; otherwise what is shown is greyed and dated
@@ -30,6 +31,7 @@ function seconds(ms: number): string {
 /** The label a person should believe, its own confidence and how long it has held; the raw window behind Details. */
 export function LabelCard({
   headline,
+  tentative,
   current,
   labels,
   live,
@@ -56,6 +58,15 @@ export function LabelCard({
       <div className={`label-big ${headline ? "" : "muted"}`} data-testid="label" aria-hidden="true">
         {headline ? labelText(headline.label) : "—"}
       </div>
+      {live && tentative !== null && (
+        <div
+          className="tentative small"
+          data-testid="tentative"
+          title="the latest window; the headline follows once most recent windows agree"
+        >
+          → {labelText(tentative)}?
+        </div>
+      )}
       {headline ? (
         <div className="label-facts">
           {!quiet && (

@@ -14,6 +14,7 @@ import {
   resultsReducer,
   type ResultsView,
   summarize,
+  tentative,
   TIMELINE_MS,
 } from "./results";
 
@@ -95,10 +96,24 @@ describe("resultsReducer", () => {
     ]);
     const sum = summarize(s);
     expect(sum?.noDataMs).toBe(4500);
+    const ended = summarize(resultsReducer(s, at(endMessage({ windows: 3 }), 600)));
+    expect(ended?.windows).toBe(2 + 3); // the first stream's results, then the last one's end
     expect(sum?.perLabelMs).toEqual([
       ["male", 1500],
       ["female", 1000],
     ]);
+  });
+
+  it("offers the latest raw label as tentative while it differs from the headline", () => {
+    let s = [result(0, "male"), result(1, "male"), result(2, "male")].reduce(
+      (state, message) => resultsReducer(state, { type: "message", message, atMs: 0 }),
+      emptyResults,
+    );
+    expect(tentative(s)).toBeNull();
+    s = resultsReducer(s, { type: "message", message: result(3, "female", { smoothed: "male" }), atMs: 0 });
+    expect(headline(s)?.label).toBe("male");
+    expect(tentative(s)).toBe("female");
+    expect(tentative(emptyResults)).toBeNull();
   });
 
   it("calls ambient 'no speech' everywhere", () => {

@@ -242,6 +242,18 @@ export function headline(state: ResultsView): Headline | null {
   return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
 }
 
+/**
+ * Where the headline may be going: the latest raw window's label while it differs from the
+ * headline (which changes only once most recent windows agree), else null. Shown faint and
+ * tentative; the headline commits it, or the next windows take it back.
+ */
+export function tentative(state: ResultsView): string | null {
+  const held = headline(state);
+  const raw = state.current;
+  if (!held || !raw || raw.label === held.label) return null;
+  return raw.label;
+}
+
 function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
   const last = state.segments[state.segments.length - 1];
   if (!last) return null;
@@ -318,7 +330,8 @@ export function summarize(state: ResultsView): Summary | null {
   const noDataMs = state.gaps.reduce((sum, g) => sum + g.endMs - g.startMs, 0);
   return {
     perLabelMs: [...per.entries()].sort((a, b) => b[1] - a[1]),
-    windows: end?.windows ?? state.results.length,
+    // `end` counts the last stream's windows; the streams before it count by their results.
+    windows: end ? (state.streams.at(-1)?.firstResult ?? 0) + end.windows : state.results.length,
     droppedWindows: end?.dropped_windows ?? 0,
     droppedResults: end?.dropped_results ?? 0,
     unsentMs: state.unsentMs,
