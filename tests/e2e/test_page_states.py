@@ -69,7 +69,7 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
     try:
         async with running_server(web_dir=str(DIST)) as srv:
             port = int(srv.url.rsplit(":", 1)[1])
-            context = await browser.new_context(permissions=["microphone"], viewport=DESKTOP)  # type: ignore[list-item]
+            context = await browser.new_context(permissions=["microphone"], viewport=DESKTOP)  # type: ignore[arg-type]
             page = await context.new_page()
             console: list[str] = []
             page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
@@ -199,7 +199,7 @@ async def test_server_down_at_load_says_unreachable_and_counts_the_audio_it_miss
     browser = await launch(pw, quiet_then_female(tmp_path), loop=True)
     try:
         async with FrontDoor(port) as door:
-            context = await browser.new_context(permissions=["microphone"], viewport=DESKTOP)  # type: ignore[list-item]
+            context = await browser.new_context(permissions=["microphone"], viewport=DESKTOP)  # type: ignore[arg-type]
             page = await context.new_page()
             await page.goto(door.url + "/")
             await expect(page.get_by_test_id("server-unreachable")).to_contain_text(
@@ -263,7 +263,7 @@ async def test_a_microphone_failure_shows_only_the_microphone_problem(pw: object
         try:
             async with running_server(web_dir=str(DIST)) as srv:
                 context = await browser.new_context(
-                    permissions=["microphone"] if grant else [],  # type: ignore[list-item]
+                    permissions=["microphone"] if grant else [],
                     viewport=DESKTOP,  # type: ignore[arg-type]
                     color_scheme="dark",
                 )  # fmt: skip
