@@ -2,7 +2,14 @@ import { useEffect, useState } from "react";
 import { Controls, ExportButtons } from "./components/Controls";
 import { LabelCard } from "./components/LabelCard";
 import { LevelMeter } from "./components/LevelMeter";
-import { ConfirmDiscard, DropNotice, ErrorList, ServerLine, StartingNotice } from "./components/Notices";
+import {
+  ConfirmDiscard,
+  DropNotice,
+  ErrorList,
+  NewStreamNotice,
+  ServerLine,
+  StartingNotice,
+} from "./components/Notices";
 import { SegmentLog, SummaryCard } from "./components/Segments";
 import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
@@ -20,7 +27,8 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson } from "./state/export";
-import { headline, segmentLog, summarize } from "./state/results";
+import { headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
+import { followDelay } from "./state/timing";
 
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -34,7 +42,9 @@ function download(name: string, type: string, text: string): void {
 /** Why results are not live, in a few words. */
 function notLiveReason(phase: Phase): string {
   const conn = connState(phase);
-  if (conn.kind === "reconnecting") return serverStarting(phase) ? "server starting" : "connection lost";
+  if (conn.kind === "reconnecting") {
+    return serverStarting(phase) ? "server starting" : conn.unreachable ? "server unreachable" : "connection lost";
+  }
   if (conn.kind === "connecting") return "connecting";
   if (phase.kind === "file" && phase.progress >= 1) return "file finished";
   if (phase.kind === "mic" && phase.mic.kind === "error") return "microphone error";
@@ -58,6 +68,8 @@ export function App() {
   const starting = !view.ready && (serverStarting(v.phase) || view.starting);
   const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
   const summary = !busy ? summarize(view) : null;
+  const restartAt = newStreamAt(view);
+  const host = wsUrl ? new URL(wsUrl).host : null;
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
   const meta: ExportMeta = {
     model: view.ready?.model ?? v.server?.model ?? null,
@@ -83,17 +95,22 @@ export function App() {
     <main>
       <header>
         <h1>voxlive</h1>
-        <ServerLine server={v.server} ready={view.ready} />
+        <p className="small muted" data-testid="about">
+          Says live whether the voice at your microphone, or in an audio file, is male or female, or that there is no
+          speech. The audio is sent to the server{host ? ` at ${host}` : ""} to be classified.
+        </p>
+        <ServerLine server={v.server} ready={view.ready} url={wsUrl} />
       </header>
       <LabelCard
         headline={headline(view)}
+        tentative={tentative(view)}
         current={view.current}
         labels={labels}
         live={live}
         ageMs={view.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - view.lastAtMs) : null}
         why={notLiveReason(v.phase)}
         latencyMs={view.latencyMs}
-        windowMs={view.ready?.window_ms ?? null}
+        follow={view.ready ? followDelay(view.ready, view.latencyMs) : null}
         busy={busy}
         serverLatencyMs={view.serverLatencyMs}
       />
@@ -101,7 +118,8 @@ export function App() {
       <LevelMeter level={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} />
+      {restartAt !== null && <NewStreamNotice atMs={restartAt} />}
+      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} gaps={view.gaps} />
       {pending && (
         <ConfirmDiscard
           results={view.results.length}
@@ -124,7 +142,7 @@ export function App() {
         fileProgressText={fileProgressText(v.phase)}
       />
       {summary && view.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={segmentLog(view)} live={live} />
+      <SegmentLog entries={logRows(view)} live={live} />
       <Timeline points={view.timeline} labels={labels} live={live} />
       <ExportButtons disabled={!view.results.length} onCsv={exportCsv} onJson={exportJson} />
     </main>

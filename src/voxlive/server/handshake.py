@@ -121,5 +121,5 @@ def ready_message(
     return messages.ready(
         stream_id=stream_id, model=info.name, backend=info.backend, labels=info.labels,
         fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms, sample_rate=sample_rate,
-        resumed=resumed, model_sample_rate=info.sample_rate,
+        resumed=resumed, model_sample_rate=info.sample_rate, smoothing=s.smoothing,
     )  # fmt: skip

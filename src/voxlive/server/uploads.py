@@ -136,6 +136,7 @@ def _answer(settings: Settings, info: ModelInfo, samples: int, done: Classified)
         stream_id=done.end["stream_id"], model=info.name, backend=info.backend,
         labels=info.labels, fallback=info.fallback, window_ms=settings.window_ms,
         hop_ms=settings.hop_ms, sample_rate=info.sample_rate, model_sample_rate=info.sample_rate,
+        smoothing=settings.smoothing,
     )  # fmt: skip
     return JSONResponse(
         {

@@ -52,7 +52,7 @@ async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> N
     assert ready == {
         "type": "ready", "stream_id": conn.id, "model": "fake", "backend": "fake",
         "labels": ["a", "b"], "fallback": None, "window_ms": 200, "hop_ms": 100,
-        "sample_rate": RATE, "model_sample_rate": RATE, "resumed": False,
+        "sample_rate": RATE, "model_sample_rate": RATE, "smoothing": 4, "resumed": False,
     }  # fmt: skip
     results = ws.of("result")
     assert [(r["seq"], r["start_ms"], r["end_ms"]) for r in results] == [

@@ -134,7 +134,7 @@ def test_a_file_gets_its_stream_s_messages_with_the_model_it_ran_on() -> None:
         "ready": {
             "type": "ready", "stream_id": "file-7", "model": "m", "backend": "onnx",
             "labels": ["zeta", "alpha"], "fallback": "no hub", "window_ms": 200, "hop_ms": 100,
-            "sample_rate": 16_000, "model_sample_rate": 16_000, "resumed": False,
+            "sample_rate": 16_000, "model_sample_rate": 16_000, "smoothing": 4, "resumed": False,
         },
         "results": [timeline[0], timeline[2]], "segments": [timeline[1]], "end": END,
     }  # fmt: skip

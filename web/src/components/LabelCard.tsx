@@ -1,21 +1,19 @@
 import type { ResultMessage } from "../protocol/messages";
-import type { Headline } from "../state/results";
+import { AMBIENT, type Headline, labelText } from "../state/results";
+import { delayText, type FollowDelay } from "../state/timing";
 
 interface Props {
   headline: Headline | null;
+  tentative: string | null; // the latest raw label, while it differs from the headline
   current: ResultMessage | null; // the latest window, for the details
   labels: string[];
   live: boolean; // results are arriving now; otherwise what is shown is greyed and dated
   ageMs: number | null; // since the latest result arrived
   why: string; // why it is not live ("stopped", "reconnecting", "file done")
   latencyMs: number | null; // audio end → label on screen
-  windowMs: number | null; // how much audio one label covers
+  follow: FollowDelay | null; // how long after a voice the headline shows it (null before ready)
   busy: boolean; // something runs: waiting for a first result rather than for the person
   serverLatencyMs: number | null;
-}
-
-function delay(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function ago(ms: number): string {
@@ -33,17 +31,19 @@ function seconds(ms: number): string {
 /** The label a person should believe, its own confidence and how long it has held; the raw window behind Details. */
 export function LabelCard({
   headline,
+  tentative,
   current,
   labels,
   live,
   ageMs,
   why,
   latencyMs,
-  windowMs,
+  follow,
   serverLatencyMs,
   busy,
 }: Props) {
   const stale = headline !== null && !live;
+  const quiet = headline?.label === AMBIENT; // no speech: a confidence would mean nothing
   return (
     <section
       className={`card label-card ${headline ? `label-${headline.label}` : ""} ${stale ? "stale" : ""}`}
@@ -53,25 +53,41 @@ export function LabelCard({
     >
       {/* Announced when the label changes, and only then: the text is the label alone. */}
       <p className="visually-hidden" aria-live="polite" data-testid="announce">
-        {headline?.label ?? ""}
+        {headline ? labelText(headline.label) : ""}
       </p>
       <div className={`label-big ${headline ? "" : "muted"}`} data-testid="label" aria-hidden="true">
-        {headline?.label ?? "—"}
+        {headline ? labelText(headline.label) : "—"}
       </div>
+      {live && tentative !== null && (
+        <div
+          className="tentative small"
+          data-testid="tentative"
+          title="the latest window; the headline follows once most recent windows agree"
+        >
+          → {labelText(tentative)}?
+        </div>
+      )}
       {headline ? (
         <div className="label-facts">
-          <span data-testid="confidence">confidence {(headline.confidence * 100).toFixed(0)}%</span>
-          <span className="sep" aria-hidden="true">
-            ·
-          </span>
+          {!quiet && (
+            <>
+              <span data-testid="confidence">confidence {(headline.confidence * 100).toFixed(0)}%</span>
+              <span className="sep" aria-hidden="true">
+                ·
+              </span>
+            </>
+          )}
           <span data-testid="held">for {seconds(headline.heldMs)}</span>
-          {live && latencyMs !== null && (
+          {live && follow !== null && (
             <>
               <span className="sep" aria-hidden="true">
                 ·
               </span>
-              <span data-testid="latency" title="from the end of the window's audio to the label on screen">
-                on screen {delay(latencyMs)} after its audio{windowMs ? ` (a ${seconds(windowMs)} window)` : ""} ended
+              <span
+                data-testid="latency"
+                title="A label covers a window of audio, and the headline changes only once most recent windows agree"
+              >
+                follows a voice about {delayText(follow)} after it begins
               </span>
             </>
           )}
@@ -90,27 +106,33 @@ export function LabelCard({
         <details className="details" data-testid="details">
           <summary>Window details</summary>
           <p className="small">
-            Latest window (raw, before smoothing): <strong data-testid="raw-label">{current.label}</strong>
-            {current.gated ? " (no speech: not sent to the model)" : ""} · {(current.start_ms / 1000).toFixed(1)}–
-            {(current.end_ms / 1000).toFixed(1)} s
+            Latest window (raw, before smoothing): <strong data-testid="raw-label">{labelText(current.label)}</strong>
+            {current.gated ? " (the speech detector heard none: not sent to the model)" : ""} ·{" "}
+            {(current.start_ms / 1000).toFixed(1)}–{(current.end_ms / 1000).toFixed(1)} s
           </p>
-          {labels.map((l) => {
-            const p = current.scores[l] ?? 0;
-            return (
-              <div className="bar-row small" key={l}>
-                <span className="bar-name">{l}</span>
-                <span className="bar">
-                  <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
-                </span>
-                <span className="bar-value">{(p * 100).toFixed(0)}%</span>
-              </div>
-            );
-          })}
+          {!current.gated &&
+            labels.map((l) => {
+              const p = current.scores[l] ?? 0;
+              return (
+                <div className="bar-row small" key={l}>
+                  <span className="bar-name">{l}</span>
+                  <span className="bar">
+                    <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
+                  </span>
+                  <span className="bar-value">{(p * 100).toFixed(0)}%</span>
+                </div>
+              );
+            })}
           <p className="small muted">
             Server time for this window: {serverLatencyMs !== null ? `${Math.round(serverLatencyMs)} ms` : "—"}
-            {latencyMs !== null ? ` · audio end to screen: ${Math.round(latencyMs)} ms` : ""}. Each label covers{" "}
-            {((current.end_ms - current.start_ms) / 1000).toFixed(1)} s of audio, and the headline changes only once
-            most recent windows agree, so a new speaker shows up a second or two after they begin.
+            {latencyMs !== null && (
+              <>
+                {" "}
+                · audio end to screen: <span data-testid="delivery">{Math.round(latencyMs)} ms</span>
+              </>
+            )}
+            . Each label covers {((current.end_ms - current.start_ms) / 1000).toFixed(1)} s of audio, and the headline
+            changes only once most recent windows agree, so a new speaker shows up a second or two after they begin.
           </p>
         </details>
       )}

@@ -1,6 +1,7 @@
 // A thin React adapter: the page's PageController, read with useSyncExternalStore.
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+export { useNow } from "./useNow";
 import { pageToken } from "../config";
 import { createBrowserController } from "../controller/browser";
 
@@ -27,16 +28,4 @@ export function useVoxlive(wsUrl: string | null) {
   const retryNow = useCallback(() => controller.retryNow(), [controller]);
   const markExported = useCallback(() => controller.markExported(), [controller]);
   return { ...snapshot, unexported: controller.unexported, startMic, stop, streamFile, retryNow, markExported };
-}
-
-/** performance.now(), refreshed every `everyMs` while `running` (for "3 s ago"). */
-export function useNow(everyMs: number, running: boolean): number {
-  const [now, setNow] = useState(() => performance.now());
-  useEffect(() => {
-    if (!running) return;
-    setNow(performance.now());
-    const id = setInterval(() => setNow(performance.now()), everyMs);
-    return () => clearInterval(id);
-  }, [everyMs, running]);
-  return now;
 }

@@ -11,6 +11,31 @@ import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMes
 export const TIMELINE_MS = 60_000; // the chart shows the last minute of audio
 export const MAX_RESULTS = 20_000; // kept for export; the oldest are dropped beyond this
 export const AMBIENT = "ambient";
+export const NO_SPEECH = "no speech"; // the one name the page gives `ambient` (gated or quiet windows)
+export const MIN_GAP_MS = 100; // less missing audio than this is not shown as a gap
+
+/** A label as the page writes it: `ambient` is "no speech" everywhere (headline, legend, log, summary). */
+export function labelText(label: string): string {
+  return label === AMBIENT ? NO_SPEECH : label;
+}
+
+/**
+ * Audio of this run that no stream classified, on the page's axis: before the first stream
+ * (`unreachable`: the server could not be reached yet) or between two streams (`outage`: the
+ * connection or the server went away and the new stream does not continue the old one).
+ */
+export interface Gap {
+  startMs: number;
+  endMs: number;
+  reason: "unreachable" | "outage";
+}
+
+/** One server stream of the run: results from `firstResult` (an index into `results`) on are its. */
+export interface StreamSpan {
+  streamId: string;
+  offsetMs: number; // where its audio time 0 lies on the page's axis
+  firstResult: number;
+}
 
 export interface TimelinePoint {
   startMs: number; // audio time of the window on the page's axis (offset for restarted streams)
@@ -45,11 +70,16 @@ export interface ResultsView {
   lastAtMs: number | null; // when the latest result arrived (page clock, ms)
   offsetMs: number; // added to the current stream's audio time
   audioEndMs: number; // the latest window end on the page's axis
+  streams: StreamSpan[]; // the run's server streams (a resume continues one), oldest first
+  gaps: Gap[]; // audio no stream classified, in order (for the log, the summary and exports)
 }
 
 export type ResultsAction =
   | { type: "reset" }
-  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null }
+  // streamStartMs (a `ready` only): where the stream's audio time 0 lies on the page's axis, from
+  // the page's own count of the audio it captured; without it a new stream goes after the old
+  // one, one outage (by the clock) later.
+  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null; streamStartMs?: number | null }
   | { type: "unreadable"; problem: string } // a server message failed the parser (ProtocolError)
   | { type: "unsent"; totalMs: number }; // the page's queue dropped audio; total so far this run
 
@@ -74,6 +104,8 @@ export const emptyResults: ResultsView = {
   lastAtMs: null,
   offsetMs: 0,
   audioEndMs: 0,
+  streams: [],
+  gaps: [],
 };
 
 /** The probability `result` gives `label` (the server's segment confidence uses the same rule). */
@@ -99,9 +131,14 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   const timeline = [...state.timeline, { startMs, endMs, result: r, breakBefore }].filter(
     (p) => p.endMs >= endMs - TIMELINE_MS,
   );
-  const results = state.results.length >= MAX_RESULTS ? [...state.results.slice(1), r] : [...state.results, r];
+  const full = state.results.length >= MAX_RESULTS;
+  const results = full ? [...state.results.slice(1), r] : [...state.results, r];
+  const streams = full
+    ? state.streams.map((s) => ({ ...s, firstResult: Math.max(0, s.firstResult - 1) }))
+    : state.streams;
   return {
     ...state,
+    streams,
     current: r,
     open: extendOpen(state.open, r, startMs, endMs),
     timeline,
@@ -112,6 +149,54 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
     lastAtMs: atMs,
     audioEndMs: Math.max(state.audioEndMs, endMs),
   };
+}
+
+/**
+ * A stream began. A resume continues the current one. A new one (the server forgot the old one:
+ * a restart) starts its audio time and its `seq` at 0 again; it is placed on the page's axis where
+ * its first sample was captured (`streamStartMs`), and the audio between the old stream's last
+ * window and that point is a gap: nobody classified it.
+ */
+function onReady(state: ResultsView, message: ReadyMessage, atMs: number, streamStartMs: number | null): ResultsView {
+  const connected = { ...state, ready: message, end: null, errors: [], starting: false }; // earlier problems are over
+  if (message.resumed && state.streams.length > 0) return connected;
+  const first = state.streams.length === 0 && state.results.length === 0;
+  const outageMs = state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
+  const offsetMs = streamStartMs ?? (first ? state.offsetMs : state.audioEndMs + outageMs);
+  const gapFrom = first ? 0 : state.audioEndMs;
+  const gaps =
+    offsetMs - gapFrom >= MIN_GAP_MS
+      ? [...state.gaps, { startMs: gapFrom, endMs: offsetMs, reason: first ? "unreachable" : "outage" } as Gap]
+      : state.gaps;
+  // The old stream's open segment will never be closed by its server: it ends where its audio did.
+  const o = state.open;
+  const closed: SegmentMessage[] =
+    o && !first
+      ? [
+          {
+            type: "segment",
+            label: o.label,
+            start_ms: o.startMs,
+            end_ms: o.endMs,
+            confidence: o.confidenceSum / o.windows,
+            windows: o.windows,
+          },
+        ]
+      : [];
+  return {
+    ...connected,
+    offsetMs,
+    open: null,
+    gaps,
+    segments: [...state.segments, ...closed],
+    streams: [...state.streams, { streamId: message.stream_id, offsetMs, firstResult: state.results.length }],
+    audioEndMs: Math.max(state.audioEndMs, offsetMs),
+  };
+}
+
+/** Whether the latest stream is not the run's first: a new stream began (the old was forgotten). */
+export function newStreamAt(state: ResultsView): number | null {
+  return state.streams.length > 1 ? state.streams[state.streams.length - 1].offsetMs : null;
 }
 
 function withError(state: ResultsView, code: string, message: string): ResultsView {
@@ -126,21 +211,8 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
   }
   const { message, atMs } = action;
   switch (message.type) {
-    case "ready": {
-      // A new stream (not a resumed one) after earlier results: the server forgot the old one.
-      // Its audio time starts at 0 again, so it goes after the old audio, one outage later.
-      const restarted = !message.resumed && state.results.length > 0;
-      const outageMs = restarted && state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
-      return {
-        ...state,
-        ready: message,
-        end: null,
-        errors: [], // connected again: earlier problems are over
-        starting: false,
-        offsetMs: restarted ? state.audioEndMs + outageMs : state.offsetMs,
-        open: restarted ? null : state.open,
-      };
-    }
+    case "ready":
+      return onReady(state, message, atMs, action.streamStartMs ?? null);
     case "result":
       return onResult(state, message, atMs, action.latencyMs ?? null);
     case "segment": {
@@ -170,6 +242,18 @@ export function headline(state: ResultsView): Headline | null {
   return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
 }
 
+/**
+ * Where the headline may be going: the latest raw window's label while it differs from the
+ * headline (which changes only once most recent windows agree), else null. Shown faint and
+ * tentative; the headline commits it, or the next windows take it back.
+ */
+export function tentative(state: ResultsView): string | null {
+  const held = headline(state);
+  const raw = state.current;
+  if (!held || !raw || raw.label === held.label) return null;
+  return raw.label;
+}
+
 function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
   const last = state.segments[state.segments.length - 1];
   if (!last) return null;
@@ -182,9 +266,16 @@ function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
   };
 }
 
-/** Closed segments, then the one still open (not yet closed by the server), for the log. */
-export function segmentLog(state: ResultsView): { seg: SegmentMessage; open: boolean }[] {
-  const out = state.segments.map((seg) => ({ seg, open: false }));
+/** A row of the segment log: a segment of the smoothed label, or a stretch with no data. */
+export interface LogEntry {
+  seg: SegmentMessage; // for a gap: its times, label "", no windows
+  open: boolean; // the segment still held (not yet closed by the server)
+  gap: Gap | null;
+}
+
+/** Closed segments, then the one still open (not yet closed by the server). */
+export function segmentLog(state: ResultsView): LogEntry[] {
+  const out: LogEntry[] = state.segments.map((seg) => ({ seg, open: false, gap: null }));
   const o = state.open;
   const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
   if (o && o.endMs > lastEnd) {
@@ -198,9 +289,26 @@ export function segmentLog(state: ResultsView): { seg: SegmentMessage; open: boo
         windows: o.windows,
       },
       open: true,
+      gap: null,
     });
   }
   return out;
+}
+
+/** The log the page shows: the segments and, in time order among them, the gaps (no data). */
+export function logRows(state: ResultsView): LogEntry[] {
+  const gaps = state.gaps.map((gap): LogEntry => {
+    const seg: SegmentMessage = {
+      type: "segment",
+      label: "",
+      start_ms: gap.startMs,
+      end_ms: gap.endMs,
+      confidence: 0,
+      windows: 0,
+    };
+    return { seg, open: false, gap };
+  });
+  return [...segmentLog(state), ...gaps].sort((a, b) => a.seg.start_ms - b.seg.start_ms);
 }
 
 export interface Summary {
@@ -209,6 +317,7 @@ export interface Summary {
   droppedWindows: number; // cut but never classified (the server fell behind)
   droppedResults: number; // classified but never sent
   unsentMs: number; // audio the page dropped while the connection was down: the server never had it
+  noDataMs: number; // audio in gaps: no stream classified it (the page's count; unsentMs is part of it)
   durationMs: number;
 }
 
@@ -218,12 +327,16 @@ export function summarize(state: ResultsView): Summary | null {
   const per = new Map<string, number>();
   for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
   const end = state.end;
+  const noDataMs = state.gaps.reduce((sum, g) => sum + g.endMs - g.startMs, 0);
   return {
     perLabelMs: [...per.entries()].sort((a, b) => b[1] - a[1]),
-    windows: end?.windows ?? state.results.length,
+    // `end` counts the last stream's windows; the streams before it count by their results.
+    windows: end ? (state.streams.at(-1)?.firstResult ?? 0) + end.windows : state.results.length,
     droppedWindows: end?.dropped_windows ?? 0,
     droppedResults: end?.dropped_results ?? 0,
     unsentMs: state.unsentMs,
-    durationMs: end?.duration_ms ?? state.audioEndMs,
+    noDataMs,
+    // The run's audio on the page's axis: the last stream's own length after where it began.
+    durationMs: end ? Math.max(state.audioEndMs, state.offsetMs + end.duration_ms) : state.audioEndMs,
   };
 }
