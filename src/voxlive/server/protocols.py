@@ -39,10 +39,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
-from voxlive.server.budget import FrameBudget
+from voxlive.server.budget import FrameBudget, TokenBucket
 
 log = logging.getLogger("voxlive")
 FEED_BYTES = 4096  # parsed at a time: ~680 of the smallest frames
+CONNECT_RATE_PER_S = 50.0  # new connections per client address, after a burst
+CONNECT_RATES_KEPT = 4096  # addresses whose connect rate is remembered
 
 
 class GuardedHttp(H11Protocol):
@@ -61,6 +63,7 @@ class GuardedHttp(H11Protocol):
     # Open sockets per peer address, shared with the WebSocket class (an upgraded socket stays
     # counted until it closes). Counters (``cls._refused += 1``) write on the configured class.
     per_source: ClassVar[Counter[str]] = Counter()
+    connect_rates: ClassVar[dict[str, TokenBucket]] = {}  # per address, most recent last
     _refused = 0
     _evicted = 0
 
@@ -69,31 +72,34 @@ class GuardedHttp(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._source = self.client[0] if self.client else ""
         self._counted = self._going = False
-        if not self._admit():
+        refusal = self._admit()
+        if refusal is not None:
             cls = type(self)
             cls._refused += 1
             if cls._refused & (cls._refused - 1) == 0:
-                log.warning(
-                    "refused a connection from %s: %d open (limit %d), %d from it (limit %d); "
-                    "%d so far", self._source, len(self.connections) - 1, self.max_connections,
-                    self.per_source[self._source], self.max_per_source, cls._refused,
-                )  # fmt: skip
+                log.warning("refused a connection from %s: %s; %d so far",
+                            self._source, refusal, cls._refused)  # fmt: skip
             transport.abort()  # its descriptor is free again at once
             return
         self._counted = True
         self.per_source[self._source] += 1
         self._arm_deadline()
 
-    def _admit(self) -> bool:
-        """Room for this connection, pushing out the oldest idle socket it competes with."""
+    def _admit(self) -> str | None:
+        """Why this connection is refused, or None: it is within its address's connect rate,
+        and there is room for it, made by pushing out the oldest idle socket it competes
+        with if need be."""
+        trusted = _within(self._source, self.trusted)
+        if not trusted and not self._connect_allowed():
+            return f"more than {CONNECT_RATE_PER_S:g} new connections a second from it"
         over_all = len(self.connections) - 1 >= self.max_connections
         over_source = (
             self.max_per_source > 0
-            and not _within(self._source, self.trusted)
+            and not trusted
             and self.per_source[self._source] >= self.max_per_source
         )
         if not (over_all or over_source):
-            return True
+            return None
         http = [c for c in self.connections if isinstance(c, GuardedHttp) and c is not self]
         idle = [
             c for c in http
@@ -101,7 +107,10 @@ class GuardedHttp(H11Protocol):
             and c.conn.their_state is h11.IDLE and (not over_source or c._source == self._source)
         ]  # fmt: skip
         if not idle:
-            return False
+            return (
+                f"{len(self.connections) - 1} open (limit {self.max_connections}), "
+                f"{self.per_source[self._source]} from it (limit {self.max_per_source}), none idle"
+            )
         victim = min(idle, key=lambda c: c._opened_at)
         victim._going = True  # its connection_lost comes on the next loop turn
         victim.transport.abort()
@@ -109,7 +118,19 @@ class GuardedHttp(H11Protocol):
         cls._evicted += 1
         if cls._evicted & (cls._evicted - 1) == 0:
             log.warning("closed an idle socket to make room for a new one; %d so far", cls._evicted)
-        return True
+        return None
+
+    def _connect_allowed(self) -> bool:
+        """A new connection within its address's rate (``CONNECT_RATE_PER_S``, a burst of
+        ``max_per_source``): a socket is cheap to open and costs the server a handshake."""
+        rates, source = self.connect_rates, self._source
+        bucket = rates.pop(source, None) or TokenBucket(
+            CONNECT_RATE_PER_S, max(float(self.max_per_source), CONNECT_RATE_PER_S)
+        )
+        rates[source] = bucket  # the most recent last: the table forgets the least recent
+        if len(rates) > CONNECT_RATES_KEPT:
+            del rates[next(iter(rates))]
+        return bucket.take(self.loop.time(), 1.0) == 0.0
 
     def _between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -344,7 +365,7 @@ def guarded_protocols(
     per_source: Counter[str] = Counter()
     http = type("VoxliveHttp", (GuardedHttp,), {
         "header_timeout_s": header_timeout_s, "max_connections": max_connections,
-        "max_per_source": max_per_source, "per_source": per_source,
+        "max_per_source": max_per_source, "per_source": per_source, "connect_rates": {},
         "trusted": tuple(ip_network("::/0" if t == "*" else t, strict=False) for t in trusted)
         + ((ip_network("0.0.0.0/0"),) if "*" in trusted else ()),
     })  # fmt: skip

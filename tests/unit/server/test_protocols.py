@@ -101,6 +101,18 @@ async def test_one_address_past_its_share_pushes_out_its_own_idle_sockets_only()
         proto.connection_lost(None)
 
 
+async def test_new_connections_past_an_addresss_rate_are_refused_at_once() -> None:
+    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=1000, max_per_source=30)
+    state = ServerState()
+    conns = [_connect(http, state, peer="127.0.0.2") for _ in range(31)]
+    assert [t.aborted for _, t in conns] == [False] * 30 + [True]  # a burst of max_per_source
+    _, other = _connect(http, state, peer="127.0.0.3")
+    assert not other.aborted  # another address has its own rate
+    for proto, _ in conns:
+        proto.connection_lost(None)
+    assert http._refused == 1
+
+
 async def test_a_trusted_proxy_is_not_capped_per_source() -> None:
     http, _ = guarded_protocols(
         header_timeout_s=10.0, max_connections=10, max_per_source=1, trusted=("10.0.0.0/8",)
@@ -145,7 +157,8 @@ async def test_refused_connections_are_logged_at_every_power_of_two(
             assert transport.aborted
             refused.connection_lost(None)  # what asyncio does next for an aborted socket
     assert [r.getMessage() for r in caplog.records] == [
-        f"refused a connection from 127.0.0.1: 1 open (limit 1), 1 from it (limit 64); {n} so far"
+        f"refused a connection from 127.0.0.1: 1 open (limit 1), 1 from it (limit 64), none idle; "
+        f"{n} so far"
         for n in (1, 2, 4)
     ]
     assert state.connections == {kept}
