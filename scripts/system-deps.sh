@@ -10,7 +10,7 @@
 set -euo pipefail
 
 # command (looked up on PATH and in the sbin folders) or absolute file : the package providing it
-DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core buildah:buildah debootstrap:debootstrap"}
+DEPS=${VOXLIVE_SYSTEM_DEPS:-"chromium:chromium nginx:nginx haproxy:haproxy /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core buildah:buildah debootstrap:debootstrap"}
 
 have() {
   case $1 in
