@@ -407,6 +407,24 @@ async def test_a_lossless_stream_loses_no_window_where_a_live_one_sheds() -> Non
         assert (ends[how]["results"], ends[how]["dropped_windows"]) == (9, 0)
 
 
+async def test_a_lossless_stream_is_background_work_and_a_live_one_is_not() -> None:
+    kinds = {}
+    for how in ("live", "start", "query"):
+        async with service() as svc:
+            ws = FakeWebSocket(query={"lossless": "true"} if how == "query" else None)
+            if how == "start":
+                ws.text({"type": "start", "sample_rate": RATE, "lossless": True})
+            ws.audio(tone(100))
+            conn = Connection(ws, svc)  # type: ignore[arg-type]
+            task = asyncio.create_task(conn.run())
+            await eventually(lambda conn=conn: hasattr(conn, "stream"), "the stream open")  # type: ignore[misc]
+            await eventually(lambda conn=conn: conn.stream.samples_received > 0, "audio read")
+            kinds[how] = (conn.stream.lossless, conn.stream.background)
+            ws.text({"type": "stop"})
+            await asyncio.wait_for(task, 5_000 * MS)
+    assert kinds == {"live": (False, False), "start": (True, True), "query": (True, True)}
+
+
 class Timed(FakeWebSocket):
     """Records the loop time of every ``receive()``: when the server asked for more."""
 
