@@ -417,7 +417,7 @@ async def test_a_lossless_stream_is_background_work_and_a_live_one_is_not() -> N
             ws.audio(tone(100))
             conn = Connection(ws, svc)  # type: ignore[arg-type]
             task = asyncio.create_task(conn.run())
-            await eventually(lambda conn=conn: hasattr(conn, "stream"), "the stream open")  # type: ignore[misc]
+            await eventually(lambda conn=conn: hasattr(conn, "stream"), "the stream open")
             await eventually(lambda conn=conn: conn.stream.samples_received > 0, "audio read")
             kinds[how] = (conn.stream.lossless, conn.stream.background)
             ws.text({"type": "stop"})
