@@ -327,3 +327,22 @@ async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
     mib = 1024 * 1024
     print(f"\nserver RSS {before / mib:.0f} MiB, peak {peak / mib:.0f} MiB under {n} floods")
     assert peak - before < (FIRST_STREAMS_MIB + n * PER_CONNECTION_BOUND_MIB) * mib
+
+
+async def test_the_per_address_tables_hold_open_connections_only() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server() as srv:
+        http = srv.server.config.http
+        runs = await asyncio.gather(
+            *(stream_audio(srv.ws_url, female[:rate], rate, speed=0) for _ in range(3))
+        )
+        async with httpx.AsyncClient() as client:
+            await client.get(srv.url + "/healthz")
+            refused = await client.get(
+                srv.url + "/audio", headers={"Origin": "https://evil.example", "Upgrade": "websocket",
+                                             "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                                             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+            )  # fmt: skip
+        assert all(r.close_code == 1000 for r in runs) and refused.status_code == 403
+        await eventually(lambda: not http.per_source, "every socket uncounted")
+        assert srv.service.sources.tracked == 0
