@@ -15,7 +15,9 @@ The attacks (what each one tries to make the server spend):
   as soon as the server closes them (the connection cap as a lockout);
 - ``tiny-messages``: 48 connections from one address each sending valid one-sample audio
   frames as fast as they are read (budgets per connection only);
-- ``ping-flood``: pings as fast as the socket takes them, pongs read.
+- ``ping-flood``: pings as fast as the socket takes them, pongs read;
+- ``slowloris-8-sources``, ``tiny-messages-8-sources``: the same spread over eight addresses
+  (127.0.0.2–9), so no one address's limit applies: the server-wide ones must.
 """
 
 from __future__ import annotations
@@ -125,21 +127,38 @@ async def ping_flood(host: str, port: int, source: str, seconds: float) -> int:
     return await _until_closed(host, port, source, time.monotonic() + seconds, b"", batch)
 
 
-async def tiny_messages(host: str, port: int, source: str, seconds: float) -> int:
+def _sources(source: str, spread: int) -> list[str]:
+    """``spread`` loopback addresses from ``source`` on (127.0.0.2, 127.0.0.3, …)."""
+    first = ipaddress.ip_address(source)
+    return [str(first + i) for i in range(spread)]
+
+
+async def tiny_messages(host: str, port: int, source: str, seconds: float, spread: int = 1) -> int:
     one = frame(0x2, pcm16(np.full(1, 0.1, np.float32)))
-    deadline = time.monotonic() + seconds
-    runs = [_until_closed(host, port, source, deadline, b"", one * 256) for _ in range(48)]
+    deadline, addresses = time.monotonic() + seconds, _sources(source, spread)
+    runs = [_until_closed(host, port, addresses[i % spread], deadline, b"", one * 256)
+            for i in range(48)]  # fmt: skip
     return sum(await asyncio.gather(*runs))
 
 
-async def slowloris(host: str, port: int, source: str, seconds: float) -> int:
-    deadline, opened = time.monotonic() + seconds, 0
+async def tiny_messages_8_sources(host: str, port: int, source: str, seconds: float) -> int:
+    return await tiny_messages(host, port, source, seconds, spread=8)
 
-    async def hold() -> None:
+
+async def slowloris_8_sources(host: str, port: int, source: str, seconds: float) -> int:
+    return await slowloris(host, port, source, seconds, spread=8)
+
+
+async def slowloris(host: str, port: int, source: str, seconds: float, spread: int = 1) -> int:
+    deadline, opened, addresses = time.monotonic() + seconds, 0, _sources(source, spread)
+
+    async def hold(i: int) -> None:
         nonlocal opened
         while time.monotonic() < deadline:
             try:
-                reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=(addresses[i % spread], 0)
+                )
             except OSError:
                 await asyncio.sleep(0.05)
                 continue
@@ -151,7 +170,7 @@ async def slowloris(host: str, port: int, source: str, seconds: float) -> int:
             writer.transport.abort()
 
     with contextlib.suppress(TimeoutError):
-        await asyncio.gather(*(hold() for _ in range(512)))
+        await asyncio.gather(*(hold(i) for i in range(512)))
     return opened
 
 
@@ -161,6 +180,9 @@ ATTACKS: dict[str, Attack] = {
     "slowloris": slowloris,
     "tiny-messages": tiny_messages,
     "ping-flood": ping_flood,
+    # the same from eight addresses: the server's own budgets, not one address's
+    "slowloris-8-sources": slowloris_8_sources,
+    "tiny-messages-8-sources": tiny_messages_8_sources,
 }
 
 
