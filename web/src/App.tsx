@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Controls, ExportButtons } from "./components/Controls";
 import { LabelCard } from "./components/LabelCard";
 import { LevelMeter } from "./components/LevelMeter";
@@ -7,7 +7,8 @@ import { SegmentLog, SummaryCard } from "./components/Segments";
 import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
 import { loadWsUrl } from "./config";
-import { useNow, useVoxlive } from "./hooks/useVoxlive";
+import { type LevelSource, useLevel, useNow, useVoxlive } from "./hooks/useVoxlive";
+import { countRender } from "./render-count";
 import {
   connState,
   fileProgress,
@@ -19,7 +20,7 @@ import {
   serverStarting,
   type Phase,
 } from "./controller/phase";
-import { type ExportMeta, resultsToCsv, resultsToJson } from "./state/export";
+import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
 import { headline, segmentLog, summarize } from "./state/results";
 
 function download(name: string, type: string, text: string): void {
@@ -41,7 +42,13 @@ function notLiveReason(phase: Phase): string {
   return "stopped";
 }
 
+/** The meter, subscribed to the level by itself: 20 updates a second re-render this alone. */
+function LiveLevelMeter({ source }: { source: LevelSource }) {
+  return <LevelMeter level={useLevel(source)} />;
+}
+
 export function App() {
+  countRender("app");
   const [wsUrl, setWsUrl] = useState<string | null>(null);
   useEffect(() => {
     void loadWsUrl().then(setWsUrl);
@@ -58,6 +65,7 @@ export function App() {
   const starting = !view.ready && (serverStarting(v.phase) || view.starting);
   const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
   const summary = !busy ? summarize(view) : null;
+  const log = useMemo(() => segmentLog(view), [view.segments, view.open]); // eslint-disable-line react-hooks/exhaustive-deps
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
   const meta: ExportMeta = {
     model: view.ready?.model ?? v.server?.model ?? null,
@@ -65,13 +73,18 @@ export function App() {
     fallback: view.ready ? view.ready.fallback : (v.server?.fallback ?? null),
     source: v.source ?? "unknown",
     startedAt: v.startedAt ?? "",
+    serverConfig: v.server?.config ?? null,
   };
   const exportJson = () => {
     download(`voxlive-${stamp}.json`, "application/json", resultsToJson(view, meta));
     v.markExported();
   };
   const exportCsv = () => {
-    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(view.results, labels, meta));
+    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(view, labels, meta));
+    v.markExported();
+  };
+  const exportSegmentsCsv = () => {
+    download(`voxlive-${stamp}-segments.csv`, "text/csv", segmentsToCsv(view, meta));
     v.markExported();
   };
   /** Run `start` now, or once the person agreed to discard results nobody exported. */
@@ -98,7 +111,7 @@ export function App() {
         serverLatencyMs={view.serverLatencyMs}
       />
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
-      <LevelMeter level={v.level} />
+      <LiveLevelMeter source={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
       <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} />
@@ -124,9 +137,14 @@ export function App() {
         fileProgressText={fileProgressText(v.phase)}
       />
       {summary && view.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={segmentLog(view)} live={live} />
+      <SegmentLog entries={log} live={live} />
       <Timeline points={view.timeline} labels={labels} live={live} />
-      <ExportButtons disabled={!view.results.length} onCsv={exportCsv} onJson={exportJson} />
+      <ExportButtons
+        disabled={!view.results.length}
+        onCsv={exportCsv}
+        onSegmentsCsv={exportSegmentsCsv}
+        onJson={exportJson}
+      />
     </main>
   );
 }

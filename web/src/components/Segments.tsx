@@ -1,11 +1,19 @@
-import { useEffect, useRef } from "react";
+import { memo, useEffect, useRef } from "react";
+import { countRender } from "../render-count";
 import type { SegmentMessage } from "../protocol/messages";
 import { minSec } from "../format";
 import type { Summary } from "../state/results";
 
 /** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
  * segment ends "now" only while results are live. */
-export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; open: boolean }[]; live: boolean }) {
+export const SegmentLog = memo(function SegmentLog({
+  entries,
+  live,
+}: {
+  entries: { seg: SegmentMessage; open: boolean }[];
+  live: boolean;
+}) {
+  countRender("segments");
   const list = useRef<HTMLOListElement>(null);
   useEffect(() => {
     if (list.current) list.current.scrollTop = list.current.scrollHeight;
@@ -31,7 +39,7 @@ export function SegmentLog({ entries, live }: { entries: { seg: SegmentMessage; 
       )}
     </section>
   );
-}
+});
 
 /** Totals after a run ends: time under each label, windows, what was dropped. */
 export function SummaryCard({ summary }: { summary: Summary }) {

@@ -103,6 +103,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       backend: "pitch",
       labels: ["male", "female"],
       fallback: null,
+      config: null,
     }),
     classify: async () => {
       throw new Error("no /classify in this test");
@@ -168,7 +169,7 @@ describe("PageController: microphone", () => {
     engines[0].events.onFrame(Float32Array.from([0.5, -1]));
     engines[0].events.onLevel(0.3);
     expect(new Int16Array(clients[0].sent[0])).toEqual(Int16Array.from([16384, -32768]));
-    expect(controller.getSnapshot().level).toBe(0.3);
+    expect(controller.getLevel()).toBe(0.3);
   });
 
   it("applies server messages, each label timed from when the end of its audio went out", async () => {
@@ -183,7 +184,7 @@ describe("PageController: microphone", () => {
     expect(view.current).toEqual(result(0));
     expect(view.latencyMs).toBe(900);
     expect(view.serverLatencyMs).toBe(80);
-    expect(view.timeline).toEqual([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
+    expect(view.timeline).toMatchObject([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
     expect(controller.getSnapshot()).toMatchObject({ source: "microphone", startedAt: "2026-01-02T03:04:05.000Z" });
   });
 
@@ -207,7 +208,7 @@ describe("PageController: microphone", () => {
   });
 
   it("notifies subscribers on every change until they unsubscribe", async () => {
-    const { controller, engines } = setup();
+    const { controller, clients } = setup();
     let calls = 0;
     const unsubscribe = controller.subscribe(() => (calls += 1));
     await controller.startMic("ws://h/audio");
@@ -215,9 +216,24 @@ describe("PageController: microphone", () => {
     expect(before).toBeGreaterThan(0);
     const snapshot = controller.getSnapshot();
     unsubscribe();
-    engines[0].events.onLevel(0.1);
+    clients[0].options.onMessage(result(0));
     expect(calls).toBe(before);
     expect(controller.getSnapshot()).not.toBe(snapshot); // a new object for every change
+  });
+
+  it("the level has its own listeners: an audio frame does not touch the page's snapshot", async () => {
+    const { controller, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    let page = 0;
+    let meter = 0;
+    controller.subscribe(() => (page += 1));
+    controller.subscribeLevel(() => (meter += 1));
+    const snapshot = controller.getSnapshot();
+    for (const level of [0.1, 0.2, 0.2, 0.3]) engines[0].events.onLevel(level);
+    expect(page).toBe(0);
+    expect(controller.getSnapshot()).toBe(snapshot);
+    expect(meter).toBe(3); // an unchanged level notifies no one
+    expect(controller.getLevel()).toBe(0.3);
   });
 
   it("ignores Start while a stream is active", async () => {
@@ -237,7 +253,7 @@ describe("PageController: microphone", () => {
     await controller.stop();
     expect(engines[0].calls).toEqual(["start default", "stop"]);
     expect(clients[0].calls).toEqual(["connect", "stop"]);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
     expect(controller.active).toBe(false);
     clients[0].options.onMessage(result(1, "male"));
     clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
@@ -337,7 +353,7 @@ describe("PageController: microphone", () => {
     await controller.startMic("ws://h/audio");
     await controller.stop();
     engines[0].events.onLevel(0.9);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
   });
 });
 
@@ -368,7 +384,7 @@ describe("PageController: file", () => {
       progress: 1,
       durationMs: 300,
     });
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
     expect(controller.active).toBe(false);
   });
 
@@ -422,7 +438,7 @@ describe("PageController: file", () => {
     await streaming;
     expect(clients[0].sent).toHaveLength(sent);
     expect(clients[0].calls).toEqual(["stop"]);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
   });
 
   it("keeps the results of the file's stream after it ends", async () => {
@@ -465,7 +481,7 @@ describe("PageController: file", () => {
     const { controller, onClient } = setup({ decodeFile: async () => Float32Array.from([0.5, -0.5, 0.5, -0.5]) });
     onClient((c) => (c.connect = () => c.set({ kind: "open" })));
     const levels: number[] = [];
-    controller.subscribe(() => levels.push(controller.getSnapshot().level));
+    controller.subscribeLevel(() => levels.push(controller.getLevel()));
     await controller.streamFile("ws://h/audio", file(), true);
     expect(levels).toContain(0.5);
     expect(levels.at(-1)).toBe(0);

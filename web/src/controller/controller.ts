@@ -47,7 +47,6 @@ export interface ControllerDeps {
 export interface Snapshot {
   phase: Phase;
   view: ResultsView; // what the server said in the latest stream
-  level: number; // input rms in [0, 1]: the microphone's, or the chunk being sent
   devices: MediaDeviceInfo[];
   server: ServerInfo | null; // what /readyz said; null until it answered
   source: string | null; // "microphone" or the file's name, for the export
@@ -61,7 +60,6 @@ const MAX_QUEUED_SAMPLES = MAX_QUEUED_BYTES / 2;
 export const initialSnapshot: Snapshot = {
   phase: { kind: "idle" },
   view: emptyResults,
-  level: 0,
   devices: [],
   server: null,
   source: null,
@@ -83,6 +81,10 @@ interface Run {
 export class PageController {
   private snapshot: Snapshot = initialSnapshot;
   private readonly listeners = new Set<() => void>();
+  // The input level changes with every audio frame (20 times a second): it has its own
+  // listeners, so that the meter moves without the page re-rendering.
+  private level = 0;
+  private readonly levelListeners = new Set<() => void>();
   private run: Run | null = null;
 
   constructor(
@@ -97,6 +99,20 @@ export class PageController {
   };
 
   readonly getSnapshot = (): Snapshot => this.snapshot;
+
+  /** Listen to the input level alone (rms in [0, 1]: the microphone's, or the chunk being sent). */
+  readonly subscribeLevel = (listener: () => void): (() => void) => {
+    this.levelListeners.add(listener);
+    return () => this.levelListeners.delete(listener);
+  };
+
+  readonly getLevel = (): number => this.level;
+
+  private setLevel(level: number): void {
+    if (level === this.level) return;
+    this.level = level;
+    for (const listener of [...this.levelListeners]) listener();
+  }
 
   private update(patch: Partial<Snapshot>): void {
     this.snapshot = { ...this.snapshot, ...patch };
@@ -244,7 +260,7 @@ export class PageController {
         client.send(floatToPcm16(samples));
       },
       onLevel: (level) => {
-        if (!run.ended) this.update({ level }); // a run that is not ended is the latest
+        if (!run.ended) this.setLevel(level); // a run that is not ended is the latest
       },
       onState: (mic) => this.updatePhase(run, (p) => (p.kind === "mic" ? { ...p, mic } : p)),
     });
@@ -286,7 +302,7 @@ export class PageController {
       cancelled: () => run.ended,
       onChunk: (level, progress, sent) => {
         run.clock.sent(sent, this.deps.now());
-        this.update({ level });
+        this.setLevel(level);
         this.updatePhase(run, (p) => (p.kind === "file" ? { ...p, progress } : p));
       },
       now: this.deps.now,
@@ -294,7 +310,7 @@ export class PageController {
     });
     if (run.ended) return; // Stop pressed: stop() already asked the server to finish
     run.ended = true;
-    this.update({ level: 0 });
+    this.setLevel(0);
     client.stop();
   }
 
@@ -346,7 +362,7 @@ export class PageController {
     run.abort?.abort();
     await run.engine?.stop();
     run.client?.stop();
-    this.update({ level: 0 });
+    this.setLevel(0);
   }
 
   /** Release everything now without flushing (the page is going away). Idempotent. */

@@ -26,7 +26,27 @@ export function useVoxlive(wsUrl: string | null) {
   const stop = useCallback(() => controller.stop(), [controller]);
   const retryNow = useCallback(() => controller.retryNow(), [controller]);
   const markExported = useCallback(() => controller.markExported(), [controller]);
-  return { ...snapshot, unexported: controller.unexported, startMic, stop, streamFile, retryNow, markExported };
+  return {
+    ...snapshot,
+    level: controller as LevelSource, // read with useLevel, so that the meter alone re-renders
+    unexported: controller.unexported,
+    startMic,
+    stop,
+    streamFile,
+    retryNow,
+    markExported,
+  };
+}
+
+/** Where the input level comes from: its own store, apart from the page's snapshot. */
+export interface LevelSource {
+  subscribeLevel(listener: () => void): () => void;
+  getLevel(): number;
+}
+
+/** The input level (rms in [0, 1]); a component that reads it re-renders with every audio frame. */
+export function useLevel(source: LevelSource): number {
+  return useSyncExternalStore(source.subscribeLevel, source.getLevel);
 }
 
 /** performance.now(), refreshed every `everyMs` while `running` (for "3 s ago"). */

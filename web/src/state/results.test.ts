@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../protocol/messages";
 import { end as endMessage, ready as readyMessage, result } from "../protocol/test-fixtures";
-import { resultsToCsv, resultsToJson } from "./export";
 import {
   BAD_SERVER_MESSAGE,
   headline,
@@ -11,7 +10,6 @@ import {
   resultsReducer,
   type ResultsView,
   summarize,
-  TIMELINE_MS,
 } from "./results";
 
 describe("resultsReducer", () => {
@@ -31,13 +29,13 @@ describe("resultsReducer", () => {
     expect(s.lastAtMs).toBe(500);
   });
 
-  it("keeps the last minute of audio on the timeline, whenever it arrived, but every result for export", () => {
-    let s = emptyResults;
+  it("keeps every window of the session on the timeline (the chart picks what it shows), and for export", () => {
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
     for (let i = 0; i < 200; i++) s = resultsReducer(s, { type: "message", message: result(i), atMs: 7 }); // all at once
     expect(s.results).toHaveLength(200);
-    expect(s.timeline.length).toBe(TIMELINE_MS / 500 + 1);
-    expect(s.timeline[0].endMs).toBe(199 * 500 + 1000 - TIMELINE_MS);
-    expect(s.timeline.every((p) => !p.breakBefore)).toBe(true);
+    expect(s.timeline).toHaveLength(200);
+    expect(s.timeline[0].endMs).toBe(1000);
+    expect(s.timeline.every((p) => !p.breakBefore && p.streamId === ready.stream_id)).toBe(true);
   });
 
   it("breaks the timeline where audio is missing", () => {
@@ -60,6 +58,7 @@ describe("resultsReducer", () => {
     s = resultsReducer(s, { type: "message", message: result(0), atMs: 5000 });
     expect(s.timeline.map((p) => p.startMs)).toEqual([0, 4000]);
     expect(s.timeline[1].breakBefore).toBe(true);
+    expect(s.streams.map((x) => x.offset_ms)).toEqual([0, 4000]); // each stream keeps its own time base
   });
 
   it("keeps the last five errors and resets", () => {
@@ -160,9 +159,10 @@ describe("headline, segments and summary", () => {
   it("logs closed segments, then the open one up to now", () => {
     const seg = { type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 };
     const s = feed([result(0), result(1), result(2, "male"), seg]);
+    const page = { stream_id: "", offset_ms: 0 };
     expect(segmentLog(s)).toEqual([
-      { seg, open: false },
-      { seg: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true },
+      { seg: { ...seg, ...page }, open: false },
+      { seg: { ...seg, ...page, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true },
     ]);
     const done = resultsReducer(s, { type: "message", message: end, atMs: 0 });
     expect(done.open).toBeNull();
@@ -190,64 +190,5 @@ describe("headline, segments and summary", () => {
       unsentMs: 0,
       durationMs: 2000,
     });
-  });
-});
-
-describe("exports", () => {
-  const meta = {
-    model: "pitch",
-    backend: "pitch",
-    fallback: "hub down",
-    source: "talk.wav",
-    startedAt: "2026-01-02T03:04:05.000Z",
-  };
-
-  it("JSON carries the model, fallback, source, start time, segments and results", () => {
-    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
-    s = resultsReducer(s, { type: "message", message: result(0), atMs: 0 });
-    const out = JSON.parse(resultsToJson(s, meta)) as Record<string, unknown>;
-    expect(out).toMatchObject({
-      model: "pitch",
-      fallback: true,
-      fallback_reason: "hub down",
-      source: "talk.wav",
-      startedAt: "2026-01-02T03:04:05.000Z",
-    });
-    expect(out.segments).toEqual([
-      { type: "segment", label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 1 },
-    ]);
-    expect(out.results).toHaveLength(1);
-  });
-
-  it("CSV starts with # lines of metadata", () => {
-    const lines = resultsToCsv([], ["male"], meta).split("\n");
-    expect(lines.slice(0, 5)).toEqual([
-      "# model: pitch (pitch)",
-      "# fallback: yes",
-      "# source: talk.wav",
-      "# started: 2026-01-02T03:04:05.000Z",
-      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male",
-    ]);
-  });
-});
-
-describe("resultsToCsv", () => {
-  it("ends every row, the last included, with a newline", () => {
-    expect(resultsToCsv([], ["male"])).toBe(
-      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male\n",
-    );
-  });
-
-  it("quotes cells with commas, quotes or newlines", () => {
-    const csv = resultsToCsv([result(0, 'a "b", c')], []);
-    expect(csv.split("\n")[1]).toBe('0,0,1000,"a ""b"", c",0.9,"a ""b"", c",false,80');
-  });
-
-  it("writes one row per result with score columns", () => {
-    const csv = resultsToCsv([result(0), result(1, "ambient", { scores: {}, gated: true })], ["male", "female"]);
-    const lines = csv.trim().split("\n");
-    expect(lines[0]).toBe("seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male,score_female");
-    expect(lines[1]).toBe("0,0,1000,female,0.9,female,false,80,0.1,0.9");
-    expect(lines[2]).toBe("1,500,1500,ambient,0.9,ambient,true,80,,");
   });
 });

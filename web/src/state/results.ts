@@ -8,8 +8,8 @@
 
 import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMessage } from "../protocol/messages";
 
-export const TIMELINE_MS = 60_000; // the chart shows the last minute of audio
-export const MAX_RESULTS = 20_000; // kept for export; the oldest are dropped beyond this
+export const TIMELINE_MS = 60_000; // a live chart follows the last minute of audio
+export const MAX_RESULTS = 20_000; // kept for the timeline and export; the oldest are dropped beyond this
 export const AMBIENT = "ambient";
 
 export interface TimelinePoint {
@@ -17,6 +17,20 @@ export interface TimelinePoint {
   endMs: number;
   result: ResultMessage;
   breakBefore: boolean; // a gap in the audio (or an outage) lies before this window
+  streamId: string; // the server stream it came from: its own time base (a restart starts a new one)
+}
+
+/** A closed segment on the page's axis (start_ms, end_ms: page audio time), and its stream. */
+export interface PageSegment extends SegmentMessage {
+  stream_id: string;
+  offset_ms: number; // page time minus the stream's own time
+}
+
+/** One server stream of this run: a restart begins a new one, placed after the last (offset). */
+export interface StreamRun {
+  stream_id: string;
+  offset_ms: number; // added to the stream's time to give page time
+  ready: ReadyMessage;
 }
 
 /** The smoothed label now held, built from results the same way the server builds `segment`. */
@@ -32,9 +46,10 @@ export interface ResultsView {
   ready: ReadyMessage | null;
   current: ResultMessage | null;
   open: OpenSegment | null;
-  timeline: TimelinePoint[];
+  timeline: TimelinePoint[]; // every window kept (up to MAX_RESULTS), page audio time
   results: ResultMessage[];
-  segments: SegmentMessage[]; // closed segments of the smoothed label, in order, page audio time
+  segments: PageSegment[]; // closed segments of the smoothed label, in order, page audio time
+  streams: StreamRun[]; // the server streams, oldest first
   errors: { code: string; message: string }[]; // the server's error messages, and BAD_SERVER_MESSAGE
   starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
@@ -64,6 +79,7 @@ export const emptyResults: ResultsView = {
   timeline: [],
   results: [],
   segments: [],
+  streams: [],
   errors: [],
   starting: false,
   end: null,
@@ -96,10 +112,9 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   // Windows overlap by design (a hop apart); more than a window's gap means audio is missing.
   const hop = state.ready?.hop_ms ?? 500;
   const breakBefore = prev !== undefined && startMs - prev.startMs > hop * 1.5;
-  const timeline = [...state.timeline, { startMs, endMs, result: r, breakBefore }].filter(
-    (p) => p.endMs >= endMs - TIMELINE_MS,
-  );
-  const results = state.results.length >= MAX_RESULTS ? [...state.results.slice(1), r] : [...state.results, r];
+  const point = { startMs, endMs, result: r, breakBefore, streamId: state.ready?.stream_id ?? "" };
+  const timeline = bounded(state.timeline, point);
+  const results = bounded(state.results, r);
   return {
     ...state,
     current: r,
@@ -112,6 +127,11 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
     lastAtMs: atMs,
     audioEndMs: Math.max(state.audioEndMs, endMs),
   };
+}
+
+/** `list` with `item` appended, the oldest dropped beyond MAX_RESULTS. */
+function bounded<T>(list: T[], item: T): T[] {
+  return list.length >= MAX_RESULTS ? [...list.slice(1), item] : [...list, item];
 }
 
 function withError(state: ResultsView, code: string, message: string): ResultsView {
@@ -131,20 +151,31 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
       // Its audio time starts at 0 again, so it goes after the old audio, one outage later.
       const restarted = !message.resumed && state.results.length > 0;
       const outageMs = restarted && state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
+      const streams = message.resumed && state.streams.length ? state.streams : [...state.streams];
+      const offsetMs = restarted ? state.audioEndMs + outageMs : state.offsetMs;
+      if (!message.resumed || !streams.length)
+        streams.push({ stream_id: message.stream_id, offset_ms: offsetMs, ready: message });
       return {
         ...state,
         ready: message,
+        streams,
         end: null,
         errors: [], // connected again: earlier problems are over
         starting: false,
-        offsetMs: restarted ? state.audioEndMs + outageMs : state.offsetMs,
+        offsetMs,
         open: restarted ? null : state.open,
       };
     }
     case "result":
       return onResult(state, message, atMs, action.latencyMs ?? null);
     case "segment": {
-      const seg = { ...message, start_ms: message.start_ms + state.offsetMs, end_ms: message.end_ms + state.offsetMs };
+      const seg: PageSegment = {
+        ...message,
+        start_ms: message.start_ms + state.offsetMs,
+        end_ms: message.end_ms + state.offsetMs,
+        stream_id: state.ready?.stream_id ?? "",
+        offset_ms: state.offsetMs,
+      };
       return { ...state, segments: [...state.segments, seg].slice(-MAX_RESULTS) };
     }
     case "error":
@@ -164,43 +195,65 @@ export interface Headline {
   heldMs: number;
 }
 
-export function headline(state: ResultsView): Headline | null {
-  const seg = state.open ?? lastSegmentAsOpen(state);
+export function headline(state: Pick<ResultsView, "segments" | "open" | "streams">): Headline | null {
+  const log = segmentLog(state);
+  const seg = log[log.length - 1]?.seg;
   if (!seg) return null;
-  return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
+  return { label: seg.label, confidence: seg.confidence, heldMs: seg.end_ms - seg.start_ms };
 }
 
-function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
-  const last = state.segments[state.segments.length - 1];
-  if (!last) return null;
-  return {
-    label: last.label,
-    startMs: last.start_ms,
-    endMs: last.end_ms,
-    confidenceSum: last.confidence * last.windows,
-    windows: last.windows,
-  };
+export interface LogEntry {
+  seg: PageSegment;
+  open: boolean;
 }
 
-/** Closed segments, then the one still open (not yet closed by the server), for the log. */
-export function segmentLog(state: ResultsView): { seg: SegmentMessage; open: boolean }[] {
-  const out = state.segments.map((seg) => ({ seg, open: false }));
+/** Closed segments, then the one still open (not yet closed by the server), for the log. The
+ * open one starts where the server's last segment ended: the server back-dates a boundary to
+ * where the label began, before the window whose result flipped the smoothed label. */
+export function segmentLog(state: Pick<ResultsView, "segments" | "open" | "streams">): LogEntry[] {
+  const out: LogEntry[] = state.segments.map((seg) => ({ seg, open: false }));
   const o = state.open;
-  const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
+  const last = state.segments[state.segments.length - 1];
+  const stream = state.streams[state.streams.length - 1];
+  const lastEnd = last?.end_ms ?? 0;
   if (o && o.endMs > lastEnd) {
+    const sameStream = last !== undefined && stream !== undefined && last.stream_id === stream.stream_id;
     out.push({
       seg: {
         type: "segment",
         label: o.label,
-        start_ms: Math.max(o.startMs, lastEnd),
+        start_ms: sameStream ? lastEnd : Math.max(o.startMs, lastEnd),
         end_ms: o.endMs,
         confidence: o.confidenceSum / o.windows,
         windows: o.windows,
+        stream_id: stream?.stream_id ?? "",
+        offset_ms: stream?.offset_ms ?? 0,
       },
       open: true,
     });
   }
   return out;
+}
+
+/** The answer for a whole recording: time under each smoothed label and the dominant one (the
+ * speech label held longest; `ambient` only when no speech was found). */
+export interface Answer {
+  label: string;
+  perLabelMs: [string, number][]; // longest first
+  totalMs: number;
+}
+
+export function answer(state: Pick<ResultsView, "segments" | "open" | "streams">): Answer | null {
+  const per = new Map<string, number>();
+  for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
+  if (!per.size) return null;
+  const perLabelMs = [...per.entries()].sort((a, b) => b[1] - a[1]);
+  const speech = perLabelMs.find(([label, ms]) => label !== AMBIENT && ms > 0);
+  return {
+    label: speech ? speech[0] : perLabelMs[0][0],
+    perLabelMs,
+    totalMs: perLabelMs.reduce((a, [, ms]) => a + ms, 0),
+  };
 }
 
 export interface Summary {
