@@ -21,7 +21,8 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
-import { headline, segmentLog, summarize } from "./state/results";
+import { answer, headline, segmentLog, summarize } from "./state/results";
+import { minSec } from "./format";
 
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -60,12 +61,27 @@ export function App() {
   const live = isLive(v.phase);
   const busy = isBusy(v.phase);
   const view = v.view;
-  const now = useNow(1000, !live && view.lastAtMs !== null);
+  const waiting = v.phase.kind === "decoding" || v.phase.kind === "classifying"; // elapsed time ticks
+  const now = useNow(1000, (!live && view.lastAtMs !== null) || waiting);
   const labels = view.ready?.labels ?? v.server?.labels ?? [];
   const starting = !view.ready && (serverStarting(v.phase) || view.starting);
   const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
   const summary = !busy ? summarize(view) : null;
-  const log = useMemo(() => segmentLog(view), [view.segments, view.open]); // eslint-disable-line react-hooks/exhaustive-deps
+  const { segments, open, streams } = view;
+  const log = useMemo(() => segmentLog({ segments, open, streams }), [segments, open, streams]);
+  // A file's headline is its answer (time per label, the dominant one), not its last seconds.
+  const file = v.phase.kind === "file" ? v.phase : null;
+  const fileAnswer = useMemo(
+    () => (file ? answer({ segments, open, streams }) : null),
+    [file, segments, open, streams],
+  );
+  const answerOf = file
+    ? file.stoppedMs !== undefined
+      ? `first ${minSec(file.stoppedMs)} of "${file.fileName}"`
+      : file.progress >= 1
+        ? `whole file "${file.fileName}"`
+        : `so far, ${minSec(file.progress * file.durationMs)} of "${file.fileName}"`
+    : null;
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
   const meta: ExportMeta = {
     model: view.ready?.model ?? v.server?.model ?? null,
@@ -109,6 +125,8 @@ export function App() {
         windowMs={view.ready?.window_ms ?? null}
         busy={busy}
         serverLatencyMs={view.serverLatencyMs}
+        answer={fileAnswer}
+        answerOf={answerOf}
       />
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
       <LiveLevelMeter source={v.level} />
@@ -134,11 +152,16 @@ export function App() {
         onStop={() => void v.stop()}
         onFile={(f, rt) => guarded(() => void v.streamFile(f, rt))}
         fileProgress={fileProgress(v.phase)}
-        fileProgressText={fileProgressText(v.phase)}
+        fileProgressText={fileProgressText(v.phase, now)}
       />
       {summary && view.end && <SummaryCard summary={summary} />}
       <SegmentLog entries={log} live={live} />
-      <Timeline points={view.timeline} labels={labels} live={live} />
+      <Timeline
+        points={view.timeline}
+        labels={labels}
+        live={live}
+        fitMs={v.phase.kind === "file" ? v.phase.durationMs : null}
+      />
       <ExportButtons
         disabled={!view.results.length}
         onCsv={exportCsv}

@@ -1,5 +1,6 @@
 import type { ResultMessage } from "../protocol/messages";
-import type { Headline } from "../state/results";
+import { minSec } from "../format";
+import type { Answer, Headline } from "../state/results";
 
 interface Props {
   headline: Headline | null;
@@ -12,6 +13,8 @@ interface Props {
   windowMs: number | null; // how much audio one label covers
   busy: boolean; // something runs: waiting for a first result rather than for the person
   serverLatencyMs: number | null;
+  answer?: Answer | null; // a file's answer: the headline is the whole file's, not its last seconds
+  answerOf?: string | null; // what the answer covers ("whole file", "so far: 0:07 of 0:18")
 }
 
 function delay(ms: number): string {
@@ -42,23 +45,36 @@ export function LabelCard({
   windowMs,
   serverLatencyMs,
   busy,
+  answer = null,
+  answerOf = null,
 }: Props) {
-  const stale = headline !== null && !live;
+  const stale = headline !== null && !live && answer === null;
+  const label = answer?.label ?? headline?.label ?? null;
   return (
     <section
-      className={`card label-card ${headline ? `label-${headline.label}` : ""} ${stale ? "stale" : ""}`}
+      className={`card label-card ${label ? `label-${label}` : ""} ${stale ? "stale" : ""}`}
       aria-label="Current classification"
       data-testid="label-card"
       data-stale={stale}
     >
       {/* Announced when the label changes, and only then: the text is the label alone. */}
       <p className="visually-hidden" aria-live="polite" data-testid="announce">
-        {headline?.label ?? ""}
+        {label ?? ""}
       </p>
-      <div className={`label-big ${headline ? "" : "muted"}`} data-testid="label" aria-hidden="true">
-        {headline?.label ?? "—"}
+      <div className={`label-big ${label ? "" : "muted"}`} data-testid="label" aria-hidden="true">
+        {label ?? "—"}
       </div>
-      {headline ? (
+      {answer ? (
+        <div className="label-facts" data-testid="answer">
+          {answerOf && <span data-testid="answer-of">{answerOf}:</span>}
+          {answer.perLabelMs.map(([l, ms]) => (
+            <span key={l} data-testid="answer-part" data-label={l}>
+              <span className={`swatch swatch-${l}`} aria-hidden="true" /> {l} {minSec(ms)} (
+              {Math.round((ms / (answer.totalMs || 1)) * 100)}%)
+            </span>
+          ))}
+        </div>
+      ) : headline ? (
         <div className="label-facts">
           <span data-testid="confidence">confidence {(headline.confidence * 100).toFixed(0)}%</span>
           <span className="sep" aria-hidden="true">
@@ -84,6 +100,11 @@ export function LabelCard({
       {stale && (
         <div className="stale-note" data-testid="stale">
           Not live ({why}){ageMs !== null ? ` · last result ${ago(ageMs)}` : ""}
+        </div>
+      )}
+      {answer && !live && (
+        <div className="stale-note" data-testid="stale">
+          The answer for the file ({why})
         </div>
       )}
       {current && (

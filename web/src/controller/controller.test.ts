@@ -104,6 +104,8 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       labels: ["male", "female"],
       fallback: null,
       config: null,
+      hopMs: 500,
+      windowsPerS: 100,
     }),
     classify: async () => {
       throw new Error("no /classify in this test");
@@ -129,7 +131,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
   };
 }
 
-const file = (name = "talk.wav") => ({ name }) as File;
+const file = (name = "talk.wav") => ({ name, size: 4800 }) as File;
 
 describe("PageController: microphone", () => {
   it("starts in the idle phase with an empty view", () => {
@@ -392,17 +394,18 @@ describe("PageController: file", () => {
     const decoding = deferred<Float32Array>();
     const { controller, clients } = setup({ decodeFile: () => decoding.promise });
     const streaming = controller.streamFile("ws://h/audio", file("a.mp3"), true);
-    expect(controller.getSnapshot().phase).toEqual({ kind: "decoding", fileName: "a.mp3" });
+    expect(controller.getSnapshot().phase).toMatchObject({ kind: "decoding", fileName: "a.mp3" });
     expect(controller.active).toBe(true);
     await controller.stop();
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    const cancelled = { kind: "idle", cancelled: '"a.mp3": cancelled while decoding' };
+    expect(controller.getSnapshot().phase).toEqual(cancelled);
     decoding.resolve(new Float32Array(16000));
     await streaming;
     expect(clients).toHaveLength(0);
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(controller.getSnapshot().phase).toEqual(cancelled);
   });
 
-  it("says which file could not be decoded and keeps the last results", async () => {
+  it("says which file could not be decoded, and no earlier results stay to be taken for its own", async () => {
     const { controller, clients } = setup({ decodeFile: () => Promise.reject(new Error("EncodingError")) });
     await controller.startMic("ws://h/audio");
     clients[0].options.onMessage(result(0));
@@ -412,7 +415,7 @@ describe("PageController: file", () => {
       kind: "file_error",
       message: '"notes.txt" could not be decoded as audio.',
     });
-    expect(controller.getSnapshot().view.results).toEqual([result(0)]);
+    expect(controller.getSnapshot().view.results).toEqual([]);
     expect(controller.active).toBe(false);
     expect(clients).toHaveLength(1);
   });
@@ -424,7 +427,7 @@ describe("PageController: file", () => {
     await controller.stop();
     decoding.reject(new Error("late"));
     await streaming;
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(controller.getSnapshot().phase).toEqual({ kind: "idle", cancelled: '"talk.wav": cancelled while decoding' });
   });
 
   it("Stop while streaming ends the loop and finishes the stream once", async () => {
@@ -470,7 +473,7 @@ describe("PageController: file", () => {
     });
     await controller.streamFile("ws://h/audio", file(), true);
     expect(phases.slice(0, 4)).toEqual([
-      { kind: "decoding", fileName: "talk.wav" },
+      { kind: "decoding", fileName: "talk.wav", bytes: expect.any(Number), sinceMs: expect.any(Number) },
       { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0, durationMs: 300 },
       { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0, durationMs: 300 },
       { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3, durationMs: 300 },
@@ -592,7 +595,10 @@ describe("PageController: fast files through /classify", () => {
     await settle();
     await waiting.controller.stop();
     expect(signal!.aborted).toBe(true);
-    expect(waiting.controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(waiting.controller.getSnapshot().phase).toMatchObject({
+      kind: "idle",
+      cancelled: expect.stringMatching(/cancelled after 0:\d\d of classifying/),
+    });
   });
 });
 

@@ -12,6 +12,7 @@ import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } fr
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
 import { SendClock } from "./send-clock";
+import { minSec } from "../format";
 
 /** The part of AudioEngine the controller uses. */
 export interface EngineLike {
@@ -178,6 +179,14 @@ export class PageController {
     this.update({ server });
   }
 
+  /** How long the server should take to classify `durationMs` of audio, from its last reported
+   * capacity (windows per second, /readyz); null when it never said. */
+  private estimateMs(durationMs: number): number | null {
+    const server = this.snapshot.server;
+    if (!server?.windowsPerS || !server.hopMs) return null;
+    return (durationMs / server.hopMs / server.windowsPerS) * 1000;
+  }
+
   /** Reconnect now instead of waiting out the backoff. */
   retryNow(): void {
     this.run?.client?.retryNow();
@@ -282,7 +291,10 @@ export class PageController {
    */
   async streamFile(url: string, file: File, realtime: boolean): Promise<void> {
     if (this.active) return;
-    const run = this.begin({ kind: "decoding", fileName: file.name }, file.name);
+    const decoding: Phase = { kind: "decoding", fileName: file.name, bytes: file.size, sinceMs: this.deps.now() };
+    const run = this.begin(decoding, file.name);
+    // The last run's results go now: nothing shown may be taken for this file's.
+    this.update({ view: emptyResults, exported: true });
     let samples: Float32Array;
     try {
       samples = await this.deps.decodeFile(file);
@@ -303,7 +315,11 @@ export class PageController {
       onChunk: (level, progress, sent) => {
         run.clock.sent(sent, this.deps.now());
         this.setLevel(level);
-        this.updatePhase(run, (p) => (p.kind === "file" ? { ...p, progress } : p));
+        // The page re-renders when the shown progress moves (a tenth of a second of audio), not per chunk.
+        const shown = (p: number) => Math.round((p * durationMs) / 100);
+        this.updatePhase(run, (p) =>
+          p.kind === "file" && (shown(progress) !== shown(p.progress) || progress >= 1) ? { ...p, progress } : p,
+        );
       },
       now: this.deps.now,
       sleep: this.deps.sleep,
@@ -322,7 +338,12 @@ export class PageController {
     durationMs: number,
   ): Promise<void> {
     run.abort = new AbortController();
-    this.update({ phase: { kind: "classifying", fileName, durationMs }, view: emptyResults, exported: true });
+    const since = this.deps.now();
+    this.update({
+      phase: { kind: "classifying", fileName, durationMs, sinceMs: since, estimateMs: this.estimateMs(durationMs) },
+      view: emptyResults,
+      exported: true,
+    });
     let answer: ClassifyAnswer;
     try {
       answer = await this.deps.classify(url, samples, run.abort.signal);
@@ -356,8 +377,19 @@ export class PageController {
     const run = this.run;
     if (!run || run.ended) return;
     run.ended = true;
-    if (this.snapshot.phase.kind === "decoding" || this.snapshot.phase.kind === "classifying") {
-      this.update({ phase: { kind: "idle" } });
+    const phase = this.snapshot.phase;
+    if (phase.kind === "decoding") {
+      this.update({ phase: { kind: "idle", cancelled: `"${phase.fileName}": cancelled while decoding` } });
+    } else if (phase.kind === "classifying") {
+      const took = minSec(this.deps.now() - phase.sinceMs);
+      this.update({
+        phase: {
+          kind: "idle",
+          cancelled: `"${phase.fileName}": cancelled after ${took} of classifying; nothing came back`,
+        },
+      });
+    } else if (phase.kind === "file" && phase.progress < 1) {
+      this.update({ phase: { ...phase, stoppedMs: Math.round(phase.progress * phase.durationMs) } });
     }
     run.abort?.abort();
     await run.engine?.stop();

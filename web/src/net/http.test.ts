@@ -38,7 +38,9 @@ describe("/readyz", () => {
   };
 
   it("reads the model line, and 503 while loading as starting", () => {
-    expect(parseReadyz(200, body)).toEqual({ ...body, status: "ready" });
+    expect(parseReadyz(200, body)).toEqual({ ...body, status: "ready", hopMs: null, windowsPerS: null });
+    const gauge = { ...body, hop_ms: 500, capacity: { windows_per_s: 120.5 } };
+    expect(parseReadyz(200, gauge)).toMatchObject({ hopMs: 500, windowsPerS: 120.5 });
     expect(parseReadyz(503, { status: "loading" })).toMatchObject({ status: "starting", model: null, labels: [] });
     expect(parseReadyz(503, { status: "stopping" }).status).toBe("unavailable");
     expect(parseReadyz(401, { error: {} }).status).toBe("unavailable");

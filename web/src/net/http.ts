@@ -29,6 +29,8 @@ export interface ServerInfo {
   labels: string[];
   fallback: string | null;
   config: Record<string, string | number | boolean | null> | null; // how the server classifies (version, smoothing, gate…), for exports
+  hopMs: number | null; // the server's hop: one window per hop of audio
+  windowsPerS: number | null; // its capacity gauge: windows it can classify per second now
 }
 
 export const UNAVAILABLE: ServerInfo = {
@@ -38,7 +40,13 @@ export const UNAVAILABLE: ServerInfo = {
   labels: [],
   fallback: null,
   config: null,
+  hopMs: null,
+  windowsPerS: null,
 };
+
+function positive(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : null;
+}
 
 /** /readyz `config`: its scalar values only (anything else is left out). */
 function parseConfig(value: unknown): ServerInfo["config"] {
@@ -69,6 +77,8 @@ export function parseReadyz(httpStatus: number, body: unknown): ServerInfo {
     labels: Array.isArray(b.labels) ? b.labels.filter((l): l is string => typeof l === "string") : [],
     fallback: str(b.fallback),
     config: parseConfig(b.config),
+    hopMs: positive(b.hop_ms),
+    windowsPerS: positive((b.capacity as Record<string, unknown> | undefined)?.windows_per_s),
   };
 }
 
