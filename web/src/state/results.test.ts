@@ -3,6 +3,7 @@ import type { ServerMessage } from "../protocol/messages";
 import { end as endMessage, ready as readyMessage, result } from "../protocol/test-fixtures";
 import {
   BAD_SERVER_MESSAGE,
+  answer,
   headline,
   emptyResults,
   MAX_RESULTS,
@@ -190,5 +191,32 @@ describe("headline, segments and summary", () => {
       unsentMs: 0,
       durationMs: 2000,
     });
+  });
+});
+
+describe("a file's answer", () => {
+  const seg = (label: string, a: number, b: number) =>
+    ({ type: "segment", label, start_ms: a, end_ms: b, confidence: 1, windows: 1 }) as const;
+
+  it("is the speech label held longest, with the time under each label, not the last seconds", () => {
+    const s = [result(0), seg("female", 0, 6000), seg("male", 6000, 8000), seg("ambient", 8000, 20_000)].reduce(
+      (v, message) => resultsReducer(v, { type: "message", message, atMs: 0 }),
+      emptyResults,
+    );
+    expect(answer(s)).toEqual({
+      label: "female", // ambient lasted longer, but there was speech
+      perLabelMs: [
+        ["ambient", 12_000],
+        ["female", 6000],
+        ["male", 2000],
+      ],
+      totalMs: 20_000,
+    });
+  });
+
+  it("is ambient only when no speech was found, and null before any segment", () => {
+    expect(answer(emptyResults)).toBeNull();
+    const s = resultsReducer(emptyResults, { type: "message", message: seg("ambient", 0, 3000), atMs: 0 });
+    expect(answer(s)?.label).toBe("ambient");
   });
 });
