@@ -86,6 +86,8 @@ async def test_a_long_file_is_answered_whole_and_shown_whole(pw: object, tmp_pat
                 parts = page.get_by_test_id("answer-part")
                 assert await parts.first.get_attribute("data-label") == "female"
                 await expect(page.get_by_test_id("answer")).to_contain_text("male")
+                # The latest window's class bars are shown without opening anything.
+                await expect(page.get_by_test_id("class-bars").locator(".bar-row")).to_have_count(2)
                 # The timeline holds the whole file (more than a minute), then zooms and scrolls.
                 timeline = page.get_by_test_id("timeline")
                 start = int(await timeline.get_attribute("data-view-start") or -1)
@@ -147,6 +149,14 @@ async def test_segment_boundaries_on_the_page_lie_where_the_speaker_changed(
             assert all(w["end_ms"].isdigit() and w["latency_ms"].isdigit() for w in windows)
             assert all(len(w["confidence"].split(".")[1]) == 4 for w in windows)
             assert all(w["class"] == w["label"] for w in windows)
+            # Listen back: a segment plays from the page's own copy of the file, and stops.
+            listen = page.get_by_test_id("listen").first
+            await expect(listen).to_have_attribute("aria-pressed", "false")
+            await listen.click()
+            await expect(listen).to_have_attribute("aria-pressed", "true")
+            await expect(listen).to_have_text("■ Stop")
+            await listen.click()
+            await expect(listen).to_have_attribute("aria-pressed", "false")
             exported = json.loads(await download(page, "export-json"))
             assert exported["config"]["window_ms"] == 1000
             assert [s["stream_id"] for s in exported["streams"]] == [first["stream_id"]]

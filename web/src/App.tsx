@@ -155,7 +155,13 @@ export function App() {
         fileProgressText={fileProgressText(v.phase, now)}
       />
       {summary && view.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={log} live={live} />
+      <SegmentLog
+        entries={log}
+        live={live}
+        onListen={v.recording ? v.listen : null}
+        onStopListening={v.stopListening}
+        playing={v.playing}
+      />
       <Timeline
         points={view.timeline}
         labels={labels}

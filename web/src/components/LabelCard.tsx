@@ -107,18 +107,12 @@ export function LabelCard({
           The answer for the file ({why})
         </div>
       )}
-      {current && (
-        <details className="details" data-testid="details">
-          <summary>Window details</summary>
-          <p className="small">
-            Latest window (raw, before smoothing): <strong data-testid="raw-label">{current.label}</strong>
-            {current.gated ? " (no speech: not sent to the model)" : ""} · {(current.start_ms / 1000).toFixed(1)}–
-            {(current.end_ms / 1000).toFixed(1)} s
-          </p>
+      {current && labels.length > 0 && (
+        <div className="class-bars" role="group" data-testid="class-bars" aria-label="Latest window, per class">
           {labels.map((l) => {
             const p = current.scores[l] ?? 0;
             return (
-              <div className="bar-row small" key={l}>
+              <div className="bar-row small" key={l} data-label={l}>
                 <span className="bar-name">{l}</span>
                 <span className="bar">
                   <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
@@ -127,6 +121,16 @@ export function LabelCard({
               </div>
             );
           })}
+        </div>
+      )}
+      {current && (
+        <details className="details" data-testid="details">
+          <summary>Window details</summary>
+          <p className="small">
+            Latest window (raw, before smoothing): <strong data-testid="raw-label">{current.label}</strong>
+            {current.gated ? " (no speech: not sent to the model)" : ""} · {(current.start_ms / 1000).toFixed(1)}–
+            {(current.end_ms / 1000).toFixed(1)} s
+          </p>
           <p className="small muted">
             Server time for this window: {serverLatencyMs !== null ? `${Math.round(serverLatencyMs)} ms` : "—"}
             {latencyMs !== null ? ` · audio end to screen: ${Math.round(latencyMs)} ms` : ""}. Each label covers{" "}

@@ -2,6 +2,7 @@ import { memo, useEffect, useRef } from "react";
 import { countRender } from "../render-count";
 import type { SegmentMessage } from "../protocol/messages";
 import { minSec } from "../format";
+import type { Playing } from "../controller/controller";
 import type { Summary } from "../state/results";
 
 /** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
@@ -9,9 +10,15 @@ import type { Summary } from "../state/results";
 export const SegmentLog = memo(function SegmentLog({
   entries,
   live,
+  onListen = null,
+  onStopListening = null,
+  playing = null,
 }: {
   entries: { seg: SegmentMessage; open: boolean }[];
   live: boolean;
+  onListen?: ((startMs: number, endMs: number) => void) | null; // listen back (a file's own audio); null: no audio held
+  onStopListening?: (() => void) | null;
+  playing?: Playing | null;
 }) {
   countRender("segments");
   const list = useRef<HTMLOListElement>(null);
@@ -33,6 +40,14 @@ export const SegmentLog = memo(function SegmentLog({
               <span className={`swatch swatch-${seg.label}`} aria-hidden="true" />
               <strong className="seg-label">{seg.label}</strong>
               <span className="muted">{(seg.confidence * 100).toFixed(0)}%</span>
+              {onListen && !(open && live) && (
+                <ListenButton
+                  seg={seg}
+                  playing={playing?.startMs === seg.start_ms && playing.endMs === seg.end_ms}
+                  onListen={onListen}
+                  onStop={onStopListening}
+                />
+              )}
             </li>
           ))}
         </ol>
@@ -40,6 +55,32 @@ export const SegmentLog = memo(function SegmentLog({
     </section>
   );
 });
+
+function ListenButton({
+  seg,
+  playing,
+  onListen,
+  onStop,
+}: {
+  seg: SegmentMessage;
+  playing: boolean;
+  onListen: (startMs: number, endMs: number) => void;
+  onStop: (() => void) | null;
+}) {
+  const what = `${minSec(seg.start_ms)} to ${minSec(seg.end_ms)}, ${seg.label}`;
+  return (
+    <button
+      type="button"
+      className="small-button listen"
+      onClick={() => (playing ? onStop?.() : onListen(seg.start_ms, seg.end_ms))}
+      aria-label={playing ? `Stop playing ${what}` : `Listen to ${what}`}
+      aria-pressed={playing}
+      data-testid="listen"
+    >
+      {playing ? "■ Stop" : "▶ Listen"}
+    </button>
+  );
+}
 
 /** Totals after a run ends: time under each label, windows, what was dropped. */
 export function SummaryCard({ summary }: { summary: Summary }) {

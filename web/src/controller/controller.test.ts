@@ -68,6 +68,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
   const engines: FakeEngine[] = [];
   const clients: FakeClient[] = [];
   const sleeps: number[] = [];
+  const plays: { samples: Float32Array; onEnded: () => void; stopped: boolean }[] = [];
   const clock = { ms: 1000 };
   const devices = [{ deviceId: "a", kind: "audioinput", label: "A" }] as MediaDeviceInfo[];
   const watchers = { active: 0, onChange: () => undefined as void };
@@ -115,6 +116,14 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       clock.ms += ms;
       await settle();
     },
+    play: (samples, onEnded) => {
+      const play = { samples, onEnded, stopped: false };
+      plays.push(play);
+      return () => {
+        play.stopped = true;
+        onEnded();
+      };
+    },
     ...overrides,
   };
   const controller = new PageController(deps, token);
@@ -123,6 +132,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
     engines,
     clients,
     sleeps,
+    plays,
     clock,
     devices,
     watchers,
@@ -681,5 +691,37 @@ describe("PageController: Stop and dispose", () => {
         conn: { kind: "connecting", attempt: 1 },
       },
     ]);
+  });
+});
+
+describe("PageController: listening back", () => {
+  it("plays a stretch of the latest file from its own copy, one at a time, until it ends", async () => {
+    const { controller, onClient, plays } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    controller.listen(0, 100); // no file yet: nothing to play
+    expect(plays).toHaveLength(0);
+    await controller.streamFile("ws://h/audio", file("talk.wav"), true);
+    expect(controller.getSnapshot().recording).toBe("talk.wav");
+    controller.listen(100, 200);
+    expect(plays[0].samples.length).toBe(CHUNK_SAMPLES); // 100 ms at 16 kHz
+    expect(controller.getSnapshot().playing).toEqual({ startMs: 100, endMs: 200 });
+    controller.listen(0, 5000); // another segment: the first stops; the end is the file's
+    expect(plays[0].stopped).toBe(true);
+    expect(plays[1].samples.length).toBe(CHUNK_SAMPLES * 3);
+    expect(controller.getSnapshot().playing).toEqual({ startMs: 0, endMs: 5000 });
+    plays[1].onEnded();
+    expect(controller.getSnapshot().playing).toBeNull();
+  });
+
+  it("a new run forgets the file and stops what plays", async () => {
+    const { controller, onClient, plays } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    await controller.streamFile("ws://h/audio", file("talk.wav"), true);
+    controller.listen(0, 100);
+    await controller.startMic("ws://h/audio");
+    expect(plays[0].stopped).toBe(true);
+    expect(controller.getSnapshot()).toMatchObject({ recording: null, playing: null });
+    controller.listen(0, 100);
+    expect(plays).toHaveLength(1);
   });
 });

@@ -43,6 +43,14 @@ export interface ControllerDeps {
   fetchServerInfo(wsUrl: string): Promise<ServerInfo>;
   /** POST 16 kHz mono samples to /classify of the server behind `wsUrl`; rejects with a message to show. */
   classify(wsUrl: string, samples: Float32Array, signal: AbortSignal): Promise<ClassifyAnswer>;
+  /** Play 16 kHz mono samples; `onEnded` once they have played or were stopped. Returns the stop. */
+  play(samples: Float32Array, onEnded: () => void): () => void;
+}
+
+/** A stretch of the latest file playing back ("listen back"), in its audio time. */
+export interface Playing {
+  startMs: number;
+  endMs: number;
 }
 
 export interface Snapshot {
@@ -53,6 +61,8 @@ export interface Snapshot {
   source: string | null; // "microphone" or the file's name, for the export
   startedAt: string | null; // wall clock, ISO 8601
   exported: boolean; // the latest run's results were exported (or there are none)
+  recording: string | null; // the file whose audio the page holds for listening back; null: none
+  playing: Playing | null; // what is playing back now
 }
 
 const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
@@ -66,6 +76,8 @@ export const initialSnapshot: Snapshot = {
   source: null,
   startedAt: null,
   exported: true,
+  recording: null,
+  playing: null,
 };
 
 /** One microphone or file stream. Its callbacks update the page while it is the latest run. */
@@ -86,6 +98,8 @@ export class PageController {
   // listeners, so that the meter moves without the page re-rendering.
   private level = 0;
   private readonly levelListeners = new Set<() => void>();
+  private samples: Float32Array | null = null; // the latest file, decoded (16 kHz mono), for listening back
+  private stopPlaying: (() => void) | null = null;
   private run: Run | null = null;
 
   constructor(
@@ -159,7 +173,9 @@ export class PageController {
       ended: false,
     };
     this.run = run;
-    this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString() });
+    this.stopListening();
+    this.samples = null;
+    this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString(), recording: null });
     return run;
   }
 
@@ -185,6 +201,36 @@ export class PageController {
     const server = this.snapshot.server;
     if (!server?.windowsPerS || !server.hopMs) return null;
     return (durationMs / server.hopMs / server.windowsPerS) * 1000;
+  }
+
+  /**
+   * Play back the latest file from `startMs` to `endMs` (its audio time: a segment's times), from
+   * the page's own copy of the decoded file; whatever was playing stops. Does nothing without a
+   * file. A microphone stream is not recorded.
+   */
+  listen(startMs: number, endMs: number): void {
+    const samples = this.samples;
+    if (!samples) return;
+    this.stopListening();
+    const from = Math.max(0, Math.floor((startMs / 1000) * TARGET_RATE));
+    const to = Math.min(samples.length, Math.ceil((endMs / 1000) * TARGET_RATE));
+    if (to <= from) return;
+    const playing: Playing = { startMs, endMs };
+    this.stopPlaying = this.deps.play(samples.subarray(from, to), () => {
+      if (this.snapshot.playing === playing) {
+        this.stopPlaying = null;
+        this.update({ playing: null });
+      }
+    });
+    this.update({ playing });
+  }
+
+  /** Stop what plays back, if anything. Idempotent. */
+  stopListening(): void {
+    const stop = this.stopPlaying;
+    this.stopPlaying = null;
+    if (this.snapshot.playing) this.update({ playing: null });
+    stop?.();
   }
 
   /** Reconnect now instead of waiting out the backoff. */
@@ -305,6 +351,8 @@ export class PageController {
       return;
     }
     if (run.ended) return; // Stop pressed while decoding
+    this.samples = samples;
+    this.update({ recording: file.name });
     const durationMs = (samples.length / TARGET_RATE) * 1000;
     if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
     this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0, durationMs } });
@@ -399,6 +447,7 @@ export class PageController {
 
   /** Release everything now without flushing (the page is going away). Idempotent. */
   async dispose(): Promise<void> {
+    this.stopListening();
     const run = this.run;
     if (!run) return;
     run.ended = true;

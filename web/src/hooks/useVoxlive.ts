@@ -26,6 +26,8 @@ export function useVoxlive(wsUrl: string | null) {
   const stop = useCallback(() => controller.stop(), [controller]);
   const retryNow = useCallback(() => controller.retryNow(), [controller]);
   const markExported = useCallback(() => controller.markExported(), [controller]);
+  const listen = useCallback((startMs: number, endMs: number) => controller.listen(startMs, endMs), [controller]);
+  const stopListening = useCallback(() => controller.stopListening(), [controller]);
   return {
     ...snapshot,
     level: controller as LevelSource, // read with useLevel, so that the meter alone re-renders
@@ -35,6 +37,8 @@ export function useVoxlive(wsUrl: string | null) {
     streamFile,
     retryNow,
     markExported,
+    listen,
+    stopListening,
   };
 }
 
