@@ -50,6 +50,22 @@ export function LabelCard({
 }: Props) {
   const stale = headline !== null && !live && answer === null;
   const label = answer?.label ?? headline?.label ?? null;
+  const bars = current && labels.length > 0 && (
+    <div className="class-bars" role="group" data-testid="class-bars" aria-label="Latest window, per class">
+      {labels.map((l) => {
+        const p = current.scores[l] ?? 0;
+        return (
+          <div className="bar-row small" key={l} data-label={l}>
+            <span className="bar-name">{l}</span>
+            <span className="bar">
+              <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
+            </span>
+            <span className="bar-value">{(p * 100).toFixed(0)}%</span>
+          </div>
+        );
+      })}
+    </div>
+  );
   return (
     <section
       className={`card label-card ${label ? `label-${label}` : ""} ${stale ? "stale" : ""}`}
@@ -107,22 +123,7 @@ export function LabelCard({
           The answer for the file ({why})
         </div>
       )}
-      {current && labels.length > 0 && (
-        <div className="class-bars" role="group" data-testid="class-bars" aria-label="Latest window, per class">
-          {labels.map((l) => {
-            const p = current.scores[l] ?? 0;
-            return (
-              <div className="bar-row small" key={l} data-label={l}>
-                <span className="bar-name">{l}</span>
-                <span className="bar">
-                  <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
-                </span>
-                <span className="bar-value">{(p * 100).toFixed(0)}%</span>
-              </div>
-            );
-          })}
-        </div>
-      )}
+      {!answer && bars /* a file's answer is the whole file's: the latest window's bars go to the details */}
       {current && (
         <details className="details" data-testid="details">
           <summary>Window details</summary>
@@ -131,6 +132,7 @@ export function LabelCard({
             {current.gated ? " (no speech: not sent to the model)" : ""} · {(current.start_ms / 1000).toFixed(1)}–
             {(current.end_ms / 1000).toFixed(1)} s
           </p>
+          {answer && bars}
           <p className="small muted">
             Server time for this window: {serverLatencyMs !== null ? `${Math.round(serverLatencyMs)} ms` : "—"}
             {latencyMs !== null ? ` · audio end to screen: ${Math.round(latencyMs)} ms` : ""}. Each label covers{" "}
