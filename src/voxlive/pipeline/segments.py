@@ -3,18 +3,19 @@
 Pure bookkeeping over the result messages the outbox builds; no audio, no I/O.
 
 **Boundaries are back-dated.** The smoothed label is a majority vote of the last ``smoothing``
-raw labels, so it flips a few windows after the speaker changed (with the defaults, 3 of 4
-windows: up to 1.5 s late). A segment's boundary is therefore not the start of the window that
+raw labels, so it flips a few windows after the speaker changed (with the defaults it needs 3
+of 4 windows: the window that flips it starts a second after the first window with the new
+label). A segment's boundary is therefore not the start of the window that
 flipped the vote but where the new label began: between the *first window of the vote that
 flipped it* whose raw label is the new label and the window before it, at the midpoint of their
 centres. A window's label describes its centre, so when the model labels each window by most of
 its audio the real change lies within half a hop of that point (the boundary's resolution is
 ``hop_ms / 2``; 250 ms with the defaults). The windows from that first one on move to the new
-segment, with their confidence. Live and files are treated alike, so ``voxlive classify``,
-``POST /classify`` and a live client agree; in a file this is the same boundary a centred vote
-would find.
+segment, with their confidence. Live streams and files are treated alike (back-dating removes
+the vote's delay, so a file needs no centred vote of its own), and ``voxlive classify``,
+``POST /classify`` and a live client agree.
 
-A segment's first segment starts at the ``start_ms`` of the stream's first window; each segment
+The stream's first segment starts at the ``start_ms`` of the stream's first window; each segment
 ends where the next one starts (segments tile the stream without overlapping), or at the last
 window's ``end_ms`` when the stream ends. Its ``confidence`` is the mean probability of its label
 over its windows: a window whose raw label is the segment's label counts its ``confidence``, any
