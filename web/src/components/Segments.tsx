@@ -2,7 +2,7 @@ import { memo, useEffect, useRef } from "react";
 import { countRender } from "../render-count";
 import type { SegmentMessage } from "../protocol/messages";
 import { minSec } from "../format";
-import type { Playing } from "../controller/controller";
+import type { Playing } from "../controller/playback";
 import type { Summary } from "../state/results";
 
 /** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open

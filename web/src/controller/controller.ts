@@ -11,6 +11,7 @@ import type { ServerMessage } from "../protocol/messages";
 import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } from "../state/results";
 import { type FileSink, streamSamples } from "./file-stream";
 import type { Phase } from "./phase";
+import { Playback, type PlayFn, type Playing } from "./playback";
 import { SendClock } from "./send-clock";
 import { minSec } from "../format";
 
@@ -43,14 +44,7 @@ export interface ControllerDeps {
   fetchServerInfo(wsUrl: string): Promise<ServerInfo>;
   /** POST 16 kHz mono samples to /classify of the server behind `wsUrl`; rejects with a message to show. */
   classify(wsUrl: string, samples: Float32Array, signal: AbortSignal): Promise<ClassifyAnswer>;
-  /** Play 16 kHz mono samples; `onEnded` once they have played or were stopped. Returns the stop. */
-  play(samples: Float32Array, onEnded: () => void): () => void;
-}
-
-/** A stretch of the latest file playing back ("listen back"), in its audio time. */
-export interface Playing {
-  startMs: number;
-  endMs: number;
+  play: PlayFn; // for listening back to a file's segments
 }
 
 export interface Snapshot {
@@ -98,14 +92,15 @@ export class PageController {
   // listeners, so that the meter moves without the page re-rendering.
   private level = 0;
   private readonly levelListeners = new Set<() => void>();
-  private samples: Float32Array | null = null; // the latest file, decoded (16 kHz mono), for listening back
-  private stopPlaying: (() => void) | null = null;
+  private readonly playback: Playback; // the latest file's audio, for listening back
   private run: Run | null = null;
 
   constructor(
     private readonly deps: ControllerDeps,
     private readonly token?: string, // sent in `start` for servers that require one
-  ) {}
+  ) {
+    this.playback = new Playback(deps.play, (playing) => this.update({ playing }));
+  }
 
   // Arrow properties: stable identities for useSyncExternalStore.
   readonly subscribe = (listener: () => void): (() => void) => {
@@ -173,8 +168,7 @@ export class PageController {
       ended: false,
     };
     this.run = run;
-    this.stopListening();
-    this.samples = null;
+    this.playback.hold(null);
     this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString(), recording: null });
     return run;
   }
@@ -209,28 +203,12 @@ export class PageController {
    * file. A microphone stream is not recorded.
    */
   listen(startMs: number, endMs: number): void {
-    const samples = this.samples;
-    if (!samples) return;
-    this.stopListening();
-    const from = Math.max(0, Math.floor((startMs / 1000) * TARGET_RATE));
-    const to = Math.min(samples.length, Math.ceil((endMs / 1000) * TARGET_RATE));
-    if (to <= from) return;
-    const playing: Playing = { startMs, endMs };
-    this.stopPlaying = this.deps.play(samples.subarray(from, to), () => {
-      if (this.snapshot.playing === playing) {
-        this.stopPlaying = null;
-        this.update({ playing: null });
-      }
-    });
-    this.update({ playing });
+    this.playback.listen(startMs, endMs);
   }
 
   /** Stop what plays back, if anything. Idempotent. */
   stopListening(): void {
-    const stop = this.stopPlaying;
-    this.stopPlaying = null;
-    if (this.snapshot.playing) this.update({ playing: null });
-    stop?.();
+    this.playback.stop();
   }
 
   /** Reconnect now instead of waiting out the backoff. */
@@ -351,7 +329,7 @@ export class PageController {
       return;
     }
     if (run.ended) return; // Stop pressed while decoding
-    this.samples = samples;
+    this.playback.hold(samples);
     this.update({ recording: file.name });
     const durationMs = (samples.length / TARGET_RATE) * 1000;
     if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
@@ -447,7 +425,7 @@ export class PageController {
 
   /** Release everything now without flushing (the page is going away). Idempotent. */
   async dispose(): Promise<void> {
-    this.stopListening();
+    this.playback.stop();
     const run = this.run;
     if (!run) return;
     run.ended = true;
