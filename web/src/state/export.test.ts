@@ -52,6 +52,7 @@ describe("exports", () => {
     expect(config).toContain("# smoothing_windows,4");
     expect(config).toContain("# gate,vad");
     expect(config).toContain("# voxlive_version,0.1.0");
+    expect(config).toContain(`# page_version,${__PAGE_VERSION__}`);
     expect(config).toContain("# segment_boundary_resolution_ms,250");
     expect(config).toContain("# streams,s1@0");
     expect(lines.findIndex((l) => !l.startsWith("#"))).toBe(config.length); // config first, then data

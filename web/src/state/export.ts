@@ -52,7 +52,8 @@ export function exportConfig(view: ResultsView, meta: ExportMeta): Record<string
   const server = meta.serverConfig ?? {};
   return {
     format: "voxlive-export/2",
-    voxlive_version: server.version ?? null,
+    voxlive_version: server.version ?? null, // the server's
+    page_version: __PAGE_VERSION__,
     model: ready?.model ?? meta.model,
     backend: ready?.backend ?? meta.backend,
     fallback: meta.fallback,
