@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -142,8 +142,10 @@ class Transport(asyncio.Transport):
     closed or aborted, and what was written by the time it was aborted. ``get_write_buffer_size``
     is what the peer has not read yet: everything written since the last :meth:`peer_reads`."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: str = "127.0.0.1") -> None:
         super().__init__()
+        self.peer = peer
+        self.paused = False
         self.aborted = False
         self.closing = False
         self.written = b""
@@ -175,7 +177,7 @@ class Transport(asyncio.Transport):
         return len(self.written) - self._read_upto
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+        return {"peername": (self.peer, 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
     def get_protocol(self) -> Any:
         return self.protocol
@@ -184,10 +186,15 @@ class Transport(asyncio.Transport):
         self.protocol = protocol
 
     def pause_reading(self) -> None:
-        pass
+        self.paused = True
 
     def resume_reading(self) -> None:
-        pass
+        self.paused = False
+
+
+class Address(NamedTuple):
+    host: str
+    port: int
 
 
 class FakeWebSocket:
@@ -201,7 +208,9 @@ class FakeWebSocket:
         *messages: dict[str, Any],
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        client: str = "127.0.0.1",
     ) -> None:
+        self.client = Address(client, 50_000)
         self.headers = headers or {}
         self.query_params = query or {}
         self.application_state = WebSocketState.CONNECTING

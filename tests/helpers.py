@@ -60,12 +60,13 @@ async def running_server(
     settings: Settings | None = None,
     classifier: Classifier | None = None,
     port: int = 0,
+    uvicorn_changes: dict[str, Any] | None = None,
     **changes: Any,
 ) -> AsyncIterator[InProcess]:
     """Serve create_app() on a loopback port (free by default) in this event loop, from when it
     is ready until the block ends. Default settings: the pitch model, no web app."""
     settings = (settings or Settings(model="pitch", web_dir="/nonexistent")).replace(**changes)
-    async with serve_in_process(settings, classifier, port) as server:
+    async with serve_in_process(settings, classifier, port, uvicorn_changes) as server:
         yield server
 
 

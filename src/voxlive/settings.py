@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,11 @@ class Settings:
         "past it is closed at once. Keep the process's file-descriptor limit (ulimit -n) at "
         "least 128 above it",
     )
+    max_connections_per_source: int = _limits(
+        64,
+        "most open sockets from one client address (a trusted proxy's own are not counted); "
+        "past it that address's oldest idle socket is closed, else the new one (0: no limit)",
+    )
     max_frame_bytes: int = _limits(
         262_144, "largest accepted WebSocket message, bytes (close 1009); 8 s of 16 kHz PCM16"
     )
@@ -157,6 +163,13 @@ class Settings:
         20.0,
         "fastest a stream may send audio, × real time, after a 1 s burst; a faster client is "
         "slowed by TCP back-pressure, nothing is dropped (0: no limit)",
+    )
+    live_ahead_ms: int = _limits(
+        5000,
+        "how far ahead of real time a live stream may send (its client's catch-up after a "
+        "network blip), ms; then it is held to real time by TCP back-pressure, so it costs "
+        "what one live stream costs. Lossless streams are held to --max-speed instead "
+        "(0: live streams too)",
     )
     max_stream_ms: int = _limits(
         0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
@@ -182,10 +195,17 @@ class Settings:
         "patterns); empty: localhost names when listening on a loopback address, else any. "
         "Guards against DNS rebinding: set it to your public names when exposing the server",
     )
+    trusted_proxies: tuple[str, ...] = _access(
+        (),
+        "comma-separated addresses (or networks, 10.0.0.0/8) of reverse proxies whose "
+        "X-Forwarded-For names the client: per-client budgets then count that client; empty: "
+        "none, the peer's own address is the client",
+    )
     allowed_origins: tuple[str, ...] = _access(
         (),
-        "comma-separated browser origins allowed to open /audio ('*': any); empty: same origin "
-        "and localhost only. Clients that send no Origin (non-browsers) are always allowed",
+        "comma-separated browser origins allowed to open /audio and POST /classify ('*': any); "
+        "empty: same origin and localhost only. Clients that send no Origin (non-browsers) are "
+        "always allowed",
     )
 
     # ---- uploads (POST /classify) ----------------------------------------------------------
@@ -197,7 +217,13 @@ class Settings:
     )
     max_uploads: int = _uploads(2, "most POST /classify requests at once; more get 503 busy")
     upload_timeout_ms: int = _uploads(
-        60_000, "a POST /classify body must arrive within this long, ms (408)"
+        60_000,
+        "a POST /classify body must arrive within this long, ms (408); so must its decoding",
+    )
+    min_upload_bytes_per_s: int = _uploads(
+        16_384,
+        "slowest pace of a POST /classify body after its first 2 s, bytes/s: a slower body is "
+        "answered 408 and frees what it held (0: only --upload-timeout-ms)",
     )
 
     # ---- timeouts --------------------------------------------------------------------------
@@ -270,6 +296,9 @@ class Settings:
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")
+        need(self.max_connections_per_source >= 0, "max_connections_per_source", ">= 0")
+        need(all(_network(t) for t in self.trusted_proxies), "trusted_proxies",
+             "'*', IP addresses or networks (10.0.0.0/8)")  # fmt: skip
         need(self.max_connections >= self.max_streams, "max_connections",
              f">= max_streams ({self.max_streams})")  # fmt: skip
         wild = [h for h in self.allowed_hosts if h != "*" and "*" in h.removeprefix("*.")]
@@ -281,11 +310,13 @@ class Settings:
         need(1_000 <= self.max_upload_ms <= 86_400_000, "max_upload_ms", "1000..86400000 ms")
         need(self.max_uploads >= 1, "max_uploads", ">= 1")
         need(self.upload_timeout_ms >= 1_000, "upload_timeout_ms", ">= 1000 ms")
+        need(self.min_upload_bytes_per_s >= 0, "min_upload_bytes_per_s", ">= 0 bytes/s")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
         need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
+        need(0 <= self.live_ahead_ms <= 600_000, "live_ahead_ms", "0..600000 ms")
         need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")
         need(bool(self.model.strip()), "model", "a model name")
         need(
@@ -303,6 +334,13 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _network(text: str) -> bool:
+    try:
+        return text == "*" or bool(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return False
 
 
 @functools.cache

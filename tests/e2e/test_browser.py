@@ -151,7 +151,7 @@ async def test_live_label_follows_the_recording(
             # the latency a person sees; the raw window behind Details.
             await expect(page.get_by_test_id("confidence")).to_contain_text("confidence")
             await expect(page.get_by_test_id("held")).to_contain_text(" s")
-            await expect(page.get_by_test_id("latency")).to_contain_text("after its audio")
+            await expect(page.get_by_test_id("latency")).to_contain_text("follows a voice")
             await expect(page.get_by_test_id("announce")).to_have_text(label)
             await expect(page.get_by_test_id("raw-label")).to_be_hidden()  # inside closed details
             await expect(page.get_by_test_id("label-card")).to_have_attribute("data-stale", "false")
@@ -163,7 +163,7 @@ async def test_live_label_follows_the_recording(
             await shoot(page, f"live-{label}-1280x800")
             await page.get_by_test_id("stop").click()
             await expect(page.get_by_test_id("start")).to_be_visible(timeout=10_000)
-            await expect(page.get_by_test_id("connection")).to_have_text("Disconnected")
+            await expect(page.get_by_test_id("connection")).to_have_text("Stopped")
             start_width = (await page.get_by_test_id("start").bounding_box() or {})["width"]
             assert start_width == stop_width  # Start and Stop take the same room
             # After Stop: the label is marked stale with its age, and the totals are shown.

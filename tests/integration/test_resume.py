@@ -74,3 +74,39 @@ async def test_unknown_or_expired_stream_id_starts_a_new_stream() -> None:
     [ready] = run.of("ready")
     assert ready["stream_id"] != old_id and ready["resumed"] is False
     assert run.results[0]["seq"] == 0 and run.close_code == 1000
+
+
+async def test_resumes_in_a_loop_replay_a_burst_then_only_what_the_rate_allows() -> None:
+    female, rate = load("female_speech.wav")
+    async with running_server(resume_grace_ms=5000, max_unsent_results=6, gate="none") as srv:
+        ws = await websockets.connect(srv.ws_url + f"?sample_rate={rate}")
+        await ws.send(pcm16(female))
+        first = json.loads(await ws.recv())
+        stream_id = first["stream_id"]
+        stream = srv.service.registry
+        await eventually(lambda: srv.service.connections and next(iter(
+            srv.service.connections)).stream.samples_received == len(female), "audio in")  # type: ignore[attr-defined]  # fmt: skip
+        ws.transport.abort()
+        await eventually(lambda: stream_id in stream.detached, "the stream detached")
+        await eventually(
+            lambda: not stream.detached[stream_id].stream.pending
+            and not stream.detached[stream_id].stream.inflight, "every window classified"
+        )  # fmt: skip
+        replayed = []
+        for _ in range(2):  # resume from the start, twice at once
+            ws = await websockets.connect(
+                srv.ws_url + f"?sample_rate={rate}&stream_id={stream_id}&last_seq=-1"
+            )
+            run = StreamRun()
+            reader = asyncio.create_task(collect(ws, run))
+            await eventually(lambda run=run: bool(run.of("ready")), "ready")
+            await asyncio.sleep(200 * MS)  # what is replayed comes right after ready
+            ws.transport.abort()
+            reader.cancel()
+            replayed.append(run)
+            await eventually(lambda: stream_id in stream.detached, "detached again")
+    assert len(replayed[0].results) == 6 and not replayed[0].of("error")  # the burst: all kept
+    [limited] = replayed[1].of("error")
+    assert limited["code"] == "replay_limited"
+    assert len(replayed[1].results) < 6  # 20 a second, for the fraction of a second since
+    assert limited["message"].endswith(f"replaying the newest {len(replayed[1].results)}")

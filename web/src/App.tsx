@@ -2,7 +2,14 @@ import { useEffect, useMemo, useState } from "react";
 import { Controls, ExportButtons } from "./components/Controls";
 import { LabelCard } from "./components/LabelCard";
 import { LevelMeter } from "./components/LevelMeter";
-import { ConfirmDiscard, DropNotice, ErrorList, ServerLine, StartingNotice } from "./components/Notices";
+import {
+  ConfirmDiscard,
+  DropNotice,
+  ErrorList,
+  NewStreamNotice,
+  ServerLine,
+  StartingNotice,
+} from "./components/Notices";
 import { SegmentLog, SummaryCard } from "./components/Segments";
 import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
@@ -21,7 +28,8 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
-import { answer, headline, segmentLog, summarize } from "./state/results";
+import { answer, headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
+import { followDelay } from "./state/timing";
 import { minSec } from "./format";
 
 function download(name: string, type: string, text: string): void {
@@ -36,7 +44,9 @@ function download(name: string, type: string, text: string): void {
 /** Why results are not live, in a few words. */
 function notLiveReason(phase: Phase): string {
   const conn = connState(phase);
-  if (conn.kind === "reconnecting") return serverStarting(phase) ? "server starting" : "connection lost";
+  if (conn.kind === "reconnecting") {
+    return serverStarting(phase) ? "server starting" : conn.unreachable ? "server unreachable" : "connection lost";
+  }
   if (conn.kind === "connecting") return "connecting";
   if (phase.kind === "file" && phase.progress >= 1) return "file finished";
   if (phase.kind === "mic" && phase.mic.kind === "error") return "microphone error";
@@ -67,8 +77,8 @@ export function App() {
   const starting = !view.ready && (serverStarting(v.phase) || view.starting);
   const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
   const summary = !busy ? summarize(view) : null;
-  const { segments, open, streams } = view;
-  const log = useMemo(() => segmentLog({ segments, open, streams }), [segments, open, streams]);
+  const { segments, open, streams, gaps } = view;
+  const log = useMemo(() => logRows({ segments, open, streams, gaps }), [segments, open, streams, gaps]);
   // A file's headline is its answer (time per label, the dominant one), not its last seconds.
   const file = v.phase.kind === "file" ? v.phase : null;
   const fileAnswer = useMemo(
@@ -82,6 +92,8 @@ export function App() {
         ? `whole file "${file.fileName}"`
         : `so far, ${minSec(file.progress * file.durationMs)} of "${file.fileName}"`
     : null;
+  const restartAt = newStreamAt(view);
+  const host = wsUrl ? new URL(wsUrl).host : null;
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
   const meta: ExportMeta = {
     model: view.ready?.model ?? v.server?.model ?? null,
@@ -112,17 +124,22 @@ export function App() {
     <main>
       <header>
         <h1>voxlive</h1>
-        <ServerLine server={v.server} ready={view.ready} />
+        <p className="small muted" data-testid="about">
+          Says live whether the voice at your microphone, or in an audio file, is male or female, or that there is no
+          speech. The audio is sent to the server{host ? ` at ${host}` : ""} to be classified.
+        </p>
+        <ServerLine server={v.server} ready={view.ready} url={wsUrl} />
       </header>
       <LabelCard
         headline={headline(view)}
+        tentative={tentative(view)}
         current={view.current}
         labels={labels}
         live={live}
         ageMs={view.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - view.lastAtMs) : null}
         why={notLiveReason(v.phase)}
         latencyMs={view.latencyMs}
-        windowMs={view.ready?.window_ms ?? null}
+        follow={view.ready ? followDelay(view.ready, view.latencyMs) : null}
         busy={busy}
         serverLatencyMs={view.serverLatencyMs}
         answer={fileAnswer}
@@ -132,7 +149,8 @@ export function App() {
       <LiveLevelMeter source={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} />
+      {restartAt !== null && <NewStreamNotice atMs={restartAt} />}
+      <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} gaps={view.gaps} />
       {pending && (
         <ConfirmDiscard
           results={view.results.length}

@@ -1,5 +1,6 @@
 // Where the WebSocket lives. Order: run-time config.json (one built image fits any deployment),
-// then REACT_APP_WS_URL at build time (the seed's variable), then same-origin /audio.
+// then REACT_APP_WS_URL at build time (the seed's variable), then same-origin /audio. The build
+// ships an empty config.json (web/public), which a deployment may replace: no 404 on every load.
 
 export interface RuntimeConfig {
   wsUrl?: string;

@@ -96,6 +96,8 @@ async def run_stream(
     await asyncio.sleep(index * spec.hop_ms / 1000 / max(spec.streams, 1) % (spec.hop_ms / 1000))
     sent_at: list[tuple[int, float]] = []  # (stream sample position after the send, time)
     start: dict[str, Any] = {"type": "start", "sample_rate": RATE}
+    if spec.flat_out:  # throughput: a live stream is held to real time; a lossless one is not
+        start["lossless"] = True
     if spec.token:
         start["token"] = spec.token
 

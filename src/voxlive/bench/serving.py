@@ -73,10 +73,14 @@ class InProcess:
 
 @contextlib.asynccontextmanager
 async def serve_in_process(
-    settings: Settings, classifier: Classifier | None = None, port: int = 0
+    settings: Settings,
+    classifier: Classifier | None = None,
+    port: int = 0,
+    uvicorn_changes: dict[str, Any] | None = None,
 ) -> AsyncIterator[InProcess]:
     """``create_app(settings)`` served on a loopback port (free by default) in this event loop,
-    from when it is ready until the block ends (then shut down as on SIGTERM)."""
+    from when it is ready until the block ends (then shut down as on SIGTERM).
+    ``uvicorn_changes``: uvicorn options to override (the keepalive's ``ws_ping_interval``)."""
     from voxlive.server.app import create_app
     from voxlive.server.runner import Server, uvicorn_config
 
@@ -85,7 +89,9 @@ async def serve_in_process(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
+    config = uvicorn_config(
+        app, settings, log_level="warning", lifespan="on", **(uvicorn_changes or {})
+    )
     server = Server(config, app.state.service)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -23,6 +23,7 @@ class ReadyMessage(TypedDict):
     hop_ms: int
     sample_rate: int
     model_sample_rate: int
+    smoothing: int
     resumed: bool
 
 
@@ -98,6 +99,7 @@ def ready(
     hop_ms: int,
     sample_rate: int,
     model_sample_rate: int,
+    smoothing: int,
     resumed: bool = False,
 ) -> ReadyMessage:
     return {
@@ -111,6 +113,7 @@ def ready(
         "hop_ms": hop_ms,
         "sample_rate": sample_rate,
         "model_sample_rate": model_sample_rate,
+        "smoothing": smoothing,
         "resumed": resumed,
     }
 

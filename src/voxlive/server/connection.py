@@ -32,15 +32,14 @@ from starlette.websockets import (
 )
 
 from voxlive.audio.resample import StreamResampler, to_mono
-from voxlive.errors import ClientError, FrameTooLarge, StreamTimeout
+from voxlive.errors import ClientError, FrameTooLarge
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
 from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
 from voxlive.protocol.order import Audio, Event, MessageOrder, Started, Stopped, parse_query
-from voxlive.server import handshake
-from voxlive.server.budget import Budget
+from voxlive.server import handshake, pacing
 from voxlive.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,6 @@ CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
 STOP_DRAIN_S = 30.0  # after stop: at most this long to classify the rest before ``end``
 TIMEOUT_DRAIN_S = 2.0  # idle or too long: send what is classified, then ``end``
-THROTTLE_BURST_S = 1.0  # audio a stream may send ahead of max_speed at once
 # What sending raises when the client has gone: expected, not a bug.
 CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 
@@ -83,7 +81,6 @@ class Connection:
         self._resumed = False
         self._started_at = 0.0
         self._base_samples = 0
-        self._budget = Budget()
         self._dropped_errors = 0  # control messages pushed out of the full queue
 
     # ---- state ------------------------------------------------------------------------------
@@ -133,6 +130,14 @@ class Connection:
 
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
+        client = self.ws.client.host if self.ws.client else "unknown"  # behind a proxy: its XFF
+        self._allowance = self.service.sources.open(client)
+        try:
+            await self._run()
+        finally:
+            self._allowance.close()
+
+    async def _run(self) -> None:
         service, registry = self.service, self.service.registry
         if not await handshake.origin_allowed(self.ws, service):
             return
@@ -145,7 +150,7 @@ class Connection:
                 handshake.check_token(service.settings, preset)
             elif service.settings.token:
                 authenticated = await handshake.authenticate(
-                    self.ws, self.order, self._budget, service
+                    self.ws, self.order, self._allowance, service
                 )
                 if authenticated is None:  # the client left before authenticating
                     return
@@ -161,7 +166,7 @@ class Connection:
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
         if preset is not None and preset.lossless:
-            self.stream.lossless = True
+            self._make_lossless()
         registry.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
@@ -213,8 +218,15 @@ class Connection:
                 f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
                 "starting a new stream",
             )
-        elif started.last_seq is not None:
-            self._replay.extend(found[0].replay(started.last_seq))  # sent right after ready
+        elif started.last_seq is not None:  # sent right after ready, the newest if limited
+            missed = found[0].replay(started.last_seq)
+            now = asyncio.get_running_loop().time()
+            granted = self.service.registry.replays(stream_id, len(missed), now)
+            if granted < len(missed):
+                self._error("replay_limited", f"expected to replay {len(missed)} results, but "
+                            f"this stream's replays are rate-limited; replaying the newest "
+                            f"{granted}")  # fmt: skip
+            self._replay.extend(missed[len(missed) - granted :])
         return found
 
     # ---- reading ----------------------------------------------------------------------------
@@ -222,27 +234,16 @@ class Connection:
         """Read until ``stop``, a fatal error, a time-out or the client going away."""
         settings = self.service.settings
         limit = settings.max_frame_bytes
-        idle_s = settings.idle_timeout_ms / 1000 or None
         loop = asyncio.get_running_loop()
         self._started_at = loop.time()
-        ends_at = (
-            self._started_at + settings.max_stream_ms / 1000 if settings.max_stream_ms else None
-        )
         while True:
-            timeout = idle_s
-            if ends_at is not None:
-                timeout = max(0.0, min(timeout or float("inf"), ends_at - loop.time()))
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(
+                    pacing.receive_timeout(loop.time(), self._started_at, settings)
+                ):
                     msg = await self.ws.receive()
             except TimeoutError:
-                if ends_at is not None and loop.time() >= ends_at:
-                    exc = StreamTimeout(
-                        f"stream reached the limit of {settings.max_stream_ms} ms; closing it",
-                        code="max_duration",
-                    )
-                else:
-                    exc = StreamTimeout(f"no message for {idle_s:g} s; closing the stream")
+                exc = pacing.timed_out(loop.time(), self._started_at, settings)
                 self._error(exc.code, exc.message)
                 self._request_close(CLOSE_GOING_AWAY, exc.code, TIMEOUT_DRAIN_S)
                 return
@@ -263,29 +264,29 @@ class Connection:
                     self._handle(event)
             except ClientError as exc:
                 self._error(exc.code, exc.message)
-                if exc.close_code is None and self._budget.bad(loop.time(), authenticated=True):
-                    exc = handshake.too_many_errors(self._budget)
+                if exc.close_code is None and self._allowance.budget.bad(
+                    loop.time(), authenticated=True
+                ):
+                    exc = handshake.too_many_errors(self._allowance.budget)
                     self._error(exc.code, exc.message)
                 if exc.close_code is not None:
                     self._request_close(exc.close_code, exc.code, None)
                     return
             if self._stopped:
                 return
-            await handshake.pace(self._budget, size)
+            await handshake.pace(self._allowance, size)
             await self._throttle()
             await self.hooks.wait_for_room(self.stream)  # a lossless stream's back-pressure
 
     async def _throttle(self) -> None:
-        """Hold the reader while the stream is ahead of ``max_speed`` × real time. Not reading
-        is TCP back-pressure: a flooding client slows down, nothing is dropped, and other
-        streams keep their share."""
-        speed = self.service.settings.max_speed
-        if not speed:
-            return
+        """Hold the reader while the stream is ahead of its pace (:mod:`.pacing`)."""
+        settings, loop = self.service.settings, asyncio.get_running_loop()
         received = self.stream.samples_received - self._base_samples  # on this connection
-        received_s = received / self.stream.config.sample_rate
-        loop = asyncio.get_running_loop()
-        allowed_at = self._started_at + (received_s - THROTTLE_BURST_S) / speed
+        allowed_at = pacing.read_at(
+            started_at=self._started_at, received_s=received / self.stream.config.sample_rate,
+            lossless=self.stream.lossless, max_speed=settings.max_speed,
+            live_ahead_s=settings.live_ahead_ms / 1000,
+        )  # fmt: skip
         if allowed_at > loop.time():
             await asyncio.sleep(allowed_at - loop.time())
 
@@ -299,7 +300,7 @@ class Connection:
                     self.service.registry.release(self.stream)
                     self._adopt(*found, resumed=True)
             if event.lossless:
-                self.stream.lossless = True
+                self._make_lossless()
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
             if self.stream.finished:  # draining: nothing more is accepted
@@ -316,15 +317,13 @@ class Connection:
             self._stopped = True
             self._request_close(CLOSE_NORMAL, "stream ended", STOP_DRAIN_S)
 
+    def _make_lossless(self) -> None:
+        """Never shed, and background work that live streams' windows go before."""
+        self.stream.lossless = self.stream.background = True
+
     def _ready_message(self) -> ReadyMessage:
-        assert self.service.pipeline is not None
-        info, s = self.service.pipeline.classifier.info, self.service.settings
-        return messages.ready(
-            stream_id=self.id, model=info.name, backend=info.backend, labels=info.labels,
-            fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms,
-            sample_rate=self.order.format.sample_rate, resumed=self._resumed,
-            model_sample_rate=info.sample_rate,
-        )  # fmt: skip
+        fmt = self.order.format
+        return handshake.ready_message(self.service, self.id, fmt.sample_rate, self._resumed)
 
     def _error(self, code: str, message: str) -> None:
         self.service.metrics.client_errors.labels(code).inc()

@@ -8,7 +8,9 @@ In order, for every WebSocket on ``/audio``:
    stream slot, audio is refused, and a few bad messages close it (1008);
 3. only then does :meth:`voxlive.server.registry.Registry.admit` count it against
    ``max_streams``.
-Every message, before and after, is charged to the connection's :class:`Budget`.
+Every message, before and after, is charged to the connection's
+:class:`~voxlive.server.sources.Allowance` (its own budget, its source's, its share of the
+server's).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from starlette.websockets import WebSocket
 
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol import messages
+from voxlive.protocol.messages import ReadyMessage
 from voxlive.protocol.order import Event, MessageOrder, Started
 from voxlive.server.access import origin_ok, token_ok
 from voxlive.server.budget import Budget
 from voxlive.server.service import Service
+from voxlive.server.sources import Allowance
 from voxlive.settings import Settings
 
 CLOSE_POLICY = 1008
@@ -59,22 +63,22 @@ def too_many_errors(budget: Budget) -> ClientError:
     )
 
 
-async def pace(budget: Budget, size: int) -> None:
-    """Charge one received message to the budget; wait while it is spent (a reader that does
-    not read is back-pressure on the flooder alone)."""
-    wait_s = budget.charge(asyncio.get_running_loop().time(), size)
+async def pace(allowance: Allowance, size: int) -> None:
+    """Charge one received message to the allowance; wait while it is spent (a reader that
+    does not read is back-pressure on the flooder alone)."""
+    wait_s = allowance.charge(asyncio.get_running_loop().time(), size)
     if wait_s > 0:
         await asyncio.sleep(wait_s)
 
 
 async def authenticate(
-    ws: WebSocket, order: MessageOrder, budget: Budget, service: Service
+    ws: WebSocket, order: MessageOrder, allowance: Allowance, service: Service
 ) -> list[Event] | None:
     """With a token set and none in the query: read until a ``start`` carrying the token,
     within ``auth_timeout_ms``. Errors are answered at once; a few bad messages, or any audio,
     end it (a :class:`ClientError` with a close code). Returns the message order's events of that
     ``start``, or ``None`` if the client left."""
-    loop = asyncio.get_running_loop()
+    loop, budget = asyncio.get_running_loop(), allowance.budget
     timeout_s = service.settings.auth_timeout_ms / 1000
     try:
         async with asyncio.timeout(timeout_s):
@@ -83,7 +87,7 @@ async def authenticate(
                 if msg["type"] == "websocket.disconnect":
                     return None
                 text = msg.get("text")
-                await pace(budget, len(msg.get("bytes") or b"") + len(text or ""))
+                await pace(allowance, len(msg.get("bytes") or b"") + len(text or ""))
                 if text is None:
                     raise AuthError(
                         "expected a start message with the server's token before any audio"
@@ -106,3 +110,16 @@ async def authenticate(
         raise AuthError(
             f"expected a start message with the server's token within {timeout_s:g} s"
         ) from None
+
+
+def ready_message(
+    service: Service, stream_id: str, sample_rate: int, resumed: bool
+) -> ReadyMessage:
+    """The ``ready`` a stream gets once admitted: the model, its labels and the windowing."""
+    assert service.pipeline is not None
+    info, s = service.pipeline.classifier.info, service.settings
+    return messages.ready(
+        stream_id=stream_id, model=info.name, backend=info.backend, labels=info.labels,
+        fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms, sample_rate=sample_rate,
+        resumed=resumed, model_sample_rate=info.sample_rate, smoothing=s.smoothing,
+    )  # fmt: skip

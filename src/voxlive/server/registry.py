@@ -42,9 +42,11 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
+from voxlive.server.budget import TokenBucket
 from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
+REPLAY_RATE_PER_S = 20.0  # results a stream's resumes may replay per second, after a burst
 
 
 class Client(Protocol):
@@ -74,6 +76,7 @@ class Registry:
         self.pipeline: Pipeline | None = None  # set once the model is loaded
         self.connections: set[Client] = set()
         self.detached: dict[str, Detached] = {}
+        self._replays: dict[str, TokenBucket] = {}  # per stream, open or detached: bounded
         self._no_connections = asyncio.Event()
         self._no_connections.set()
 
@@ -126,8 +129,19 @@ class Registry:
             entry.expiry.cancel()
             self.release(entry.stream)
 
+    def replays(self, stream_id: str, wanted: int, now: float) -> int:
+        """How many of ``wanted`` results a resume of ``stream_id`` may replay now: a burst of
+        ``max_unsent_results``, then ``REPLAY_RATE_PER_S`` (a client resuming in a loop cannot
+        make the server send its backlog over and over)."""
+        bucket = self._replays.get(stream_id)
+        if bucket is None:
+            burst = self.settings.max_unsent_results
+            bucket = self._replays[stream_id] = TokenBucket(REPLAY_RATE_PER_S, burst)
+        return bucket.grant(now, wanted)
+
     def release(self, stream: Stream) -> None:
         """Unregister and close a stream (late results are ignored). Idempotent."""
+        self._replays.pop(stream.id, None)
         if self.pipeline is not None:
             self.pipeline.close_stream(stream)
         else:

@@ -49,6 +49,8 @@ def uvicorn_config(app: Any, settings: Settings, **changes: Any) -> uvicorn.Conf
     http, ws = guarded_protocols(
         header_timeout_s=settings.header_timeout_ms / 1000,
         max_connections=settings.max_connections,
+        max_per_source=settings.max_connections_per_source,
+        trusted=settings.trusted_proxies,
     )
     options: dict[str, Any] = {
         "host": settings.host,
@@ -58,6 +60,9 @@ def uvicorn_config(app: Any, settings: Settings, **changes: Any) -> uvicorn.Conf
         "ws": ws,
         "ws_max_size": settings.max_frame_bytes,
         "ws_per_message_deflate": False,
+        # X-Forwarded-For only from the configured proxies (uvicorn's default trusts 127.0.0.1)
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 5,  # after voxlive's own drain (drain_timeout_ms)

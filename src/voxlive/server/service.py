@@ -19,6 +19,7 @@ from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.worker import LoopWorker
 from voxlive.server.registry import Client, Registry
+from voxlive.server.sources import Sources
 from voxlive.server.uploads import Uploads
 from voxlive.settings import Settings
 
@@ -46,6 +47,7 @@ class Service:
         self.error: str | None = None
         self.registry = Registry(settings, self.metrics)
         self.uploads = Uploads(settings)
+        self.sources = Sources()  # message budgets per client address and server-wide
         self._loader = loader
         self._on_fatal = on_fatal
         self._task: asyncio.Task[None] | None = None

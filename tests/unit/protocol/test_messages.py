@@ -39,7 +39,8 @@ def test_error_end_and_ready_fields() -> None:
                        failed=0, dropped_windows=0, dropped_ms=2.34567)  # fmt: skip
     assert (end["duration_ms"], end["dropped_ms"]) == (1.235, 2.346)
     ready = messages.ready(stream_id="s", model="m", backend="b", labels=("x",), fallback=None,
-                           window_ms=1, hop_ms=1, sample_rate=1, model_sample_rate=1)  # fmt: skip
+                           window_ms=1, hop_ms=1, sample_rate=1, model_sample_rate=1,
+                           smoothing=1)  # fmt: skip
     assert ready["resumed"] is False and ready["labels"] == ["x"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxlive.server.budget import UNIT_BYTES, Budget
+from voxlive.server.budget import UNIT_BYTES, Budget, FrameBudget, TokenBucket
 
 
 def test_a_burst_is_free_then_the_rate_holds() -> None:
@@ -51,3 +51,43 @@ def test_a_fraction_of_a_unit_left_is_still_within_the_allowance() -> None:
     b = Budget(rate_per_s=10, burst=1.5)
     assert b.charge(0.0, 0) == 0.0  # half a unit left: no wait (and never a negative one)
     assert b.charge(0.0, 0) == pytest.approx(0.05)  # half a unit short: 0.05 s at 10/s
+
+
+def test_a_lower_rate_for_now_refills_slower_and_never_raises_the_own_rate() -> None:
+    b = Budget(rate_per_s=10, burst=1)
+    b.charge(0.0, 0)
+    assert b.charge(0.0, 0, rate_per_s=5) == pytest.approx(0.2)  # one unit at 5/s
+    c = Budget(rate_per_s=10, burst=1)
+    c.charge(0.0, 0)
+    assert c.charge(0.0, 0, rate_per_s=1000) == pytest.approx(0.1)  # capped at its own 10/s
+
+
+def test_a_token_bucket_starts_full_and_ignores_a_clock_going_back() -> None:
+    t = TokenBucket(rate_per_s=2, burst=2)
+    assert [t.take(5.0, 1), t.take(5.0, 1)] == [0.0, 0.0]
+    assert t.take(4.0, 1) == pytest.approx(0.5)  # no refill from the past
+
+
+def test_frames_past_the_rate_are_held_for_the_deficit() -> None:
+    f = FrameBudget(rate_per_s=100)
+    assert all(f.charge(0.0) == 0.0 for _ in range(100))  # a burst of one second's frames
+    assert f.charge(0.0) == pytest.approx(0.01)
+
+
+def test_fragments_are_counted_per_message_and_tiny_ones_refused() -> None:
+    f = FrameBudget(max_fragments=3, min_fragment_bytes=10)
+    assert f.data_frame(10, first=True, fin=False) is None
+    assert f.data_frame(10, first=False, fin=False) is None
+    assert f.data_frame(0, first=False, fin=True) is None  # the last may be empty
+    assert f.data_frame(5, first=True, fin=True) is None  # an unfragmented message: any size
+    assert f.data_frame(10, first=True, fin=False) is None  # a new message counts from one
+    assert f.data_frame(10, first=False, fin=False) is None
+    assert f.data_frame(10, first=False, fin=False) is None  # exactly three
+    assert f.data_frame(10, first=False, fin=False) == (
+        1009,
+        "expected at most 3 fragments per message, got more",
+    )
+    assert FrameBudget(min_fragment_bytes=10).data_frame(9, first=True, fin=False) == (
+        1008,
+        "expected fragments of at least 10 bytes, got 9",
+    )

@@ -29,6 +29,7 @@ from voxlive.inference.base import ModelInfo
 from voxlive.server.budget import Budget
 from voxlive.server.connection import NEXT, TIMEOUT_DRAIN_S, Connection
 from voxlive.server.service import Service
+from voxlive.server.sources import Sources
 
 RATE = 16_000
 
@@ -51,7 +52,7 @@ async def test_start_audio_stop_gives_ready_results_in_order_end_and_1000() -> N
     assert ready == {
         "type": "ready", "stream_id": conn.id, "model": "fake", "backend": "fake",
         "labels": ["a", "b"], "fallback": None, "window_ms": 200, "hop_ms": 100,
-        "sample_rate": RATE, "model_sample_rate": RATE, "resumed": False,
+        "sample_rate": RATE, "model_sample_rate": RATE, "smoothing": 4, "resumed": False,
     }  # fmt: skip
     results = ws.of("result")
     assert [(r["seq"], r["start_ms"], r["end_ms"]) for r in results] == [
@@ -472,8 +473,8 @@ async def test_a_client_that_reads_nothing_gets_the_newest_64_errors_and_a_count
     async with service() as svc:
         ws = SlowReader()
         ws.text({"type": "start", "sample_rate": RATE})
+        svc.sources = Sources(new_budget=lambda: Budget(bad_limit=100))  # more than 64 bad ones
         conn = Connection(ws, svc)  # type: ignore[arg-type]
-        conn._budget = Budget(bad_limit=100)  # a client allowed more bad messages than 64
         task = asyncio.create_task(conn.run())
         await eventually(lambda: ws.waiting, "ready on its way")
         for n in range(1, 71):

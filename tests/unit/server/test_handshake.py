@@ -18,6 +18,7 @@ from voxlive.protocol.order import MessageOrder, Started
 from voxlive.server.budget import Budget
 from voxlive.server.handshake import authenticate, origin_allowed, pace, too_many_errors
 from voxlive.server.service import Service
+from voxlive.server.sources import Allowance, Sources
 from voxlive.settings import Settings
 
 
@@ -28,9 +29,9 @@ class CountingBudget(Budget):
         super().__init__(**kw)
         self.sizes: list[int] = []
 
-    def charge(self, now: float, size_bytes: int) -> float:
+    def charge(self, now: float, size_bytes: int, rate_per_s: float | None = None) -> float:
         self.sizes.append(size_bytes)
-        return super().charge(now, size_bytes)
+        return super().charge(now, size_bytes, rate_per_s)
 
 
 def text(obj: Any) -> dict[str, Any]:
@@ -46,7 +47,9 @@ def _auth(ws: FakeWebSocket, svc: Service, budget: Budget | None = None) -> Any:
     order = MessageOrder(DEFAULT_FORMAT)
 
     async def go() -> Any:
-        return await asyncio.wait_for(authenticate(ws, order, budget or Budget(), svc), 5_000 * MS)  # type: ignore[arg-type]
+        allowance = Sources().open("127.0.0.1")
+        allowance.budget = budget or Budget()
+        return await asyncio.wait_for(authenticate(ws, order, allowance, svc), 5_000 * MS)  # type: ignore[arg-type]
 
     return asyncio.run(go())
 
@@ -140,12 +143,14 @@ def test_the_reader_waits_what_the_budget_says(monkeypatch: pytest.MonkeyPatch) 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    def asking(wait_s: float) -> Budget:
+    def asking(wait_s: float) -> Allowance:
         class Fixed(Budget):
-            def charge(self, now: float, size_bytes: int) -> float:
+            def charge(self, now: float, size_bytes: int, rate_per_s: float | None = None) -> float:
                 return wait_s
 
-        return Fixed()
+        allowance = Sources().open("127.0.0.1")
+        allowance.budget = Fixed()
+        return allowance
 
     monkeypatch.setattr(asyncio, "sleep", sleep)  # handshake sleeps through asyncio.sleep
     asyncio.run(pace(asking(0.2), 10))

@@ -22,7 +22,8 @@ from websockets.uri import parse_uri
 
 from tests.fakes import Timers, Transport
 from tests.helpers import MS, eventually
-from voxlive.server.protocols import GuardedHttp, GuardedWebSocket, guarded_protocols
+from voxlive.server.budget import MAX_FRAGMENTS, MIN_FRAGMENT_BYTES, FrameBudget
+from voxlive.server.protocols import FEED_BYTES, GuardedHttp, GuardedWebSocket, guarded_protocols
 
 
 # ---- HTTP: the connection budget and the header deadline -----------------------------------------
@@ -32,28 +33,83 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def _connect(
-    http: type[GuardedHttp], state: ServerState, app: Any = _app, loop: Any = None
+    http: type[GuardedHttp],
+    state: ServerState,
+    app: Any = _app,
+    loop: Any = None,
+    peer: str = "127.0.0.1",
 ) -> tuple[GuardedHttp, Transport]:
     config = uvicorn.Config(app, log_level="critical")
     config.load()
     proto = http(config=config, server_state=state, app_state={}, _loop=loop)
-    transport = Transport()
+    transport = Transport(peer)
     transport.protocol = proto
     proto.connection_made(transport)
     return proto, transport
 
 
-async def test_connections_past_the_budget_are_aborted_at_once() -> None:
+async def _never_answers(scope: Any, receive: Any, send: Any) -> None:
+    await asyncio.Event().wait()  # a request in progress for as long as the test runs
+
+
+async def test_past_the_budget_the_oldest_idle_socket_gives_way() -> None:
     http, ws = guarded_protocols(header_timeout_s=10.0, max_connections=2)
-    assert ws is GuardedWebSocket and http.max_connections == 2 and http.header_timeout_s == 10.0
+    assert issubclass(ws, GuardedWebSocket) and ws.per_source is http.per_source
+    assert http.max_connections == 2 and http.header_timeout_s == 10.0
     state = ServerState()
-    conns = [_connect(http, state) for _ in range(3)]
-    assert [t.aborted for _, t in conns] == [False, False, True]  # exactly the limit is fine
-    assert http._refused == 1 and GuardedHttp._refused == 0  # counted per configured class
-    for proto, _ in conns[:2]:
+    loop = asyncio.get_running_loop()
+    old, old_t = _connect(http, state, loop=loop)
+    await asyncio.sleep(MS)
+    partial, partial_t = _connect(http, state, loop=loop)
+    partial.data_received(b"GET /healthz HT")  # part of a request line: still idle
+    new, new_t = _connect(http, state, loop=loop)
+    assert (old_t.aborted, partial_t.aborted, new_t.aborted) == (True, False, False)
+    assert http._evicted == 1 and http._refused == 0 and GuardedHttp._evicted == 0
+    for proto in (old, partial, new):
         proto.connection_lost(None)
-    _, again = _connect(http, state)
+    assert not http.per_source  # the table holds open sockets only
+
+
+async def test_past_the_budget_with_no_idle_socket_the_new_one_is_refused() -> None:
+    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=2)
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    busy = [_connect(http, state, _never_answers, loop) for _ in range(2)]
+    for proto, _ in busy:
+        proto.data_received(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await asyncio.sleep(MS)
+    _, refused = _connect(http, state, loop=loop)
+    assert refused.aborted and not any(t.aborted for _, t in busy)
+    assert http._refused == 1 and GuardedHttp._refused == 0  # counted per configured class
+    for proto, _ in busy:
+        proto.connection_lost(None)
+    _, again = _connect(http, state, loop=loop)
     assert not again.aborted
+
+
+async def test_one_address_past_its_share_pushes_out_its_own_idle_sockets_only() -> None:
+    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=10, max_per_source=2)
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    other, other_t = _connect(http, state, loop=loop, peer="127.0.0.9")  # the oldest of all
+    mine = [_connect(http, state, loop=loop, peer="127.0.0.2") for _ in range(3)]
+    assert [t.aborted for _, t in mine] == [True, False, False] and not other_t.aborted
+    assert http.per_source["127.0.0.2"] == 3  # the evicted one's connection_lost comes next
+    mine[0][0].connection_lost(None)
+    assert http.per_source == {"127.0.0.2": 2, "127.0.0.9": 1}
+    for proto, _ in [*mine[1:], (other, other_t)]:
+        proto.connection_lost(None)
+
+
+async def test_a_trusted_proxy_is_not_capped_per_source() -> None:
+    http, _ = guarded_protocols(
+        header_timeout_s=10.0, max_connections=10, max_per_source=1, trusted=("10.0.0.0/8",)
+    )
+    state = ServerState()
+    conns = [_connect(http, state, peer="10.1.2.3") for _ in range(3)]
+    assert not any(t.aborted for _, t in conns)
+    for proto, _ in conns:
+        proto.connection_lost(None)
 
 
 async def test_a_socket_that_sends_no_complete_request_head_is_aborted_after_the_deadline() -> None:
@@ -79,14 +135,17 @@ async def test_refused_connections_are_logged_at_every_power_of_two(
 ) -> None:
     http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=1)
     state = ServerState()
-    kept, _ = _connect(http, state)
+    loop = asyncio.get_running_loop()
+    kept, _ = _connect(http, state, _never_answers, loop)
+    kept.data_received(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await asyncio.sleep(MS)
     with caplog.at_level(logging.WARNING, logger="voxlive"):
         for _ in range(5):
-            refused, transport = _connect(http, state)
+            refused, transport = _connect(http, state, loop=loop)
             assert transport.aborted
             refused.connection_lost(None)  # what asyncio does next for an aborted socket
     assert [r.getMessage() for r in caplog.records] == [
-        f"refused a connection: 1 open, the limit is 1 (max_connections); {n} so far"
+        f"refused a connection from 127.0.0.1: 1 open (limit 1), 1 from it (limit 64); {n} so far"
         for n in (1, 2, 4)
     ]
     assert state.connections == {kept}
@@ -316,3 +375,89 @@ async def test_a_close_that_crosses_the_peers_close_ends_quietly() -> None:
         [frame] = peer.frames()
         assert Close.parse(frame.data) == Close(1000, "bye")  # the echo, and nothing after it
         assert peer.server.close_timer is None and not peer.transport.aborted
+
+
+# ---- WebSocket: every frame charged, reads parsed in slices, a keepalive that waits -----------------
+def _close_frame(peer: Peer) -> Close:
+    closes = [Close.parse(f.data) for f in peer.frames() if f.opcode is Opcode.CLOSE]
+    assert len(closes) == 1, closes
+    return closes[0]
+
+
+async def test_a_message_in_more_fragments_than_allowed_closes_the_connection_1009() -> None:
+    async with accepted() as peer:
+        peer.client.send_binary(b"x" * 512, fin=False)
+        for _ in range(MAX_FRAGMENTS - 2):
+            peer.client.send_continuation(b"x" * 512, fin=False)
+        peer.client.send_continuation(b"x", fin=True)  # exactly MAX_FRAGMENTS: a message
+        peer.feed()
+        assert not peer.transport.closing and peer.server.queue.qsize() == 1
+        await peer.server.receive()
+        peer.client.send_binary(b"x" * 512, fin=False)
+        for _ in range(MAX_FRAGMENTS):  # one more than allowed
+            peer.client.send_continuation(b"x" * 512, fin=False)
+        peer.feed()
+        assert peer.transport.closing
+        assert _close_frame(peer).code == 1009
+        assert peer.server.queue.qsize() == 0  # nothing of it reached the app
+
+
+async def test_an_empty_or_tiny_fragment_closes_the_connection_1008() -> None:
+    for first in (b"", b"ab", b"x" * (MIN_FRAGMENT_BYTES - 1)):
+        async with accepted() as peer:
+            peer.client.send_binary(first, fin=False)
+            peer.feed()
+            assert peer.transport.closing
+            close = _close_frame(peer)
+            assert close.code == 1008
+            assert close.reason == (
+                f"expected fragments of at least {MIN_FRAGMENT_BYTES} bytes, got {len(first)}"
+            )
+
+
+async def test_frames_past_the_rate_hold_the_socket_until_the_budget_refills() -> None:
+    async with accepted() as peer:
+        peer.server._frames = FrameBudget(rate_per_s=500)
+        for _ in range(1000):  # 6 bytes each: two slices of FEED_BYTES
+            peer.client.send_ping(b"")
+        peer.feed()
+        answered = len(peer.frames())
+        # websockets queues a pong as it parses a ping: the first slice's, then the rate held it
+        assert answered == FEED_BYTES // 6
+        assert peer.transport.paused and peer.server._held is not None
+        pongs = [answered]
+        await eventually(  # the deficit refills at 500 frames/s: about 1 s for the rest
+            lambda: pongs.append(len(peer.frames())) or sum(pongs) == 1000, "every ping answered"
+        )
+        await eventually(lambda: not peer.transport.paused, "the socket read again")
+
+
+async def test_one_message_at_a_time_waits_for_the_app_and_the_rest_of_the_read_with_it() -> None:
+    async with accepted() as peer:
+        for i in range(10):
+            peer.client.send_binary(bytes([i]) * 100)
+        peer.feed()  # one read carrying ten messages
+        assert peer.server.queue.qsize() == 1 and peer.transport.paused
+        got = [(await peer.server.receive())["bytes"][0] for _ in range(10)]
+        assert got == list(range(10))  # in order, none lost
+        assert not peer.transport.paused
+
+
+async def test_the_keepalive_waits_while_the_server_holds_the_reader(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with accepted() as peer:
+        server = peer.server
+        server.ping_timeout = 0.05
+        peer.client.send_binary(b"audio")
+        peer.feed()  # a message the app has not read: the server holds the reader
+        with caplog.at_level(logging.WARNING, logger="voxlive"):
+            server.keepalive_timeout()
+            assert not peer.transport.closing and server.pong_timer is not None
+            server.pong_timer.cancel()
+            await server.receive()  # the app reads: nothing is held any more
+            server.keepalive_timeout()
+        assert peer.transport.closing and _close_frame(peer).code == 1011
+        assert [r.getMessage() for r in caplog.records] == [
+            "closed a WebSocket stream: no pong within 0.05 s of a keepalive ping (1011)"
+        ]

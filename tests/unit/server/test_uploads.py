@@ -6,19 +6,25 @@ under test); test_app.py runs the same endpoint through the real pipeline."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.helpers import MS, wav
+from tests.helpers import MS, eventually, wav
+from voxlive.audio.decode import Control
 from voxlive.inference.base import ModelInfo
 from voxlive.pipeline.offline import Classified
 from voxlive.protocol import messages
+from voxlive.server import uploads as uploads_module
 from voxlive.server.uploads import Uploads, _answer, classify_upload
 from voxlive.settings import Settings
 
@@ -128,7 +134,7 @@ def test_a_file_gets_its_stream_s_messages_with_the_model_it_ran_on() -> None:
         "ready": {
             "type": "ready", "stream_id": "file-7", "model": "m", "backend": "onnx",
             "labels": ["zeta", "alpha"], "fallback": "no hub", "window_ms": 200, "hop_ms": 100,
-            "sample_rate": 16_000, "model_sample_rate": 16_000, "resumed": False,
+            "sample_rate": 16_000, "model_sample_rate": 16_000, "smoothing": 4, "resumed": False,
         },
         "results": [timeline[0], timeline[2]], "segments": [timeline[1]], "end": END,
     }  # fmt: skip
@@ -259,7 +265,7 @@ def test_the_duration_limit_counts_at_the_file_s_own_sample_rate(rate: int) -> N
     fits = _run(_request(wav(1.9, rate)), host)
     assert fits.status_code == 200 and _json(fits)["duration_ms"] == 1900.0
     assert host.pipeline.seen == [1.9 * 16_000]  # resampled to the model's rate after the check
-    too_long = _run(_request(wav(2.1, rate)), host)
+    too_long = _run(_request(wav(2.1, rate)), _Host(max_upload_ms=2000))  # one loop per host
     assert too_long.status_code == 400
     assert _json(too_long)["error"]["code"] == "too_long"
     assert "at most 2 s of audio, got 2.1 s" in _json(too_long)["error"]["message"]
@@ -371,3 +377,152 @@ def test_the_upload_count_is_bounded_and_idle_only_at_zero() -> None:
         assert not uploads.cut.is_set()
 
     asyncio.run(go())
+
+
+# ---- round two (#23): origin, a slot only for a whole body, work, decodes that stop ------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed", "status"),
+    [
+        ({"Origin": "https://evil.example", "Content-Type": "text/plain"}, (), 403),
+        ({"Origin": "null"}, (), 403),
+        ({"Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}, (), 200),  # same origin
+        ({"Origin": "http://localhost:5173", "Host": "127.0.0.1:8000"}, (), 200),  # localhost
+        ({"Origin": "https://app.example", "Host": "api.example"}, ("https://app.example",), 200),
+        ({"Origin": "https://evil.example"}, ("https://app.example",), 403),
+        ({"Content-Type": "text/plain"}, (), 200),  # no Origin: curl, scripts
+    ],
+)
+def test_a_foreign_page_is_refused_before_its_body_is_read(
+    headers: dict[str, str], allowed: tuple[str, ...], status: int
+) -> None:
+    host = _Host(allowed_origins=allowed)
+    if status == 200:
+        assert _run(_request(wav(0.01), headers=headers), host).status_code == 200
+        return
+
+    async def go() -> Response:  # a body that never comes: refused without reading it
+        return await asyncio.wait_for(
+            classify_upload(_request(b"", headers=headers, stall=True), host), 1_000 * MS
+        )
+
+    origin = headers["Origin"]
+    _refused(asyncio.run(go()), 403, "origin_not_allowed",
+             f"origin {origin!r} is not allowed; expected the server's own origin, localhost, "
+             "or one listed in VOXLIVE_ALLOWED_ORIGINS")  # fmt: skip
+    assert host.pipeline is not None and host.pipeline.seen == []
+
+
+def test_a_body_still_arriving_holds_no_slot() -> None:
+    """With one slot, an upload whose body stalls after its first bytes does not keep the next
+    one out: the slot is taken only once a body is whole."""
+
+    async def go() -> tuple[Response, Response, _Host]:
+        host = _Host(max_uploads=1)
+        release = asyncio.Event()
+        body = wav(0.01)
+
+        async def receive() -> dict[str, Any]:
+            if not release.is_set():
+                await release.wait()  # after its first bytes
+                return {"type": "http.request", "body": body[4:], "more_body": False}
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
+
+        first_bytes = [{"type": "http.request", "body": body[:4], "more_body": True}]
+
+        async def slow() -> dict[str, Any]:
+            return first_bytes.pop() if first_bytes else await receive()
+
+        scope = {"type": "http", "method": "POST", "path": "/classify", "headers": [],
+                 "query_string": b""}  # fmt: skip
+        trickling = asyncio.create_task(classify_upload(Request(scope, slow), host))
+        await asyncio.sleep(20 * MS)
+        assert host.uploads.active == 0 and host.uploads.receiving.held == 4
+        honest = await asyncio.wait_for(classify_upload(_request(body), host), 5_000 * MS)
+        release.set()
+        return honest, await asyncio.wait_for(trickling, 5_000 * MS), host
+
+    honest, slow, host = asyncio.run(go())
+    assert honest.status_code == 200 and slow.status_code == 200
+    assert host.uploads.active == 0 and host.uploads.receiving.held == 0
+
+
+def test_a_file_over_the_work_limit_is_413_before_decoding() -> None:
+    """0.1 s of 192 kHz × 8 channels is 153,600 samples × channels: more than 1 s at 48 kHz
+    stereo."""
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((19_200, 8), np.float32), 192_000, format="FLAC")
+    host = _Host(max_upload_ms=1000)
+    r = _run(_request(buf.getvalue()), host)
+    _refused(r, 413, "too_much_audio",
+             "expected at most 96000 samples × channels to decode (1 s at 48 kHz stereo), got "
+             "153600 (0.1 s at 192000 Hz × 8 channels)")  # fmt: skip
+    assert host.pipeline is not None and host.pipeline.seen == [] and host.uploads.active == 0
+
+
+class _SlowDecode:
+    """Stands in for decode_file: one 1 ms "block" per check of its control, for up to 10 s."""
+
+    def __init__(self) -> None:
+        self.controls: list[Control] = []
+
+    def __call__(self, body: bytes, rate: int, max_ms: int, control: Control) -> np.ndarray:
+        self.controls.append(control)
+        try:
+            for _ in range(10_000):
+                control.check()
+                control.blocks += 1
+                time.sleep(1 * MS)
+            return np.zeros(16, np.float32)
+        finally:
+            control.done.set()
+
+
+def test_a_client_that_leaves_while_its_file_decodes_frees_the_slot_and_stops_the_decode(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    decode = _SlowDecode()
+    monkeypatch.setattr(uploads_module, "decode_file", decode)
+
+    async def go() -> tuple[Response, float, _Host]:
+        host = _Host(max_uploads=1)
+        gone = asyncio.Event()
+        task = asyncio.create_task(classify_upload(_request(wav(0.01), disconnect=gone), host))
+        await eventually(lambda: bool(decode.controls) and decode.controls[0].blocks > 5,
+                         "the decode to run")  # fmt: skip
+        assert host.uploads.active == 1 and len(host.uploads.decoders) == 1
+        left = time.monotonic()
+        gone.set()
+        r = await asyncio.wait_for(task, 5_000 * MS)
+        freed_s = time.monotonic() - left
+        assert host.uploads.enter()  # the slot is free at once
+        host.uploads.leave()
+        await eventually(lambda: not host.uploads.decoders, "the decode thread to return")
+        return r, freed_s, host
+
+    with caplog.at_level(logging.DEBUG, logger=uploads_module.__name__):
+        r, freed_s, host = asyncio.run(go())
+    assert r.status_code == 499 and freed_s < 100 * MS
+    control = decode.controls[0]
+    assert control.stopped and control.done.is_set()
+    blocks = control.blocks
+    time.sleep(20 * MS)
+    assert control.blocks == blocks < 1_000  # stopped, long before its 10,000 blocks
+    assert host.pipeline is not None and host.pipeline.seen == []
+    assert caplog.messages == ["upload: the client left while its file was decoded"]
+
+
+def test_a_decode_past_the_upload_timeout_stops_and_answers_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decode = _SlowDecode()
+    monkeypatch.setattr(uploads_module, "decode_file", decode)
+    host = _Host(upload_timeout_ms=1000)
+    r = _run(_request(wav(0.01)), host)
+    _refused(r, 503, "decode_timeout",
+             "expected the file decoded within 1 s; the server is busy, retry later")  # fmt: skip
+    assert r.headers["retry-after"] == "1"
+    assert decode.controls[0].done.is_set() and 100 < decode.controls[0].blocks < 2_000
+    assert host.uploads.active == 0

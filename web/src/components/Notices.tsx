@@ -1,10 +1,28 @@
+import { minSec } from "../format";
 import type { ServerInfo } from "../net/http";
 import type { ReadyMessage } from "../protocol/messages";
+import type { Gap } from "../state/results";
 
 /** One short line about the model, before Start: from /readyz, then from the stream's ready. */
-export function ServerLine({ server, ready }: { server: ServerInfo | null; ready: ReadyMessage | null }) {
+export function ServerLine({
+  server,
+  ready,
+  url,
+}: {
+  server: ServerInfo | null;
+  ready: ReadyMessage | null;
+  url: string | null;
+}) {
   const model = ready?.model ?? server?.model ?? null;
   const fallback = ready ? ready.fallback : (server?.fallback ?? null);
+  if (server?.status === "unreachable" && !ready) {
+    return (
+      <p className="server-line small warn-line" role="status" data-testid="server-unreachable">
+        Server unreachable at {url}, retrying every 2 s. You can press Start now: the page connects as soon as it
+        answers.
+      </p>
+    );
+  }
   if (server?.status === "starting" && !ready) {
     return (
       <p className="server-line small" role="status" data-testid="server-starting">
@@ -49,10 +67,29 @@ export function StartingNotice() {
   );
 }
 
-/** Audio that was never classified: dropped by the server (it fell behind), or by the page (the
- * connection was down longer than the page holds audio for). */
-export function DropNotice({ droppedMs, unsentMs }: { droppedMs: number; unsentMs: number }) {
-  if (droppedMs <= 0 && unsentMs <= 0) return null;
+function gapText(gap: Gap): string {
+  const s = `${((gap.endMs - gap.startMs) / 1000).toFixed(1)} s`;
+  return gap.reason === "unreachable"
+    ? `The first ${s} were not classified: the server could not be reached yet.`
+    : `${s} from ${minSec(gap.startMs)} were not classified: the connection or the server was down.`;
+}
+
+/** The server began a new stream mid-run: it no longer knew the old one (a restart, say). */
+export function NewStreamNotice({ atMs }: { atMs: number }) {
+  return (
+    <div className="banner info" role="status" data-testid="new-stream">
+      A new stream began at {minSec(atMs)}: the server no longer knew the earlier one (it restarted). Results go on from
+      there.
+    </div>
+  );
+}
+
+/** Audio that was never classified: dropped by the server (it fell behind), lost while no stream
+ * held it (a gap), or dropped by the page within a resumed stream (the connection was down longer
+ * than the page holds audio for). */
+export function DropNotice({ droppedMs, unsentMs, gaps }: { droppedMs: number; unsentMs: number; gaps: Gap[] }) {
+  if (gaps.length) unsentMs = 0; // counted in the gaps
+  if (droppedMs <= 0 && unsentMs <= 0 && !gaps.length) return null;
   return (
     <div className="banner warn" role="status">
       {droppedMs > 0 && (
@@ -60,6 +97,11 @@ export function DropNotice({ droppedMs, unsentMs }: { droppedMs: number; unsentM
           The server fell behind: {(droppedMs / 1000).toFixed(1)} s of audio were not classified.
         </div>
       )}
+      {gaps.map((gap) => (
+        <div data-testid="no-data" key={gap.startMs}>
+          {gapText(gap)}
+        </div>
+      ))}
       {unsentMs > 0 && (
         <div data-testid="unsent">
           The connection was down: {(unsentMs / 1000).toFixed(1)} s of audio could not be sent and were not classified.

@@ -1,4 +1,5 @@
 import type { EngineState } from "../audio/engine";
+import { useNow } from "../hooks/useNow";
 import type { ConnState } from "../net/client";
 
 export function connectionText(conn: ConnState): string {
@@ -6,19 +7,26 @@ export function connectionText(conn: ConnState): string {
     case "idle":
       return "Not connected";
     case "connecting":
+      // Between two tries at a server never reached the words stay the same: a live region
+      // that changed with every try would be read out every second or two.
+      if (conn.unreachable) return "Server unreachable";
       return conn.attempt > 1 ? `Connecting (attempt ${conn.attempt})…` : "Connecting…";
     case "open":
       return "Connected";
     case "stopping":
       return "Finishing…";
     case "reconnecting":
-      return /not_ready/.test(conn.reason)
-        ? `Server starting; trying again in ${(conn.delayMs / 1000).toFixed(1)} s`
-        : `Reconnecting in ${(conn.delayMs / 1000).toFixed(1)} s (${conn.reason})`;
+      if (/not_ready/.test(conn.reason)) return "Server starting";
+      return conn.unreachable ? "Server unreachable" : `Reconnecting (${conn.reason})`;
     case "closed":
       if (conn.reason === "classified") return "Done: every window of the file classified";
-      return conn.code === 1000 ? "Disconnected" : `Disconnected: ${conn.reason || `code ${conn.code}`}`;
+      return conn.code === 1000 ? "Stopped" : `Disconnected: ${conn.reason || `code ${conn.code}`}`;
   }
+}
+
+/** "next try in 1.4 s": the wait before the next attempt, from the connection's own deadline. */
+export function countdownText(retryAtMs: number, nowMs: number): string {
+  return `next try in ${(Math.max(0, retryAtMs - nowMs) / 1000).toFixed(1)} s`;
 }
 
 function micText(mic: EngineState): string {
@@ -35,8 +43,10 @@ function micText(mic: EngineState): string {
   }
 }
 
-/** Connection and microphone, in a polite live region that changes only when they do. */
+/** Connection and microphone, in a polite live region that changes only when they do; the
+ * reconnect countdown ticks outside it (announcing every tick would be noise). */
 export function StatusBar({ conn, mic, onRetry }: { conn: ConnState; mic: EngineState; onRetry: () => void }) {
+  const now = useNow(200, conn.kind === "reconnecting");
   return (
     <div className="status">
       <span className={`dot dot-${conn.kind}`} aria-hidden="true" />
@@ -45,6 +55,11 @@ export function StatusBar({ conn, mic, onRetry }: { conn: ConnState; mic: Engine
         <span className="sep"> · </span>
         <span data-testid="mic">{micText(mic)}</span>
       </span>
+      {(conn.kind === "reconnecting" || (conn.kind === "connecting" && conn.unreachable)) && (
+        <span className="small muted" data-testid="countdown">
+          {conn.kind === "reconnecting" ? countdownText(conn.retryAtMs, now) : "trying now…"}
+        </span>
+      )}
       {conn.kind === "reconnecting" && (
         <button type="button" className="small-button" onClick={onRetry} data-testid="retry">
           Retry now

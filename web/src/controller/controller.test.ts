@@ -37,6 +37,7 @@ class FakeEngine implements EngineLike {
 class FakeClient implements ClientLike {
   current: ConnState = { kind: "idle" };
   bufferedAmount = 0;
+  streamStartBytes = 0;
   sent: ArrayBuffer[] = [];
   calls: string[] = [];
   constructor(readonly options: ClientOptions) {}
@@ -200,6 +201,66 @@ describe("PageController: microphone", () => {
     expect(controller.getSnapshot()).toMatchObject({ source: "microphone", startedAt: "2026-01-02T03:04:05.000Z" });
   });
 
+  it("realigns the send clock and the page's axis on a stream that began after audio was dropped", async () => {
+    const { controller, clients, engines, clock } = setup();
+    await controller.startMic("ws://h/audio");
+    for (let i = 0; i < 12; i += 1) {
+      engines[0].events.onFrame(new Float32Array(8000)); // 500 ms each; frame i leaves at 1000 + 500 i
+      if (i < 11) clock.ms += 500;
+    }
+    // The server came up late: the connection's first sample was sample 88000 (5.5 s in).
+    clients[0].streamStartBytes = 88_000 * 2;
+    clients[0].options.onMessage(ready());
+    clock.ms += 300;
+    clients[0].options.onMessage(result(0, "female", { start_ms: 0, end_ms: 500 })); // audio 5.5-6.0 s
+    const { view } = controller.getSnapshot();
+    expect(view.latencyMs).toBe(300); // sample 96000 left at 6500, not 5.5 s earlier
+    expect(view.gaps).toEqual([{ startMs: 0, endMs: 5500, reason: "unreachable" }]);
+    expect(view.timeline[0]).toMatchObject({ startMs: 5500, endMs: 6000 });
+  });
+
+  it("a new stream after a restart numbers from 0 on the page's axis after the old one", async () => {
+    const { controller, clients, engines, clock } = setup();
+    await controller.startMic("ws://h/audio");
+    engines[0].events.onFrame(new Float32Array(32000));
+    clients[0].options.onMessage(ready({ stream_id: "a" }));
+    clients[0].options.onMessage(result(0, "female", { start_ms: 0, end_ms: 1000 }));
+    clients[0].options.onMessage(result(1, "female", { start_ms: 500, end_ms: 1500 }));
+    clock.ms += 3000;
+    engines[0].events.onFrame(new Float32Array(64000));
+    clients[0].streamStartBytes = 64_000 * 2; // 4 s in: 2.5 s after the old stream's last window
+    clients[0].options.onMessage(ready({ stream_id: "b" }));
+    clients[0].options.onMessage(result(0, "male", { start_ms: 0, end_ms: 1000 }));
+    const { view } = controller.getSnapshot();
+    expect(view.streams.map((s) => [s.streamId, s.offsetMs, s.firstResult])).toEqual([
+      ["a", 0, 0],
+      ["b", 4000, 2],
+    ]);
+    expect(view.gaps).toEqual([{ startMs: 1500, endMs: 4000, reason: "outage" }]);
+    expect(view.timeline.at(-1)).toMatchObject({ startMs: 4000, endMs: 5000 });
+  });
+
+  it("asks /readyz again while the server is unreachable or starting, until it is ready", async () => {
+    const answers = ["unreachable", "starting", "ready"] as const;
+    let asked = 0;
+    const { controller, sleeps } = setup({
+      fetchServerInfo: async () => ({
+        status: answers[Math.min(asked++, 2)],
+        model: null,
+        backend: null,
+        labels: [],
+        fallback: null,
+        config: null,
+        hopMs: null,
+        windowsPerS: null,
+      }),
+    });
+    await controller.loadServerInfo("ws://h/audio");
+    expect(asked).toBe(3);
+    expect(sleeps).toEqual([2000, 2000]);
+    expect(controller.getSnapshot().server?.status).toBe("ready");
+  });
+
   it("asks before a new stream replaces unexported results, not after an export", async () => {
     const { controller, clients } = setup();
     await controller.startMic("ws://h/audio");
@@ -294,7 +355,7 @@ describe("PageController: microphone", () => {
     expect(controller.active).toBe(false);
   });
 
-  it("closes the connection when the microphone fails, and keeps the error", async () => {
+  it("closes the connection when the microphone fails, and shows no connection at all", async () => {
     const { controller, clients, onEngine } = setup();
     const error = { code: "denied", message: "Microphone access was denied." } as const;
     onEngine((e) => (e.startGate = Promise.resolve({ kind: "error", error })));
@@ -303,7 +364,7 @@ describe("PageController: microphone", () => {
     expect(controller.getSnapshot().phase).toEqual({
       kind: "mic",
       mic: { kind: "error", error },
-      conn: { kind: "closed", code: 1000, reason: "closed" },
+      conn: { kind: "idle" }, // the microphone failed, not the server: nothing to say about it
     });
     expect(controller.active).toBe(false);
     await controller.startMic("ws://h/audio"); // and Start works again

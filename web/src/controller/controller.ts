@@ -29,6 +29,8 @@ export interface ClientLike extends FileSink {
   stop(): void;
   close(): void;
   retryNow(): void;
+  /** Audio bytes handed to send() before the current connection's first (see StreamClient). */
+  readonly streamStartBytes: number;
 }
 
 export interface ControllerDeps {
@@ -60,7 +62,7 @@ export interface Snapshot {
 }
 
 const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
-const MAX_QUEUED_SAMPLES = MAX_QUEUED_BYTES / 2;
+export const SERVER_POLL_MS = 2000; // how often /readyz is asked again while the server is not ready
 
 export const initialSnapshot: Snapshot = {
   phase: { kind: "idle" },
@@ -80,8 +82,6 @@ interface Run {
   client: ClientLike | null;
   abort: AbortController | null; // a /classify upload
   clock: SendClock; // when each sample went out, for the latency a person sees
-  streams: number; // the server streams (not resumes) this run has had
-  lostAt: number | null; // samples sent when the connection was lost; null while it holds
   ended: boolean; // Stop was pressed, the file was sent, or it failed: nothing more to cancel
 }
 
@@ -163,8 +163,6 @@ export class PageController {
       client: null,
       abort: null,
       clock: new SendClock(),
-      streams: 0,
-      lostAt: null,
       ended: false,
     };
     this.run = run;
@@ -183,10 +181,21 @@ export class PageController {
     this.update({ exported: true });
   }
 
-  /** Ask /readyz what the server runs (model, fallback) before anything starts. Never rejects. */
+  private disposed = false;
+
+  /**
+   * Ask /readyz what the server runs (model, fallback) before anything starts, and again every
+   * SERVER_POLL_MS while it is unreachable or starting, until it is ready (or /readyz turns out
+   * to be hidden) or the page goes away. Never rejects.
+   */
   async loadServerInfo(wsUrl: string): Promise<void> {
-    const server = await this.deps.fetchServerInfo(wsUrl);
-    this.update({ server });
+    for (;;) {
+      const server = await this.deps.fetchServerInfo(wsUrl);
+      if (this.disposed) return;
+      this.update({ server });
+      if (server.status !== "unreachable" && server.status !== "starting") return;
+      await this.deps.sleep(SERVER_POLL_MS);
+    }
   }
 
   /** How long the server should take to classify `durationMs` of audio, from its last reported
@@ -217,19 +226,17 @@ export class PageController {
   }
 
   /**
-   * A stream began. A new one after an outage (the server forgot the old one) starts with the
-   * audio the client held while disconnected (at most MAX_QUEUED_SAMPLES), so that is where its
-   * audio time 0 lies on the send clock.
+   * A stream began. One that is not a resume (the first, or one after the server forgot the old)
+   * starts with the first sample its connection carried: audio dropped while no connection held
+   * lies before it. That is its audio time 0, on the send clock (for the latency) and on the
+   * page's axis (ms of audio this run captured), so what nobody classified shows as a gap.
+   * Returns where it begins on the page's axis; null for a resume.
    */
-  private onReady(run: Run, resumed: boolean): void {
-    if (!resumed) {
-      if (run.streams > 0 && run.lostAt !== null) {
-        const held = Math.min(run.clock.total - run.lostAt, MAX_QUEUED_SAMPLES);
-        run.clock.restart(run.clock.total - held);
-      }
-      run.streams += 1;
-    }
-    run.lostAt = null;
+  private onReady(run: Run, client: ClientLike, resumed: boolean): number | null {
+    if (resumed) return null;
+    const at = client.streamStartBytes / 2;
+    run.clock.restart(at);
+    return (at / TARGET_RATE) * 1000;
   }
 
   private apply(action: ResultsAction): void {
@@ -237,8 +244,8 @@ export class PageController {
     this.update({ view, exported: this.snapshot.exported && view.results.length === 0 });
   }
 
-  private dispatch(message: ServerMessage, latencyMs: number | null = null): void {
-    this.apply({ type: "message", message, atMs: this.deps.now(), latencyMs });
+  private dispatch(message: ServerMessage, latencyMs: number | null = null, streamStartMs: number | null = null): void {
+    this.apply({ type: "message", message, atMs: this.deps.now(), latencyMs, streamStartMs });
   }
 
   /** Empty results and a new client for `run`; connects at once. `lossless`: the server must
@@ -259,12 +266,11 @@ export class PageController {
       reconnect,
       onMessage: (message) => {
         if (this.run !== run) return;
-        if (message.type === "ready") this.onReady(run, message.resumed);
+        const streamStartMs = message.type === "ready" ? this.onReady(run, client, message.resumed) : null;
         const latency = message.type === "result" ? run.clock.since(message.end_ms, this.deps.now()) : null;
-        this.dispatch(message, latency);
+        this.dispatch(message, latency, streamStartMs);
       },
       onState: (conn) => {
-        if (conn.kind === "reconnecting" && run.lostAt === null) run.lostAt = run.clock.total;
         this.updatePhase(run, (p) => (p.kind === "mic" || p.kind === "file" ? { ...p, conn } : p));
       },
       onProtocolError: (error) => {
@@ -301,8 +307,10 @@ export class PageController {
     await engine.start(deviceId);
     if (run.ended) return; // stopped meanwhile; stop() released everything
     if (engine.current.kind === "error") {
+      // Only the microphone failed: the connection opened for it is no news (nothing was sent).
       run.ended = true;
       client.close();
+      this.updatePhase(run, (p) => (p.kind === "mic" ? { ...p, conn: { kind: "idle" } } : p));
     } else {
       this.refreshDevices(); // labels are visible once permission is granted
     }
@@ -425,6 +433,7 @@ export class PageController {
 
   /** Release everything now without flushing (the page is going away). Idempotent. */
   async dispose(): Promise<void> {
+    this.disposed = true;
     this.playback.stop();
     const run = this.run;
     if (!run) return;

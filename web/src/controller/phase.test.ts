@@ -84,7 +84,7 @@ describe("phaseErrors", () => {
     const p: Phase = {
       kind: "mic",
       mic: { kind: "running", contextRate: 16000, deviceLabel: "" },
-      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "lost" },
+      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "lost", retryAtMs: 0, unreachable: false },
     };
     expect(phaseErrors(p, url)).toEqual(["Cannot reach the server at ws://h/audio; retrying."]);
   });
@@ -117,7 +117,11 @@ describe("live, starting and file progress", () => {
     const running = { kind: "running", contextRate: 16000, deviceLabel: "" } as const;
     expect(isLive({ kind: "mic", mic: running, conn: { kind: "open" } })).toBe(true);
     expect(
-      isLive({ kind: "mic", mic: running, conn: { kind: "reconnecting", attempt: 1, delayMs: 500, reason: "x" } }),
+      isLive({
+        kind: "mic",
+        mic: running,
+        conn: { kind: "reconnecting", attempt: 1, delayMs: 500, reason: "x", retryAtMs: 0, unreachable: false },
+      }),
     ).toBe(false);
     expect(isLive({ kind: "mic", mic: { kind: "stopped" }, conn: { kind: "stopping" } })).toBe(false);
     expect(isLive(fileAt(0.5, { kind: "open" }))).toBe(true);
@@ -130,7 +134,7 @@ describe("live, starting and file progress", () => {
     const p: Phase = {
       kind: "mic",
       mic: { kind: "running", contextRate: 16000, deviceLabel: "" },
-      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "not_ready" },
+      conn: { kind: "reconnecting", attempt: 2, delayMs: 1000, reason: "not_ready", retryAtMs: 0, unreachable: false },
     };
     expect(serverStarting(p)).toBe(true);
     expect(phaseErrors(p, "ws://h/audio")).toEqual([]);

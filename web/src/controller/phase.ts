@@ -94,11 +94,17 @@ export function serverStarting(phase: Phase): boolean {
 /** The plain-language problems of this phase, for the error banner (server messages come separately). */
 export function phaseErrors(phase: Phase, wsUrl: string | null): string[] {
   const conn = connState(phase);
+  // A microphone that failed is the whole story: the connection opened for it was only closed.
+  if (phase.kind === "mic" && phase.mic.kind === "error") return [phase.mic.error.message];
   const out: string[] = [];
-  if (phase.kind === "mic" && phase.mic.kind === "error") out.push(phase.mic.error.message);
   if (phase.kind === "file_error") out.push(phase.message);
-  if (conn.kind === "reconnecting" && !serverStarting(phase))
-    out.push(`Cannot reach the server at ${wsUrl}; retrying.`);
+  if (conn.kind === "reconnecting" && !serverStarting(phase)) {
+    out.push(
+      conn.unreachable
+        ? `Server unreachable at ${wsUrl}; retrying. Audio is held for a few seconds, then counted as not classified.`
+        : `Cannot reach the server at ${wsUrl}; retrying.`,
+    );
+  }
   if (conn.kind === "closed" && conn.code !== 1000 && conn.code !== 1005) {
     out.push(`The server closed the stream: ${conn.reason || conn.code}`);
   }

@@ -1,6 +1,7 @@
 // A thin React adapter: the page's PageController, read with useSyncExternalStore.
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
+export { useNow } from "./useNow";
 import { pageToken } from "../config";
 import { createBrowserController } from "../controller/browser";
 
@@ -51,16 +52,4 @@ export interface LevelSource {
 /** The input level (rms in [0, 1]); a component that reads it re-renders with every audio frame. */
 export function useLevel(source: LevelSource): number {
   return useSyncExternalStore(source.subscribeLevel, source.getLevel);
-}
-
-/** performance.now(), refreshed every `everyMs` while `running` (for "3 s ago"). */
-export function useNow(everyMs: number, running: boolean): number {
-  const [now, setNow] = useState(() => performance.now());
-  useEffect(() => {
-    if (!running) return;
-    setNow(performance.now());
-    const id = setInterval(() => setNow(performance.now()), everyMs);
-    return () => clearInterval(id);
-  }, [everyMs, running]);
-  return now;
 }

@@ -4,6 +4,7 @@ import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "
 
 class FakeSocket {
   static instances: FakeSocket[] = [];
+  static readonly CONNECTING = 0;
   static readonly OPEN = 1;
   readyState = 0;
   binaryType = "blob";
@@ -209,7 +210,9 @@ describe("StreamClient", () => {
       kind: "reconnecting",
       attempt: 1,
       delayMs: 500,
+      retryAtMs: expect.any(Number),
       reason: "cannot connect to ws://x/audio: SyntaxError: bad url",
+      unreachable: true,
     });
   });
 
@@ -300,15 +303,73 @@ describe("StreamClient", () => {
     expect(JSON.parse(FakeSocket.instances[1].sent[0] as string)).toMatchObject({ last_seq: -1 });
   });
 
-  it("names the lost connection's code when the close has no reason", () => {
+  it("says the server is unreachable until a connection opened, then names a lost one's code", () => {
+    const states: ConnState[] = [];
+    let now = 10_000;
+    const client = make(states, [], { now: () => now });
+    client.connect();
+    FakeSocket.instances[0].drop(1006); // never opened: there was no connection to lose
+    expect(states.at(-1)).toMatchObject({
+      reason: "server unreachable at ws://x/audio",
+      unreachable: true,
+      retryAtMs: 10_500, // for a countdown
+    });
+    now += 500;
+    vi.advanceTimersByTime(500);
+    FakeSocket.instances[1].open();
+    FakeSocket.instances[1].drop(1006);
+    expect(states.at(-1)).toMatchObject({ reason: "connection lost (code 1006)", unreachable: false });
+    vi.advanceTimersByTime(1000); // the second attempt's backoff
+    FakeSocket.instances[2].drop(1001, "going away");
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", reason: "going away" });
+  });
+
+  it("numbers a new stream's results afresh: after a restart seq 0 is news, not a replay", () => {
+    const messages: { type: string; seq?: number }[] = [];
+    const client = make([], messages);
+    client.connect();
+    const socket = FakeSocket.instances[0];
+    socket.open();
+    socket.onmessage?.({ data: JSON.stringify({ ...ready, stream_id: "a" }) });
+    for (const seq of [0, 1, 2]) socket.onmessage?.({ data: JSON.stringify(result(seq)) });
+    socket.drop(1006);
+    vi.advanceTimersByTime(500);
+    const again = FakeSocket.instances[1];
+    again.open();
+    expect(JSON.parse(again.sent[0] as string)).toMatchObject({ stream_id: "a", last_seq: 2 });
+    again.onmessage?.({ data: JSON.stringify({ ...ready, stream_id: "b", resumed: false }) });
+    again.onmessage?.({ data: JSON.stringify(result(0)) });
+    again.onmessage?.({ data: JSON.stringify(result(0)) }); // a repeat is still dropped
+    expect(messages.filter((m) => m.type === "result").map((m) => m.seq)).toEqual([0, 1, 2, 0]);
+  });
+
+  it("says where a stream begins in the audio it was given: after what was dropped while down", () => {
+    const client = make([], [], { maxQueuedBytes: 4 });
+    client.connect();
+    client.send(new ArrayBuffer(4));
+    client.send(new ArrayBuffer(4)); // the first 4 bytes are dropped
+    client.send(new ArrayBuffer(2)); // ... and this pushes out the second frame
+    FakeSocket.instances[0].open();
+    expect(client.streamStartBytes).toBe(8);
+    expect(client.droppedBytes).toBe(8);
+  });
+
+  it("stop() while a connection never opens ends as stopped, not as a server's 1006", () => {
     const states: ConnState[] = [];
     const client = make(states);
     client.connect();
+    client.stop();
     FakeSocket.instances[0].drop(1006);
-    expect(states.at(-1)).toMatchObject({ reason: "connection lost (code 1006)" });
-    vi.advanceTimersByTime(500);
-    FakeSocket.instances[1].drop(1001, "going away");
-    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", reason: "going away" });
+    expect(states.at(-1)).toEqual({ kind: "closed", code: 1000, reason: "stopped before the server answered" });
+  });
+
+  it("close() while connecting leaves no late close behind (the socket's 1006 is not news)", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    client.close();
+    FakeSocket.instances[0].drop(1006);
+    expect(states.at(-1)).toEqual({ kind: "closed", code: 1000, reason: "closed" });
   });
 
   it("does not reconnect after a normal close by the server, or when reconnect is off", () => {

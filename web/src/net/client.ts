@@ -11,10 +11,12 @@ import {
 
 export type ConnState =
   | { kind: "idle" }
-  | { kind: "connecting"; attempt: number }
+  | { kind: "connecting"; attempt: number; unreachable?: boolean } // unreachable: as below, after a failed try
   | { kind: "open" }
   | { kind: "stopping" }
-  | { kind: "reconnecting"; attempt: number; delayMs: number; reason: string }
+  // retryAtMs: when the next attempt starts, on the client's clock (`now`), for a countdown.
+  // unreachable: no connection has opened yet (the server was never reached), not a lost one.
+  | { kind: "reconnecting"; attempt: number; delayMs: number; retryAtMs: number; reason: string; unreachable: boolean }
   | { kind: "closed"; code: number; reason: string };
 
 export interface ClientOptions {
@@ -29,6 +31,7 @@ export interface ClientOptions {
   onProtocolError?: (error: ProtocolError) => void; // a text frame the parser refused (it is skipped)
   onDropped?: (totalBytes: number) => void; // the queue dropped audio: droppedBytes, after each drop
   createSocket?: (url: string) => WebSocket;
+  now?: () => number; // ms, monotonic; performance.now by default
 }
 
 // Close codes after which reconnecting cannot help: the client itself is wrong.
@@ -47,7 +50,10 @@ export class StreamClient {
   private queuedBytes = 0;
   private ending = false;
   private streamId: string | null = null; // from ready: resume this stream after a blip
-  private lastSeq = -1; // the last result seq received, so the server can replay the rest
+  private lastSeq = -1; // the last result seq received in this stream, so the server can replay the rest
+  private opened = false; // a connection has opened at least once
+  private givenBytes = 0; // audio handed to send() so far, sent, queued or dropped
+  private startBytes = 0; // givenBytes before the first byte sent on the current socket
   droppedBytes = 0; // audio dropped from the queue so far: never sent
 
   constructor(private readonly options: ClientOptions) {}
@@ -64,7 +70,11 @@ export class StreamClient {
   connect(): void {
     if (this.ws) return;
     this.attempt += 1;
-    this.set({ kind: "connecting", attempt: this.attempt });
+    this.set({
+      kind: "connecting",
+      attempt: this.attempt,
+      ...(this.attempt > 1 && !this.opened ? { unreachable: true } : {}),
+    });
     const create = this.options.createSocket ?? ((url: string) => new WebSocket(url));
     let ws: WebSocket;
     try {
@@ -75,9 +85,13 @@ export class StreamClient {
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    let wasOpen = false;
     ws.onopen = () => {
+      wasOpen = true;
       const resume = this.streamId ? { stream_id: this.streamId, last_seq: this.lastSeq } : {};
       ws.send(encodeClientMessage({ ...this.options.start, ...resume }));
+      this.opened = true;
+      this.startBytes = this.givenBytes - this.queuedBytes; // the queue goes out first
       this.set({ kind: "open" });
       for (const buf of this.queue) ws.send(buf);
       this.queue = [];
@@ -91,6 +105,8 @@ export class StreamClient {
         if (message.type === "ready") {
           this.attempt = 0; // a healthy connection resets the backoff
           this.streamId = message.stream_id;
+          // A new stream (the server forgot the old one) numbers its results from 0 again.
+          if (!message.resumed) this.lastSeq = -1;
         }
         if ("seq" in message && typeof message.seq === "number") {
           if (message.seq <= this.lastSeq) return; // a replayed result we already have
@@ -104,18 +120,34 @@ export class StreamClient {
     };
     ws.onclose = (event: CloseEvent) => {
       this.ws = null;
+      if (this.ending && !wasOpen) {
+        // Stopped while a connection was still being tried: the person ended it, not the server.
+        this.set({ kind: "closed", code: 1000, reason: "stopped before the server answered" });
+        return;
+      }
       if (this.ending || event.code === 1000 || FATAL_CLOSE_CODES.has(event.code) || !this.options.reconnect) {
         this.set({ kind: "closed", code: event.code, reason: event.reason });
         return;
       }
-      this.scheduleReconnect(event.reason || `connection lost (code ${event.code})`);
+      this.scheduleReconnect(
+        event.reason ||
+          (this.opened ? `connection lost (code ${event.code})` : `server unreachable at ${this.options.url}`),
+      );
     };
   }
 
   private scheduleReconnect(reason: string): void {
     // A short ceiling: a server that restarts is back within seconds, and the page should be too.
     const delayMs = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
-    this.set({ kind: "reconnecting", attempt: this.attempt, delayMs, reason });
+    const now = this.options.now ?? (() => performance.now());
+    this.set({
+      kind: "reconnecting",
+      attempt: this.attempt,
+      delayMs,
+      retryAtMs: now() + delayMs,
+      reason,
+      unreachable: !this.opened,
+    });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.connect();
@@ -130,8 +162,17 @@ export class StreamClient {
     this.connect();
   }
 
+  /**
+   * Bytes of audio handed to send() before the first one sent on the current connection: where a
+   * stream that is not a resume begins, on the run's own count (dropped audio included).
+   */
+  get streamStartBytes(): number {
+    return this.startBytes;
+  }
+
   /** Send one audio frame; held (bounded) while the socket is not open. */
   send(frame: ArrayBuffer): void {
+    this.givenBytes += frame.byteLength;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(frame);
       return;
@@ -177,7 +218,11 @@ export class StreamClient {
     this.ending = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.ws?.close(1000, "client closed");
+    if (this.ws) {
+      // Its late close event (1006 for a socket still connecting) is no news: this side ended it.
+      this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
+      this.ws.close(1000, "client closed");
+    }
     this.ws = null;
     if (this.state.kind !== "closed") this.set({ kind: "closed", code: 1000, reason: "closed" });
   }

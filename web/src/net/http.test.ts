@@ -57,7 +57,8 @@ describe("/readyz", () => {
 
   it("degrades to unavailable when /readyz cannot be fetched or read", async () => {
     const down = (async () => Promise.reject(new TypeError("network"))) as unknown as typeof fetch;
-    expect(await fetchServerInfo("http://h/", undefined, down)).toEqual(UNAVAILABLE);
+    // Nothing answered (the server is down): unreachable, which the page keeps asking about.
+    expect(await fetchServerInfo("http://h/", undefined, down)).toEqual({ ...UNAVAILABLE, status: "unreachable" });
     expect(await fetchServerInfo("http://h/", undefined, respond(200, "not json"))).toEqual(UNAVAILABLE);
     expect((await fetchServerInfo("http://h/", "t", respond(200, body))).model).toBe("pitch");
   });

@@ -23,7 +23,9 @@ export function httpBase(wsUrl: string): string {
 }
 
 export interface ServerInfo {
-  status: "ready" | "starting" | "unavailable"; // unavailable: /readyz missing, refused or not JSON
+  // unavailable: /readyz missing or not JSON (a proxy hides it); unreachable: no answer at all
+  // (the server is down, or the network is)
+  status: "ready" | "starting" | "unavailable" | "unreachable";
   model: string | null;
   backend: string | null;
   labels: string[];
@@ -87,11 +89,16 @@ export async function fetchServerInfo(
   token: string | undefined,
   doFetch: typeof fetch,
 ): Promise<ServerInfo> {
+  let response: Response;
   try {
-    const response = await doFetch(`${base}readyz`, {
+    response = await doFetch(`${base}readyz`, {
       cache: "no-store",
       headers: token ? { Authorization: `Bearer ${token}` } : {},
     });
+  } catch {
+    return { ...UNAVAILABLE, status: "unreachable" }; // fetch rejects only when nothing answered
+  }
+  try {
     return parseReadyz(response.status, await response.json());
   } catch {
     return UNAVAILABLE; // no /readyz here (a proxy that hides it, a token it wants): no model line

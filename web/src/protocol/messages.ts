@@ -32,6 +32,7 @@ export interface ReadyMessage {
   hop_ms: number;
   sample_rate: number;
   model_sample_rate: number;
+  smoothing: number; // the headline is a strict majority of this many recent windows (1: off)
   resumed: boolean;
 }
 
@@ -100,6 +101,7 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     hop_ms: "number",
     sample_rate: "number",
     model_sample_rate: "number",
+    smoothing: "number",
     resumed: "boolean",
   },
   result: {

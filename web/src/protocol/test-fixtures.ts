@@ -27,6 +27,7 @@ export function ready(extra: Partial<ReadyMessage> = {}): ReadyMessage {
     hop_ms: 500,
     sample_rate: 16000,
     model_sample_rate: 16000,
+    smoothing: 4,
     resumed: false,
     ...extra,
   };

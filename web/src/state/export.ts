@@ -69,7 +69,7 @@ export function exportConfig(view: ResultsView, meta: ExportMeta): Record<string
     segment_boundary_resolution_ms: ready ? ready.hop_ms / 2 : null,
     source: meta.source,
     started_at: meta.startedAt,
-    streams: view.streams.map((s) => `${s.stream_id}@${ms(s.offset_ms)}`).join(" "),
+    streams: view.streams.map((s) => `${s.streamId}@${ms(s.offsetMs)}`).join(" "),
     time_base: "start_ms/end_ms: the stream's audio time; page_*: the page's axis (stream_id@offset_ms)",
   };
 }
@@ -179,7 +179,7 @@ export function resultsToJson(view: ResultsView, meta: ExportMeta): string {
       fallback: meta.fallback !== null,
       fallback_reason: meta.fallback,
       ready: view.ready,
-      streams: view.streams.map((s) => ({ stream_id: s.stream_id, page_offset_ms: ms(s.offset_ms), ready: s.ready })),
+      streams: view.streams.map((s) => ({ stream_id: s.streamId, page_offset_ms: ms(s.offsetMs), ready: s.ready })),
       segments: segmentLog(view).map(({ seg, open }) => segmentRow(seg, open)),
       summary: summarize(view),
       end: view.end,

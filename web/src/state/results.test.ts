@@ -6,11 +6,15 @@ import {
   answer,
   headline,
   emptyResults,
+  labelText,
+  logRows,
+  newStreamAt,
   MAX_RESULTS,
   segmentLog,
   resultsReducer,
   type ResultsView,
   summarize,
+  tentative,
 } from "./results";
 
 describe("resultsReducer", () => {
@@ -59,7 +63,62 @@ describe("resultsReducer", () => {
     s = resultsReducer(s, { type: "message", message: result(0), atMs: 5000 });
     expect(s.timeline.map((p) => p.startMs)).toEqual([0, 4000]);
     expect(s.timeline[1].breakBefore).toBe(true);
-    expect(s.streams.map((x) => x.offset_ms)).toEqual([0, 4000]); // each stream keeps its own time base
+    expect(s.streams.map((x) => x.offsetMs)).toEqual([0, 4000]); // each stream keeps its own time base
+  });
+
+  it("tells streams apart: a restart's gap, its own numbering, the old open segment closed", () => {
+    const at = (message: ServerMessage, atMs: number, streamStartMs: number | null = null) => ({
+      type: "message" as const,
+      message,
+      atMs,
+      streamStartMs,
+    });
+    let s = resultsReducer(emptyResults, at(readyMessage({ stream_id: "a" }), 0, 2000)); // 2 s unsent first
+    expect(s.gaps).toEqual([{ startMs: 0, endMs: 2000, reason: "unreachable" }]);
+    expect(newStreamAt(s)).toBeNull(); // the first stream is not news
+    s = resultsReducer(s, at(result(0, "male"), 100));
+    s = resultsReducer(s, at(result(1, "male", { start_ms: 500, end_ms: 1500 }), 200)); // page 2.5-3.5 s
+    s = resultsReducer(s, at(readyMessage({ stream_id: "a", resumed: true }), 300)); // a resume: nothing new
+    expect(s.streams).toHaveLength(1);
+    s = resultsReducer(s, at(readyMessage({ stream_id: "b" }), 400, 6000));
+    s = resultsReducer(s, at(result(0, "female"), 500));
+    expect(newStreamAt(s)).toBe(6000);
+    expect(s.streams.map((x) => [x.streamId, x.offsetMs, x.firstResult])).toEqual([
+      ["a", 2000, 0],
+      ["b", 6000, 2],
+    ]);
+    expect(s.gaps[1]).toEqual({ startMs: 3500, endMs: 6000, reason: "outage" });
+    expect(logRows(s).map((r) => [r.gap ? "no data" : r.seg.label, r.seg.start_ms, r.seg.end_ms])).toEqual([
+      ["no data", 0, 2000],
+      ["male", 2000, 3500], // closed by the page: its server is gone
+      ["no data", 3500, 6000],
+      ["female", 6000, 7000],
+    ]);
+    const sum = summarize(s);
+    expect(sum?.noDataMs).toBe(4500);
+    const ended = summarize(resultsReducer(s, at(endMessage({ windows: 3 }), 600)));
+    expect(ended?.windows).toBe(2 + 3); // the first stream's results, then the last one's end
+    expect(sum?.perLabelMs).toEqual([
+      ["male", 1500],
+      ["female", 1000],
+    ]);
+  });
+
+  it("offers the latest raw label as tentative while it differs from the headline", () => {
+    let s = [result(0, "male"), result(1, "male"), result(2, "male")].reduce(
+      (state, message) => resultsReducer(state, { type: "message", message, atMs: 0 }),
+      emptyResults,
+    );
+    expect(tentative(s)).toBeNull();
+    s = resultsReducer(s, { type: "message", message: result(3, "female", { smoothed: "male" }), atMs: 0 });
+    expect(headline(s)?.label).toBe("male");
+    expect(tentative(s)).toBe("female");
+    expect(tentative(emptyResults)).toBeNull();
+  });
+
+  it("calls ambient 'no speech' everywhere", () => {
+    expect(labelText("ambient")).toBe("no speech");
+    expect(labelText("male")).toBe("male");
   });
 
   it("keeps the last five errors and resets", () => {
@@ -162,8 +221,8 @@ describe("headline, segments and summary", () => {
     const s = feed([result(0), result(1), result(2, "male"), seg]);
     const page = { stream_id: "", offset_ms: 0 };
     expect(segmentLog(s)).toEqual([
-      { seg: { ...seg, ...page }, open: false },
-      { seg: { ...seg, ...page, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true },
+      { seg: { ...seg, ...page }, open: false, gap: null },
+      { seg: { ...seg, ...page, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true, gap: null },
     ]);
     const done = resultsReducer(s, { type: "message", message: end, atMs: 0 });
     expect(done.open).toBeNull();
@@ -189,6 +248,7 @@ describe("headline, segments and summary", () => {
       droppedWindows: 2,
       droppedResults: 0,
       unsentMs: 0,
+      noDataMs: 0,
       durationMs: 2000,
     });
   });

@@ -11,6 +11,35 @@ import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMes
 export const TIMELINE_MS = 60_000; // a live chart follows the last minute of audio
 export const MAX_RESULTS = 20_000; // kept for the timeline and export; the oldest are dropped beyond this
 export const AMBIENT = "ambient";
+export const NO_SPEECH = "no speech"; // the one name the page gives `ambient` (gated or quiet windows)
+export const MIN_GAP_MS = 100; // less missing audio than this is not shown as a gap
+
+/** A label as the page writes it: `ambient` is "no speech" everywhere (headline, legend, log, summary). */
+export function labelText(label: string): string {
+  return label === AMBIENT ? NO_SPEECH : label;
+}
+
+/**
+ * Audio of this run that no stream classified, on the page's axis: before the first stream
+ * (`unreachable`: the server could not be reached yet) or between two streams (`outage`: the
+ * connection or the server went away and the new stream does not continue the old one).
+ */
+export interface Gap {
+  startMs: number;
+  endMs: number;
+  reason: "unreachable" | "outage";
+}
+
+/**
+ * One server stream of the run (a resume continues one; a restart begins a new one with its own
+ * time base): results from `firstResult` (an index into `results`) on are its.
+ */
+export interface StreamSpan {
+  streamId: string;
+  offsetMs: number; // where its audio time 0 lies on the page's axis (page time = its time + this)
+  firstResult: number;
+  ready: ReadyMessage; // its configuration, as the server announced it
+}
 
 export interface TimelinePoint {
   startMs: number; // audio time of the window on the page's axis (offset for restarted streams)
@@ -24,13 +53,6 @@ export interface TimelinePoint {
 export interface PageSegment extends SegmentMessage {
   stream_id: string;
   offset_ms: number; // page time minus the stream's own time
-}
-
-/** One server stream of this run: a restart begins a new one, placed after the last (offset). */
-export interface StreamRun {
-  stream_id: string;
-  offset_ms: number; // added to the stream's time to give page time
-  ready: ReadyMessage;
 }
 
 /** The smoothed label now held, built from results the same way the server builds `segment`. */
@@ -49,7 +71,6 @@ export interface ResultsView {
   timeline: TimelinePoint[]; // every window kept (up to MAX_RESULTS), page audio time
   results: ResultMessage[];
   segments: PageSegment[]; // closed segments of the smoothed label, in order, page audio time
-  streams: StreamRun[]; // the server streams, oldest first
   errors: { code: string; message: string }[]; // the server's error messages, and BAD_SERVER_MESSAGE
   starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
@@ -60,11 +81,16 @@ export interface ResultsView {
   lastAtMs: number | null; // when the latest result arrived (page clock, ms)
   offsetMs: number; // added to the current stream's audio time
   audioEndMs: number; // the latest window end on the page's axis
+  streams: StreamSpan[]; // the run's server streams (a resume continues one), oldest first
+  gaps: Gap[]; // audio no stream classified, in order (for the log, the summary and exports)
 }
 
 export type ResultsAction =
   | { type: "reset" }
-  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null }
+  // streamStartMs (a `ready` only): where the stream's audio time 0 lies on the page's axis, from
+  // the page's own count of the audio it captured; without it a new stream goes after the old
+  // one, one outage (by the clock) later.
+  | { type: "message"; message: ServerMessage; atMs: number; latencyMs?: number | null; streamStartMs?: number | null }
   | { type: "unreadable"; problem: string } // a server message failed the parser (ProtocolError)
   | { type: "unsent"; totalMs: number }; // the page's queue dropped audio; total so far this run
 
@@ -79,7 +105,6 @@ export const emptyResults: ResultsView = {
   timeline: [],
   results: [],
   segments: [],
-  streams: [],
   errors: [],
   starting: false,
   end: null,
@@ -90,6 +115,8 @@ export const emptyResults: ResultsView = {
   lastAtMs: null,
   offsetMs: 0,
   audioEndMs: 0,
+  streams: [],
+  gaps: [],
 };
 
 /** The probability `result` gives `label` (the server's segment confidence uses the same rule). */
@@ -114,9 +141,14 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   const breakBefore = prev !== undefined && startMs - prev.startMs > hop * 1.5;
   const point = { startMs, endMs, result: r, breakBefore, streamId: state.ready?.stream_id ?? "" };
   const timeline = bounded(state.timeline, point);
+  const full = state.results.length >= MAX_RESULTS;
   const results = bounded(state.results, r);
+  const streams = full
+    ? state.streams.map((s) => ({ ...s, firstResult: Math.max(0, s.firstResult - 1) }))
+    : state.streams;
   return {
     ...state,
+    streams,
     current: r,
     open: extendOpen(state.open, r, startMs, endMs),
     timeline,
@@ -134,6 +166,46 @@ function bounded<T>(list: T[], item: T): T[] {
   return list.length >= MAX_RESULTS ? [...list.slice(1), item] : [...list, item];
 }
 
+/**
+ * A stream began. A resume continues the current one. A new one (the server forgot the old one:
+ * a restart) starts its audio time and its `seq` at 0 again; it is placed on the page's axis where
+ * its first sample was captured (`streamStartMs`), and the audio between the old stream's last
+ * window and that point is a gap: nobody classified it.
+ */
+function onReady(state: ResultsView, message: ReadyMessage, atMs: number, streamStartMs: number | null): ResultsView {
+  const connected = { ...state, ready: message, end: null, errors: [], starting: false }; // earlier problems are over
+  if (message.resumed && state.streams.length > 0) return connected;
+  const first = state.streams.length === 0 && state.results.length === 0;
+  const outageMs = state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
+  const offsetMs = streamStartMs ?? (first ? state.offsetMs : state.audioEndMs + outageMs);
+  const gapFrom = first ? 0 : state.audioEndMs;
+  const gaps =
+    offsetMs - gapFrom >= MIN_GAP_MS
+      ? [...state.gaps, { startMs: gapFrom, endMs: offsetMs, reason: first ? "unreachable" : "outage" } as Gap]
+      : state.gaps;
+  // The old stream's open segment will never be closed by its server: it ends where its audio did
+  // (and starts where the log shows it starting: after the server's last, back-dated boundary).
+  const held = first ? undefined : segmentLog(state).at(-1);
+  const closed: PageSegment[] = held?.open ? [{ ...held.seg }] : [];
+  return {
+    ...connected,
+    offsetMs,
+    open: null,
+    gaps,
+    segments: [...state.segments, ...closed],
+    streams: [
+      ...state.streams,
+      { streamId: message.stream_id, offsetMs, firstResult: state.results.length, ready: message },
+    ],
+    audioEndMs: Math.max(state.audioEndMs, offsetMs),
+  };
+}
+
+/** Whether the latest stream is not the run's first: a new stream began (the old was forgotten). */
+export function newStreamAt(state: ResultsView): number | null {
+  return state.streams.length > 1 ? state.streams[state.streams.length - 1].offsetMs : null;
+}
+
 function withError(state: ResultsView, code: string, message: string): ResultsView {
   return { ...state, errors: [...state.errors, { code, message }].slice(-MAX_ERRORS) };
 }
@@ -146,26 +218,8 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
   }
   const { message, atMs } = action;
   switch (message.type) {
-    case "ready": {
-      // A new stream (not a resumed one) after earlier results: the server forgot the old one.
-      // Its audio time starts at 0 again, so it goes after the old audio, one outage later.
-      const restarted = !message.resumed && state.results.length > 0;
-      const outageMs = restarted && state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
-      const streams = message.resumed && state.streams.length ? state.streams : [...state.streams];
-      const offsetMs = restarted ? state.audioEndMs + outageMs : state.offsetMs;
-      if (!message.resumed || !streams.length)
-        streams.push({ stream_id: message.stream_id, offset_ms: offsetMs, ready: message });
-      return {
-        ...state,
-        ready: message,
-        streams,
-        end: null,
-        errors: [], // connected again: earlier problems are over
-        starting: false,
-        offsetMs,
-        open: restarted ? null : state.open,
-      };
-    }
+    case "ready":
+      return onReady(state, message, atMs, action.streamStartMs ?? null);
     case "result":
       return onResult(state, message, atMs, action.latencyMs ?? null);
     case "segment": {
@@ -202,22 +256,36 @@ export function headline(state: Pick<ResultsView, "segments" | "open" | "streams
   return { label: seg.label, confidence: seg.confidence, heldMs: seg.end_ms - seg.start_ms };
 }
 
+/**
+ * Where the headline may be going: the latest raw window's label while it differs from the
+ * headline (which changes only once most recent windows agree), else null. Shown faint and
+ * tentative; the headline commits it, or the next windows take it back.
+ */
+export function tentative(state: ResultsView): string | null {
+  const held = headline(state);
+  const raw = state.current;
+  if (!held || !raw || raw.label === held.label) return null;
+  return raw.label;
+}
+
+/** A row of the segment log: a segment of the smoothed label, or a stretch with no data. */
 export interface LogEntry {
-  seg: PageSegment;
-  open: boolean;
+  seg: PageSegment; // for a gap: its page times, label "", no windows, no stream
+  open: boolean; // the segment still held (not yet closed by the server)
+  gap: Gap | null;
 }
 
 /** Closed segments, then the one still open (not yet closed by the server), for the log. The
  * open one starts where the server's last segment ended: the server back-dates a boundary to
  * where the label began, before the window whose result flipped the smoothed label. */
 export function segmentLog(state: Pick<ResultsView, "segments" | "open" | "streams">): LogEntry[] {
-  const out: LogEntry[] = state.segments.map((seg) => ({ seg, open: false }));
+  const out: LogEntry[] = state.segments.map((seg) => ({ seg, open: false, gap: null }));
   const o = state.open;
   const last = state.segments[state.segments.length - 1];
   const stream = state.streams[state.streams.length - 1];
   const lastEnd = last?.end_ms ?? 0;
   if (o && o.endMs > lastEnd) {
-    const sameStream = last !== undefined && stream !== undefined && last.stream_id === stream.stream_id;
+    const sameStream = last !== undefined && stream !== undefined && last.stream_id === stream.streamId;
     out.push({
       seg: {
         type: "segment",
@@ -226,10 +294,11 @@ export function segmentLog(state: Pick<ResultsView, "segments" | "open" | "strea
         end_ms: o.endMs,
         confidence: o.confidenceSum / o.windows,
         windows: o.windows,
-        stream_id: stream?.stream_id ?? "",
-        offset_ms: stream?.offset_ms ?? 0,
+        stream_id: stream?.streamId ?? "",
+        offset_ms: stream?.offsetMs ?? 0,
       },
       open: true,
+      gap: null,
     });
   }
   return out;
@@ -256,12 +325,31 @@ export function answer(state: Pick<ResultsView, "segments" | "open" | "streams">
   };
 }
 
+/** The log the page shows: the segments and, in time order among them, the gaps (no data). */
+export function logRows(state: Pick<ResultsView, "segments" | "open" | "streams" | "gaps">): LogEntry[] {
+  const gaps = state.gaps.map((gap): LogEntry => {
+    const seg: PageSegment = {
+      type: "segment",
+      label: "",
+      start_ms: gap.startMs,
+      end_ms: gap.endMs,
+      confidence: 0,
+      windows: 0,
+      stream_id: "",
+      offset_ms: 0,
+    };
+    return { seg, open: false, gap };
+  });
+  return [...segmentLog(state), ...gaps].sort((a, b) => a.seg.start_ms - b.seg.start_ms);
+}
+
 export interface Summary {
   perLabelMs: [string, number][]; // audio time under each smoothed label, longest first
   windows: number;
   droppedWindows: number; // cut but never classified (the server fell behind)
   droppedResults: number; // classified but never sent
   unsentMs: number; // audio the page dropped while the connection was down: the server never had it
+  noDataMs: number; // audio in gaps: no stream classified it (the page's count; unsentMs is part of it)
   durationMs: number;
 }
 
@@ -271,12 +359,16 @@ export function summarize(state: ResultsView): Summary | null {
   const per = new Map<string, number>();
   for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
   const end = state.end;
+  const noDataMs = state.gaps.reduce((sum, g) => sum + g.endMs - g.startMs, 0);
   return {
     perLabelMs: [...per.entries()].sort((a, b) => b[1] - a[1]),
-    windows: end?.windows ?? state.results.length,
+    // `end` counts the last stream's windows; the streams before it count by their results.
+    windows: end ? (state.streams.at(-1)?.firstResult ?? 0) + end.windows : state.results.length,
     droppedWindows: end?.dropped_windows ?? 0,
     droppedResults: end?.dropped_results ?? 0,
     unsentMs: state.unsentMs,
-    durationMs: end?.duration_ms ?? state.audioEndMs,
+    noDataMs,
+    // The run's audio on the page's axis: the last stream's own length after where it began.
+    durationMs: end ? Math.max(state.audioEndMs, state.offsetMs + end.duration_ms) : state.audioEndMs,
   };
 }

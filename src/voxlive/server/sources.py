@@ -1,0 +1,93 @@
+"""Budgets per source (client address) and for the whole server, on top of each connection's own
+:class:`~voxlive.server.budget.Budget`. Pure: the caller passes the time.
+
+One connection's limits do not bound what many connections cost together: 48 connections each
+within their 1000 messages/s are 48,000 messages/s, more than the event loop can read while
+serving anyone else. So every message is also charged
+
+- to its **source** (the client's address; behind a trusted proxy, the address the proxy names
+  in ``X-Forwarded-For``): ``SOURCE_RATE_PER_S`` units per second shared by all its connections;
+- to the **server**: while more than ``SERVER_RATE_PER_S / RATE_PER_S`` connections are open,
+  each connection's own rate is lowered to its share, ``SERVER_RATE_PER_S`` divided by the open
+  connections, never below ``SHARE_FLOOR_PER_S`` (ten times what an honest stream sends).
+
+A connection over either waits (back-pressure on its socket), as over its own rate. A source's
+bucket exists while it has connections open: the table is bounded by the connection cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voxlive.server.budget import Budget, TokenBucket, units
+
+SOURCE_RATE_PER_S = 2000.0  # units/s for all of one address's connections
+SOURCE_BURST = 2000.0
+SERVER_RATE_PER_S = 4000.0  # units/s for all connections: ~a third of a core of message handling
+SHARE_FLOOR_PER_S = 200.0  # an honest stream sends 10–50 messages/s
+
+
+@dataclass
+class _Source:
+    bucket: TokenBucket
+    connections: int = 0
+
+
+@dataclass
+class Sources:
+    rate_per_s: float = SOURCE_RATE_PER_S
+    burst: float = SOURCE_BURST
+    server_rate_per_s: float = SERVER_RATE_PER_S
+    share_floor_per_s: float = SHARE_FLOOR_PER_S
+    new_budget: Callable[[], Budget] = Budget  # each connection's own
+    _sources: dict[str, _Source] = field(default_factory=dict)
+    _open: int = 0
+
+    def open(self, source: str) -> Allowance:
+        """A new connection from ``source``: its allowance, to be closed when it ends."""
+        entry = self._sources.get(source)
+        if entry is None:
+            entry = self._sources[source] = _Source(TokenBucket(self.rate_per_s, self.burst))
+        entry.connections += 1
+        self._open += 1
+        return Allowance(self, source, entry.bucket, self.new_budget())
+
+    def _close(self, source: str) -> None:
+        entry = self._sources[source]
+        entry.connections -= 1
+        self._open -= 1
+        if entry.connections == 0:
+            del self._sources[source]
+
+    def share(self) -> float:
+        """Each connection's rate now: the server's rate over the open connections (floored)."""
+        return max(self.share_floor_per_s, self.server_rate_per_s / max(1, self._open))
+
+    @property
+    def tracked(self) -> int:
+        """Sources with a connection open (the table's size)."""
+        return len(self._sources)
+
+
+@dataclass
+class Allowance:
+    """One connection's: its own :class:`Budget` (rate and bad messages), its source's bucket
+    and its share of the server's rate."""
+
+    sources: Sources
+    source: str
+    bucket: TokenBucket
+    budget: Budget
+    closed: bool = False
+
+    def charge(self, now: float, size_bytes: int) -> float:
+        """Count one received message; seconds the reader should wait (0.0 within all three)."""
+        own = self.budget.charge(now, size_bytes, rate_per_s=self.sources.share())
+        return max(own, self.bucket.take(now, units(size_bytes)))
+
+    def close(self) -> None:
+        """The connection ended. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            self.sources._close(self.source)
