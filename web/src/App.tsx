@@ -182,6 +182,7 @@ export function App() {
       />
       <Timeline
         points={view.timeline}
+        gaps={gaps}
         labels={labels}
         live={live}
         fitMs={v.phase.kind === "file" ? v.phase.durationMs : null}

@@ -1,13 +1,14 @@
 import { memo, useMemo, useState } from "react";
 import { minSec } from "../format";
 import { countRender } from "../render-count";
-import { AMBIENT, TIMELINE_MS, type TimelinePoint } from "../state/results";
+import { AMBIENT, type Gap, TIMELINE_MS, type TimelinePoint } from "../state/results";
 
 const W = 1000; // viewBox units; the SVG stretches to its box, text is HTML so it never does
 const H = 100;
 const BAND = 16; // the label band at the top
 const PLOT_TOP = BAND + 6;
 const MIN_SPAN_MS = 5_000; // the closest zoom
+const NO_GAPS: Gap[] = [];
 const MAX_RECTS = 600; // beyond this many windows in view, runs of one label are drawn as one band
 
 /** Tick spacing for a span of `spanMs`: at most five labelled ticks (they must fit a 320 px phone). */
@@ -43,6 +44,7 @@ function bands(points: TimelinePoint[]): Band[] {
 
 interface Props {
   points: TimelinePoint[]; // every window of the session
+  gaps?: Gap[]; // audio no stream classified (unreachable, an outage): a "no data" band
   labels: string[];
   live: boolean;
   fitMs: number | null; // a file's length: the chart fits the whole file; null: follow the last minute
@@ -52,13 +54,15 @@ interface Props {
  * Audio time on a seconds axis: a band per window coloured (and patterned) by its label, and one
  * line, the probability of `lineLabel`, that breaks where audio is missing or the window held no
  * speech. A file is shown whole; a live stream follows its last minute. Either can be zoomed and
- * scrolled back over the whole session; "Latest"/"Whole file" returns to the default view.
+ * scrolled back over the whole session; "Latest"/"Whole file" returns to the default view. Audio
+ * that no stream classified (the server unreachable, an outage) is a striped "no data" band.
  */
-export const Timeline = memo(function Timeline({ points, labels, live, fitMs }: Props) {
+export const Timeline = memo(function Timeline({ points, gaps = NO_GAPS, labels, live, fitMs }: Props) {
   countRender("timeline");
   const [zoomMs, setZoomMs] = useState<number | null>(null); // null: the default span
   const [pinnedStartMs, setPinnedStartMs] = useState<number | null>(null); // null: follow the end
-  const dataEnd = Math.max(points.length ? points[points.length - 1].endMs : 0, fitMs ?? 0);
+  const lastGap = gaps.length ? gaps[gaps.length - 1].endMs : 0;
+  const dataEnd = Math.max(points.length ? points[points.length - 1].endMs : 0, fitMs ?? 0, lastGap);
   const dataStart = points.length ? Math.min(points[0].startMs, 0) : 0;
   const whole = Math.max(dataEnd - dataStart, 10_000);
   const defaultSpan = fitMs !== null ? whole : Math.min(whole, TIMELINE_MS);
@@ -74,6 +78,8 @@ export const Timeline = memo(function Timeline({ points, labels, live, fitMs }: 
     [points, startMs, endMs],
   );
   const drawn = useMemo(() => bands(visible), [visible]);
+  const shownGaps = gaps.filter((g) => g.endMs >= startMs && g.startMs <= endMs);
+  const noDataMs = gaps.reduce((sum, g) => sum + g.endMs - g.startMs, 0);
   const every = Math.max(1, Math.ceil(visible.length / (MAX_RECTS * 2))); // thin the line, never the bands
   let path = "";
   let pen = false;
@@ -131,12 +137,17 @@ export const Timeline = memo(function Timeline({ points, labels, live, fitMs }: 
             data-view-start={Math.round(startMs)}
             data-view-end={Math.round(endMs)}
             role="img"
-            aria-label={`${points.length} windows from ${minSec(startMs)} to ${minSec(endMs)}`}
+            aria-label={`${points.length} windows from ${minSec(startMs)} to ${minSec(endMs)}${
+              noDataMs > 0 ? `; no data for ${(noDataMs / 1000).toFixed(1)} s` : ""
+            }`}
           >
             <defs>
               <pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
                 <rect width="6" height="6" className="fill-female" />
                 <line x1="0" y1="0" x2="0" y2="6" stroke="#fff" strokeWidth="2" />
+              </pattern>
+              <pattern id="nodata" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)">
+                <line x1="0" y1="0" x2="0" y2="4" className="nodata-stripe" strokeWidth="2" />
               </pattern>
               <pattern id="dots" width="6" height="6" patternUnits="userSpaceOnUse">
                 <rect width="6" height="6" fill="#e5e7eb" />
@@ -164,6 +175,19 @@ export const Timeline = memo(function Timeline({ points, labels, live, fitMs }: 
                 />
               );
             })}
+            {shownGaps.map((g) => (
+              <rect
+                key={`gap-${g.startMs}`}
+                x={x(g.startMs)}
+                y={0}
+                width={Math.max(0.5, x(g.endMs) - x(g.startMs))}
+                height={H}
+                className="gap"
+                style={{ fill: "url(#nodata)" }}
+                data-label="no-data"
+                data-testid="timeline-gap"
+              />
+            ))}
             {path && <path d={path} className="prob" vectorEffect="non-scaling-stroke" data-testid="prob-line" />}
           </svg>
           <div className="x-axis small" aria-hidden="true">
@@ -203,6 +227,11 @@ export const Timeline = memo(function Timeline({ points, labels, live, fitMs }: 
         <span>
           <span className="swatch swatch-ambient" /> no speech
         </span>
+        {gaps.length > 0 && (
+          <span>
+            <span className="swatch swatch-gap" /> no data
+          </span>
+        )}
         {lineLabel && (
           <span>
             <span className="line-key" /> probability of {lineLabel}

@@ -81,10 +81,66 @@ describe("exports", () => {
     const seg = { type: "segment" as const, label: "female", start_ms: 0, end_ms: 1250, confidence: 0.9, windows: 2 };
     const s = feed([ready(), result(0), result(1), result(2, "male"), seg]);
     expect(dataLines(segmentsToCsv(s, meta))).toEqual([
-      "stream_id,start_ms,end_ms,page_start_ms,page_end_ms,label,confidence,windows,open",
-      "s1,0,1250,0,1250,female,0.9000,2,false",
-      "s1,1250,2000,1250,2000,male,0.9000,1,true", // starts where the server's boundary put it
+      "stream_id,start_ms,end_ms,page_start_ms,page_end_ms,label,confidence,windows,open,no_data",
+      "s1,0,1250,0,1250,female,0.9000,2,false,",
+      "s1,1250,2000,1250,2000,male,0.9000,1,true,", // starts where the server's boundary put it
     ]);
+  });
+
+  it("a restart after an unreachable start: no-data rows among the segments, grouped by stream", () => {
+    const at = (message: ServerMessage, atMs: number, streamStartMs: number | null = null) => ({
+      type: "message" as const,
+      message,
+      atMs,
+      streamStartMs,
+    });
+    const seg = { type: "segment" as const, label: "male", start_ms: 0, end_ms: 1000, confidence: 0.8, windows: 2 };
+    const s = [
+      at(ready({ stream_id: "s1" }), 0, 2000), // the first 2 s: the server was unreachable
+      at(result(0, "male"), 100),
+      at(result(1, "male", { start_ms: 500, end_ms: 1500 }), 200),
+      at(seg, 250),
+      at(result(2, "female", { start_ms: 1000, end_ms: 2000 }), 300), // open when the server went away
+      at(ready({ stream_id: "s2" }), 400, 7000), // a restart: s2's time 0 is page 7 s
+      at(result(0, "female"), 500),
+    ].reduce(resultsReducer, emptyResults);
+    expect(dataLines(segmentsToCsv(s, meta)).slice(1)).toEqual([
+      ",,,0,2000,no data,,0,false,unreachable",
+      "s1,0,1000,2000,3000,male,0.8000,2,false,",
+      "s1,1000,2000,3000,4000,female,0.9000,1,false,", // closed by the restart, in s1's own time
+      ",,,4000,7000,no data,,0,false,outage",
+      "s2,0,1000,7000,8000,female,0.9000,1,true,",
+    ]);
+    const csv = resultsToCsv(s, [], meta);
+    expect(csv).toContain("\n# streams,s1@2000 s2@7000\n");
+    expect(csv).toContain("\n# gaps,0-2000:unreachable 4000-7000:outage\n");
+    expect(csv).toContain("\n# no_data_ms,5000\n");
+    const rows = dataLines(csv)
+      .slice(1)
+      .map((r) => r.split(",").slice(0, 6).join(","));
+    expect(rows).toEqual(["s1,0,0,1000,2000,3000", "s1,1,500,1500,2500,3500", "s1,2,1000,2000,3000,4000", "s2,0,0,1000,7000,8000"]); // prettier-ignore
+    const json = JSON.parse(resultsToJson(s, meta)) as {
+      streams: { stream_id: string; page_offset_ms: number; windows: number }[];
+      gaps: unknown[];
+      segments: { label: string; stream_id: string | null; no_data: string | null }[];
+      summary: { noDataMs: number };
+    };
+    expect(json.streams.map((x) => [x.stream_id, x.page_offset_ms, x.windows])).toEqual([
+      ["s1", 2000, 3],
+      ["s2", 7000, 1],
+    ]);
+    expect(json.gaps).toEqual([
+      { page_start_ms: 0, page_end_ms: 2000, reason: "unreachable" },
+      { page_start_ms: 4000, page_end_ms: 7000, reason: "outage" },
+    ]);
+    expect(json.segments.map((x) => [x.label, x.stream_id, x.no_data])).toEqual([
+      ["no data", null, "unreachable"],
+      ["male", "s1", null],
+      ["female", "s1", null],
+      ["no data", null, "outage"],
+      ["female", "s2", null],
+    ]);
+    expect(json.summary.noDataMs).toBe(5000);
   });
 
   it("hostile labels and file names cannot run as formulas, in any cell or # line", () => {
@@ -120,7 +176,7 @@ describe("exports", () => {
       config: { model: "m", smoothing_windows: 4, gate: "vad", window_ms: 1000, hop_ms: 500 },
     });
     expect(out.segments).toEqual([
-      { stream_id: "s1", start_ms: 0, end_ms: 1000, page_start_ms: 0, page_end_ms: 1000, label: "female", confidence: 0.1235, windows: 1, open: true },
+      { stream_id: "s1", start_ms: 0, end_ms: 1000, page_start_ms: 0, page_end_ms: 1000, label: "female", confidence: 0.1235, windows: 1, open: true, no_data: null },
     ]); // prettier-ignore
     expect(out.results).toEqual([
       expect.objectContaining({

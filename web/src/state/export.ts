@@ -4,7 +4,11 @@
 // Times: `start_ms`/`end_ms` are the stream's own audio time (as the server sent them);
 // `page_start_ms`/`page_end_ms` are the page's axis, on which a stream the server forgot (a
 // restart) is placed after the old one. Each row names its `stream_id`, so two time bases never
-// mix. Milliseconds are whole numbers, probabilities have 4 decimals: no float noise.
+// mix; JSON groups the windows by stream (`streams`: each one's offset, windows and `ready`).
+// Audio no stream classified (the server unreachable before the first stream, an outage between
+// two) has no stream time: it is a "no data" row in the segments (page times only, `no_data`
+// says why), listed in the config block (`gaps`, `no_data_ms`) and counted in the summary.
+// Milliseconds are whole numbers, probabilities have 4 decimals: no float noise.
 //
 // CSV: `#` lines first (the config block: pandas `read_csv(comment="#")` and R `comment.char`
 // skip them; a spreadsheet shows them as a few labelled rows above the header), each `# key`
@@ -13,8 +17,8 @@
 // quote, newline or # is quoted.
 
 import type { ReadyMessage } from "../protocol/messages";
-import type { PageSegment, ResultsView, TimelinePoint } from "./results";
-import { segmentLog, summarize } from "./results";
+import type { LogEntry, ResultsView, TimelinePoint } from "./results";
+import { logRows, summarize } from "./results";
 
 /** A value of the config block (what /readyz `config` says, plus what the page knows). */
 export type ConfigValue = string | number | boolean | null;
@@ -71,6 +75,8 @@ export function exportConfig(view: ResultsView, meta: ExportMeta): Record<string
     started_at: meta.startedAt,
     streams: view.streams.map((s) => `${s.streamId}@${ms(s.offsetMs)}`).join(" "),
     time_base: "start_ms/end_ms: the stream's audio time; page_*: the page's axis (stream_id@offset_ms)",
+    gaps: view.gaps.map((g) => `${ms(g.startMs)}-${ms(g.endMs)}:${g.reason}`).join(" "),
+    no_data_ms: ms(view.gaps.reduce((sum, g) => sum + g.endMs - g.startMs, 0)),
   };
 }
 
@@ -105,17 +111,21 @@ function windowRow(p: TimelinePoint) {
   };
 }
 
-function segmentRow(seg: PageSegment, open: boolean) {
+export const NO_DATA = "no data"; // the label of a gap's row: audio no stream classified
+
+/** A row of the log as exported: a segment in both times, or a gap (page time only: no stream). */
+function segmentRow({ seg, open, gap }: LogEntry) {
   return {
-    stream_id: seg.stream_id,
-    start_ms: ms(seg.start_ms - seg.offset_ms),
-    end_ms: ms(seg.end_ms - seg.offset_ms),
+    stream_id: gap ? null : seg.stream_id,
+    start_ms: gap ? null : ms(seg.start_ms - seg.offset_ms),
+    end_ms: gap ? null : ms(seg.end_ms - seg.offset_ms),
     page_start_ms: ms(seg.start_ms),
     page_end_ms: ms(seg.end_ms),
-    label: seg.label,
-    confidence: prob(seg.confidence),
+    label: gap ? NO_DATA : seg.label,
+    confidence: gap ? null : prob(seg.confidence),
     windows: seg.windows,
     open, // still open when exported: the server had not closed it
+    no_data: gap ? gap.reason : null, // why nobody classified it: "unreachable" or "outage"
   };
 }
 
@@ -136,7 +146,8 @@ export function resultsToCsv(view: ResultsView, labels: string[], meta: ExportMe
   return [...configLines(exportConfig(view, meta)), csv([header, ...rows])].join("\n") + "\n";
 }
 
-/** Segments as CSV: the config block, then one row per segment (the open one last, marked). */
+/** Segments as CSV: the config block, then one row per segment (the open one marked) and per gap
+ * ("no data"), in page time order, as the page's log shows them. */
 export function segmentsToCsv(view: ResultsView, meta: ExportMeta): string {
   const header = [
     "stream_id",
@@ -148,9 +159,10 @@ export function segmentsToCsv(view: ResultsView, meta: ExportMeta): string {
     "confidence",
     "windows",
     "open",
+    "no_data",
   ];
-  const rows = segmentLog(view).map(({ seg, open }) => {
-    const s = segmentRow(seg, open);
+  const rows = logRows(view).map((entry) => {
+    const s = segmentRow(entry);
     return [
       s.stream_id,
       s.start_ms,
@@ -158,16 +170,18 @@ export function segmentsToCsv(view: ResultsView, meta: ExportMeta): string {
       s.page_start_ms,
       s.page_end_ms,
       s.label,
-      s.confidence.toFixed(4),
+      s.confidence?.toFixed(4) ?? null,
       s.windows,
       s.open,
+      s.no_data,
     ];
   });
   return [...configLines(exportConfig(view, meta)), csv([header, ...rows])].join("\n") + "\n";
 }
 
-/** Everything the page shows as JSON: the config block, the streams, segments and windows (each
- * with its stream and both times), totals. Earlier top-level keys are kept. */
+/** Everything the page shows as JSON: the config block, the streams (each with its offset, window
+ * count and `ready`), segments and gaps, windows (each with its stream and both times), totals.
+ * `ready` and `end` are the last stream's (`end_stream_id`). Earlier top-level keys are kept. */
 export function resultsToJson(view: ResultsView, meta: ExportMeta): string {
   return JSON.stringify(
     {
@@ -179,10 +193,17 @@ export function resultsToJson(view: ResultsView, meta: ExportMeta): string {
       fallback: meta.fallback !== null,
       fallback_reason: meta.fallback,
       ready: view.ready,
-      streams: view.streams.map((s) => ({ stream_id: s.streamId, page_offset_ms: ms(s.offsetMs), ready: s.ready })),
-      segments: segmentLog(view).map(({ seg, open }) => segmentRow(seg, open)),
+      streams: view.streams.map((s) => ({
+        stream_id: s.streamId,
+        page_offset_ms: ms(s.offsetMs),
+        windows: view.timeline.filter((p) => p.streamId === s.streamId).length,
+        ready: s.ready,
+      })),
+      segments: logRows(view).map(segmentRow),
+      gaps: view.gaps.map((g) => ({ page_start_ms: ms(g.startMs), page_end_ms: ms(g.endMs), reason: g.reason })),
       summary: summarize(view),
       end: view.end,
+      end_stream_id: view.end ? (view.streams.at(-1)?.streamId ?? null) : null,
       results: view.timeline.map(windowRow),
     },
     null,
