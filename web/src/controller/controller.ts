@@ -1,19 +1,20 @@
-// PageController: the page's one owner of the microphone engine, the stream client and the
-// file-sending loop and the /classify upload. Framework-free: its state is one snapshot (a Phase
-// union plus the results view of the latest run), replaced on every change and read through subscribe/getSnapshot, which is exactly
-// what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
+// PageController: the page's one owner of the microphone engine, the stream client, the
+// file-sending loop and the /classify upload (a file's run is in file-run.ts, listening back in
+// playback.ts). Framework-free: its state is one snapshot (a Phase union plus the results view of
+// the latest run), replaced on every change and read through subscribe/getSnapshot, which is
+// exactly what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
 
 import type { EngineEvents, EngineState } from "../audio/engine";
 import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
-import { type ClassifyAnswer, inStreamOrder, type ServerInfo } from "../net/http";
+import type { ClassifyAnswer, ServerInfo } from "../net/http";
 import type { ServerMessage } from "../protocol/messages";
 import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } from "../state/results";
-import { type FileSink, streamSamples } from "./file-stream";
+import type { FileSink } from "./file-stream";
+import { type FileHost, runFile, stoppedFilePhase } from "./file-run";
 import type { Phase } from "./phase";
 import { Playback, type PlayFn, type Playing } from "./playback";
 import { SendClock } from "./send-clock";
-import { minSec } from "../format";
 
 /** The part of AudioEngine the controller uses. */
 export interface EngineLike {
@@ -198,14 +199,6 @@ export class PageController {
     }
   }
 
-  /** How long the server should take to classify `durationMs` of audio, from its last reported
-   * capacity (windows per second, /readyz); null when it never said. */
-  private estimateMs(durationMs: number): number | null {
-    const server = this.snapshot.server;
-    if (!server?.windowsPerS || !server.hopMs) return null;
-    return (durationMs / server.hopMs / server.windowsPerS) * 1000;
-  }
-
   /**
    * Play back the latest file from `startMs` to `endMs` (its audio time: a segment's times), from
    * the page's own copy of the decoded file; whatever was playing stops. Does nothing without a
@@ -325,82 +318,25 @@ export class PageController {
     if (this.active) return;
     const decoding: Phase = { kind: "decoding", fileName: file.name, bytes: file.size, sinceMs: this.deps.now() };
     const run = this.begin(decoding, file.name);
-    // The last run's results go now: nothing shown may be taken for this file's.
-    this.update({ view: emptyResults, exported: true });
-    let samples: Float32Array;
-    try {
-      samples = await this.deps.decodeFile(file);
-    } catch {
-      if (run.ended) return;
-      run.ended = true;
-      this.updatePhase(run, () => ({ kind: "file_error", message: `"${file.name}" could not be decoded as audio.` }));
-      return;
-    }
-    if (run.ended) return; // Stop pressed while decoding
-    this.playback.hold(samples);
-    this.update({ recording: file.name });
-    const durationMs = (samples.length / TARGET_RATE) * 1000;
-    if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
-    this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0, durationMs } });
-    const client = this.openClient(run, url, false, true);
-    await streamSamples(samples, client, {
-      realtime,
-      cancelled: () => run.ended,
-      onChunk: (level, progress, sent) => {
-        run.clock.sent(sent, this.deps.now());
-        this.setLevel(level);
-        // The page re-renders when the shown progress moves (a tenth of a second of audio), not per chunk.
-        const shown = (p: number) => Math.round((p * durationMs) / 100);
-        this.updatePhase(run, (p) =>
-          p.kind === "file" && (shown(progress) !== shown(p.progress) || progress >= 1) ? { ...p, progress } : p,
-        );
-      },
-      now: this.deps.now,
-      sleep: this.deps.sleep,
-    });
-    if (run.ended) return; // Stop pressed: stop() already asked the server to finish
-    run.ended = true;
-    this.setLevel(0);
-    client.stop();
+    await runFile(this.fileHost(run, url), run, url, file, realtime);
   }
 
-  private async classifyFast(
-    run: Run,
-    url: string,
-    fileName: string,
-    samples: Float32Array,
-    durationMs: number,
-  ): Promise<void> {
-    run.abort = new AbortController();
-    const since = this.deps.now();
-    this.update({
-      phase: { kind: "classifying", fileName, durationMs, sinceMs: since, estimateMs: this.estimateMs(durationMs) },
-      view: emptyResults,
-      exported: true,
-    });
-    let answer: ClassifyAnswer;
-    try {
-      answer = await this.deps.classify(url, samples, run.abort.signal);
-    } catch (err) {
-      if (run.ended) return; // Stop pressed: the upload was abandoned
-      run.ended = true;
-      const why = err instanceof Error ? err.message : String(err);
-      this.updatePhase(run, () => ({ kind: "file_error", message: `"${fileName}" was not classified: ${why}` }));
-      return;
-    }
-    if (run.ended) return;
-    run.ended = true;
-    // The server's own messages for the file's stream, as a live stream would have sent them;
-    // then what failed the parser (after `ready`, which clears the errors of earlier streams).
-    for (const message of inStreamOrder(answer)) this.dispatch(message);
-    for (const problem of answer.problems) this.apply({ type: "unreadable", problem: problem.message });
-    this.updatePhase(run, () => ({
-      kind: "file",
-      fileName,
-      conn: { kind: "closed", code: 1000, reason: "classified" },
-      progress: 1,
-      durationMs,
-    }));
+  /** What a file run may do to the page, on behalf of `run` (see file-run.ts). */
+  private fileHost(run: Run, url: string): FileHost {
+    return {
+      deps: this.deps,
+      server: () => this.snapshot.server,
+      setPhase: (change) => this.updatePhase(run, change),
+      hold: (samples, fileName) => {
+        this.playback.hold(samples);
+        this.update({ recording: fileName });
+      },
+      clearResults: () => this.update({ view: emptyResults, exported: true }),
+      openClient: () => this.openClient(run, url, false, true),
+      setLevel: (level) => this.setLevel(level),
+      dispatch: (message) => this.dispatch(message),
+      unreadable: (problem) => this.apply({ type: "unreadable", problem }),
+    };
   }
 
   /**
@@ -411,20 +347,8 @@ export class PageController {
     const run = this.run;
     if (!run || run.ended) return;
     run.ended = true;
-    const phase = this.snapshot.phase;
-    if (phase.kind === "decoding") {
-      this.update({ phase: { kind: "idle", cancelled: `"${phase.fileName}": cancelled while decoding` } });
-    } else if (phase.kind === "classifying") {
-      const took = minSec(this.deps.now() - phase.sinceMs);
-      this.update({
-        phase: {
-          kind: "idle",
-          cancelled: `"${phase.fileName}": cancelled after ${took} of classifying; nothing came back`,
-        },
-      });
-    } else if (phase.kind === "file" && phase.progress < 1) {
-      this.update({ phase: { ...phase, stoppedMs: Math.round(phase.progress * phase.durationMs) } });
-    }
+    const stopped = stoppedFilePhase(this.snapshot.phase, this.deps.now());
+    if (stopped) this.update({ phase: stopped });
     run.abort?.abort();
     await run.engine?.stop();
     run.client?.stop();
