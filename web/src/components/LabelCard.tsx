@@ -59,7 +59,7 @@ export function LabelCard({
         const p = current.scores[l] ?? 0;
         return (
           <div className="bar-row small" key={l} data-label={l}>
-            <span className="bar-name">{l}</span>
+            <span className="bar-name">{labelText(l)}</span>
             <span className="bar">
               <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
             </span>
