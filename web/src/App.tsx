@@ -60,11 +60,13 @@ function LiveLevelMeter({ source }: { source: LevelSource }) {
 
 export function App() {
   countRender("app");
+  // The server's address comes from config.json; Start or a file chosen before it arrived waits for it.
+  const [urlReady] = useState(loadWsUrl);
   const [wsUrl, setWsUrl] = useState<string | null>(null);
   useEffect(() => {
-    void loadWsUrl().then(setWsUrl);
-  }, []);
-  const v = useVoxlive(wsUrl);
+    void urlReady.then(setWsUrl);
+  }, [urlReady]);
+  const v = useVoxlive(wsUrl, urlReady);
   const [pending, setPending] = useState<(() => void) | null>(null);
   const mic = micState(v.phase);
   const conn = connState(v.phase);
