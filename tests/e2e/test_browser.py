@@ -260,8 +260,10 @@ async def test_fast_file_mode_is_lossless_and_exports_its_source(pw: object) -> 
             async with page.expect_download() as info:
                 await page.get_by_test_id("export-csv").click()
             csv = Path(await (await info.value).path()).read_text()
-            assert csv.startswith("# model: pitch") and "# source: male_speech.wav" in csv
-            assert "\nseq,start_ms,end_ms,label" in csv and csv.count("\n") >= 8 + 4
+            assert csv.startswith("# format,") and "\n# model,pitch\n" in csv
+            assert "\n# source,male_speech.wav\n" in csv
+            assert "\nstream_id,seq,start_ms,end_ms,page_start_ms,page_end_ms,label" in csv
+            assert csv.count("\n") >= 8 + 4
             await shoot(page, "file-fast-1280x800")
             # A new session does not silently replace this one... (it was exported: no question)
             await page.get_by_test_id("file").set_input_files(str(DATA / "male_speech.wav"))

@@ -111,6 +111,8 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
             gap = page.get_by_test_id("segments").locator("li[data-label=no-data]")
             await expect(gap).to_have_count(1)
             await expect(gap).to_contain_text("no data")
+            # The timeline shows the same stretch as a "no data" band.
+            await expect(page.get_by_test_id("timeline-gap")).to_have_count(1)
             await expect(page.get_by_test_id("label-card")).to_have_attribute("data-stale", "false")
             await assert_accessible(page, "after a restart")
             await shoot(page, "restarted-new-stream-1280x800")

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Controls, ExportButtons } from "./components/Controls";
 import { LabelCard } from "./components/LabelCard";
 import { LevelMeter } from "./components/LevelMeter";
@@ -14,7 +14,8 @@ import { SegmentLog, SummaryCard } from "./components/Segments";
 import { StatusBar } from "./components/StatusBar";
 import { Timeline } from "./components/Timeline";
 import { loadWsUrl } from "./config";
-import { useNow, useVoxlive } from "./hooks/useVoxlive";
+import { type LevelSource, useLevel, useNow, useVoxlive } from "./hooks/useVoxlive";
+import { countRender } from "./render-count";
 import {
   connState,
   fileProgress,
@@ -26,9 +27,10 @@ import {
   serverStarting,
   type Phase,
 } from "./controller/phase";
-import { type ExportMeta, resultsToCsv, resultsToJson } from "./state/export";
-import { headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
+import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
+import { answer, headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
 import { followDelay } from "./state/timing";
+import { minSec } from "./format";
 
 function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
@@ -51,23 +53,47 @@ function notLiveReason(phase: Phase): string {
   return "stopped";
 }
 
+/** The meter, subscribed to the level by itself: 20 updates a second re-render this alone. */
+function LiveLevelMeter({ source }: { source: LevelSource }) {
+  return <LevelMeter level={useLevel(source)} />;
+}
+
 export function App() {
+  countRender("app");
+  // The server's address comes from config.json; Start or a file chosen before it arrived waits for it.
+  const [urlReady] = useState(loadWsUrl);
   const [wsUrl, setWsUrl] = useState<string | null>(null);
   useEffect(() => {
-    void loadWsUrl().then(setWsUrl);
-  }, []);
-  const v = useVoxlive(wsUrl);
+    void urlReady.then(setWsUrl);
+  }, [urlReady]);
+  const v = useVoxlive(wsUrl, urlReady);
   const [pending, setPending] = useState<(() => void) | null>(null);
   const mic = micState(v.phase);
   const conn = connState(v.phase);
   const live = isLive(v.phase);
   const busy = isBusy(v.phase);
   const view = v.view;
-  const now = useNow(1000, !live && view.lastAtMs !== null);
+  const waiting = v.phase.kind === "decoding" || v.phase.kind === "classifying"; // elapsed time ticks
+  const now = useNow(1000, (!live && view.lastAtMs !== null) || waiting);
   const labels = view.ready?.labels ?? v.server?.labels ?? [];
   const starting = !view.ready && (serverStarting(v.phase) || view.starting);
   const errors = [...phaseErrors(v.phase, wsUrl), ...view.errors.map((e) => `Server: ${e.message}`)];
   const summary = !busy ? summarize(view) : null;
+  const { segments, open, streams, gaps } = view;
+  const log = useMemo(() => logRows({ segments, open, streams, gaps }), [segments, open, streams, gaps]);
+  // A file's headline is its answer (time per label, the dominant one), not its last seconds.
+  const file = v.phase.kind === "file" ? v.phase : null;
+  const fileAnswer = useMemo(
+    () => (file ? answer({ segments, open, streams }) : null),
+    [file, segments, open, streams],
+  );
+  const answerOf = file
+    ? file.stoppedMs !== undefined
+      ? `first ${minSec(file.stoppedMs)} of "${file.fileName}"`
+      : file.progress >= 1
+        ? `whole file "${file.fileName}"`
+        : `so far, ${minSec(file.progress * file.durationMs)} of "${file.fileName}"`
+    : null;
   const restartAt = newStreamAt(view);
   const host = wsUrl ? new URL(wsUrl).host : null;
   const stamp = (v.startedAt ?? new Date().toISOString()).replace(/[:.]/g, "-");
@@ -77,13 +103,18 @@ export function App() {
     fallback: view.ready ? view.ready.fallback : (v.server?.fallback ?? null),
     source: v.source ?? "unknown",
     startedAt: v.startedAt ?? "",
+    serverConfig: v.server?.config ?? null,
   };
   const exportJson = () => {
     download(`voxlive-${stamp}.json`, "application/json", resultsToJson(view, meta));
     v.markExported();
   };
   const exportCsv = () => {
-    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(view.results, labels, meta));
+    download(`voxlive-${stamp}.csv`, "text/csv", resultsToCsv(view, labels, meta));
+    v.markExported();
+  };
+  const exportSegmentsCsv = () => {
+    download(`voxlive-${stamp}-segments.csv`, "text/csv", segmentsToCsv(view, meta));
     v.markExported();
   };
   /** Run `start` now, or once the person agreed to discard results nobody exported. */
@@ -113,9 +144,11 @@ export function App() {
         follow={view.ready ? followDelay(view.ready, view.latencyMs) : null}
         busy={busy}
         serverLatencyMs={view.serverLatencyMs}
+        answer={fileAnswer}
+        answerOf={answerOf}
       />
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
-      <LevelMeter level={v.level} />
+      <LiveLevelMeter source={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
       {restartAt !== null && <NewStreamNotice atMs={restartAt} />}
@@ -139,12 +172,29 @@ export function App() {
         onStop={() => void v.stop()}
         onFile={(f, rt) => guarded(() => void v.streamFile(f, rt))}
         fileProgress={fileProgress(v.phase)}
-        fileProgressText={fileProgressText(v.phase)}
+        fileProgressText={fileProgressText(v.phase, now)}
       />
       {summary && view.end && <SummaryCard summary={summary} />}
-      <SegmentLog entries={logRows(view)} live={live} />
-      <Timeline points={view.timeline} labels={labels} live={live} />
-      <ExportButtons disabled={!view.results.length} onCsv={exportCsv} onJson={exportJson} />
+      <SegmentLog
+        entries={log}
+        live={live}
+        onListen={v.recording ? v.listen : null}
+        onStopListening={v.stopListening}
+        playing={v.playing}
+      />
+      <Timeline
+        points={view.timeline}
+        gaps={gaps}
+        labels={labels}
+        live={live}
+        fitMs={v.phase.kind === "file" ? v.phase.durationMs : null}
+      />
+      <ExportButtons
+        disabled={!view.results.length}
+        onCsv={exportCsv}
+        onSegmentsCsv={exportSegmentsCsv}
+        onJson={exportJson}
+      />
     </main>
   );
 }

@@ -8,3 +8,6 @@ declare module "*?worker&url" {
   const url: string;
   export default url;
 }
+
+/** The page's version (web/package.json), set at build time. */
+declare const __PAGE_VERSION__: string;

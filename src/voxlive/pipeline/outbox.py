@@ -34,7 +34,7 @@ class Outbox:
         self.stats = stats
         self._metrics = metrics
         self._smoother = MajoritySmoother(config.smoothing)
-        self._segments = Segmenter()
+        self._segments = Segmenter(config.smoothing)
         self._closed: list[SegmentMessage] = []  # closed, not yet popped: at most one per result
         self._seq = 0  # seq of the next message
         self._sent: deque[WindowMessage] = deque(maxlen=config.max_unsent)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
+from voxlive import __version__
 from voxlive.inference.base import Classifier
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
@@ -83,9 +84,14 @@ class Service:
             )  # fmt: skip
             if info.backend_fallback:
                 out["backend_fallback"] = info.backend_fallback
+        st = self.settings
         out.update(
-            window_ms=self.settings.window_ms, hop_ms=self.settings.hop_ms,
-            streams_open=len(self.connections), max_streams=self.settings.max_streams,
+            window_ms=st.window_ms, hop_ms=st.hop_ms,
+            streams_open=len(self.connections), max_streams=st.max_streams,
+            config={"version": __version__, "smoothing": st.smoothing, "gate": st.gate,
+                    "gate_rms": st.gate_rms, "vad_threshold": st.vad_threshold,
+                    "vad_min_speech_ms": st.vad_min_speech_ms,
+                    "pitch_threshold_hz": st.pitch_threshold_hz},
         )  # fmt: skip
         if self.pipeline is not None:
             out["capacity"] = self.pipeline.capacity().as_dict()

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 
+import voxlive
 from tests.fakes import FakeClassifier
 from tests.helpers import MS, eventually
 from voxlive.inference.base import Classifier, ModelInfo
@@ -42,8 +43,13 @@ async def test_a_loaded_service_is_ready_says_so_and_stop_closes_the_classifier(
 
     service = Service(SETTINGS, loader=loader)
     assert service.status == "loading" and not service.ready and service.batcher is None
-    assert service.describe() == {"status": "loading", "window_ms": 200, "hop_ms": 100,
-                                  "streams_open": 0, "max_streams": 64}  # fmt: skip
+    described = service.describe()
+    assert described.pop("config") == {
+        "version": voxlive.__version__, "smoothing": 4, "gate": "rms", "gate_rms": 0.01,
+        "vad_threshold": 0.5, "vad_min_speech_ms": 100, "pitch_threshold_hz": 160.0,
+    }  # fmt: skip
+    assert described == {"status": "loading", "window_ms": 200, "hop_ms": 100,
+                         "streams_open": 0, "max_streams": 64}  # fmt: skip
     with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
         await service.start()
         await eventually(lambda: service.ready, "a ready service")

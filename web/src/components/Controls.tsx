@@ -103,16 +103,21 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
 export function ExportButtons({
   disabled,
   onCsv,
+  onSegmentsCsv,
   onJson,
 }: {
   disabled: boolean;
   onCsv: () => void;
+  onSegmentsCsv: () => void;
   onJson: () => void;
 }) {
   return (
     <div className="row">
       <button type="button" onClick={onCsv} disabled={disabled} data-testid="export-csv">
         Export CSV
+      </button>
+      <button type="button" onClick={onSegmentsCsv} disabled={disabled} data-testid="export-segments-csv">
+        Export segments CSV
       </button>
       <button type="button" onClick={onJson} disabled={disabled} data-testid="export-json">
         Export JSON

@@ -1,5 +1,6 @@
 import type { ResultMessage } from "../protocol/messages";
-import { AMBIENT, type Headline, labelText } from "../state/results";
+import { minSec } from "../format";
+import { AMBIENT, type Answer, type Headline, labelText } from "../state/results";
 import { delayText, type FollowDelay } from "../state/timing";
 
 interface Props {
@@ -14,6 +15,8 @@ interface Props {
   follow: FollowDelay | null; // how long after a voice the headline shows it (null before ready)
   busy: boolean; // something runs: waiting for a first result rather than for the person
   serverLatencyMs: number | null;
+  answer?: Answer | null; // a file's answer: the headline is the whole file's, not its last seconds
+  answerOf?: string | null; // what the answer covers ("whole file", "so far: 0:07 of 0:18")
 }
 
 function ago(ms: number): string {
@@ -41,24 +44,47 @@ export function LabelCard({
   follow,
   serverLatencyMs,
   busy,
+  answer = null,
+  answerOf = null,
 }: Props) {
-  const stale = headline !== null && !live;
+  // A file's answer is the headline: the whole file's (or so far), not its last seconds. The live
+  // words (a tentative label, how long a label takes to follow a voice, "not live") are a live
+  // headline's; the answer says itself what it covers.
+  const stale = headline !== null && !live && answer === null;
+  const label = answer?.label ?? headline?.label ?? null;
   const quiet = headline?.label === AMBIENT; // no speech: a confidence would mean nothing
+  const bars = current && labels.length > 0 && (
+    <div className="class-bars" role="group" data-testid="class-bars" aria-label="Latest window, per class">
+      {labels.map((l) => {
+        const p = current.scores[l] ?? 0;
+        return (
+          <div className="bar-row small" key={l} data-label={l}>
+            <span className="bar-name">{labelText(l)}</span>
+            <span className="bar">
+              <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
+            </span>
+            {/* A gated window was never sent to the model: it has no scores, not 0 % of each. */}
+            <span className="bar-value">{current.gated ? "—" : `${(p * 100).toFixed(0)}%`}</span>
+          </div>
+        );
+      })}
+    </div>
+  );
   return (
     <section
-      className={`card label-card ${headline ? `label-${headline.label}` : ""} ${stale ? "stale" : ""}`}
+      className={`card label-card ${label ? `label-${label}` : ""} ${stale ? "stale" : ""}`}
       aria-label="Current classification"
       data-testid="label-card"
       data-stale={stale}
     >
       {/* Announced when the label changes, and only then: the text is the label alone. */}
       <p className="visually-hidden" aria-live="polite" data-testid="announce">
-        {headline ? labelText(headline.label) : ""}
+        {label !== null ? labelText(label) : ""}
       </p>
-      <div className={`label-big ${headline ? "" : "muted"}`} data-testid="label" aria-hidden="true">
-        {headline ? labelText(headline.label) : "—"}
+      <div className={`label-big ${label ? "" : "muted"}`} data-testid="label" aria-hidden="true">
+        {label !== null ? labelText(label) : "—"}
       </div>
-      {live && tentative !== null && (
+      {live && answer === null && tentative !== null && (
         <div
           className="tentative small"
           data-testid="tentative"
@@ -67,7 +93,17 @@ export function LabelCard({
           → {labelText(tentative)}?
         </div>
       )}
-      {headline ? (
+      {answer ? (
+        <div className="label-facts" data-testid="answer">
+          {answerOf && <span data-testid="answer-of">{answerOf}:</span>}
+          {answer.perLabelMs.map(([l, ms]) => (
+            <span key={l} data-testid="answer-part" data-label={l}>
+              <span className={`swatch swatch-${l}`} aria-hidden="true" /> {labelText(l)} {minSec(ms)} (
+              {Math.round((ms / (answer.totalMs || 1)) * 100)}%)
+            </span>
+          ))}
+        </div>
+      ) : headline ? (
         <div className="label-facts">
           {!quiet && (
             <>
@@ -102,6 +138,12 @@ export function LabelCard({
           Not live ({why}){ageMs !== null ? ` · last result ${ago(ageMs)}` : ""}
         </div>
       )}
+      {answer && !live && (
+        <div className="stale-note" data-testid="stale">
+          The answer for the file ({why})
+        </div>
+      )}
+      {!answer && bars /* a file's answer is the whole file's: the latest window's bars go to the details */}
       {current && (
         <details className="details" data-testid="details">
           <summary>Window details</summary>
@@ -110,19 +152,7 @@ export function LabelCard({
             {current.gated ? " (the speech detector heard none: not sent to the model)" : ""} ·{" "}
             {(current.start_ms / 1000).toFixed(1)}–{(current.end_ms / 1000).toFixed(1)} s
           </p>
-          {!current.gated &&
-            labels.map((l) => {
-              const p = current.scores[l] ?? 0;
-              return (
-                <div className="bar-row small" key={l}>
-                  <span className="bar-name">{l}</span>
-                  <span className="bar">
-                    <span className={`bar-fill fill-${l}`} style={{ width: `${(p * 100).toFixed(1)}%` }} />
-                  </span>
-                  <span className="bar-value">{(p * 100).toFixed(0)}%</span>
-                </div>
-              );
-            })}
+          {answer && bars}
           <p className="small muted">
             Server time for this window: {serverLatencyMs !== null ? `${Math.round(serverLatencyMs)} ms` : "—"}
             {latencyMs !== null && (

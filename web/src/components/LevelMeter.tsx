@@ -1,7 +1,13 @@
-export function LevelMeter({ level }: { level: number }) {
+import { memo } from "react";
+import { countRender } from "../render-count";
+
+/** The input level as a bar. It changes with every audio frame: only this element re-renders,
+ * and the bar moves with a transform, which needs no layout. */
+export const LevelMeter = memo(function LevelMeter({ level }: { level: number }) {
+  countRender("meter");
   // RMS → dBFS, shown from -60 dB to 0 dB.
   const db = level > 0 ? 20 * Math.log10(level) : -60;
-  const pct = Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
+  const fraction = Math.max(0, Math.min(1, (db + 60) / 60));
   return (
     <div
       className="meter"
@@ -11,7 +17,7 @@ export function LevelMeter({ level }: { level: number }) {
       aria-valuemax={0}
       aria-valuenow={Math.round(db)}
     >
-      <div className="meter-fill" style={{ width: `${pct}%` }} />
+      <div className="meter-fill" style={{ transform: `scaleX(${fraction.toFixed(3)})` }} />
     </div>
   );
-}
+});

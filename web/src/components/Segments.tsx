@@ -1,10 +1,27 @@
-import { useEffect, useRef } from "react";
+import { memo, useEffect, useRef } from "react";
+import { countRender } from "../render-count";
+import type { SegmentMessage } from "../protocol/messages";
 import { minSec } from "../format";
+import type { Playing } from "../controller/playback";
 import { AMBIENT, labelText, type LogEntry, type Summary } from "../state/results";
 
-/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest. The open
- * segment ends "now" only while results are live. */
-export function SegmentLog({ entries, live }: { entries: LogEntry[]; live: boolean }) {
+/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest, with "no data"
+ * rows where no stream classified the audio. The open segment ends "now" only while results are
+ * live. */
+export const SegmentLog = memo(function SegmentLog({
+  entries,
+  live,
+  onListen = null,
+  onStopListening = null,
+  playing = null,
+}: {
+  entries: LogEntry[];
+  live: boolean;
+  onListen?: ((startMs: number, endMs: number) => void) | null; // listen back (a file's own audio); null: no audio held
+  onStopListening?: (() => void) | null;
+  playing?: Playing | null;
+}) {
+  countRender("segments");
   const list = useRef<HTMLOListElement>(null);
   useEffect(() => {
     if (list.current) list.current.scrollTop = list.current.scrollHeight;
@@ -34,12 +51,46 @@ export function SegmentLog({ entries, live }: { entries: LogEntry[]; live: boole
                 <span className={`swatch swatch-${seg.label}`} aria-hidden="true" />
                 <strong className="seg-label">{labelText(seg.label)}</strong>
                 {seg.label !== AMBIENT && <span className="muted">{(seg.confidence * 100).toFixed(0)}%</span>}
+                {onListen && !(open && live) && (
+                  <ListenButton
+                    seg={seg}
+                    playing={playing?.startMs === seg.start_ms && playing.endMs === seg.end_ms}
+                    onListen={onListen}
+                    onStop={onStopListening}
+                  />
+                )}
               </li>
             ),
           )}
         </ol>
       )}
     </section>
+  );
+});
+
+function ListenButton({
+  seg,
+  playing,
+  onListen,
+  onStop,
+}: {
+  seg: SegmentMessage;
+  playing: boolean;
+  onListen: (startMs: number, endMs: number) => void;
+  onStop: (() => void) | null;
+}) {
+  const what = `${minSec(seg.start_ms)} to ${minSec(seg.end_ms)}, ${labelText(seg.label)}`;
+  return (
+    <button
+      type="button"
+      className="small-button listen"
+      onClick={() => (playing ? onStop?.() : onListen(seg.start_ms, seg.end_ms))}
+      aria-label={playing ? `Stop playing ${what}` : `Listen to ${what}`}
+      aria-pressed={playing}
+      data-testid="listen"
+    >
+      {playing ? "■ Stop" : "▶ Listen"}
+    </button>
   );
 }
 

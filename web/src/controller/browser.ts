@@ -8,6 +8,33 @@ import { StreamClient } from "../net/client";
 import { classifyWav, fetchServerInfo, httpBase } from "../net/http";
 import { PageController } from "./controller";
 
+/** Play 16 kHz mono samples through a fresh AudioContext, closed when they end or are stopped. */
+function playSamples(samples: Float32Array, onEnded: () => void): () => void {
+  const context = new AudioContext();
+  const buffer = context.createBuffer(1, samples.length, TARGET_RATE);
+  buffer.copyToChannel(new Float32Array(samples), 0);
+  const source = context.createBufferSource();
+  source.buffer = buffer;
+  source.connect(context.destination);
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    void context.close();
+    onEnded();
+  };
+  source.onended = finish;
+  source.start();
+  return () => {
+    try {
+      source.stop();
+    } catch {
+      // not started or already stopped
+    }
+    finish();
+  };
+}
+
 export function createBrowserController(token?: string): PageController {
   const doFetch: typeof fetch = (input, init) => fetch(input, init);
   return new PageController(
@@ -24,6 +51,7 @@ export function createBrowserController(token?: string): PageController {
       wallClock: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       fetchServerInfo: (wsUrl) => fetchServerInfo(httpBase(wsUrl), token, doFetch),
+      play: playSamples,
       classify: (wsUrl, samples, signal) =>
         classifyWav(httpBase(wsUrl), encodeWav(samples, TARGET_RATE), token, signal, doFetch),
     },

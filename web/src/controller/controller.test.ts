@@ -69,6 +69,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
   const engines: FakeEngine[] = [];
   const clients: FakeClient[] = [];
   const sleeps: number[] = [];
+  const plays: { samples: Float32Array; onEnded: () => void; stopped: boolean }[] = [];
   const clock = { ms: 1000 };
   const devices = [{ deviceId: "a", kind: "audioinput", label: "A" }] as MediaDeviceInfo[];
   const watchers = { active: 0, onChange: () => undefined as void };
@@ -104,6 +105,9 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       backend: "pitch",
       labels: ["male", "female"],
       fallback: null,
+      config: null,
+      hopMs: 500,
+      windowsPerS: 100,
     }),
     classify: async () => {
       throw new Error("no /classify in this test");
@@ -113,6 +117,14 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
       clock.ms += ms;
       await settle();
     },
+    play: (samples, onEnded) => {
+      const play = { samples, onEnded, stopped: false };
+      plays.push(play);
+      return () => {
+        play.stopped = true;
+        onEnded();
+      };
+    },
     ...overrides,
   };
   const controller = new PageController(deps, token);
@@ -121,6 +133,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
     engines,
     clients,
     sleeps,
+    plays,
     clock,
     devices,
     watchers,
@@ -129,7 +142,7 @@ function setup(overrides: Partial<ControllerDeps> = {}, token?: string) {
   };
 }
 
-const file = (name = "talk.wav") => ({ name }) as File;
+const file = (name = "talk.wav") => ({ name, size: 4800 }) as File;
 
 describe("PageController: microphone", () => {
   it("starts in the idle phase with an empty view", () => {
@@ -169,7 +182,7 @@ describe("PageController: microphone", () => {
     engines[0].events.onFrame(Float32Array.from([0.5, -1]));
     engines[0].events.onLevel(0.3);
     expect(new Int16Array(clients[0].sent[0])).toEqual(Int16Array.from([16384, -32768]));
-    expect(controller.getSnapshot().level).toBe(0.3);
+    expect(controller.getLevel()).toBe(0.3);
   });
 
   it("applies server messages, each label timed from when the end of its audio went out", async () => {
@@ -184,7 +197,7 @@ describe("PageController: microphone", () => {
     expect(view.current).toEqual(result(0));
     expect(view.latencyMs).toBe(900);
     expect(view.serverLatencyMs).toBe(80);
-    expect(view.timeline).toEqual([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
+    expect(view.timeline).toMatchObject([{ startMs: 0, endMs: 1000, result: result(0), breakBefore: false }]);
     expect(controller.getSnapshot()).toMatchObject({ source: "microphone", startedAt: "2026-01-02T03:04:05.000Z" });
   });
 
@@ -237,6 +250,9 @@ describe("PageController: microphone", () => {
         backend: null,
         labels: [],
         fallback: null,
+        config: null,
+        hopMs: null,
+        windowsPerS: null,
       }),
     });
     await controller.loadServerInfo("ws://h/audio");
@@ -265,7 +281,7 @@ describe("PageController: microphone", () => {
   });
 
   it("notifies subscribers on every change until they unsubscribe", async () => {
-    const { controller, engines } = setup();
+    const { controller, clients } = setup();
     let calls = 0;
     const unsubscribe = controller.subscribe(() => (calls += 1));
     await controller.startMic("ws://h/audio");
@@ -273,9 +289,24 @@ describe("PageController: microphone", () => {
     expect(before).toBeGreaterThan(0);
     const snapshot = controller.getSnapshot();
     unsubscribe();
-    engines[0].events.onLevel(0.1);
+    clients[0].options.onMessage(result(0));
     expect(calls).toBe(before);
     expect(controller.getSnapshot()).not.toBe(snapshot); // a new object for every change
+  });
+
+  it("the level has its own listeners: an audio frame does not touch the page's snapshot", async () => {
+    const { controller, engines } = setup();
+    await controller.startMic("ws://h/audio");
+    let page = 0;
+    let meter = 0;
+    controller.subscribe(() => (page += 1));
+    controller.subscribeLevel(() => (meter += 1));
+    const snapshot = controller.getSnapshot();
+    for (const level of [0.1, 0.2, 0.2, 0.3]) engines[0].events.onLevel(level);
+    expect(page).toBe(0);
+    expect(controller.getSnapshot()).toBe(snapshot);
+    expect(meter).toBe(3); // an unchanged level notifies no one
+    expect(controller.getLevel()).toBe(0.3);
   });
 
   it("ignores Start while a stream is active", async () => {
@@ -295,7 +326,7 @@ describe("PageController: microphone", () => {
     await controller.stop();
     expect(engines[0].calls).toEqual(["start default", "stop"]);
     expect(clients[0].calls).toEqual(["connect", "stop"]);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
     expect(controller.active).toBe(false);
     clients[0].options.onMessage(result(1, "male"));
     clients[0].set({ kind: "closed", code: 1000, reason: "stream ended" });
@@ -395,7 +426,7 @@ describe("PageController: microphone", () => {
     await controller.startMic("ws://h/audio");
     await controller.stop();
     engines[0].events.onLevel(0.9);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
   });
 });
 
@@ -426,7 +457,7 @@ describe("PageController: file", () => {
       progress: 1,
       durationMs: 300,
     });
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
     expect(controller.active).toBe(false);
   });
 
@@ -434,17 +465,18 @@ describe("PageController: file", () => {
     const decoding = deferred<Float32Array>();
     const { controller, clients } = setup({ decodeFile: () => decoding.promise });
     const streaming = controller.streamFile("ws://h/audio", file("a.mp3"), true);
-    expect(controller.getSnapshot().phase).toEqual({ kind: "decoding", fileName: "a.mp3" });
+    expect(controller.getSnapshot().phase).toMatchObject({ kind: "decoding", fileName: "a.mp3" });
     expect(controller.active).toBe(true);
     await controller.stop();
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    const cancelled = { kind: "idle", cancelled: '"a.mp3": cancelled while decoding' };
+    expect(controller.getSnapshot().phase).toEqual(cancelled);
     decoding.resolve(new Float32Array(16000));
     await streaming;
     expect(clients).toHaveLength(0);
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(controller.getSnapshot().phase).toEqual(cancelled);
   });
 
-  it("says which file could not be decoded and keeps the last results", async () => {
+  it("says which file could not be decoded, and no earlier results stay to be taken for its own", async () => {
     const { controller, clients } = setup({ decodeFile: () => Promise.reject(new Error("EncodingError")) });
     await controller.startMic("ws://h/audio");
     clients[0].options.onMessage(result(0));
@@ -454,7 +486,7 @@ describe("PageController: file", () => {
       kind: "file_error",
       message: '"notes.txt" could not be decoded as audio.',
     });
-    expect(controller.getSnapshot().view.results).toEqual([result(0)]);
+    expect(controller.getSnapshot().view.results).toEqual([]);
     expect(controller.active).toBe(false);
     expect(clients).toHaveLength(1);
   });
@@ -466,7 +498,7 @@ describe("PageController: file", () => {
     await controller.stop();
     decoding.reject(new Error("late"));
     await streaming;
-    expect(controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(controller.getSnapshot().phase).toEqual({ kind: "idle", cancelled: '"talk.wav": cancelled while decoding' });
   });
 
   it("Stop while streaming ends the loop and finishes the stream once", async () => {
@@ -480,7 +512,7 @@ describe("PageController: file", () => {
     await streaming;
     expect(clients[0].sent).toHaveLength(sent);
     expect(clients[0].calls).toEqual(["stop"]);
-    expect(controller.getSnapshot().level).toBe(0);
+    expect(controller.getLevel()).toBe(0);
   });
 
   it("keeps the results of the file's stream after it ends", async () => {
@@ -512,7 +544,7 @@ describe("PageController: file", () => {
     });
     await controller.streamFile("ws://h/audio", file(), true);
     expect(phases.slice(0, 4)).toEqual([
-      { kind: "decoding", fileName: "talk.wav" },
+      { kind: "decoding", fileName: "talk.wav", bytes: expect.any(Number), sinceMs: expect.any(Number) },
       { kind: "file", fileName: "talk.wav", conn: { kind: "idle" }, progress: 0, durationMs: 300 },
       { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 0, durationMs: 300 },
       { kind: "file", fileName: "talk.wav", conn: { kind: "open" }, progress: 1 / 3, durationMs: 300 },
@@ -523,7 +555,7 @@ describe("PageController: file", () => {
     const { controller, onClient } = setup({ decodeFile: async () => Float32Array.from([0.5, -0.5, 0.5, -0.5]) });
     onClient((c) => (c.connect = () => c.set({ kind: "open" })));
     const levels: number[] = [];
-    controller.subscribe(() => levels.push(controller.getSnapshot().level));
+    controller.subscribeLevel(() => levels.push(controller.getLevel()));
     await controller.streamFile("ws://h/audio", file(), true);
     expect(levels).toContain(0.5);
     expect(levels.at(-1)).toBe(0);
@@ -634,7 +666,10 @@ describe("PageController: fast files through /classify", () => {
     await settle();
     await waiting.controller.stop();
     expect(signal!.aborted).toBe(true);
-    expect(waiting.controller.getSnapshot().phase).toEqual({ kind: "idle" });
+    expect(waiting.controller.getSnapshot().phase).toMatchObject({
+      kind: "idle",
+      cancelled: expect.stringMatching(/cancelled after 0:\d\d of classifying/),
+    });
   });
 });
 
@@ -717,5 +752,37 @@ describe("PageController: Stop and dispose", () => {
         conn: { kind: "connecting", attempt: 1 },
       },
     ]);
+  });
+});
+
+describe("PageController: listening back", () => {
+  it("plays a stretch of the latest file from its own copy, one at a time, until it ends", async () => {
+    const { controller, onClient, plays } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    controller.listen(0, 100); // no file yet: nothing to play
+    expect(plays).toHaveLength(0);
+    await controller.streamFile("ws://h/audio", file("talk.wav"), true);
+    expect(controller.getSnapshot().recording).toBe("talk.wav");
+    controller.listen(100, 200);
+    expect(plays[0].samples.length).toBe(CHUNK_SAMPLES); // 100 ms at 16 kHz
+    expect(controller.getSnapshot().playing).toEqual({ startMs: 100, endMs: 200 });
+    controller.listen(0, 5000); // another segment: the first stops; the end is the file's
+    expect(plays[0].stopped).toBe(true);
+    expect(plays[1].samples.length).toBe(CHUNK_SAMPLES * 3);
+    expect(controller.getSnapshot().playing).toEqual({ startMs: 0, endMs: 5000 });
+    plays[1].onEnded();
+    expect(controller.getSnapshot().playing).toBeNull();
+  });
+
+  it("a new run forgets the file and stops what plays", async () => {
+    const { controller, onClient, plays } = setup();
+    onClient((c) => (c.connect = () => c.set({ kind: "open" })));
+    await controller.streamFile("ws://h/audio", file("talk.wav"), true);
+    controller.listen(0, 100);
+    await controller.startMic("ws://h/audio");
+    expect(plays[0].stopped).toBe(true);
+    expect(controller.getSnapshot()).toMatchObject({ recording: null, playing: null });
+    controller.listen(0, 100);
+    expect(plays).toHaveLength(1);
   });
 });

@@ -1,16 +1,19 @@
-// PageController: the page's one owner of the microphone engine, the stream client and the
-// file-sending loop and the /classify upload. Framework-free: its state is one snapshot (a Phase
-// union plus the results view of the latest run), replaced on every change and read through subscribe/getSnapshot, which is exactly
-// what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
+// PageController: the page's one owner of the microphone engine, the stream client, the
+// file-sending loop and the /classify upload (a file's run is in file-run.ts, listening back in
+// playback.ts). Framework-free: its state is one snapshot (a Phase union plus the results view of
+// the latest run), replaced on every change and read through subscribe/getSnapshot, which is
+// exactly what React's useSyncExternalStore wants. Browser APIs come in through ControllerDeps.
 
 import type { EngineEvents, EngineState } from "../audio/engine";
 import { floatToPcm16, TARGET_RATE } from "../audio/pcm";
 import type { ClientOptions } from "../net/client";
-import { type ClassifyAnswer, inStreamOrder, type ServerInfo } from "../net/http";
+import type { ClassifyAnswer, ServerInfo } from "../net/http";
 import type { ServerMessage } from "../protocol/messages";
 import { emptyResults, type ResultsAction, resultsReducer, type ResultsView } from "../state/results";
-import { type FileSink, streamSamples } from "./file-stream";
+import type { FileSink } from "./file-stream";
+import { type FileHost, runFile, stoppedFilePhase } from "./file-run";
 import type { Phase } from "./phase";
+import { Playback, type PlayFn, type Playing } from "./playback";
 import { SendClock } from "./send-clock";
 
 /** The part of AudioEngine the controller uses. */
@@ -44,17 +47,19 @@ export interface ControllerDeps {
   fetchServerInfo(wsUrl: string): Promise<ServerInfo>;
   /** POST 16 kHz mono samples to /classify of the server behind `wsUrl`; rejects with a message to show. */
   classify(wsUrl: string, samples: Float32Array, signal: AbortSignal): Promise<ClassifyAnswer>;
+  play: PlayFn; // for listening back to a file's segments
 }
 
 export interface Snapshot {
   phase: Phase;
   view: ResultsView; // what the server said in the latest stream
-  level: number; // input rms in [0, 1]: the microphone's, or the chunk being sent
   devices: MediaDeviceInfo[];
   server: ServerInfo | null; // what /readyz said; null until it answered
   source: string | null; // "microphone" or the file's name, for the export
   startedAt: string | null; // wall clock, ISO 8601
   exported: boolean; // the latest run's results were exported (or there are none)
+  recording: string | null; // the file whose audio the page holds for listening back; null: none
+  playing: Playing | null; // what is playing back now
 }
 
 const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
@@ -63,12 +68,13 @@ export const SERVER_POLL_MS = 2000; // how often /readyz is asked again while th
 export const initialSnapshot: Snapshot = {
   phase: { kind: "idle" },
   view: emptyResults,
-  level: 0,
   devices: [],
   server: null,
   source: null,
   startedAt: null,
   exported: true,
+  recording: null,
+  playing: null,
 };
 
 /** One microphone or file stream. Its callbacks update the page while it is the latest run. */
@@ -83,12 +89,19 @@ interface Run {
 export class PageController {
   private snapshot: Snapshot = initialSnapshot;
   private readonly listeners = new Set<() => void>();
+  // The input level changes with every audio frame (20 times a second): it has its own
+  // listeners, so that the meter moves without the page re-rendering.
+  private level = 0;
+  private readonly levelListeners = new Set<() => void>();
+  private readonly playback: Playback; // the latest file's audio, for listening back
   private run: Run | null = null;
 
   constructor(
     private readonly deps: ControllerDeps,
     private readonly token?: string, // sent in `start` for servers that require one
-  ) {}
+  ) {
+    this.playback = new Playback(deps.play, (playing) => this.update({ playing }));
+  }
 
   // Arrow properties: stable identities for useSyncExternalStore.
   readonly subscribe = (listener: () => void): (() => void) => {
@@ -97,6 +110,20 @@ export class PageController {
   };
 
   readonly getSnapshot = (): Snapshot => this.snapshot;
+
+  /** Listen to the input level alone (rms in [0, 1]: the microphone's, or the chunk being sent). */
+  readonly subscribeLevel = (listener: () => void): (() => void) => {
+    this.levelListeners.add(listener);
+    return () => this.levelListeners.delete(listener);
+  };
+
+  readonly getLevel = (): number => this.level;
+
+  private setLevel(level: number): void {
+    if (level === this.level) return;
+    this.level = level;
+    for (const listener of [...this.levelListeners]) listener();
+  }
 
   private update(patch: Partial<Snapshot>): void {
     this.snapshot = { ...this.snapshot, ...patch };
@@ -140,7 +167,8 @@ export class PageController {
       ended: false,
     };
     this.run = run;
-    this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString() });
+    this.playback.hold(null);
+    this.update({ phase, source, startedAt: new Date(this.deps.wallClock()).toISOString(), recording: null });
     return run;
   }
 
@@ -169,6 +197,20 @@ export class PageController {
       if (server.status !== "unreachable" && server.status !== "starting") return;
       await this.deps.sleep(SERVER_POLL_MS);
     }
+  }
+
+  /**
+   * Play back the latest file from `startMs` to `endMs` (its audio time: a segment's times), from
+   * the page's own copy of the decoded file; whatever was playing stops. Does nothing without a
+   * file. A microphone stream is not recorded.
+   */
+  listen(startMs: number, endMs: number): void {
+    this.playback.listen(startMs, endMs);
+  }
+
+  /** Stop what plays back, if anything. Idempotent. */
+  stopListening(): void {
+    this.playback.stop();
   }
 
   /** Reconnect now instead of waiting out the backoff. */
@@ -250,7 +292,7 @@ export class PageController {
         client.send(floatToPcm16(samples));
       },
       onLevel: (level) => {
-        if (!run.ended) this.update({ level }); // a run that is not ended is the latest
+        if (!run.ended) this.setLevel(level); // a run that is not ended is the latest
       },
       onState: (mic) => this.updatePhase(run, (p) => (p.kind === "mic" ? { ...p, mic } : p)),
     });
@@ -274,70 +316,27 @@ export class PageController {
    */
   async streamFile(url: string, file: File, realtime: boolean): Promise<void> {
     if (this.active) return;
-    const run = this.begin({ kind: "decoding", fileName: file.name }, file.name);
-    let samples: Float32Array;
-    try {
-      samples = await this.deps.decodeFile(file);
-    } catch {
-      if (run.ended) return;
-      run.ended = true;
-      this.updatePhase(run, () => ({ kind: "file_error", message: `"${file.name}" could not be decoded as audio.` }));
-      return;
-    }
-    if (run.ended) return; // Stop pressed while decoding
-    const durationMs = (samples.length / TARGET_RATE) * 1000;
-    if (!realtime) return this.classifyFast(run, url, file.name, samples, durationMs);
-    this.update({ phase: { kind: "file", fileName: file.name, conn: { kind: "idle" }, progress: 0, durationMs } });
-    const client = this.openClient(run, url, false, true);
-    await streamSamples(samples, client, {
-      realtime,
-      cancelled: () => run.ended,
-      onChunk: (level, progress, sent) => {
-        run.clock.sent(sent, this.deps.now());
-        this.update({ level });
-        this.updatePhase(run, (p) => (p.kind === "file" ? { ...p, progress } : p));
-      },
-      now: this.deps.now,
-      sleep: this.deps.sleep,
-    });
-    if (run.ended) return; // Stop pressed: stop() already asked the server to finish
-    run.ended = true;
-    this.update({ level: 0 });
-    client.stop();
+    const decoding: Phase = { kind: "decoding", fileName: file.name, bytes: file.size, sinceMs: this.deps.now() };
+    const run = this.begin(decoding, file.name);
+    await runFile(this.fileHost(run, url), run, url, file, realtime);
   }
 
-  private async classifyFast(
-    run: Run,
-    url: string,
-    fileName: string,
-    samples: Float32Array,
-    durationMs: number,
-  ): Promise<void> {
-    run.abort = new AbortController();
-    this.update({ phase: { kind: "classifying", fileName, durationMs }, view: emptyResults, exported: true });
-    let answer: ClassifyAnswer;
-    try {
-      answer = await this.deps.classify(url, samples, run.abort.signal);
-    } catch (err) {
-      if (run.ended) return; // Stop pressed: the upload was abandoned
-      run.ended = true;
-      const why = err instanceof Error ? err.message : String(err);
-      this.updatePhase(run, () => ({ kind: "file_error", message: `"${fileName}" was not classified: ${why}` }));
-      return;
-    }
-    if (run.ended) return;
-    run.ended = true;
-    // The server's own messages for the file's stream, as a live stream would have sent them;
-    // then what failed the parser (after `ready`, which clears the errors of earlier streams).
-    for (const message of inStreamOrder(answer)) this.dispatch(message);
-    for (const problem of answer.problems) this.apply({ type: "unreadable", problem: problem.message });
-    this.updatePhase(run, () => ({
-      kind: "file",
-      fileName,
-      conn: { kind: "closed", code: 1000, reason: "classified" },
-      progress: 1,
-      durationMs,
-    }));
+  /** What a file run may do to the page, on behalf of `run` (see file-run.ts). */
+  private fileHost(run: Run, url: string): FileHost {
+    return {
+      deps: this.deps,
+      server: () => this.snapshot.server,
+      setPhase: (change) => this.updatePhase(run, change),
+      hold: (samples, fileName) => {
+        this.playback.hold(samples);
+        this.update({ recording: fileName });
+      },
+      clearResults: () => this.update({ view: emptyResults, exported: true }),
+      openClient: () => this.openClient(run, url, false, true),
+      setLevel: (level) => this.setLevel(level),
+      dispatch: (message) => this.dispatch(message),
+      unreadable: (problem) => this.apply({ type: "unreadable", problem }),
+    };
   }
 
   /**
@@ -348,18 +347,18 @@ export class PageController {
     const run = this.run;
     if (!run || run.ended) return;
     run.ended = true;
-    if (this.snapshot.phase.kind === "decoding" || this.snapshot.phase.kind === "classifying") {
-      this.update({ phase: { kind: "idle" } });
-    }
+    const stopped = stoppedFilePhase(this.snapshot.phase, this.deps.now());
+    if (stopped) this.update({ phase: stopped });
     run.abort?.abort();
     await run.engine?.stop();
     run.client?.stop();
-    this.update({ level: 0 });
+    this.setLevel(0);
   }
 
   /** Release everything now without flushing (the page is going away). Idempotent. */
   async dispose(): Promise<void> {
     this.disposed = true;
+    this.playback.stop();
     const run = this.run;
     if (!run) return;
     run.ended = true;

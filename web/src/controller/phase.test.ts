@@ -27,7 +27,7 @@ describe("phase selectors", () => {
     expect(connState(file("stopping"))).toEqual({ kind: "stopping" });
     for (const p of [
       { kind: "idle" },
-      { kind: "decoding", fileName: "x" },
+      { kind: "decoding", fileName: "x", bytes: 1, sinceMs: 0 },
       { kind: "file_error", message: "m" },
     ] as Phase[]) {
       expect(micState(p)).toEqual({ kind: "idle" });
@@ -38,12 +38,12 @@ describe("phase selectors", () => {
   it("file progress only in file mode", () => {
     expect(fileProgress(file("open", 0.25))).toBe(0.25);
     expect(fileProgress(mic("running", "open"))).toBeNull();
-    expect(fileProgress({ kind: "decoding", fileName: "x" })).toBeNull();
+    expect(fileProgress({ kind: "decoding", fileName: "x", bytes: 1, sinceMs: 0 })).toBeNull();
   });
 
   it("busy while the microphone starts or runs, a decode runs, or the connection lives", () => {
     expect(isBusy({ kind: "idle" })).toBe(false);
-    expect(isBusy({ kind: "decoding", fileName: "x" })).toBe(true);
+    expect(isBusy({ kind: "decoding", fileName: "x", bytes: 1, sinceMs: 0 })).toBe(true);
     expect(isBusy({ kind: "file_error", message: "m" })).toBe(false);
     expect(isBusy(mic("starting", "idle"))).toBe(true);
     expect(isBusy(mic("running", "closed"))).toBe(true);
@@ -126,7 +126,7 @@ describe("live, starting and file progress", () => {
     expect(isLive({ kind: "mic", mic: { kind: "stopped" }, conn: { kind: "stopping" } })).toBe(false);
     expect(isLive(fileAt(0.5, { kind: "open" }))).toBe(true);
     expect(isLive(fileAt(1, { kind: "open" }))).toBe(false);
-    expect(isLive({ kind: "classifying", fileName: "a", durationMs: 1 })).toBe(false);
+    expect(isLive({ kind: "classifying", fileName: "a", durationMs: 1, sinceMs: 0, estimateMs: null })).toBe(false);
     expect(isLive({ kind: "idle" })).toBe(false);
   });
 
@@ -140,15 +140,32 @@ describe("live, starting and file progress", () => {
     expect(phaseErrors(p, "ws://h/audio")).toEqual([]);
   });
 
-  it("says file progress in audio time", () => {
-    expect(fileProgressText(fileAt(0.5, { kind: "open" }))).toBe('"a.wav": 0:09 of 0:18 sent');
+  it("says file progress in audio time, what is left, and where a stopped file stopped", () => {
+    expect(fileProgressText(fileAt(0.5, { kind: "open" }))).toBe('"a.wav": 0:09 of 0:18 sent · 0:09 left');
     expect(fileProgressText(fileAt(1, { kind: "closed", code: 1000, reason: "classified" }))).toBe(
       '"a.wav": all 0:18 classified',
     );
-    expect(fileProgressText({ kind: "classifying", fileName: "a.wav", durationMs: 18_800 })).toBe(
-      'Classifying all 0:18 of "a.wav"…',
+    expect(fileProgressText({ ...fileAt(0.5, { kind: "stopping" }), stoppedMs: 9_400 } as Phase)).toBe(
+      '"a.wav": stopped at 0:09 of 0:18; the results cover only that',
+    );
+    const classifying: Phase = {
+      kind: "classifying",
+      fileName: "a.wav",
+      durationMs: 18_800,
+      sinceMs: 1000,
+      estimateMs: null,
+    };
+    expect(fileProgressText(classifying)).toBe('Classifying all 0:18 of "a.wav"…');
+    expect(fileProgressText({ ...classifying, estimateMs: 40_000 }, 13_000)).toBe(
+      'Classifying all 0:18 of "a.wav"… 0:12 of about 0:40',
+    );
+    expect(fileProgressText({ kind: "decoding", fileName: "b.mp3", bytes: 3_250_000, sinceMs: 0 }, 3000)).toBe(
+      'Decoding "b.mp3" (3.3 MB) in the browser… 0:03',
     );
     expect(fileProgressText({ kind: "idle" })).toBeNull();
-    expect(isBusy({ kind: "classifying", fileName: "a.wav", durationMs: 1 })).toBe(true);
+    expect(fileProgressText({ kind: "idle", cancelled: '"b.mp3": cancelled while decoding' })).toBe(
+      '"b.mp3": cancelled while decoding',
+    );
+    expect(isBusy({ kind: "classifying", fileName: "a.wav", durationMs: 1, sinceMs: 0, estimateMs: null })).toBe(true);
   });
 });

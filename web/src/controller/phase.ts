@@ -6,12 +6,25 @@ import type { ConnState } from "../net/client";
 import { minSec } from "../format";
 
 export type Phase =
-  | { kind: "idle" } // nothing started yet, or a file decode was cancelled
+  | { kind: "idle"; cancelled?: string } // nothing started yet, or a file was cancelled: what it says about it
   | { kind: "mic"; mic: EngineState; conn: ConnState } // a microphone stream, live or finished
-  | { kind: "decoding"; fileName: string } // a chosen file is being decoded; no connection yet
-  | { kind: "file"; fileName: string; conn: ConnState; progress: number; durationMs: number } // progress in [0, 1]
-  | { kind: "classifying"; fileName: string; durationMs: number } // a file uploaded to /classify, waiting
-  | { kind: "file_error"; message: string }; // the file could not be decoded
+  | { kind: "decoding"; fileName: string; bytes: number; sinceMs: number } // decoding; no connection yet
+  | {
+      kind: "file";
+      fileName: string;
+      conn: ConnState;
+      progress: number; // sent, in [0, 1]
+      durationMs: number;
+      stoppedMs?: number; // Stop was pressed with this much of the file sent
+    }
+  | {
+      kind: "classifying"; // a file uploaded to /classify, waiting for the answer
+      fileName: string;
+      durationMs: number;
+      sinceMs: number; // page clock (ms) when the upload began
+      estimateMs: number | null; // how long the server should take, from its capacity; null: unknown
+    }
+  | { kind: "file_error"; message: string }; // the file could not be decoded or classified
 
 const ACTIVE_CONN: ReadonlySet<ConnState["kind"]> = new Set(["connecting", "open", "reconnecting", "stopping"]);
 
@@ -37,13 +50,32 @@ export function fileProgress(phase: Phase): number | null {
   return phase.kind === "file" ? phase.progress : null;
 }
 
-/** File progress in audio time ("0:07 of 0:18 sent"), or null outside file mode. */
-export function fileProgressText(phase: Phase): string | null {
-  if (phase.kind === "classifying") return `Classifying all ${minSec(phase.durationMs)} of "${phase.fileName}"…`;
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
+}
+
+/**
+ * File progress in words, or null when no file is involved: "Decoding … 0:03", "Classifying all
+ * 10:00 … 0:12 of about 0:40", "0:07 of 0:18 sent · 0:11 left", "stopped at 0:07 of 0:18".
+ * `nowMs`: the page clock, for the time a step has taken (null: not shown).
+ */
+export function fileProgressText(phase: Phase, nowMs: number | null = null): string | null {
+  const elapsed = (since: number) => (nowMs === null ? "" : ` ${minSec(Math.max(0, nowMs - since))}`);
+  if (phase.kind === "idle") return phase.cancelled ?? null;
+  if (phase.kind === "decoding") {
+    return `Decoding "${phase.fileName}" (${megabytes(phase.bytes)}) in the browser…${elapsed(phase.sinceMs)}`;
+  }
+  if (phase.kind === "classifying") {
+    const estimate = phase.estimateMs !== null ? ` of about ${minSec(phase.estimateMs)}` : "";
+    return `Classifying all ${minSec(phase.durationMs)} of "${phase.fileName}"…${elapsed(phase.sinceMs)}${estimate}`;
+  }
   if (phase.kind !== "file") return null;
   const sent = phase.progress * phase.durationMs;
+  if (phase.stoppedMs !== undefined) {
+    return `"${phase.fileName}": stopped at ${minSec(phase.stoppedMs)} of ${minSec(phase.durationMs)}; the results cover only that`;
+  }
   if (phase.progress >= 1) return `"${phase.fileName}": all ${minSec(phase.durationMs)} classified`;
-  return `"${phase.fileName}": ${minSec(sent)} of ${minSec(phase.durationMs)} sent`;
+  return `"${phase.fileName}": ${minSec(sent)} of ${minSec(phase.durationMs)} sent · ${minSec(phase.durationMs - sent)} left`;
 }
 
 /** Whether results are arriving now; when not, the page greys what it shows and gives its age. */

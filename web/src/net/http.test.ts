@@ -28,14 +28,31 @@ describe("httpBase", () => {
 });
 
 describe("/readyz", () => {
-  const body = { status: "ready", model: "pitch", backend: "pitch", labels: ["male", "female"], fallback: "hub down" };
+  const body = {
+    status: "ready",
+    model: "pitch",
+    backend: "pitch",
+    labels: ["male", "female"],
+    fallback: "hub down",
+    config: { version: "0.1.0", smoothing: 4, gate: "vad" },
+  };
 
   it("reads the model line, and 503 while loading as starting", () => {
-    expect(parseReadyz(200, body)).toEqual({ ...body, status: "ready" });
+    expect(parseReadyz(200, body)).toEqual({ ...body, status: "ready", hopMs: null, windowsPerS: null });
+    const gauge = { ...body, hop_ms: 500, capacity: { windows_per_s: 120.5 } };
+    expect(parseReadyz(200, gauge)).toMatchObject({ hopMs: 500, windowsPerS: 120.5 });
     expect(parseReadyz(503, { status: "loading" })).toMatchObject({ status: "starting", model: null, labels: [] });
     expect(parseReadyz(503, { status: "stopping" }).status).toBe("unavailable");
     expect(parseReadyz(401, { error: {} }).status).toBe("unavailable");
     expect(parseReadyz(200, null)).toEqual(UNAVAILABLE);
+  });
+
+  it("keeps only the scalar values of config, and null without one", () => {
+    expect(parseReadyz(200, { ...body, config: { a: 1, b: [2], c: { d: 3 }, e: null } }).config).toEqual({
+      a: 1,
+      e: null,
+    });
+    expect(parseReadyz(200, { ...body, config: "x" }).config).toBeNull();
   });
 
   it("degrades to unavailable when /readyz cannot be fetched or read", async () => {

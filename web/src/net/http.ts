@@ -30,6 +30,9 @@ export interface ServerInfo {
   backend: string | null;
   labels: string[];
   fallback: string | null;
+  config: Record<string, string | number | boolean | null> | null; // how the server classifies (version, smoothing, gate…), for exports
+  hopMs: number | null; // the server's hop: one window per hop of audio
+  windowsPerS: number | null; // its capacity gauge: windows it can classify per second now
 }
 
 export const UNAVAILABLE: ServerInfo = {
@@ -38,7 +41,25 @@ export const UNAVAILABLE: ServerInfo = {
   backend: null,
   labels: [],
   fallback: null,
+  config: null,
+  hopMs: null,
+  windowsPerS: null,
 };
+
+function positive(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : null;
+}
+
+/** /readyz `config`: its scalar values only (anything else is left out). */
+function parseConfig(value: unknown): ServerInfo["config"] {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const out: NonNullable<ServerInfo["config"]> = {};
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (v === null || ["string", "number", "boolean"].includes(typeof v))
+      out[key] = v as string | number | boolean | null;
+  }
+  return out;
+}
 
 /** What /readyz said (its HTTP status and JSON body); 503 while loading still carries `status`. */
 export function parseReadyz(httpStatus: number, body: unknown): ServerInfo {
@@ -57,6 +78,9 @@ export function parseReadyz(httpStatus: number, body: unknown): ServerInfo {
     backend: str(b.backend),
     labels: Array.isArray(b.labels) ? b.labels.filter((l): l is string => typeof l === "string") : [],
     fallback: str(b.fallback),
+    config: parseConfig(b.config),
+    hopMs: positive(b.hop_ms),
+    windowsPerS: positive((b.capacity as Record<string, unknown> | undefined)?.windows_per_s),
   };
 }
 

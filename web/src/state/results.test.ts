@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../protocol/messages";
 import { end as endMessage, ready as readyMessage, result } from "../protocol/test-fixtures";
-import { resultsToCsv, resultsToJson } from "./export";
 import {
   BAD_SERVER_MESSAGE,
+  answer,
   headline,
   emptyResults,
   labelText,
@@ -15,7 +15,6 @@ import {
   type ResultsView,
   summarize,
   tentative,
-  TIMELINE_MS,
 } from "./results";
 
 describe("resultsReducer", () => {
@@ -35,13 +34,13 @@ describe("resultsReducer", () => {
     expect(s.lastAtMs).toBe(500);
   });
 
-  it("keeps the last minute of audio on the timeline, whenever it arrived, but every result for export", () => {
-    let s = emptyResults;
+  it("keeps every window of the session on the timeline (the chart picks what it shows), and for export", () => {
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
     for (let i = 0; i < 200; i++) s = resultsReducer(s, { type: "message", message: result(i), atMs: 7 }); // all at once
     expect(s.results).toHaveLength(200);
-    expect(s.timeline.length).toBe(TIMELINE_MS / 500 + 1);
-    expect(s.timeline[0].endMs).toBe(199 * 500 + 1000 - TIMELINE_MS);
-    expect(s.timeline.every((p) => !p.breakBefore)).toBe(true);
+    expect(s.timeline).toHaveLength(200);
+    expect(s.timeline[0].endMs).toBe(1000);
+    expect(s.timeline.every((p) => !p.breakBefore && p.streamId === ready.stream_id)).toBe(true);
   });
 
   it("breaks the timeline where audio is missing", () => {
@@ -64,6 +63,7 @@ describe("resultsReducer", () => {
     s = resultsReducer(s, { type: "message", message: result(0), atMs: 5000 });
     expect(s.timeline.map((p) => p.startMs)).toEqual([0, 4000]);
     expect(s.timeline[1].breakBefore).toBe(true);
+    expect(s.streams.map((x) => x.offsetMs)).toEqual([0, 4000]); // each stream keeps its own time base
   });
 
   it("tells streams apart: a restart's gap, its own numbering, the old open segment closed", () => {
@@ -219,9 +219,10 @@ describe("headline, segments and summary", () => {
   it("logs closed segments, then the open one up to now", () => {
     const seg = { type: "segment" as const, label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 2 };
     const s = feed([result(0), result(1), result(2, "male"), seg]);
+    const page = { stream_id: "", offset_ms: 0 };
     expect(segmentLog(s)).toEqual([
-      { seg, open: false, gap: null },
-      { seg: { ...seg, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true, gap: null },
+      { seg: { ...seg, ...page }, open: false, gap: null },
+      { seg: { ...seg, ...page, label: "male", start_ms: 1000, end_ms: 2000, windows: 1 }, open: true, gap: null },
     ]);
     const done = resultsReducer(s, { type: "message", message: end, atMs: 0 });
     expect(done.open).toBeNull();
@@ -253,61 +254,29 @@ describe("headline, segments and summary", () => {
   });
 });
 
-describe("exports", () => {
-  const meta = {
-    model: "pitch",
-    backend: "pitch",
-    fallback: "hub down",
-    source: "talk.wav",
-    startedAt: "2026-01-02T03:04:05.000Z",
-  };
+describe("a file's answer", () => {
+  const seg = (label: string, a: number, b: number) =>
+    ({ type: "segment", label, start_ms: a, end_ms: b, confidence: 1, windows: 1 }) as const;
 
-  it("JSON carries the model, fallback, source, start time, segments and results", () => {
-    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
-    s = resultsReducer(s, { type: "message", message: result(0), atMs: 0 });
-    const out = JSON.parse(resultsToJson(s, meta)) as Record<string, unknown>;
-    expect(out).toMatchObject({
-      model: "pitch",
-      fallback: true,
-      fallback_reason: "hub down",
-      source: "talk.wav",
-      startedAt: "2026-01-02T03:04:05.000Z",
-    });
-    expect(out.segments).toEqual([
-      { type: "segment", label: "female", start_ms: 0, end_ms: 1000, confidence: 0.9, windows: 1 },
-    ]);
-    expect(out.results).toHaveLength(1);
-  });
-
-  it("CSV starts with # lines of metadata", () => {
-    const lines = resultsToCsv([], ["male"], meta).split("\n");
-    expect(lines.slice(0, 5)).toEqual([
-      "# model: pitch (pitch)",
-      "# fallback: yes",
-      "# source: talk.wav",
-      "# started: 2026-01-02T03:04:05.000Z",
-      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male",
-    ]);
-  });
-});
-
-describe("resultsToCsv", () => {
-  it("ends every row, the last included, with a newline", () => {
-    expect(resultsToCsv([], ["male"])).toBe(
-      "seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male\n",
+  it("is the speech label held longest, with the time under each label, not the last seconds", () => {
+    const s = [result(0), seg("female", 0, 6000), seg("male", 6000, 8000), seg("ambient", 8000, 20_000)].reduce(
+      (v, message) => resultsReducer(v, { type: "message", message, atMs: 0 }),
+      emptyResults,
     );
+    expect(answer(s)).toEqual({
+      label: "female", // ambient lasted longer, but there was speech
+      perLabelMs: [
+        ["ambient", 12_000],
+        ["female", 6000],
+        ["male", 2000],
+      ],
+      totalMs: 20_000,
+    });
   });
 
-  it("quotes cells with commas, quotes or newlines", () => {
-    const csv = resultsToCsv([result(0, 'a "b", c')], []);
-    expect(csv.split("\n")[1]).toBe('0,0,1000,"a ""b"", c",0.9,"a ""b"", c",false,80');
-  });
-
-  it("writes one row per result with score columns", () => {
-    const csv = resultsToCsv([result(0), result(1, "ambient", { scores: {}, gated: true })], ["male", "female"]);
-    const lines = csv.trim().split("\n");
-    expect(lines[0]).toBe("seq,start_ms,end_ms,label,confidence,smoothed,gated,latency_ms,score_male,score_female");
-    expect(lines[1]).toBe("0,0,1000,female,0.9,female,false,80,0.1,0.9");
-    expect(lines[2]).toBe("1,500,1500,ambient,0.9,ambient,true,80,,");
+  it("is ambient only when no speech was found, and null before any segment", () => {
+    expect(answer(emptyResults)).toBeNull();
+    const s = resultsReducer(emptyResults, { type: "message", message: seg("ambient", 0, 3000), atMs: 0 });
+    expect(answer(s)?.label).toBe("ambient");
   });
 });

@@ -8,8 +8,8 @@
 
 import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMessage } from "../protocol/messages";
 
-export const TIMELINE_MS = 60_000; // the chart shows the last minute of audio
-export const MAX_RESULTS = 20_000; // kept for export; the oldest are dropped beyond this
+export const TIMELINE_MS = 60_000; // a live chart follows the last minute of audio
+export const MAX_RESULTS = 20_000; // kept for the timeline and export; the oldest are dropped beyond this
 export const AMBIENT = "ambient";
 export const NO_SPEECH = "no speech"; // the one name the page gives `ambient` (gated or quiet windows)
 export const MIN_GAP_MS = 100; // less missing audio than this is not shown as a gap
@@ -30,11 +30,15 @@ export interface Gap {
   reason: "unreachable" | "outage";
 }
 
-/** One server stream of the run: results from `firstResult` (an index into `results`) on are its. */
+/**
+ * One server stream of the run (a resume continues one; a restart begins a new one with its own
+ * time base): results from `firstResult` (an index into `results`) on are its.
+ */
 export interface StreamSpan {
   streamId: string;
-  offsetMs: number; // where its audio time 0 lies on the page's axis
+  offsetMs: number; // where its audio time 0 lies on the page's axis (page time = its time + this)
   firstResult: number;
+  ready: ReadyMessage; // its configuration, as the server announced it
 }
 
 export interface TimelinePoint {
@@ -42,6 +46,13 @@ export interface TimelinePoint {
   endMs: number;
   result: ResultMessage;
   breakBefore: boolean; // a gap in the audio (or an outage) lies before this window
+  streamId: string; // the server stream it came from: its own time base (a restart starts a new one)
+}
+
+/** A closed segment on the page's axis (start_ms, end_ms: page audio time), and its stream. */
+export interface PageSegment extends SegmentMessage {
+  stream_id: string;
+  offset_ms: number; // page time minus the stream's own time
 }
 
 /** The smoothed label now held, built from results the same way the server builds `segment`. */
@@ -57,9 +68,9 @@ export interface ResultsView {
   ready: ReadyMessage | null;
   current: ResultMessage | null;
   open: OpenSegment | null;
-  timeline: TimelinePoint[];
+  timeline: TimelinePoint[]; // every window kept (up to MAX_RESULTS), page audio time
   results: ResultMessage[];
-  segments: SegmentMessage[]; // closed segments of the smoothed label, in order, page audio time
+  segments: PageSegment[]; // closed segments of the smoothed label, in order, page audio time
   errors: { code: string; message: string }[]; // the server's error messages, and BAD_SERVER_MESSAGE
   starting: boolean; // the server said not_ready since the last ready: it is still loading
   end: EndMessage | null;
@@ -128,11 +139,10 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   // Windows overlap by design (a hop apart); more than a window's gap means audio is missing.
   const hop = state.ready?.hop_ms ?? 500;
   const breakBefore = prev !== undefined && startMs - prev.startMs > hop * 1.5;
-  const timeline = [...state.timeline, { startMs, endMs, result: r, breakBefore }].filter(
-    (p) => p.endMs >= endMs - TIMELINE_MS,
-  );
+  const point = { startMs, endMs, result: r, breakBefore, streamId: state.ready?.stream_id ?? "" };
+  const timeline = bounded(state.timeline, point);
   const full = state.results.length >= MAX_RESULTS;
-  const results = full ? [...state.results.slice(1), r] : [...state.results, r];
+  const results = bounded(state.results, r);
   const streams = full
     ? state.streams.map((s) => ({ ...s, firstResult: Math.max(0, s.firstResult - 1) }))
     : state.streams;
@@ -149,6 +159,11 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
     lastAtMs: atMs,
     audioEndMs: Math.max(state.audioEndMs, endMs),
   };
+}
+
+/** `list` with `item` appended, the oldest dropped beyond MAX_RESULTS. */
+function bounded<T>(list: T[], item: T): T[] {
+  return list.length >= MAX_RESULTS ? [...list.slice(1), item] : [...list, item];
 }
 
 /**
@@ -168,28 +183,20 @@ function onReady(state: ResultsView, message: ReadyMessage, atMs: number, stream
     offsetMs - gapFrom >= MIN_GAP_MS
       ? [...state.gaps, { startMs: gapFrom, endMs: offsetMs, reason: first ? "unreachable" : "outage" } as Gap]
       : state.gaps;
-  // The old stream's open segment will never be closed by its server: it ends where its audio did.
-  const o = state.open;
-  const closed: SegmentMessage[] =
-    o && !first
-      ? [
-          {
-            type: "segment",
-            label: o.label,
-            start_ms: o.startMs,
-            end_ms: o.endMs,
-            confidence: o.confidenceSum / o.windows,
-            windows: o.windows,
-          },
-        ]
-      : [];
+  // The old stream's open segment will never be closed by its server: it ends where its audio did
+  // (and starts where the log shows it starting: after the server's last, back-dated boundary).
+  const held = first ? undefined : segmentLog(state).at(-1);
+  const closed: PageSegment[] = held?.open ? [{ ...held.seg }] : [];
   return {
     ...connected,
     offsetMs,
     open: null,
     gaps,
     segments: [...state.segments, ...closed],
-    streams: [...state.streams, { streamId: message.stream_id, offsetMs, firstResult: state.results.length }],
+    streams: [
+      ...state.streams,
+      { streamId: message.stream_id, offsetMs, firstResult: state.results.length, ready: message },
+    ],
     audioEndMs: Math.max(state.audioEndMs, offsetMs),
   };
 }
@@ -216,7 +223,13 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
     case "result":
       return onResult(state, message, atMs, action.latencyMs ?? null);
     case "segment": {
-      const seg = { ...message, start_ms: message.start_ms + state.offsetMs, end_ms: message.end_ms + state.offsetMs };
+      const seg: PageSegment = {
+        ...message,
+        start_ms: message.start_ms + state.offsetMs,
+        end_ms: message.end_ms + state.offsetMs,
+        stream_id: state.ready?.stream_id ?? "",
+        offset_ms: state.offsetMs,
+      };
       return { ...state, segments: [...state.segments, seg].slice(-MAX_RESULTS) };
     }
     case "error":
@@ -236,10 +249,11 @@ export interface Headline {
   heldMs: number;
 }
 
-export function headline(state: ResultsView): Headline | null {
-  const seg = state.open ?? lastSegmentAsOpen(state);
+export function headline(state: Pick<ResultsView, "segments" | "open" | "streams">): Headline | null {
+  const log = segmentLog(state);
+  const seg = log[log.length - 1]?.seg;
   if (!seg) return null;
-  return { label: seg.label, confidence: seg.confidenceSum / seg.windows, heldMs: seg.endMs - seg.startMs };
+  return { label: seg.label, confidence: seg.confidence, heldMs: seg.end_ms - seg.start_ms };
 }
 
 /**
@@ -254,39 +268,34 @@ export function tentative(state: ResultsView): string | null {
   return raw.label;
 }
 
-function lastSegmentAsOpen(state: ResultsView): OpenSegment | null {
-  const last = state.segments[state.segments.length - 1];
-  if (!last) return null;
-  return {
-    label: last.label,
-    startMs: last.start_ms,
-    endMs: last.end_ms,
-    confidenceSum: last.confidence * last.windows,
-    windows: last.windows,
-  };
-}
-
 /** A row of the segment log: a segment of the smoothed label, or a stretch with no data. */
 export interface LogEntry {
-  seg: SegmentMessage; // for a gap: its times, label "", no windows
+  seg: PageSegment; // for a gap: its page times, label "", no windows, no stream
   open: boolean; // the segment still held (not yet closed by the server)
   gap: Gap | null;
 }
 
-/** Closed segments, then the one still open (not yet closed by the server). */
-export function segmentLog(state: ResultsView): LogEntry[] {
+/** Closed segments, then the one still open (not yet closed by the server), for the log. The
+ * open one starts where the server's last segment ended: the server back-dates a boundary to
+ * where the label began, before the window whose result flipped the smoothed label. */
+export function segmentLog(state: Pick<ResultsView, "segments" | "open" | "streams">): LogEntry[] {
   const out: LogEntry[] = state.segments.map((seg) => ({ seg, open: false, gap: null }));
   const o = state.open;
-  const lastEnd = state.segments.length ? state.segments[state.segments.length - 1].end_ms : 0;
+  const last = state.segments[state.segments.length - 1];
+  const stream = state.streams[state.streams.length - 1];
+  const lastEnd = last?.end_ms ?? 0;
   if (o && o.endMs > lastEnd) {
+    const sameStream = last !== undefined && stream !== undefined && last.stream_id === stream.streamId;
     out.push({
       seg: {
         type: "segment",
         label: o.label,
-        start_ms: Math.max(o.startMs, lastEnd),
+        start_ms: sameStream ? lastEnd : Math.max(o.startMs, lastEnd),
         end_ms: o.endMs,
         confidence: o.confidenceSum / o.windows,
         windows: o.windows,
+        stream_id: stream?.streamId ?? "",
+        offset_ms: stream?.offsetMs ?? 0,
       },
       open: true,
       gap: null,
@@ -295,16 +304,39 @@ export function segmentLog(state: ResultsView): LogEntry[] {
   return out;
 }
 
+/** The answer for a whole recording: time under each smoothed label and the dominant one (the
+ * speech label held longest; `ambient` only when no speech was found). */
+export interface Answer {
+  label: string;
+  perLabelMs: [string, number][]; // longest first
+  totalMs: number;
+}
+
+export function answer(state: Pick<ResultsView, "segments" | "open" | "streams">): Answer | null {
+  const per = new Map<string, number>();
+  for (const { seg } of segmentLog(state)) per.set(seg.label, (per.get(seg.label) ?? 0) + seg.end_ms - seg.start_ms);
+  if (!per.size) return null;
+  const perLabelMs = [...per.entries()].sort((a, b) => b[1] - a[1]);
+  const speech = perLabelMs.find(([label, ms]) => label !== AMBIENT && ms > 0);
+  return {
+    label: speech ? speech[0] : perLabelMs[0][0],
+    perLabelMs,
+    totalMs: perLabelMs.reduce((a, [, ms]) => a + ms, 0),
+  };
+}
+
 /** The log the page shows: the segments and, in time order among them, the gaps (no data). */
-export function logRows(state: ResultsView): LogEntry[] {
+export function logRows(state: Pick<ResultsView, "segments" | "open" | "streams" | "gaps">): LogEntry[] {
   const gaps = state.gaps.map((gap): LogEntry => {
-    const seg: SegmentMessage = {
+    const seg: PageSegment = {
       type: "segment",
       label: "",
       start_ms: gap.startMs,
       end_ms: gap.endMs,
       confidence: 0,
       windows: 0,
+      stream_id: "",
+      offset_ms: 0,
     };
     return { seg, open: false, gap };
   });
