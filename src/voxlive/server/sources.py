@@ -9,7 +9,7 @@ serving anyone else. So every message is also charged
   in ``X-Forwarded-For``): ``SOURCE_RATE_PER_S`` units per second shared by all its connections;
 - to the **server**: while more than ``SERVER_RATE_PER_S / RATE_PER_S`` connections are open,
   each connection's own rate is lowered to its share, ``SERVER_RATE_PER_S`` divided by the open
-  connections, never below ``SHARE_FLOOR_PER_S`` (ten times what an honest stream sends).
+  connections, never below ``SHARE_FLOOR_PER_S`` (twice to ten times what an honest stream sends).
 
 A connection over either waits (back-pressure on its socket), as over its own rate. A source's
 bucket exists while it has connections open: the table is bounded by the connection cap.
@@ -25,7 +25,7 @@ from voxlive.server.budget import Budget, TokenBucket, units
 SOURCE_RATE_PER_S = 2000.0  # units/s for all of one address's connections
 SOURCE_BURST = 2000.0
 SERVER_RATE_PER_S = 4000.0  # units/s for all connections: ~a third of a core of message handling
-SHARE_FLOOR_PER_S = 200.0  # an honest stream sends 10–50 messages/s
+SHARE_FLOOR_PER_S = 100.0  # an honest stream sends 10–50 messages/s
 
 
 @dataclass
