@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from tests.fakes import FakeClassifier
 from tests.helpers import MS, tone, wav
+from voxlive import __version__
 from voxlive.server.app import create_app
 from voxlive.server.webapp import find_web_dir
 from voxlive.settings import Settings
@@ -43,6 +44,11 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert set(body.pop("capacity")) == {"streams", "load_streams", "utilization", "windows_per_s"}
+    config = body.pop("config")  # what the page's exports record beside the results
+    assert config == {
+        "version": __version__, "smoothing": 4, "gate": "rms", "gate_rms": 0.01,
+        "vad_threshold": 0.5, "vad_min_speech_ms": 100, "pitch_threshold_hz": 160.0,
+    }  # fmt: skip
     assert body == {
         "status": "ready", "model": "fake", "backend": "fake", "labels": ["a", "b"],
         "device": "cpu", "sample_rate": 16_000, "fallback": None, "window_ms": 200,

@@ -23,7 +23,13 @@ from websockets.uri import parse_uri
 from tests.fakes import Timers, Transport
 from tests.helpers import MS, eventually
 from voxlive.server.budget import MAX_FRAGMENTS, MIN_FRAGMENT_BYTES, FrameBudget
-from voxlive.server.protocols import FEED_BYTES, GuardedHttp, GuardedWebSocket, guarded_protocols
+from voxlive.server.protocols import (
+    CONNECT_RATE_PER_S,
+    FEED_BYTES,
+    GuardedHttp,
+    GuardedWebSocket,
+    guarded_protocols,
+)
 
 
 # ---- HTTP: the connection budget and the header deadline -----------------------------------------
@@ -102,13 +108,17 @@ async def test_one_address_past_its_share_pushes_out_its_own_idle_sockets_only()
 
 
 async def test_new_connections_past_an_addresss_rate_are_refused_at_once() -> None:
-    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=1000, max_per_source=30)
-    state = ServerState()
-    conns = [_connect(http, state, peer="127.0.0.2") for _ in range(31)]
-    assert [t.aborted for _, t in conns] == [False] * 30 + [True]  # a burst of max_per_source
-    _, other = _connect(http, state, peer="127.0.0.3")
+    http, _ = guarded_protocols(header_timeout_s=10.0, max_connections=1000, max_per_source=60)
+    state, timers = ServerState(), Timers()  # a clock that stands still: no refill
+    conns = [_connect(http, state, loop=timers, peer="127.0.0.2") for _ in range(61)]
+    assert [t.aborted for _, t in conns] == [False] * 60 + [True]  # a burst of max_per_source
+    _, other = _connect(http, state, loop=timers, peer="127.0.0.3")
     assert not other.aborted  # another address has its own rate
-    for proto, _ in conns:
+    timers.advance(2 / CONNECT_RATE_PER_S)  # the refused one paid too: two connections' worth
+    conns[0][0].connection_lost(None)  # (room under the per-address cap)
+    _, later = _connect(http, state, loop=timers, peer="127.0.0.2")
+    assert not later.aborted
+    for proto, _ in conns[1:]:
         proto.connection_lost(None)
     assert http._refused == 1
 
