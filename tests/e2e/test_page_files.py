@@ -242,3 +242,34 @@ async def test_a_live_page_renders_on_new_data_not_on_every_audio_frame(
             assert layouts <= 10
     finally:
         await browser.close()
+
+
+async def test_the_segment_log_follows_the_newest_row_until_the_reader_scrolls_back(
+    pw: object, tmp_path: Path
+) -> None:
+    female, _ = load("female_speech.wav")
+    male, _ = load("male_speech.wav")
+    quiet = np.zeros(RATE, np.float32)
+    path = tmp_path / "turns.wav"  # twelve turns: more segments than the log shows at once
+    sf.write(path, np.concatenate([female, quiet, male, quiet] * 6), RATE, subtype="PCM_16")
+    browser = await launch(pw, None)
+    try:
+        async with running_server(web_dir=str(WEB_DIST)) as srv:
+            page = await open_page(browser, srv.url, grant=False, viewport=DESKTOP)
+            await page.get_by_test_id("file").set_input_files(str(path))
+            log = page.get_by_test_id("segments")
+            await expect(page.get_by_test_id("summary")).to_be_visible(timeout=30_000)
+            assert await log.locator("li").count() >= 10  # more than the log shows at once
+            at_bottom = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 8"
+            assert await log.evaluate(at_bottom)  # it followed the newest row
+            await expect(page.get_by_test_id("jump-latest")).to_have_count(0)
+            await log.evaluate("el => { el.scrollTop = 0; }")  # the reader scrolls back
+            jump = page.get_by_test_id("jump-latest")
+            await expect(jump).to_be_visible()
+            assert await log.evaluate("el => el.scrollTop") == 0  # and stays where they are
+            await jump.click()
+            await expect(jump).to_have_count(0)
+            assert await log.evaluate(at_bottom)
+            await assert_accessible(page, "segment log held")
+    finally:
+        await browser.close()

@@ -78,7 +78,7 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
             }}
           />
         </label>
-        <label title="Play the file at its own speed, as a live demo. Otherwise the whole file is classified at once, every window.">
+        <label title="Stream the file over the WebSocket at its own speed, as if it were a live microphone (nothing is played aloud). Otherwise the whole file is classified at once, every window.">
           <input
             type="checkbox"
             checked={realtime}
@@ -86,7 +86,7 @@ export function Controls({ running, devices, onStart, onStop, onFile, fileProgre
             disabled={running}
             data-testid="realtime"
           />{" "}
-          play in real time
+          stream at its own speed, as if live (silent)
         </label>
         <span className="muted small">(or drop an audio file here)</span>
         {fileProgressText !== null && (

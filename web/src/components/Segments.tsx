@@ -1,13 +1,14 @@
-import { memo, useEffect, useRef } from "react";
+import { memo, useEffect, useRef, useState } from "react";
 import { countRender } from "../render-count";
 import type { SegmentMessage } from "../protocol/messages";
 import { minSec } from "../format";
 import type { Playing } from "../controller/playback";
 import { AMBIENT, labelText, type LogEntry, type Summary } from "../state/results";
 
-/** The segment log: "0:01–0:05 female 87%", oldest first, scrolled to the newest, with "no data"
- * rows where no stream classified the audio. The open segment ends "now" only while results are
- * live. */
+/** The segment log: "0:01–0:05 female 87%", oldest first, with "no data" rows where no stream
+ * classified the audio. It follows the newest row while the reader is at the bottom; a reader who
+ * scrolled back stays where they are, and "Jump to latest" says how many rows came since. The open
+ * segment ends "now" only while results are live. */
 export const SegmentLog = memo(function SegmentLog({
   entries,
   live,
@@ -23,16 +24,31 @@ export const SegmentLog = memo(function SegmentLog({
 }) {
   countRender("segments");
   const list = useRef<HTMLOListElement>(null);
+  const [heldAt, setHeldAt] = useState<number | null>(null); // rows when the reader scrolled back
   useEffect(() => {
-    if (list.current) list.current.scrollTop = list.current.scrollHeight;
-  }, [entries.length]);
+    if (heldAt === null && list.current) list.current.scrollTop = list.current.scrollHeight;
+  }, [entries.length, heldAt]);
+  const onScroll = () => {
+    const el = list.current;
+    if (!el) return;
+    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 8;
+    setHeldAt(atBottom ? null : (held) => held ?? entries.length);
+  };
+  const newRows = heldAt === null ? 0 : entries.length - heldAt;
   return (
     <section className={`card ${live ? "" : "stale-card"}`} aria-label="Segments">
       <h2>Segments</h2>
       {entries.length === 0 ? (
         <p className="muted small">Each stretch of one label appears here.</p>
       ) : (
-        <ol className="segments" ref={list} data-testid="segments" tabIndex={0} aria-label="Segments, oldest first">
+        <ol
+          className="segments"
+          ref={list}
+          data-testid="segments"
+          tabIndex={0}
+          aria-label="Segments, oldest first"
+          onScroll={onScroll}
+        >
           {entries.map(({ seg, open, gap }) =>
             gap ? (
               <li key={`${seg.start_ms}-gap`} className="seg seg-gap" data-label="no-data">
@@ -63,6 +79,16 @@ export const SegmentLog = memo(function SegmentLog({
             ),
           )}
         </ol>
+      )}
+      {heldAt !== null && (
+        <button
+          type="button"
+          className="small-button jump-latest"
+          data-testid="jump-latest"
+          onClick={() => setHeldAt(null)}
+        >
+          Jump to latest{newRows > 0 ? ` (${newRows} new)` : ""} ↓
+        </button>
       )}
     </section>
   );
