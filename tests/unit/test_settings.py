@@ -145,7 +145,7 @@ def test_every_setting_has_a_section_and_the_sections_are_contiguous() -> None:
     names = [f.name for f in dataclasses.fields(Settings)]
     assert [n for group in sections().values() for n in group] == names
     assert list(sections()) == ["server", "model", "Ray", "windows and batching", "gate",
-                                "limits", "access", "uploads", "timeouts"]  # fmt: skip
+                                "limits", "access", "uploads", "timeouts", "routing"]  # fmt: skip
 
 
 def test_the_serve_help_groups_the_flags_by_section() -> None:
