@@ -54,6 +54,7 @@ class Service:
         self._restarts = 0  # crashed workers restarted so far
         self._restart_task: asyncio.Task[None] | None = None
         self.draining = False  # SIGTERM heard: the agent says drain before the listeners close
+        self.metrics.load.set_function(self.load)
         self.agent: Agent | None = None
         if settings.agent_port:
             self.agent = Agent(self, settings.host, settings.agent_port, settings.agent_drain_at)
