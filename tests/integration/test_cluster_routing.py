@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 import websockets
 
 from tests.helpers import MS, StreamRun, collect, running_server, tone
+from tests.integration.test_deploy import ROOT
 from voxlive.bench.balancer import HAPROXY, haproxy, render, states
 from voxlive.bench.serving import InProcess, free_port, serve_subprocess
 
@@ -154,3 +158,30 @@ async def test_sigterm_says_drain_at_once_and_no_new_stream_goes_there(tmp_path:
         assert sum(_opened(f) - b for f, b in zip(fronts[:2], before, strict=True)) == 6
         # drained and stopped: uvicorn re-raises the SIGTERM it caught once it is done
         assert await asyncio.to_thread(stopping.wait, 10) in (0, -signal.SIGTERM)
+
+
+async def test_make_cluster_starts_haproxy_and_the_fronts_and_cluster_stop_stops_them(
+    tmp_path: Path,
+) -> None:
+    """scripts/cluster.sh, what `make cluster` and `make cluster-stop` run."""
+    base = free_port()  # HAProxy here, fronts on base+1…, agents on base+101…
+    env = {**os.environ, "FRONTS": "2", "MODEL": "pitch", "PORT": str(base),
+           "RUN_DIR": str(tmp_path / "run"), "BIN": str(Path(sys.executable).parent)}  # fmt: skip
+    script = str(ROOT / "scripts/cluster.sh")
+    try:
+        started = await asyncio.to_thread(
+            subprocess.run, [script, "start"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        pids = sorted(p.name for p in (tmp_path / "run").glob("*.pid"))
+        assert pids == ["front1.pid", "front2.pid", "haproxy.pid"]
+        assert await _agent(base + 101) == "up ready 100%"
+        run = await _live(f"ws://127.0.0.1:{base}/audio", 1.0)
+        assert run.close_code == 1000 and run.of("result")
+    finally:
+        stopped = await asyncio.to_thread(
+            subprocess.run, [script, "stop"], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert stopped.returncode == 0 and not list((tmp_path / "run").glob("*.pid"))
+    with pytest.raises(OSError):
+        await _agent(base + 101)
