@@ -41,6 +41,8 @@ def test_env_then_flag_precedence() -> None:
         ),
         ({"gate_rms": "-1"}, {}, "gate_rms"),
         ({"smoothing": "0"}, {}, "smoothing: expected 1..100"),
+        ({"agent_port": "70000"}, {}, r"agent_port: expected 0..65535 \(0: off\), got 70000"),
+        ({}, {"VOXLIVE_AGENT_DRAIN_AT": "0"}, "agent_drain_at: expected 0 < agent_drain_at <= 1"),
     ],
 )
 def test_bad_values_name_key_and_value(args: dict, env: dict, match: str) -> None:  # type: ignore[type-arg]

@@ -155,6 +155,7 @@ def test_strict_readyz_needs_room_and_no_drain_while_plain_readyz_stays_ready() 
         r = c.get("/readyz?strict=1")
         assert (r.status_code, r.json()["load"], r.json()["room"]) == (503, 0.5, False)
         assert c.get("/readyz").status_code == 200
+        assert "voxlive_load 0.5" in c.get("/metrics").text  # what KEDA scales on
         service.registry.connections.clear()
         assert c.get("/readyz?strict=1").status_code == 200
         service.begin_drain()  # SIGTERM heard
