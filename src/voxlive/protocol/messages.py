@@ -54,6 +54,7 @@ class ErrorMessage(TypedDict, total=False):
     seq: int
     start_ms: float
     end_ms: float
+    retry_after_ms: int  # a refused stream (close 1013): try again after this long
 
 
 class EndMessage(TypedDict):
@@ -155,8 +156,11 @@ def error(
     seq: int | None = None,
     start_ms: float | None = None,
     end_ms: float | None = None,
+    retry_after_ms: int | None = None,
 ) -> ErrorMessage:
     msg: ErrorMessage = {"type": "error", "code": code, "message": message}
+    if retry_after_ms is not None:
+        msg["retry_after_ms"] = retry_after_ms
     if seq is not None:
         msg["seq"] = seq
     if start_ms is not None:

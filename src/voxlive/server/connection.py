@@ -161,7 +161,7 @@ class Connection:
         # Admitted only now: a client without the token never holds a stream slot.
         refusal = registry.admit(service.status)
         if refusal is not None:
-            return await self._refuse(*refusal, CLOSE_TRY_AGAIN)
+            return await self._refuse(*refusal[:2], CLOSE_TRY_AGAIN, refusal.retry_after_ms)
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
@@ -189,10 +189,10 @@ class Connection:
                 registry.release(self.stream)
             registry.closed(self)
 
-    async def _refuse(self, code: str, message: str, close_code: int) -> None:
+    async def _refuse(self, code: str, message: str, close_code: int, retry_ms: int = 0) -> None:
         self.service.metrics.streams_refused.labels(code).inc()
         with contextlib.suppress(*CLIENT_GONE):
-            await self._send_now(messages.error(code, message))
+            await self._send_now(messages.error(code, message, retry_after_ms=retry_ms or None))
             await self.ws.close(close_code, code)
 
     def _new_stream(self) -> tuple[Stream, StreamHooks]:

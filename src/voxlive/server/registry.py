@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline
@@ -47,6 +47,18 @@ from voxlive.settings import Settings
 
 log = logging.getLogger(__name__)
 REPLAY_RATE_PER_S = 20.0  # results a stream's resumes may replay per second, after a burst
+# A refused client may come back after this long, ms: through a load balancer its next try goes
+# to a front with room (the agent routes no stream to a full one, and a stopping one is gone).
+RETRY_FULL_MS = 1000
+RETRY_STOPPING_MS = 250
+
+
+class Refusal(NamedTuple):
+    """Why a new stream is refused (an ``error`` then close 1013), and when to try again."""
+
+    code: str
+    message: str
+    retry_after_ms: int
 
 
 class Client(Protocol):
@@ -81,13 +93,16 @@ class Registry:
         self._no_connections.set()
 
     # ---- admission --------------------------------------------------------------------------
-    def admit(self, status: str) -> tuple[str, str] | None:
-        """``None`` to let a new connection in, else (error code, message) to refuse it."""
+    def admit(self, status: str) -> Refusal | None:
+        """``None`` to let a new connection in, else why it is refused."""
         if status != "ready":
-            return "not_ready", f"expected a ready server, got status {status!r}; retry later"
+            retry = RETRY_STOPPING_MS if status == "stopping" else RETRY_FULL_MS
+            message = f"expected a ready server, got status {status!r}; retry in {retry} ms"
+            return Refusal("not_ready", message, retry)
         limit = self.settings.max_streams
         if len(self.connections) >= limit:
-            return "too_many_streams", f"server is at its limit of {limit} streams; retry later"
+            message = f"server is at its limit of {limit} streams; retry in {RETRY_FULL_MS} ms"
+            return Refusal("too_many_streams", message, RETRY_FULL_MS)
         # Detached streams count against capacity, but give way to a live client, oldest first.
         while self.detached and len(self.connections) + len(self.detached) >= limit:
             self._expire(next(iter(self.detached)))

@@ -334,7 +334,8 @@ async def test_refusals_say_why_in_the_error_the_close_and_the_metrics() -> None
     assert (rate.close_code, rate.close_reason) == (1003, rate.sent[0]["code"])
     assert second.sent == [
         {"type": "error", "code": "too_many_streams",
-         "message": "server is at its limit of 1 streams; retry later"},
+         "message": "server is at its limit of 1 streams; retry in 1000 ms",
+         "retry_after_ms": 1000},
     ]  # fmt: skip
     assert (second.close_code, second.close_reason) == (1013, "too_many_streams")
     assert counts == {"unauthorized": 1, "too_many_streams": 1}

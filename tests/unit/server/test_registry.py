@@ -45,7 +45,10 @@ def _open(m: Metrics) -> float:
 def test_admission_up_to_exactly_max_streams() -> None:
     registry = _registry(max_streams=2, max_connections=2)
     assert registry.admit("loading") == (
-        "not_ready", "expected a ready server, got status 'loading'; retry later"
+        "not_ready", "expected a ready server, got status 'loading'; retry in 1000 ms", 1000
+    )  # fmt: skip
+    assert registry.admit("stopping") == (  # another front takes it: come back soon
+        "not_ready", "expected a ready server, got status 'stopping'; retry in 250 ms", 250
     )  # fmt: skip
     conns = [Conn(), Conn()]
     assert registry.admit("ready") is None
@@ -53,7 +56,7 @@ def test_admission_up_to_exactly_max_streams() -> None:
     assert registry.admit("ready") is None  # one below the limit
     registry.opened(conns[1])
     assert registry.admit("ready") == (
-        "too_many_streams", "server is at its limit of 2 streams; retry later"
+        "too_many_streams", "server is at its limit of 2 streams; retry in 1000 ms", 1000
     )  # fmt: skip
     assert _open(registry.metrics) == 2
     registry.closed(conns[0])
