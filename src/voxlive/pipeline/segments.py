@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from voxlive.protocol import messages
 from voxlive.protocol.messages import ResultMessage, SegmentMessage
+from voxlive.protocol.resume_token import OpenSegment
 
 
 @dataclass
@@ -59,6 +60,19 @@ class Segmenter:
         Idempotent: a second call returns ``None``."""
         current, self._open = self._open, None
         return None if current is None else self._message(current, end_ms=current.end_ms)
+
+    def state(self) -> OpenSegment | None:
+        """The open segment, to go on elsewhere (:meth:`restore`)."""
+        o = self._open
+        return None if o is None else OpenSegment(o.label, o.start_ms, o.end_ms,
+                                                  o.confidence_sum, o.windows)  # fmt: skip
+
+    def restore(self, segment: OpenSegment | None) -> None:
+        """Continue with ``segment`` open (from :meth:`state`)."""
+        self._open = None if segment is None else _Open(
+            segment.label, segment.start_ms, segment.end_ms, segment.confidence_sum,
+            segment.windows,
+        )  # fmt: skip
 
     @staticmethod
     def _message(seg: _Open, *, end_ms: float) -> SegmentMessage:
