@@ -275,7 +275,8 @@ class Connection:
             max_speed=settings.max_speed, live_ahead_s=settings.live_ahead_ms / 1000,
         )  # fmt: skip
         if allowed_at > loop.time():
-            if (past := self._rejoin.past_credit()) is not None:  # a replay over its credit
+            live = not self.stream.lossless  # a lossless stream's pace is max_speed, not this
+            if live and (past := self._rejoin.past_credit()) is not None:  # replay over credit
                 self._error(*past)
             await asyncio.sleep(allowed_at - loop.time())
 
@@ -283,7 +284,7 @@ class Connection:
         if isinstance(event, Started):
             handshake.check_token(self.service.settings, event)
             # A stream's one Started comes before any audio, and a preset stream gets none.
-            if event.stream_id:
+            if event.stream_id or event.resume_token:
                 found = self._resume(event)
                 if found is not None:
                     self.service.registry.release(self.stream)

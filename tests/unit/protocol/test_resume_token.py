@@ -38,7 +38,7 @@ def token(**changes: object) -> ResumeToken:
         lossless=False, grid=(16_000, 16_000, 8_000), checkpoint=cp,
         expires_ms=NOW_MS + 10_000, nonce="0" * 32,
     )  # fmt: skip
-    return ResumeToken(**{**{f: getattr(base, f) for f in base.__slots__}, **changes})  # type: ignore[arg-type]
+    return ResumeToken(**{**{f: getattr(base, f) for f in base.__slots__}, **changes})
 
 
 def test_a_signed_token_verifies_to_itself_and_is_compact() -> None:
