@@ -9,6 +9,7 @@ the token, ``last_seq`` and ``replay_from`` and sends the audio it kept, then go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -213,22 +214,37 @@ async def _closed(srv: Any) -> bool:
     return True
 
 
-async def test_a_token_of_a_stream_open_here_is_refused_and_the_open_stream_goes_on() -> None:
+async def test_an_older_token_of_an_open_stream_is_refused_and_the_newest_takes_it_over() -> None:
     female, _ = load("female_speech.wav")
     client = ResumingClient()
-    async with running_server(cluster_secret=SECRET) as a, websockets.connect(a.ws_url) as ws:
-        await ws.send(json.dumps(client.start()))
-        await ws.send(pcm16(female[: 2 * RATE]))
-        while not client.of("ack"):
-            client.received(json.loads(await asyncio.wait_for(ws.recv(), 10_000 * MS)))
-        assert client.token is not None
-        thief = await resume_with(a.ws_url, {"resume_token": client.token}, female[:RATE])
-        await ws.send(pcm16(female[2 * RATE : 3 * RATE]))
-        await ws.send(json.dumps({"type": "stop"}))
-        async for text in ws:
-            client.received(json.loads(text))
-    assert reason(thief) == "live"
-    assert client.of("end")[0]["windows"] == 5 and client.repeats == 0
+    async with running_server(cluster_secret=SECRET) as a:
+        # A half-open connection: the client saw it drop, the server has not noticed.
+        old = await websockets.connect(a.ws_url)
+        await old.send(json.dumps(client.start()))
+        for part, acks in (
+            (female[: 3 * RATE // 2], 1),
+            (female[3 * RATE // 2 : 5 * RATE // 2], 2),
+        ):
+            await old.send(pcm16(part))
+            client.sent(part)
+            while len(client.of("ack")) < acks:
+                client.received(json.loads(await asyncio.wait_for(old.recv(), 10_000 * MS)))
+        older = client.of("ack")[0]["token"]
+        thief = await resume_with(a.ws_url, {"resume_token": older}, female[:RATE])
+        assert reason(thief) == "live" and len(a.service.connections) == 1  # left alone
+        # The newest token's holder takes the stream over; the old connection closes.
+        run = await client.resume(a.ws_url, female[5 * RATE // 2 : 3 * RATE])
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async with asyncio.timeout(5_000 * MS):
+                async for _ in old:
+                    pass
+        assert old.close_code is not None
+    [ready] = run.of("ready")
+    assert ready["resumed"] is True and ready["stream_id"] == client.stream_id
+    assert ready["replay_from"] == 5 * RATE // 2  # the stream had every frame: replay skipped
+    assert client.repeats == 0 and sorted(client.windows) == list(range(5))
+    [end] = run.of("end")
+    assert end["windows"] == 5 and end["duration_ms"] == 3000.0
 
 
 async def test_a_replay_past_max_replay_ms_is_read_at_real_time_pace() -> None:

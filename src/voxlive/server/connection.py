@@ -25,12 +25,7 @@ import time
 from collections import deque
 from typing import Literal
 
-from starlette.websockets import (
-    WebSocket,
-    WebSocketDisconnect,
-    WebSocketDisconnected,
-    WebSocketState,
-)
+from starlette.websockets import WebSocket, WebSocketState
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import ClientError, FrameTooLarge
@@ -53,8 +48,7 @@ CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
 STOP_DRAIN_S = 30.0  # after stop: at most this long to classify the rest before ``end``
 TIMEOUT_DRAIN_S = 2.0  # idle or too long: send what is classified, then ``end``
-# What sending raises when the client has gone: expected, not a bug.
-CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+CLIENT_GONE = handshake.CLIENT_GONE  # what sending raises when the client has gone
 
 ConnectionState = Literal["streaming", "draining", "closing", "closed"]
 NEXT: dict[ConnectionState, tuple[ConnectionState, ...]] = {
@@ -86,6 +80,7 @@ class Connection:
         self._dropped_errors = 0  # control messages pushed out of the full queue
         self._acks = False  # send an ``ack`` with a resume token after each batch of results
         self._rejoin = Replay()  # a token resume: the client's audio replay
+        self._given = False  # a newer connection of its client took the stream
 
     # ---- state ------------------------------------------------------------------------------
     def _move(self, to: ConnectionState) -> None:
@@ -132,6 +127,19 @@ class Connection:
             self._error("internal_error", message)
         self._request_close(CLOSE_INTERNAL_ERROR, "internal error", None)
 
+    def handing(self, stream_id: str) -> tuple[Stream, StreamHooks] | None:
+        """Its stream, if that is ``stream_id`` and still streaming (it may be handed over)."""
+        live = self.state == "streaming" and self.id == stream_id and not self._given
+        return (self.stream, self.hooks) if live else None
+
+    def hand_over(self) -> None:
+        """A newer connection of this client took the stream with a fresh token (this one is
+        likely half-open): forget the stream, unfinished, and close without ``end``."""
+        self._given = True
+        self._move("closed")
+        if self._reader is not None:
+            self._reader.cancel()
+
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
         client = self.ws.client.host if self.ws.client else "unknown"  # behind a proxy: its XFF
@@ -161,11 +169,11 @@ class Connection:
                 early = authenticated
         except ClientError as exc:
             close_code = exc.close_code or handshake.CLOSE_POLICY
-            return await self._refuse(exc.code, exc.message, close_code)
+            return await handshake.refuse(self.ws, service, exc.code, exc.message, close_code)
         # Admitted only now: a client without the token never holds a stream slot.
         refusal = registry.admit(service.status)
         if refusal is not None:
-            return await self._refuse(*refusal, CLOSE_TRY_AGAIN)
+            return await handshake.refuse(self.ws, service, *refusal, CLOSE_TRY_AGAIN)
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
@@ -182,13 +190,8 @@ class Connection:
                 self._reader = tasks.create_task(self._read(), name="voxlive-read")
                 tasks.create_task(self._send_loop(), name="voxlive-send")
         finally:
-            registry.leave(self, self.stream, self.hooks, vanished=self._vanished and service.ready)
-
-    async def _refuse(self, code: str, message: str, close_code: int) -> None:
-        self.service.metrics.streams_refused.labels(code).inc()
-        with contextlib.suppress(*CLIENT_GONE):
-            await self._send_now(messages.error(code, message))
-            await self.ws.close(close_code, code)
+            stream = None if self._given else self.stream  # handed over: not this one's to end
+            registry.leave(self, stream, self.hooks, vanished=self._vanished and service.ready)
 
     def _new_stream(self) -> tuple[Stream, StreamHooks]:
         assert self.service.pipeline is not None
@@ -275,8 +278,7 @@ class Connection:
             max_speed=settings.max_speed, live_ahead_s=settings.live_ahead_ms / 1000,
         )  # fmt: skip
         if allowed_at > loop.time():
-            live = not self.stream.lossless  # a lossless stream's pace is max_speed, not this
-            if live and (past := self._rejoin.past_credit()) is not None:  # replay over credit
+            if (past := self._rejoin.past_credit(self.stream.lossless)) is not None:
                 self._error(*past)
             await asyncio.sleep(allowed_at - loop.time())
 
@@ -315,11 +317,8 @@ class Connection:
         self.stream.lossless = self.stream.background = True
 
     def _ready_message(self) -> ReadyMessage:
-        fmt = self.order.format
-        ready = handshake.ready_message(self.service, self.id, fmt.sample_rate, self._resumed)
-        if self._rejoin.replay_from is not None:
-            ready["replay_from"] = self._rejoin.replay_from
-        return ready
+        rate, replay_from = self.order.format.sample_rate, self._rejoin.replay_from
+        return handshake.ready_message(self.service, self.id, rate, self._resumed, replay_from)
 
     def _error(self, code: str, message: str) -> None:
         self.service.metrics.client_errors.labels(code).inc()
@@ -346,7 +345,7 @@ class Connection:
             await self._send_now(message)
         for segment in self.stream.pop_segments():
             await self._send_now(segment)
-        if self._acks and results:  # where the client may replay from, should it drop
+        if self._acks and results and not self.closed:  # where to replay from, should it drop
             now_ms = int(time.time() * 1000)
             await self._send_now(self.service.registry.resumes.ack(self.stream, self.order, now_ms))
 

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline
@@ -65,6 +65,18 @@ class Client(Protocol):
     def fail(self, message: str) -> None:
         """The server cannot serve the stream any more: an ``error`` with ``message``, then
         close 1011 at once. Idempotent."""
+
+
+@runtime_checkable
+class HandsOver(Protocol):
+    """A connection that can give its stream to a newer connection of the same client (a token
+    resume while the old connection is half-open)."""
+
+    def handing(self, stream_id: str) -> tuple[Stream, StreamHooks] | None:
+        """The stream it holds under ``stream_id``, if it could hand it over now; else None."""
+
+    def hand_over(self) -> None:
+        """Give the stream up, unfinished (not released, no ``end``), and close."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +139,16 @@ class Registry:
             self._no_connections.set()
 
     # ---- detach and resume ------------------------------------------------------------------
-    def leave(self, conn: Client, stream: Stream, hooks: StreamHooks, *, vanished: bool) -> None:
+    def leave(
+        self, conn: Client, stream: Stream | None, hooks: StreamHooks, *, vanished: bool
+    ) -> None:
         """``conn`` ended: its stream is detached when its client ``vanished`` (and resume is
-        on, and the stream carried audio: only then is it worth keeping), else released."""
-        if vanished and self.settings.resume_grace_ms > 0 and stream.samples_received > 0:
+        on, and the stream carried audio: only then is it worth keeping), else released;
+        ``None``: it handed its stream over."""
+        keep = vanished and self.settings.resume_grace_ms > 0
+        if stream is not None and keep and stream.samples_received > 0:
             self.detach(stream, hooks)  # the client may come back for it
-        else:
+        elif stream is not None:
             self.release(stream)
         self.closed(conn)
 
@@ -162,8 +178,10 @@ class Registry:
         try:
             token = self.resumes.check(started, (cfg.sample_rate, cfg.window, cfg.hop), now_ms)
             sid, cp = token.stream_id, token.checkpoint
-            here = self.detached.get(sid)
-            have = here.stream.input_frames if here is not None else cp.input_offset
+            newest = self.resumes.newest.get(sid) == token.nonce  # may take over an open one
+            here, owned = self.detached.get(sid), self._owned(sid) if newest else None
+            held = here.stream if here is not None else owned[1][0] if owned else None
+            have = held.input_frames if held is not None else cp.input_offset
             replay_from = cp.input_offset if started.replay_from is None else started.replay_from
             if replay_from > have:
                 raise ResumeRefused(
@@ -171,10 +189,10 @@ class Registry:
                     f"expected a replay from input frame {have} or "
                     f"earlier, got {replay_from}: the audio between is lost",
                 )
-            if here is None and any(getattr(c, "id", None) == sid for c in self.connections):
-                raise ResumeRefused("live", "expected a stream not open here, but it is open "
-                                    "on another connection")  # fmt: skip
-            if here is None and not self.resumes.may_rebuild(now):
+            if held is None and any(getattr(c, "id", None) == sid for c in self.connections):
+                raise ResumeRefused("live", "expected a stream not open here, or its newest "
+                                    "token, but it is open on another connection")  # fmt: skip
+            if held is None and not self.resumes.may_rebuild(now):
                 raise ResumeRefused("busy", "too many streams are resuming here right now; "
                                     "retry in a second")  # fmt: skip
         except ResumeRefused as exc:
@@ -182,7 +200,10 @@ class Registry:
                                    reason=exc.reason)  # fmt: skip
             return Resumed(errors=[error])
         self.resumes.take(token)
-        if here is not None:  # the stream is still here: nothing to rebuild
+        if owned is not None:  # its old connection is likely half-open: the newest token wins
+            owned[0].hand_over()
+            self.detach(*owned[1])
+        if held is not None:  # the stream is still here: not rebuilt
             out = self._take_detached(sid, started.last_seq, now)
         else:
             stream, hooks = self.pipeline.open_stream(sid)
@@ -191,6 +212,13 @@ class Registry:
         credit_s = self.settings.max_replay_ms / 1000
         out.rejoin = Replay(have - replay_from, have, credit_s, token.input_rate)
         return out
+
+    def _owned(self, stream_id: str) -> tuple[HandsOver, tuple[Stream, StreamHooks]] | None:
+        """The connection streaming ``stream_id`` that could hand it over, with the stream."""
+        for conn in self.connections:
+            if isinstance(conn, HandsOver) and (taken := conn.handing(stream_id)) is not None:
+                return conn, taken
+        return None
 
     def _take_detached(self, stream_id: str, last_seq: int | None, now: float) -> Resumed:
         found = self.resume(stream_id)
@@ -228,6 +256,7 @@ class Registry:
     def release(self, stream: Stream) -> None:
         """Unregister and close a stream (late results are ignored). Idempotent."""
         self._replays.pop(stream.id, None)
+        self.resumes.newest.pop(stream.id, None)
         if self.pipeline is not None:
             self.pipeline.close_stream(stream)
         else:

@@ -18,8 +18,11 @@ connection then starts a new stream, and nothing else is touched):
    nonce cache holds :data:`NONCE_CACHE` tokens until they expire, the oldest giving way first,
    and an evicted token is older than every one kept).
 4. the stream is detached here: same-front resume (preferred; nothing is rebuilt).
-5. ``live``: the stream is open here on another connection (a copy of the token, or a client
-   that did not notice its own drop): the open stream is left alone.
+5. the stream is open here on another connection, still streaming, and this is the newest
+   token its connection sent: that connection is most likely half-open (its client saw the
+   drop, the server not yet), so it hands the stream over and closes, and this is a same-front
+   resume. ``live``: any other token of a stream open here (an older copy, or a stream already
+   ending): the open stream is left alone.
 6. ``busy``: more rebuilds than :data:`REBUILD_RATE_PER_S` a second after a burst of
    ``max_streams`` (a resume storm after a front died): retry after a moment.
 7. ``gap``: the client's ``replay_from`` is later than the token's offset (it no longer holds the
@@ -77,6 +80,7 @@ class Resumes:
         self._seen: OrderedDict[str, int] = OrderedDict()  # nonce → its token's expiry
         self._rebuilds = TokenBucket(REBUILD_RATE_PER_S, settings.max_streams)
         self.shared = bool(settings.cluster_secret)
+        self.newest: dict[str, str] = {}  # stream id → its newest ack's nonce (open streams)
 
     def ack(self, stream: Stream, order: MessageOrder, now_ms: int) -> AckMessage:
         """An ``ack`` for where ``stream`` stands now (call right after its results were sent);
@@ -91,6 +95,7 @@ class Resumes:
             expires_ms=now_ms + self._ttl_ms, nonce=secrets.token_hex(NONCE_CHARS // 2),
         )  # fmt: skip
         text = sign(token, self._secret)
+        self.newest[stream.id] = token.nonce
         return messages.ack(samples=cp.input_offset, seq=cp.next_seq - 1, token=text)
 
     def check(self, started: Started, grid: tuple[int, int, int], now_ms: int) -> ResumeToken:
@@ -138,9 +143,10 @@ class Replay:
     input_rate: int | None = None
     over: bool = False  # the replay went past its credit (reported once)
 
-    def past_credit(self) -> tuple[str, str] | None:
-        """The error to send, the first time the reader is held back on a replay's account."""
-        if self.credit_s <= 0 or self.over:
+    def past_credit(self, lossless: bool) -> tuple[str, str] | None:
+        """The error to send, the first time the reader of a live stream is held back on a
+        replay's account (a lossless stream's pace is ``max_speed``, not the replay's)."""
+        if self.credit_s <= 0 or self.over or lossless:
             return None
         self.over = True
         return "replay_too_long", (
