@@ -175,6 +175,11 @@ class Settings:
     max_stream_ms: int = _limits(
         0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
     )
+    max_replay_ms: int = _limits(
+        5_000,
+        "audio a stream resumed with a token may send ahead of real time (its replay since the "
+        "last ack), ms; beyond it the stream is read at real-time pace (replay_too_long)",
+    )
     max_unsent_results: int = _limits(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
@@ -184,6 +189,12 @@ class Settings:
         "",
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
+    )
+    cluster_secret: str = _access(
+        "",
+        "secret the fronts of a cluster share to sign resume tokens (any front can rebuild a "
+        "stream from its token; at least 16 characters); empty: a random one per process, so "
+        "tokens resume on the front that issued them only. Prefer the env variable",
     )
     status_access: StatusAccess = _access(
         "public",
@@ -331,6 +342,10 @@ class Settings:
         need(0 < self.agent_drain_at <= 1, "agent_drain_at", "0 < agent_drain_at <= 1")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
+        need(0 <= self.max_replay_ms <= 60_000, "max_replay_ms", "0..60000 ms")
+        if 0 < len(self.cluster_secret) < 16:  # the value itself stays out of the message
+            raise ConfigError(f"cluster_secret: expected empty or at least 16 characters, got "
+                              f"{len(self.cluster_secret)}")  # fmt: skip
         need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
         need(0 <= self.live_ahead_ms <= 600_000, "live_ahead_ms", "0..600000 ms")
         need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")

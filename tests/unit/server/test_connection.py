@@ -361,7 +361,7 @@ async def test_a_stream_resumes_through_the_query_and_an_unknown_one_is_named() 
     assert again.sent[0]["stream_id"] == conn.id
     assert [m["seq"] for m in again.of("result")] == [1, 2]
     assert unknown.sent[0] == {
-        "type": "error", "code": "resume_failed",
+        "type": "error", "code": "resume_failed", "reason": "unknown",
         "message": f"expected a stream to resume, but {unknown_id[:32]!r} is unknown or expired; "
         "starting a new stream",
     }  # fmt: skip
