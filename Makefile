@@ -7,12 +7,16 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+FRONTS ?= 3
+MODEL ?= auto
+RUN_DIR ?= .cluster
 
-.PHONY: help setup setup-test system-deps web wheel serve test test-fast mutation format lint clean build run stop
+.PHONY: help setup setup-test system-deps web wheel serve cluster cluster-stop test test-fast mutation format lint clean build run stop
 
 help:
 	@echo "make serve   set up .venv (runtime dependencies + the web app) and serve on http://$(HOST):$(PORT)"
 	@echo "make test    install what testing needs (Python extras, Debian packages) and run every test"
+	@echo "make cluster FRONTS=3 [MODEL=pitch]   HAProxy on :$(PORT) in front of N fronts; make cluster-stop"
 	@echo "make wheel   build dist/voxlive-*.whl with the web app inside"
 	@echo "make format  ruff format;  make lint  ruff check + mypy (+ web lint)"
 	@echo "make clean   remove build output, caches and .venv"
@@ -53,6 +57,15 @@ wheel: setup
 
 serve: setup web
 	$(BIN)/voxlive serve --host $(HOST) --port $(PORT)
+
+# Several fronts on this machine behind HAProxy (README "Across machines"): fronts on PORT+1…,
+# their agents on PORT+101…, pids and logs in RUN_DIR.
+cluster: setup web
+	FRONTS=$(FRONTS) MODEL=$(MODEL) HOST=$(HOST) PORT=$(PORT) RUN_DIR=$(RUN_DIR) BIN=$(BIN) \
+	  scripts/cluster.sh start
+
+cluster-stop:
+	RUN_DIR=$(RUN_DIR) scripts/cluster.sh stop
 
 test: system-deps setup-test web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -91,6 +91,14 @@ class Metrics:
             registry=r,
         )
 
+        self.load = Gauge(
+            "voxlive_load",
+            "what the load balancer routes by, 0 idle to 1 full: the larger of the capacity "
+            "gauge's utilization and open streams / max_streams (the agent drains at "
+            "--agent-drain-at)",
+            registry=r,
+        )
+
     def bind_capacity(self, gauge: Callable[[], _Capacity]) -> None:
         """Read the capacity gauges from ``gauge`` at every scrape."""
 

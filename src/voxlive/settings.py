@@ -40,6 +40,7 @@ _server, _model, _ray = _section("server"), _section("model"), _section("Ray")
 _windows, _gate = _section("windows and batching"), _section("gate")
 _limits, _access = _section("limits"), _section("access")
 _uploads, _timeouts = _section("uploads"), _section("timeouts")
+_routing = _section("routing")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,11 @@ class Settings:
     max_stream_ms: int = _limits(
         0, "longest a stream may stay connected, ms; then it is flushed and closed (0: no limit)"
     )
+    max_replay_ms: int = _limits(
+        5_000,
+        "audio a stream resumed with a token may send ahead of real time (its replay since the "
+        "last ack), ms; beyond it the stream is read at real-time pace (replay_too_long)",
+    )
     max_unsent_results: int = _limits(
         256, "results held for a client that does not read; the oldest are dropped beyond this"
     )
@@ -183,6 +189,12 @@ class Settings:
         "",
         "shared secret clients must present (start message 'token', ?token=, or "
         "'Authorization: Bearer' for HTTP); empty: no authentication. Prefer the env variable",
+    )
+    cluster_secret: str = _access(
+        "",
+        "secret the fronts of a cluster share to sign resume tokens (any front can rebuild a "
+        "stream from its token; at least 16 characters); empty: a random one per process, so "
+        "tokens resume on the front that issued them only. Prefer the env variable",
     )
     status_access: StatusAccess = _access(
         "public",
@@ -256,6 +268,19 @@ class Settings:
         "on shutdown (SIGTERM), how long open streams get to receive their pending results, ms",
     )
 
+    # ---- routing (a load balancer in front of several fronts) ------------------------------
+    agent_port: int = _routing(
+        0,
+        "TCP port of the HAProxy agent-check agent, which answers each connection with this "
+        "front's headroom ('ready up 73%', 'drain', 'down') and closes (0: off)",
+    )
+    agent_drain_at: float = _routing(
+        0.9,
+        "load (the larger of the capacity gauge's utilization and streams / max_streams) at "
+        "which the agent says 'drain' and /readyz?strict=1 turns 503, so no new stream is "
+        "routed here (0 < x <= 1)",
+    )
+
     def __post_init__(self) -> None:
         def need(ok: bool, key: str, expected: str) -> None:
             if not ok:
@@ -313,8 +338,14 @@ class Settings:
         need(self.min_upload_bytes_per_s >= 0, "min_upload_bytes_per_s", ">= 0 bytes/s")
         need(self.max_unsent_results >= 1, "max_unsent_results", ">= 1")
         need(0 <= self.drain_timeout_ms <= 600_000, "drain_timeout_ms", "0..600000 ms")
+        need(0 <= self.agent_port <= 65535, "agent_port", "0..65535 (0: off)")
+        need(0 < self.agent_drain_at <= 1, "agent_drain_at", "0 < agent_drain_at <= 1")
         need(self.idle_timeout_ms >= 0, "idle_timeout_ms", ">= 0 ms")
         need(0 <= self.resume_grace_ms <= 3_600_000, "resume_grace_ms", "0..3600000 ms")
+        need(0 <= self.max_replay_ms <= 60_000, "max_replay_ms", "0..60000 ms")
+        if 0 < len(self.cluster_secret) < 16:  # the value itself stays out of the message
+            raise ConfigError(f"cluster_secret: expected empty or at least 16 characters, got "
+                              f"{len(self.cluster_secret)}")  # fmt: skip
         need(self.max_speed == 0 or self.max_speed >= 1, "max_speed", "0 (no limit) or >= 1")
         need(0 <= self.live_ahead_ms <= 600_000, "live_ahead_ms", "0..600000 ms")
         need(self.max_stream_ms >= 0, "max_stream_ms", ">= 0 ms (0: no limit)")

@@ -41,6 +41,8 @@ def test_env_then_flag_precedence() -> None:
         ),
         ({"gate_rms": "-1"}, {}, "gate_rms"),
         ({"smoothing": "0"}, {}, "smoothing: expected 1..100"),
+        ({"agent_port": "70000"}, {}, r"agent_port: expected 0..65535 \(0: off\), got 70000"),
+        ({}, {"VOXLIVE_AGENT_DRAIN_AT": "0"}, "agent_drain_at: expected 0 < agent_drain_at <= 1"),
     ],
 )
 def test_bad_values_name_key_and_value(args: dict, env: dict, match: str) -> None:  # type: ignore[type-arg]
@@ -145,7 +147,7 @@ def test_every_setting_has_a_section_and_the_sections_are_contiguous() -> None:
     names = [f.name for f in dataclasses.fields(Settings)]
     assert [n for group in sections().values() for n in group] == names
     assert list(sections()) == ["server", "model", "Ray", "windows and batching", "gate",
-                                "limits", "access", "uploads", "timeouts"]  # fmt: skip
+                                "limits", "access", "uploads", "timeouts", "routing"]  # fmt: skip
 
 
 def test_the_serve_help_groups_the_flags_by_section() -> None:

@@ -26,3 +26,13 @@ class MajoritySmoother:
         if self.current is None or count * 2 > len(self._recent):
             self.current = top
         return self.current
+
+    def state(self) -> tuple[tuple[str, ...], str | None]:
+        """The last raw labels (oldest first) and the smoothed label: enough to go on elsewhere."""
+        return tuple(self._recent), self.current
+
+    def restore(self, recent: tuple[str, ...], current: str | None) -> None:
+        """Continue from :meth:`state` (the newest ``n`` labels are kept)."""
+        self._recent.clear()
+        self._recent.extend(recent)
+        self.current = current

@@ -22,6 +22,7 @@ from voxlive.pipeline.segments import Segmenter
 from voxlive.pipeline.slots import Slot, SlotState, StreamStats
 from voxlive.protocol import messages
 from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
+from voxlive.protocol.resume_token import Checkpoint
 
 
 class Outbox:
@@ -37,6 +38,8 @@ class Outbox:
         self._segments = Segmenter(config.smoothing)
         self._closed: list[SegmentMessage] = []  # closed, not yet popped: at most one per result
         self._seq = 0  # seq of the next message
+        self.origin = 0  # stream time of the first sample, at the model rate (resumed elsewhere)
+        self._delivered = -1  # seq through which the client has the messages (resumed elsewhere)
         self._sent: deque[WindowMessage] = deque(maxlen=config.max_unsent)
 
     @property
@@ -52,11 +55,13 @@ class Outbox:
         for slot in slots:
             message = self._message(slot, now)
             self._seq += 1
+            delivered = message["seq"] <= self._delivered  # by the stream's previous front
             if message["type"] == "result":
                 closed = self._segments.feed(message)
-                if closed is not None:
+                if closed is not None and not delivered:
                     self._closed.append(closed)
-            out.append(message)
+            if not delivered:
+                out.append(message)
         self._sent.extend(out)
         return out
 
@@ -74,8 +79,8 @@ class Outbox:
 
     def _message(self, slot: Slot, now: float) -> WindowMessage:
         rate = self.config.sample_rate
-        start_ms = slot.start * 1000 / rate
-        end_ms = (slot.start + slot.length) * 1000 / rate
+        start_ms = (self.origin + slot.start) * 1000 / rate
+        end_ms = (self.origin + slot.start + slot.length) * 1000 / rate
         if slot.state is SlotState.FAILED:
             self.stats.failed += 1
             return messages.error(
@@ -107,13 +112,36 @@ class Outbox:
     def end(self, stream_id: str, samples: int, dropped_errors: int = 0) -> EndMessage:
         """The ``end`` message for a stream of ``samples`` samples at the model rate;
         ``dropped_errors``: error messages its connection could not queue."""
-        s = self.stats
+        s, rate = self.stats, self.config.sample_rate
         return messages.end(
-            stream_id=stream_id, duration_ms=samples * 1000 / self.config.sample_rate,
+            stream_id=stream_id, duration_ms=(self.origin + samples) * 1000 / rate,
             windows=s.windows, results=s.classified, gated=s.gated, failed=s.failed,
             dropped_windows=s.dropped_windows, dropped_ms=self.dropped_ms,
             dropped_results=s.unsent_dropped, dropped_errors=dropped_errors,
         )  # fmt: skip
+
+    def checkpoint(self, position: int, cut: int, dropped: int, input_offset: int) -> Checkpoint:
+        """Where the stream stands with its next window at ``position`` (samples since this
+        outbox's origin): ``cut`` windows and ``dropped`` of them still wait unpopped, and are
+        left out of the counters; ``input_offset``: input frames before ``position``."""
+        s = self.stats
+        recent, smoothed = self._smoother.state()
+        return Checkpoint(
+            position=self.origin + position, input_offset=input_offset, next_seq=self._seq,
+            windows=s.windows - cut, classified=s.classified, gated=s.gated, failed=s.failed,
+            dropped_windows=s.dropped_windows - dropped, unsent_dropped=s.unsent_dropped,
+            recent=recent, smoothed=smoothed, segment=self._segments.state(),
+        )  # fmt: skip
+
+    def restore(self, cp: Checkpoint, delivered: int = -1) -> None:
+        """Go on from ``cp`` (a fresh outbox whose first sample is at ``cp.position``); the
+        client already has the messages through seq ``delivered``: they are not handed out."""
+        self.origin, self._seq, s = cp.position, cp.next_seq, self.stats
+        self._delivered = delivered
+        s.windows, s.classified, s.gated, s.failed = cp.windows, cp.classified, cp.gated, cp.failed
+        s.dropped_windows, s.unsent_dropped = cp.dropped_windows, cp.unsent_dropped
+        self._smoother.restore(cp.recent, cp.smoothed)
+        self._segments.restore(cp.segment)
 
     def clear(self) -> None:
         self._sent.clear()

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from voxlive.protocol import messages
 from voxlive.protocol.messages import ResultMessage, SegmentMessage
+from voxlive.protocol.resume_token import OpenSegment
 
 
 @dataclass
@@ -108,6 +109,22 @@ class Segmenter:
         Idempotent: a second call returns ``None``."""
         current, self._open = self._open, None
         return None if current is None else self._message(current, end_ms=current.end_ms)
+
+    def state(self) -> OpenSegment | None:
+        """The open segment, to go on elsewhere (:meth:`restore`)."""
+        o = self._open
+        return None if o is None else OpenSegment(o.label, o.start_ms, o.end_ms,
+                                                  o.confidence_sum, o.windows)  # fmt: skip
+
+    def restore(self, segment: OpenSegment | None) -> None:
+        """Continue with ``segment`` open (from :meth:`state`). The windows before it are not
+        kept, so a flip right after is back-dated only over windows classified since (its first
+        window is none of them: ``first_seq`` -1)."""
+        self._recent.clear()
+        self._open = None if segment is None else _Open(
+            segment.label, segment.start_ms, segment.end_ms, segment.confidence_sum,
+            segment.windows, -1,
+        )  # fmt: skip
 
     @staticmethod
     def _message(seg: _Open, *, end_ms: float) -> SegmentMessage:

@@ -39,6 +39,7 @@ from voxlive.pipeline.slots import (
 )
 from voxlive.pipeline.windows import Windows
 from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
+from voxlive.protocol.resume_token import Checkpoint
 
 __all__ = ["Slot", "SlotState", "Stream", "Window"]
 
@@ -77,6 +78,7 @@ class Stream:
         self.closed = False
         # Background work (a file, not a live client): the batcher serves live streams first.
         self.background = False
+        self.input_frames = 0  # sample frames its clients sent, at their rate (set by them)
 
     # ---- counters ---------------------------------------------------------------------------
     @property
@@ -238,6 +240,25 @@ class Stream:
     def replay(self, after_seq: int) -> list[WindowMessage]:
         """Messages already emitted with ``seq > after_seq`` (at most ``max_unsent`` kept)."""
         return self._outbox.replay(after_seq)
+
+    def checkpoint(self, input_rate: int) -> Checkpoint:
+        """Where the stream stands for a resume elsewhere (:mod:`voxlive.protocol.resume_token`):
+        its next unanswered window, the counters and smoothing of every window before it, and
+        the input frame (at ``input_rate`` Hz) its client must replay from."""
+        position, cut, dropped = self._windows.unanswered()
+        absolute = self._outbox.origin + position
+        offset = absolute * input_rate // self.config.sample_rate
+        return self._outbox.checkpoint(position, cut, dropped, offset)
+
+    def restore(self, cp: Checkpoint, delivered_through: int | None = None) -> None:
+        """Go on from ``cp``, on a fresh stream: its first sample is stream time
+        ``cp.position``, its next message is ``cp.next_seq``; messages up to seq
+        ``delivered_through`` (the client has them from the stream's previous front) are
+        counted but not handed out again."""
+        if self.samples_received or self.closed:
+            raise RuntimeError("restore on a stream that already holds audio")
+        self._outbox.restore(cp, -1 if delivered_through is None else delivered_through)
+        self.input_frames = cp.input_offset
 
     def end_message(self, dropped_errors: int = 0) -> EndMessage:
         """``end``; ``dropped_errors``: error messages the connection had to drop."""

@@ -92,6 +92,14 @@ class Windows:
                 return slot.start
         return max(self._next_start - self.config.hop, 0)
 
+    def unanswered(self) -> tuple[int, int, int]:
+        """Where the first window whose message has not been popped starts (the next window's
+        start when none waits), how many windows wait unpopped, and how many of them are
+        dropped: what a checkpoint leaves to whoever goes on."""
+        position = self.slots[0].start if self.slots else self._next_start
+        dropped = sum(1 for slot in self.slots if slot.state is SlotState.DROPPED)
+        return position, len(self.slots), dropped
+
     @property
     def backlog(self) -> int:
         """Samples received and not yet handed to the model (or settled)."""

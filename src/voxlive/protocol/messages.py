@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class ReadyMessage(TypedDict):
@@ -25,6 +25,17 @@ class ReadyMessage(TypedDict):
     model_sample_rate: int
     smoothing: int
     resumed: bool
+    replay_from: NotRequired[int]  # a token resume: input frames to replay audio from
+
+
+class AckMessage(TypedDict):
+    """Audio before ``samples`` (input sample frames since the stream began) is answered up to
+    ``seq``; ``token`` resumes the stream from there on any front sharing the secret."""
+
+    type: Literal["ack"]
+    samples: int
+    seq: int
+    token: str
 
 
 # Functional syntax: "class" (it repeats "label" for the reference client) is a Python keyword.
@@ -51,9 +62,11 @@ class ErrorMessage(TypedDict, total=False):
     type: Literal["error"]
     code: str
     message: str
+    reason: str  # resume_failed: why (see docs/protocol.md)
     seq: int
     start_ms: float
     end_ms: float
+    retry_after_ms: int  # a refused stream (close 1013): try again after this long
 
 
 class EndMessage(TypedDict):
@@ -85,7 +98,9 @@ class SegmentMessage(TypedDict):
 WindowMessage = ResultMessage | ErrorMessage
 # A stream's outbox: its window messages in seq order, segments between them (they carry no seq).
 StreamMessage = ResultMessage | ErrorMessage | SegmentMessage
-ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage
+ServerMessage = (
+    ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage
+)
 
 
 def ready(
@@ -155,8 +170,14 @@ def error(
     seq: int | None = None,
     start_ms: float | None = None,
     end_ms: float | None = None,
+    retry_after_ms: int | None = None,
+    reason: str | None = None,
 ) -> ErrorMessage:
     msg: ErrorMessage = {"type": "error", "code": code, "message": message}
+    if retry_after_ms is not None:
+        msg["retry_after_ms"] = retry_after_ms
+    if reason is not None:
+        msg["reason"] = reason
     if seq is not None:
         msg["seq"] = seq
     if start_ms is not None:
@@ -207,6 +228,10 @@ def end(
         "dropped_results": dropped_results,
         "dropped_errors": dropped_errors,
     }
+
+
+def ack(*, samples: int, seq: int, token: str) -> AckMessage:
+    return {"type": "ack", "samples": samples, "seq": seq, "token": token}
 
 
 def encode(message: Mapping[str, Any]) -> str:

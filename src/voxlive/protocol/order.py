@@ -27,8 +27,10 @@ from voxlive.protocol.frames import (
 MAX_TEXT_BYTES = 4096
 
 START_KEYS = frozenset(
-    {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq", "lossless"}
-)
+    {"type", "sample_rate", "encoding", "channels", "token", "stream_id", "last_seq", "lossless",
+     "acks", "resume_token", "replay_from"}
+)  # fmt: skip
+FLAGS = {"true": True, "1": True, "false": False, "0": False}  # boolean query parameters
 
 
 class OrderState(Enum):
@@ -46,6 +48,9 @@ class Started:
     stream_id: str | None = None
     last_seq: int | None = None  # when resuming: the last seq the client received
     lossless: bool = False  # back-pressure instead of shedding stale windows (files)
+    acks: bool = False  # send ``ack`` messages with resume tokens (any-front resume)
+    resume_token: str | None = None  # resume on any front from this token's checkpoint
+    replay_from: int | None = None  # input frame of the first audio sent (default: the ack's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +79,8 @@ def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
         obj.get("encoding", default.encoding),
         obj.get("channels", default.channels),
     )
-    token, stream_id = obj.get("token"), obj.get("stream_id")
-    for key, value in (("token", token), ("stream_id", stream_id)):
+    token, stream_id, resume = obj.get("token"), obj.get("stream_id"), obj.get("resume_token")
+    for key, value in (("token", token), ("stream_id", stream_id), ("resume_token", resume)):
         if value is not None and not isinstance(value, str):
             raise FormatError(f"start: expected {key} to be a string, got {type(value).__name__}")
     last_seq = obj.get("last_seq")
@@ -83,10 +88,18 @@ def parse_start(obj: dict[str, Any], default: AudioFormat) -> Started:
         isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < -1
     ):
         raise FormatError(f"start: expected last_seq to be an integer >= -1, got {shown(last_seq)}")
-    lossless = obj.get("lossless", False)
-    if not isinstance(lossless, bool):
-        raise FormatError(f"start: expected lossless to be true or false, got {shown(lossless)}")
-    return Started(fmt, token, stream_id, last_seq, lossless)
+    replay_from = obj.get("replay_from")
+    if replay_from is not None and (
+        isinstance(replay_from, bool) or not isinstance(replay_from, int) or replay_from < 0
+    ):
+        raise FormatError(f"start: expected replay_from to be an integer >= 0, got "
+                          f"{shown(replay_from)}")  # fmt: skip
+    lossless, acks = obj.get("lossless", False), obj.get("acks", False)
+    for key, flag in (("lossless", lossless), ("acks", acks)):
+        if not isinstance(flag, bool):
+            raise FormatError(f"start: expected {key} to be true or false, got {shown(flag)}")
+    return Started(fmt, token, stream_id, last_seq, lossless, acks or resume is not None, resume,
+                   replay_from)  # fmt: skip
 
 
 def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
@@ -95,17 +108,17 @@ def parse_query(params: dict[str, str], default: AudioFormat) -> Started | None:
     if not keys:
         return None
     obj: dict[str, Any] = dict(keys)
-    for key in ("sample_rate", "channels", "last_seq"):
+    for key in ("sample_rate", "channels", "last_seq", "replay_from"):
         if key in obj:
             try:
                 obj[key] = int(obj[key])
             except ValueError:
                 raise FormatError(f"{key}: expected an integer, got {shown(obj[key])}") from None
-    if "lossless" in obj:
-        flags = {"true": True, "1": True, "false": False, "0": False}
-        if obj["lossless"] not in flags:
-            raise FormatError(f"lossless: expected true or false, got {shown(obj['lossless'])}")
-        obj["lossless"] = flags[obj["lossless"]]
+    for key in ("lossless", "acks"):
+        if key in obj:
+            if obj[key] not in FLAGS:
+                raise FormatError(f"{key}: expected true or false, got {shown(obj[key])}")
+            obj[key] = FLAGS[obj[key]]
     return parse_start(obj, default)
 
 

@@ -37,13 +37,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 ready; 200 ``degraded`` while a fallback serves (503 with ``?strict=1``, for health
-    checks that must not pass then); 503 loading, failed or stopping."""
+    """200 ready; 200 ``degraded`` while a fallback serves; 503 loading, failed or stopping.
+    ``?strict=1`` (the load balancer's check): 503 too while degraded, draining, or without
+    room (load at ``agent_drain_at``)."""
     service = _service(request)
     if not _status_allowed(request, service):
         return JSONResponse({"status": "unauthorized"}, status_code=401)
     strict = request.query_params.get("strict", "") not in ("", "0", "false")
-    ok = service.ready and not (strict and service.degraded)
+    ok = service.ready and not (strict and (service.degraded or not service.has_room))
     return JSONResponse(service.describe(), status_code=200 if ok else 503)
 
 

@@ -21,15 +21,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections import deque
 from typing import Literal
 
-from starlette.websockets import (
-    WebSocket,
-    WebSocketDisconnect,
-    WebSocketDisconnected,
-    WebSocketState,
-)
+from starlette.websockets import WebSocket, WebSocketState
 
 from voxlive.audio.resample import StreamResampler, to_mono
 from voxlive.errors import ClientError, FrameTooLarge
@@ -40,6 +36,7 @@ from voxlive.protocol.frames import DEFAULT_FORMAT
 from voxlive.protocol.messages import ReadyMessage, ServerMessage, WindowMessage
 from voxlive.protocol.order import Audio, Event, MessageOrder, Started, Stopped, parse_query
 from voxlive.server import handshake, pacing
+from voxlive.server.resume import Replay
 from voxlive.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -51,8 +48,7 @@ CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
 STOP_DRAIN_S = 30.0  # after stop: at most this long to classify the rest before ``end``
 TIMEOUT_DRAIN_S = 2.0  # idle or too long: send what is classified, then ``end``
-# What sending raises when the client has gone: expected, not a bug.
-CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+CLIENT_GONE = handshake.CLIENT_GONE  # what sending raises when the client has gone
 
 ConnectionState = Literal["streaming", "draining", "closing", "closed"]
 NEXT: dict[ConnectionState, tuple[ConnectionState, ...]] = {
@@ -82,6 +78,9 @@ class Connection:
         self._started_at = 0.0
         self._base_samples = 0
         self._dropped_errors = 0  # control messages pushed out of the full queue
+        self._acks = False  # send an ``ack`` with a resume token after each batch of results
+        self._rejoin = Replay()  # a token resume: the client's audio replay
+        self._given = False  # a newer connection of its client took the stream
 
     # ---- state ------------------------------------------------------------------------------
     def _move(self, to: ConnectionState) -> None:
@@ -128,6 +127,19 @@ class Connection:
             self._error("internal_error", message)
         self._request_close(CLOSE_INTERNAL_ERROR, "internal error", None)
 
+    def handing(self, stream_id: str) -> tuple[Stream, StreamHooks] | None:
+        """Its stream, if that is ``stream_id`` and still streaming (it may be handed over)."""
+        live = self.state == "streaming" and self.id == stream_id and not self._given
+        return (self.stream, self.hooks) if live else None
+
+    def hand_over(self) -> None:
+        """A newer connection of this client took the stream with a fresh token (this one is
+        likely half-open): forget the stream, unfinished, and close without ``end``."""
+        self._given = True
+        self._move("closed")
+        if self._reader is not None:
+            self._reader.cancel()
+
     # ---- entry point ------------------------------------------------------------------------
     async def run(self) -> None:
         client = self.ws.client.host if self.ws.client else "unknown"  # behind a proxy: its XFF
@@ -157,16 +169,19 @@ class Connection:
                 early = authenticated
         except ClientError as exc:
             close_code = exc.close_code or handshake.CLOSE_POLICY
-            return await self._refuse(exc.code, exc.message, close_code)
+            return await handshake.refuse(self.ws, service, exc.code, exc.message, close_code)
         # Admitted only now: a client without the token never holds a stream slot.
         refusal = registry.admit(service.status)
         if refusal is not None:
-            return await self._refuse(*refusal, CLOSE_TRY_AGAIN)
+            return await handshake.refuse(
+                self.ws, service, *refusal[:2], CLOSE_TRY_AGAIN, refusal.retry_after_ms
+            )
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
         if preset is not None and preset.lossless:
             self._make_lossless()
+        self._acks = preset is not None and preset.acks
         registry.opened(self)
         if preset is not None:
             self._queue(self._ready_message())
@@ -177,23 +192,8 @@ class Connection:
                 self._reader = tasks.create_task(self._read(), name="voxlive-read")
                 tasks.create_task(self._send_loop(), name="voxlive-send")
         finally:
-            # Only a stream that carried audio is worth keeping for its client to resume.
-            if (
-                self._vanished
-                and service.ready
-                and service.settings.resume_grace_ms > 0
-                and self.stream.samples_received > 0
-            ):
-                registry.detach(self.stream, self.hooks)  # the client may come back for it
-            else:
-                registry.release(self.stream)
-            registry.closed(self)
-
-    async def _refuse(self, code: str, message: str, close_code: int) -> None:
-        self.service.metrics.streams_refused.labels(code).inc()
-        with contextlib.suppress(*CLIENT_GONE):
-            await self._send_now(messages.error(code, message))
-            await self.ws.close(close_code, code)
+            stream = None if self._given else self.stream  # handed over: not this one's to end
+            registry.leave(self, stream, self.hooks, vanished=self._vanished and service.ready)
 
     def _new_stream(self) -> tuple[Stream, StreamHooks]:
         assert self.service.pipeline is not None
@@ -206,28 +206,20 @@ class Connection:
         self._wake.set()  # a resumed stream may hold results already
 
     def _resume(self, started: Started) -> tuple[Stream, StreamHooks] | None:
-        """The detached stream named by ``started.stream_id``, or None (and a warning) when it
-        is gone. Results after ``started.last_seq`` are queued again."""
-        stream_id = started.stream_id
-        if not stream_id:
+        """The stream ``started`` asks to resume, or None (and a ``resume_failed``); queues what
+        to replay. The registry and :mod:`voxlive.server.resume` decide."""
+        if not (started.stream_id or started.resume_token):
             return None
-        found = self.service.registry.resume(stream_id)
-        if found is None:
-            self._error(
-                "resume_failed",
-                f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
-                "starting a new stream",
-            )
-        elif started.last_seq is not None:  # sent right after ready, the newest if limited
-            missed = found[0].replay(started.last_seq)
-            now = asyncio.get_running_loop().time()
-            granted = self.service.registry.replays(stream_id, len(missed), now)
-            if granted < len(missed):
-                self._error("replay_limited", f"expected to replay {len(missed)} results, but "
-                            f"this stream's replays are rate-limited; replaying the newest "
-                            f"{granted}")  # fmt: skip
-            self._replay.extend(missed[len(missed) - granted :])
-        return found
+        loop = asyncio.get_running_loop()
+        got = self.service.registry.take_back(started, loop.time(), int(time.time() * 1000))
+        for error in got.errors:
+            self.service.metrics.client_errors.labels(error["code"]).inc()
+            self._queue(error)
+        self._replay.extend(got.replay)
+        if got.rejoin is not None:
+            self._rejoin = got.rejoin
+            self.order.audio_rate = got.rejoin.input_rate  # WAV frames at another rate: refused
+        return got.stream
 
     # ---- reading ----------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -283,31 +275,36 @@ class Connection:
         settings, loop = self.service.settings, asyncio.get_running_loop()
         received = self.stream.samples_received - self._base_samples  # on this connection
         allowed_at = pacing.read_at(
-            started_at=self._started_at, received_s=received / self.stream.config.sample_rate,
-            lossless=self.stream.lossless, max_speed=settings.max_speed,
-            live_ahead_s=settings.live_ahead_ms / 1000,
+            started_at=self._started_at, lossless=self.stream.lossless,
+            received_s=received / self.stream.config.sample_rate - self._rejoin.credit_s,
+            max_speed=settings.max_speed, live_ahead_s=settings.live_ahead_ms / 1000,
         )  # fmt: skip
         if allowed_at > loop.time():
+            if (past := self._rejoin.past_credit(self.stream.lossless)) is not None:
+                self._error(*past)
             await asyncio.sleep(allowed_at - loop.time())
 
     def _handle(self, event: Started | Audio | Stopped) -> None:
         if isinstance(event, Started):
             handshake.check_token(self.service.settings, event)
             # A stream's one Started comes before any audio, and a preset stream gets none.
-            if event.stream_id:
+            if event.stream_id or event.resume_token:
                 found = self._resume(event)
                 if found is not None:
                     self.service.registry.release(self.stream)
                     self._adopt(*found, resumed=True)
             if event.lossless:
                 self._make_lossless()
+            self._acks = event.acks
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
             if self.stream.finished:  # draining: nothing more is accepted
                 return
             assert self._resampler is not None
+            mono = self._rejoin.trim(to_mono(event.samples))  # what a resumed stream lacks
+            self.stream.input_frames += len(mono)
             # Finite: decoding refuses NaN, Inf and peaks past 16, and resampling keeps it so.
-            self.stream.push(self._resampler.process(to_mono(event.samples), event.sample_rate))
+            self.stream.push(self._resampler.process(mono, event.sample_rate))
         else:
             assert self._resampler is not None
             if not self.stream.finished:
@@ -322,8 +319,8 @@ class Connection:
         self.stream.lossless = self.stream.background = True
 
     def _ready_message(self) -> ReadyMessage:
-        fmt = self.order.format
-        return handshake.ready_message(self.service, self.id, fmt.sample_rate, self._resumed)
+        rate, replay_from = self.order.format.sample_rate, self._rejoin.replay_from
+        return handshake.ready_message(self.service, self.id, rate, self._resumed, replay_from)
 
     def _error(self, code: str, message: str) -> None:
         self.service.metrics.client_errors.labels(code).inc()
@@ -350,6 +347,9 @@ class Connection:
             await self._send_now(message)
         for segment in self.stream.pop_segments():
             await self._send_now(segment)
+        if self._acks and results and not self.closed:  # where to replay from, should it drop
+            now_ms = int(time.time() * 1000)
+            await self._send_now(self.service.registry.resumes.ack(self.stream, self.order, now_ms))
 
     async def _wait(self) -> None:
         """Until woken (or, draining, until the deadline)."""

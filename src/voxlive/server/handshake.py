@@ -16,9 +16,10 @@ server's).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from voxlive.errors import AuthError, ClientError
 from voxlive.protocol import messages
@@ -31,6 +32,8 @@ from voxlive.server.sources import Allowance
 from voxlive.settings import Settings
 
 CLOSE_POLICY = 1008
+# What sending raises when the client has gone: expected, not a bug.
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 
 
 async def origin_allowed(ws: WebSocket, service: Service) -> bool:
@@ -112,14 +115,30 @@ async def authenticate(
         ) from None
 
 
+async def refuse(
+    ws: WebSocket, service: Service, code: str, message: str, close: int, retry_ms: int = 0
+) -> None:
+    """Refuse an accepted WebSocket: an ``error`` (with ``retry_after_ms`` when ``retry_ms``),
+    then close with ``close`` (counted)."""
+    service.metrics.streams_refused.labels(code).inc()
+    with contextlib.suppress(*CLIENT_GONE):
+        error = messages.error(code, message, retry_after_ms=retry_ms or None)
+        await ws.send_text(messages.encode(error))
+        await ws.close(close, code)
+
+
 def ready_message(
-    service: Service, stream_id: str, sample_rate: int, resumed: bool
+    service: Service, stream_id: str, sample_rate: int, resumed: bool, replay_from: int | None
 ) -> ReadyMessage:
-    """The ``ready`` a stream gets once admitted: the model, its labels and the windowing."""
+    """The ``ready`` a stream gets once admitted: the model, its labels and the windowing;
+    ``replay_from`` (a token resume): the input frame the stream goes on from."""
     assert service.pipeline is not None
     info, s = service.pipeline.classifier.info, service.settings
-    return messages.ready(
+    ready = messages.ready(
         stream_id=stream_id, model=info.name, backend=info.backend, labels=info.labels,
         fallback=info.fallback, window_ms=s.window_ms, hop_ms=s.hop_ms, sample_rate=sample_rate,
         resumed=resumed, model_sample_rate=info.sample_rate, smoothing=s.smoothing,
     )  # fmt: skip
+    if replay_from is not None:
+        ready["replay_from"] = replay_from
+    return ready

@@ -1,6 +1,7 @@
 """Running the app under uvicorn with voxlive's shutdown order.
 
-On SIGTERM (or Ctrl-C) uvicorn by default closes every WebSocket with 1012 at once, losing the
+On SIGTERM (or Ctrl-C) the HAProxy agent says ``drain`` at once (:meth:`Server.handle_exit`),
+then uvicorn by default closes every WebSocket with 1012 at once, losing the
 windows still in flight. voxlive first stops listening, turns ``/readyz`` unready and refuses
 new streams, lets every open stream finish: its buffered windows are classified and sent, then
 ``end`` and close 1001, for at most ``drain_timeout_ms``, and only then hands over to uvicorn's
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -80,6 +82,12 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, service: Service) -> None:
         super().__init__(config)
         self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGTERM or Ctrl-C: the agent says ``drain`` at once, so the load balancer routes no
+        new stream here, before uvicorn's loop notices and :meth:`shutdown` drains."""
+        self.service.begin_drain()
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

@@ -18,6 +18,7 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import Pipeline, assemble, load_classifier
 from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.worker import LoopWorker
+from voxlive.server.agent import Agent
 from voxlive.server.registry import Client, Registry
 from voxlive.server.sources import Sources
 from voxlive.server.uploads import Uploads
@@ -53,6 +54,11 @@ class Service:
         self._task: asyncio.Task[None] | None = None
         self._restarts = 0  # crashed workers restarted so far
         self._restart_task: asyncio.Task[None] | None = None
+        self.draining = False  # SIGTERM heard: the agent says drain before the listeners close
+        self.metrics.load.set_function(self.load)
+        self.agent: Agent | None = None
+        if settings.agent_port:
+            self.agent = Agent(self, settings.host, settings.agent_port, settings.agent_drain_at)
 
     @property
     def ready(self) -> bool:
@@ -71,6 +77,27 @@ class Service:
     def connections(self) -> set[Client]:
         return self.registry.connections
 
+    def load(self) -> float:
+        """0.0 idle … 1.0 full: the larger of the capacity gauge's utilization and the stream
+        slots taken (open streams / ``max_streams``). What the agent and ``/readyz?strict=1``
+        route by."""
+        slots = len(self.connections) / self.settings.max_streams
+        if self.pipeline is None:
+            return slots
+        return max(slots, self.pipeline.capacity().utilization or 0.0)
+
+    @property
+    def has_room(self) -> bool:
+        """Ready, not draining, and below ``agent_drain_at``: new streams are welcome here."""
+        return self.ready and not self.draining and self.load() < self.settings.agent_drain_at
+
+    def begin_drain(self) -> None:
+        """SIGTERM: from now on the agent says ``drain`` (no new streams are routed here); the
+        drain itself (:meth:`drain`) follows. Safe from a signal handler: it sets a flag.
+
+        Hook for moving live streams elsewhere (resume tokens): call it from here."""
+        self.draining = True
+
     def describe(self) -> dict[str, Any]:
         """What /readyz reports. ``status`` is ``degraded`` while a fallback model serves."""
         out: dict[str, Any] = {"status": "degraded" if self.degraded else self.status}
@@ -88,6 +115,7 @@ class Service:
         out.update(
             window_ms=st.window_ms, hop_ms=st.hop_ms,
             streams_open=len(self.connections), max_streams=st.max_streams,
+            load=round(self.load(), 3), room=self.has_room,
             config={"version": __version__, "smoothing": st.smoothing, "gate": st.gate,
                     "gate_rms": st.gate_rms, "vad_threshold": st.vad_threshold,
                     "vad_min_speech_ms": st.vad_min_speech_ms,
@@ -98,6 +126,8 @@ class Service:
         return out
 
     async def start(self) -> None:
+        if self.agent is not None:
+            await self.agent.start()
         self._task = asyncio.create_task(self._load(), name="voxlive-load")
 
     async def _load(self) -> None:
@@ -187,3 +217,5 @@ class Service:
             await self.pipeline.close()
         if self.classifier is not None:  # e.g. the Ray engine's connection
             await asyncio.to_thread(self.classifier.close)
+        if self.agent is not None:
+            await self.agent.stop()

@@ -153,8 +153,13 @@ def test_lossless_is_a_boolean_start_key_and_query_parameter() -> None:
         ('{"type": "' + "d" * 50 + '"}', MessageError, "unknown_type",
          "expected type 'start' or 'stop', got '" + "d" * 40 + "'"),
         ('{"type": "start", "bogus": 5, "alpha": 1}', FormatError, "unsupported_format",
-         "start: expected keys among ['channels', 'encoding', 'last_seq', 'lossless', "
-         "'sample_rate', 'stream_id', 'token', 'type'], got unknown ['alpha', 'bogus']"),
+         "start: expected keys among ['acks', 'channels', 'encoding', 'last_seq', 'lossless', "
+         "'replay_from', 'resume_token', 'sample_rate', 'stream_id', 'token', 'type'], "
+         "got unknown ['alpha', 'bogus']"),
+        ('{"type": "start", "replay_from": -1}', FormatError, "unsupported_format",
+         "start: expected replay_from to be an integer >= 0, got -1"),
+        ('{"type": "start", "acks": "yes"}', FormatError, "unsupported_format",
+         "start: expected acks to be true or false, got 'yes'"),
         ('{"type": "start", "token": 5}', FormatError, "unsupported_format",
          "start: expected token to be a string, got int"),
         ('{"type": "start", "stream_id": []}', FormatError, "unsupported_format",
@@ -407,3 +412,11 @@ def test_arbitrary_json_messages(value: object) -> None:
 def test_arbitrary_text(text: str) -> None:
     with contextlib.suppress(ClientError):
         MessageOrder(DEFAULT_FORMAT).receive_text(text)
+
+
+def test_a_resume_token_turns_acks_on_and_query_keys_parse() -> None:
+    started = parse_query({"resume_token": "v1.a.b", "replay_from": "480"}, DEFAULT_FORMAT)
+    assert started is not None
+    assert (started.resume_token, started.replay_from, started.acks) == ("v1.a.b", 480, True)
+    asked = parse_query({"acks": "1"}, DEFAULT_FORMAT)
+    assert asked is not None and asked.acks and asked.resume_token is None

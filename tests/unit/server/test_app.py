@@ -52,7 +52,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert body == {
         "status": "ready", "model": "fake", "backend": "fake", "labels": ["a", "b"],
         "device": "cpu", "sample_rate": 16_000, "fallback": None, "window_ms": 200,
-        "hop_ms": 100, "streams_open": 0, "max_streams": 64,
+        "hop_ms": 100, "streams_open": 0, "max_streams": 64, "load": 0.0, "room": True,
     }  # fmt: skip
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "voxlive_streams_open 0.0" in metrics.text
@@ -152,6 +152,20 @@ def test_readyz_is_degraded_with_a_fallback_and_strict_makes_it_fail() -> None:
             assert (strict.status_code, strict.json()["status"]) == (status, "degraded"), flag
     for c in _client():  # a real model is not degraded: strict passes
         assert c.get("/readyz?strict=1").status_code == 200
+
+
+def test_strict_readyz_needs_room_and_no_drain_while_plain_readyz_stays_ready() -> None:
+    for c in _client(max_streams=2, agent_drain_at=0.5):
+        service = c.app.state.service  # type: ignore[attr-defined]
+        service.registry.connections.add(object())  # one of two slots: load 0.5, no room
+        r = c.get("/readyz?strict=1")
+        assert (r.status_code, r.json()["load"], r.json()["room"]) == (503, 0.5, False)
+        assert c.get("/readyz").status_code == 200
+        assert "voxlive_load 0.5" in c.get("/metrics").text  # what KEDA scales on
+        service.registry.connections.clear()
+        assert c.get("/readyz?strict=1").status_code == 200
+        service.begin_drain()  # SIGTERM heard
+        assert c.get("/readyz?strict=1").status_code == 503
 
 
 def test_readyz_is_503_while_loading_and_a_failed_load_is_fatal() -> None:

@@ -334,7 +334,8 @@ async def test_refusals_say_why_in_the_error_the_close_and_the_metrics() -> None
     assert (rate.close_code, rate.close_reason) == (1003, rate.sent[0]["code"])
     assert second.sent == [
         {"type": "error", "code": "too_many_streams",
-         "message": "server is at its limit of 1 streams; retry later"},
+         "message": "server is at its limit of 1 streams; retry in 1000 ms",
+         "retry_after_ms": 1000},
     ]  # fmt: skip
     assert (second.close_code, second.close_reason) == (1013, "too_many_streams")
     assert counts == {"unauthorized": 1, "too_many_streams": 1}
@@ -360,7 +361,7 @@ async def test_a_stream_resumes_through_the_query_and_an_unknown_one_is_named() 
     assert again.sent[0]["stream_id"] == conn.id
     assert [m["seq"] for m in again.of("result")] == [1, 2]
     assert unknown.sent[0] == {
-        "type": "error", "code": "resume_failed",
+        "type": "error", "code": "resume_failed", "reason": "unknown",
         "message": f"expected a stream to resume, but {unknown_id[:32]!r} is unknown or expired; "
         "starting a new stream",
     }  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import numpy as np
 import pytest
 
 from tests.fakes import FakeClassifier
@@ -15,6 +16,8 @@ from voxlive.pipeline.batcher import Batcher
 from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.stream import Stream
+from voxlive.protocol.frames import DEFAULT_FORMAT
+from voxlive.protocol.order import Started
 from voxlive.server.registry import Registry
 from voxlive.settings import Settings
 
@@ -45,7 +48,10 @@ def _open(m: Metrics) -> float:
 def test_admission_up_to_exactly_max_streams() -> None:
     registry = _registry(max_streams=2, max_connections=2)
     assert registry.admit("loading") == (
-        "not_ready", "expected a ready server, got status 'loading'; retry later"
+        "not_ready", "expected a ready server, got status 'loading'; retry in 1000 ms", 1000
+    )  # fmt: skip
+    assert registry.admit("stopping") == (  # another front takes it: come back soon
+        "not_ready", "expected a ready server, got status 'stopping'; retry in 250 ms", 250
     )  # fmt: skip
     conns = [Conn(), Conn()]
     assert registry.admit("ready") is None
@@ -53,7 +59,7 @@ def test_admission_up_to_exactly_max_streams() -> None:
     assert registry.admit("ready") is None  # one below the limit
     registry.opened(conns[1])
     assert registry.admit("ready") == (
-        "too_many_streams", "server is at its limit of 2 streams; retry later"
+        "too_many_streams", "server is at its limit of 2 streams; retry in 1000 ms", 1000
     )  # fmt: skip
     assert _open(registry.metrics) == 2
     registry.closed(conns[0])
@@ -165,3 +171,33 @@ async def test_fail_all_releases_detached_streams_and_fails_every_connection() -
     assert stream.closed and not registry.detached and registry.resume("s1") is None
     assert a.failures == ["the worker failed"] and b.failures == ["the worker failed"]
     assert a.drains == [] and b.drains == []  # failed at once, not drained
+
+
+async def test_leave_keeps_a_vanished_stream_that_carried_audio_and_releases_the_rest() -> None:
+    registry = _registry(resume_grace_ms=60_000)
+    hooks = StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0))
+    silent, spoke, stopped = Stream("s0", CFG), Stream("s1", CFG), Stream("s2", CFG)
+    for stream in (spoke, stopped):
+        stream.push(np.zeros(50, np.float32))
+    for stream, vanished in ((silent, True), (spoke, True), (stopped, False)):
+        conn = Conn()
+        registry.opened(conn)
+        registry.leave(conn, stream, hooks, vanished=vanished)
+    assert list(registry.detached) == ["s1"] and silent.closed and stopped.closed
+    assert not registry.connections and _open(registry.metrics) == 0
+    registry._release_detached()
+
+
+async def test_take_back_by_id_replays_after_last_seq_and_names_an_unknown_one() -> None:
+    registry = _registry(resume_grace_ms=60_000)
+    hooks = StreamHooks(Batcher(FakeClassifier(), max_batch=1, max_wait_ms=0))
+    stream = Stream("s1", CFG)
+    stream.push(np.zeros(300, np.float32))  # three quiet windows, settled by the gate
+    assert [m["seq"] for m in stream.pop_messages()] == [0, 1, 2]
+    registry.detach(stream, hooks)
+    got = registry.take_back(Started(DEFAULT_FORMAT, stream_id="s1", last_seq=0), 1.0, 0)
+    assert got.stream == (stream, hooks) and [m["seq"] for m in got.replay] == [1, 2]
+    assert not got.errors and got.rejoin is None  # no token: nothing to skip or pace
+    gone = registry.take_back(Started(DEFAULT_FORMAT, stream_id="s1"), 1.0, 0)
+    assert gone.stream is None and gone.errors[0]["reason"] == "unknown"
+    registry.release(stream)

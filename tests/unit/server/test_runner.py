@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from voxlive.server.protocols import GuardedWebSocket
 from voxlive.server.runner import MAX_HEADER_BYTES, RedactQuery, Server, uvicorn_config
@@ -63,6 +64,9 @@ class _Service:
     async def drain(self, timeout_s: float) -> None:
         self.log.append(f"drain {timeout_s}")
 
+    def begin_drain(self) -> None:
+        self.log.append("agent says drain")
+
 
 def test_shutdown_stops_listening_drains_for_drain_timeout_ms_then_hands_over() -> None:
     log: list[str] = []
@@ -76,6 +80,13 @@ def test_shutdown_stops_listening_drains_for_drain_timeout_ms_then_hands_over() 
     asyncio.run(go())
     # uvicorn's own shutdown closes the listener again (harmless) and the sockets it was given
     assert log == ["listener closed", "drain 2.5", "listener closed", "socket closed"]
+
+
+def test_sigterm_turns_the_agent_to_drain_before_uvicorn_hears_it() -> None:
+    log: list[str] = []
+    server = Server(uvicorn_config(object(), Settings(model="pitch")), _Service(log))  # type: ignore[arg-type]
+    server.handle_exit(signal.SIGTERM, None)
+    assert log == ["agent says drain"] and server.should_exit  # the drain itself follows
 
 
 # ---- the configuration's bounds and the log filter -----------------------------------------------

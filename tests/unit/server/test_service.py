@@ -49,7 +49,8 @@ async def test_a_loaded_service_is_ready_says_so_and_stop_closes_the_classifier(
         "vad_threshold": 0.5, "vad_min_speech_ms": 100, "pitch_threshold_hz": 160.0,
     }  # fmt: skip
     assert described == {"status": "loading", "window_ms": 200, "hop_ms": 100,
-                         "streams_open": 0, "max_streams": 64}  # fmt: skip
+                         "streams_open": 0, "max_streams": 64, "load": 0.0,
+                         "room": False}  # fmt: skip
     with caplog.at_level(logging.INFO, logger="voxlive.server.service"):
         await service.start()
         await eventually(lambda: service.ready, "a ready service")
@@ -279,3 +280,59 @@ async def test_a_backend_fallback_is_announced(caplog: pytest.LogCaptureFixture)
     )
     assert service.describe()["backend_fallback"] == "ONNX Runtime could not serve it"
     assert "backend_fallback" not in Service(SETTINGS, classifier=Closing()).describe()
+
+
+# ---- routing: the load the agent reports, room, and the drain flag -------------------------------
+class _Conn:
+    def shutdown(self, drain_s: float) -> None: ...
+
+    def fail(self, message: str) -> None: ...
+
+
+async def test_load_is_the_larger_of_slots_and_utilization_and_room_ends_at_drain_at() -> None:
+    service = Service(SETTINGS.replace(max_streams=4, agent_drain_at=0.5), classifier=Closing())
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    try:
+        assert service.load() == 0.0 and service.has_room
+        service.registry.opened(_Conn())
+        assert service.load() == 0.25 and service.has_room  # one of four slots
+        service.registry.opened(_Conn())
+        assert service.load() == 0.5 and not service.has_room  # at agent_drain_at
+        assert service.describe()["room"] is False
+    finally:
+        await service.stop()
+
+
+async def test_begin_drain_leaves_no_room_while_still_ready() -> None:
+    service = Service(SETTINGS, classifier=Closing())
+    await service.start()
+    await eventually(lambda: service.ready, "a ready service")
+    try:
+        service.begin_drain()
+        assert service.ready and service.draining and not service.has_room
+    finally:
+        await service.stop()
+
+
+async def test_the_agent_answers_while_serving_and_stops_with_the_service() -> None:
+    from voxlive.bench.serving import free_port
+
+    port = free_port()
+    service = Service(SETTINGS.replace(agent_port=port), classifier=Closing())
+    await service.start()
+
+    async def ask() -> str:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        line = await reader.read()
+        writer.close()
+        return line.decode()
+
+    assert (await ask()).startswith(("down #loading", "up ready"))
+    await eventually(lambda: service.ready, "a ready service")
+    assert await ask() == "up ready 100%\n"
+    await service.drain(0.1)
+    assert await ask() == "up drain #stopping\n"  # through the drain, until the lifespan ends
+    await service.stop()
+    with pytest.raises(OSError):
+        await ask()

@@ -119,6 +119,22 @@ describe("StreamClient", () => {
     expect(FakeSocket.instances).toHaveLength(before + 1);
   });
 
+  it("waits at least the retry_after_ms of a refused stream before trying again", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    const full = FakeSocket.instances[0];
+    full.open();
+    full.onmessage?.({
+      data: '{"type":"error","code":"too_many_streams","message":"full","retry_after_ms":1500}',
+    });
+    full.drop(1013, "too_many_streams");
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 1500 }); // not 500
+    vi.advanceTimersByTime(1500);
+    FakeSocket.instances[1].drop(1006); // once only: the next delay is the backoff again
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 1000 });
+  });
+
   it("does not reconnect after a client error close code", () => {
     const states: ConnState[] = [];
     const client = make(states);

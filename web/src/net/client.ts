@@ -45,6 +45,7 @@ export class StreamClient {
   private ws: WebSocket | null = null;
   private state: ConnState = { kind: "idle" };
   private attempt = 0;
+  private retryAfterMs = 0; // a refused stream's retry_after_ms: the next delay is at least this
   private timer: ReturnType<typeof setTimeout> | null = null;
   private queue: ArrayBuffer[] = [];
   private queuedBytes = 0;
@@ -108,6 +109,9 @@ export class StreamClient {
           // A new stream (the server forgot the old one) numbers its results from 0 again.
           if (!message.resumed) this.lastSeq = -1;
         }
+        if (message.type === "error" && typeof message.retry_after_ms === "number") {
+          this.retryAfterMs = message.retry_after_ms;
+        }
         if ("seq" in message && typeof message.seq === "number") {
           if (message.seq <= this.lastSeq) return; // a replayed result we already have
           this.lastSeq = message.seq;
@@ -138,7 +142,11 @@ export class StreamClient {
 
   private scheduleReconnect(reason: string): void {
     // A short ceiling: a server that restarts is back within seconds, and the page should be too.
-    const delayMs = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
+    // A server that refused the stream (close 1013) says when to come back: through a load
+    // balancer the next try goes to a front with room.
+    const backoff = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
+    const delayMs = Math.max(backoff, this.retryAfterMs);
+    this.retryAfterMs = 0;
     const now = this.options.now ?? (() => performance.now());
     this.set({
       kind: "reconnecting",

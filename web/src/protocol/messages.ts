@@ -58,6 +58,8 @@ export interface ErrorMessage {
   seq?: number;
   start_ms?: number;
   end_ms?: number;
+  /** A refused stream (close 1013): connect again after this long, ms. */
+  retry_after_ms?: number;
 }
 
 /** A run of one smoothed label: sent when the smoothed label changes and at the end. */
