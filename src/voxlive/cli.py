@@ -1,4 +1,5 @@
-"""Command line: ``voxlive serve``, ``voxlive classify`` and ``voxlive bench`` (whose options and
+"""Command line: ``voxlive serve``, ``voxlive classify``, ``voxlive stream`` (a client: its
+parser and loop are in :mod:`voxlive.client.command`) and ``voxlive bench`` (whose options and
 parser live beside it, in :mod:`voxlive.bench.options`)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from voxlive import __version__
 from voxlive.bench.options import Options as BenchOptions
 from voxlive.bench.options import add_parser as add_bench_parser
 from voxlive.bench.options import options as bench_options
+from voxlive.client import command as stream_command
 from voxlive.errors import ConfigError, FrameError, ModelLoadError
 from voxlive.protocol.messages import SegmentMessage, StreamMessage
 from voxlive.settings import LogLevel, Settings
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3")
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     add_arguments(classify)
+    stream_command.add_parser(sub)
     add_bench_parser(sub)
     return parser
 
@@ -134,7 +137,10 @@ async def _classify(settings: Settings, files: Sequence[str], as_json: bool) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = vars(_parser().parse_args(argv))
+    namespace = _parser().parse_args(argv)
+    if namespace.command == "stream":  # a client: the server's settings are not its own
+        return stream_command.run(namespace)
+    args = vars(namespace)
     try:
         settings = build(args, os.environ)
         bench: BenchOptions | None = None

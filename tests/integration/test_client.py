@@ -1,0 +1,184 @@
+"""``voxlive.client.stream`` and ``voxlive stream`` against real servers: two fronts sharing a
+cluster secret, each behind a TCP proxy the test can cut (the front's machine vanishes: every
+connection through it reset, new ones refused). The stream resumes on the other front with
+every window's result exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import websockets
+
+from tests.helpers import DATA, MS, load, running_server
+from voxlive.client import StreamOptions, stream
+
+SECRET = "a-secret-both-fronts-share"
+RATE = 16_000
+BYTES_PER_S = 2 * RATE  # pcm_s16le mono, as the client sends
+
+
+class Cuttable:
+    """A TCP proxy to ``port``; :meth:`cut` resets every connection and refuses new ones,
+    and it cuts itself once ``cut_after`` bytes went from clients to the server."""
+
+    def __init__(self, port: int, cut_after: int | None = None) -> None:
+        self.port, self.cut_after = port, cut_after
+        self.forwarded = 0
+        self.cut_at: float | None = None  # time.monotonic() of the cut
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Cuttable:
+        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/audio"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+
+    def cut(self) -> None:
+        if self.cut_at is None:
+            self.cut_at = time.monotonic()
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers += [writer, up_writer]
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                    if up:
+                        self.forwarded += len(data)
+                        if self.cut_after is not None and self.forwarded >= self.cut_after:
+                            self.cut()
+            dst.transport.abort() if self.cut_at is not None else dst.close()
+
+        await asyncio.gather(copy(reader, up_writer, True), copy(up_reader, writer, False))
+
+
+def port_of(srv: Any) -> int:
+    return int(srv.url.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def two_fronts(cut_after: int) -> AsyncIterator[tuple[Cuttable, Cuttable, Any, Any]]:
+    async with (
+        running_server(cluster_secret=SECRET) as a,
+        running_server(cluster_secret=SECRET) as b,
+        Cuttable(port_of(a), cut_after) as pa,
+        Cuttable(port_of(b)) as pb,
+    ):
+        yield pa, pb, a, b
+
+
+def check_once_and_dense(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    windows = [m for m in messages if m["type"] == "result"]
+    seqs = [m["seq"] for m in windows]
+    assert seqs == list(range(len(seqs))), seqs  # each once, in order, dense
+    starts = [m["start_ms"] for m in windows[:-1]]  # the last: the tail, ending at the end
+    assert starts == [500.0 * i for i in range(len(starts))]
+    return windows
+
+
+async def test_a_cut_front_resumes_on_the_other_each_window_once() -> None:
+    """Live pace: cut after 2.5 s of audio went to front A; the rest goes to front B."""
+    audio, _ = load("male_speech.wav")  # 5.7 s
+    got: list[dict[str, Any]] = []
+    first_after_cut: float | None = None
+    async with two_fronts(cut_after=5 * BYTES_PER_S // 2) as (pa, pb, _, b):
+        opts = StreamOptions(lossless=False)
+        async for msg in stream([pa.url, pb.url], audio, RATE, opts):
+            got.append(msg)
+            if msg["type"] == "result" and pa.cut_at and first_after_cut is None:
+                first_after_cut = time.monotonic() - pa.cut_at
+    assert pa.cut_at is not None and first_after_cut is not None
+    [resumed] = [m for m in got if m["type"] == "resumed"]
+    assert resumed["url"] == pb.url and resumed["same_stream"], got
+    windows = check_once_and_dense(got)
+    [end] = [m for m in got if m["type"] == "end"]
+    summary = got[-1]
+    assert summary["type"] == "summary" and summary["ok"], summary
+    assert summary["windows"] == end["windows"] == len(windows) + summary["shed"]
+    assert summary["lost"] == 0 and summary["failed"] == 0 and summary["resumes"] == 1
+    assert abs(end["duration_ms"] - 5694.7) < 1 and windows[-1]["end_ms"] == end["duration_ms"]
+    print(f"\ncut → resumed on B: {resumed['outage_ms']:.0f} ms; "
+          f"cut → first result from B: {first_after_cut * 1000:.0f} ms")  # fmt: skip
+    segments = [m for m in got if m["type"] == "segment"]
+    assert all(x["end_ms"] == y["start_ms"] for x, y in zip(segments, segments[1:], strict=False))
+
+
+async def test_a_lossless_file_resumes_every_window_answered() -> None:
+    path = DATA / "female_speech.mp3"  # 4.7 s at 44.1 kHz, decoded to 16 kHz
+    got: list[dict[str, Any]] = []
+    async with two_fronts(cut_after=2 * BYTES_PER_S) as (pa, pb, _, _b):
+        async for msg in stream([pa.url, pb.url], path):
+            got.append(msg)
+    assert pa.cut_at is not None
+    windows = check_once_and_dense(got)
+    summary = got[-1]
+    assert summary["ok"] and summary["resumes"] == 1, summary
+    assert summary["windows"] == summary["answered"] == len(windows) == 9
+    assert summary["shed"] == summary["lost"] == 0
+
+
+async def voxlive_stream(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voxlive", "stream", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60_000 * MS)
+    rows = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+    assert proc.returncode is not None
+    return proc.returncode, rows, out.decode() + err.decode()
+
+
+async def test_the_cli_streams_a_file_across_a_cut_as_json_lines() -> None:
+    path = str(DATA / "male_speech.wav")
+    async with two_fronts(cut_after=3 * BYTES_PER_S) as (pa, pb, _, _b):
+        code, rows, text = await voxlive_stream(path, "--url", pa.url, "--url", pb.url, "--json")
+    assert code == 0, text
+    assert all(r["file"] == path for r in rows)
+    check_once_and_dense(rows)
+    summary = rows[-1]
+    assert summary["type"] == "summary" and summary["resumes"] == 1, text
+    assert summary["windows"] == summary["answered"] == 11 and summary["lost"] == 0
+
+
+async def test_the_cli_waits_out_a_refusal_then_streams() -> None:
+    """A full server answers 1013 with retry_after_ms 1000: the client waits that long, retries,
+    and gets in once the stream holding the only slot has gone."""
+    async with running_server(max_streams=1, max_connections=4) as srv:
+        holder = await websockets.connect(srv.ws_url)
+        await holder.send(json.dumps({"type": "start", "sample_rate": RATE}))
+        await asyncio.wait_for(holder.recv(), 5_000 * MS)  # ready: the slot is taken
+        cli = asyncio.create_task(voxlive_stream(str(DATA / "female_speech.wav"), "--url",
+                                                 srv.ws_url, "--json"))  # fmt: skip
+        await asyncio.sleep(1_500 * MS)
+        await holder.close()
+        code, rows, text = await cli
+    assert code == 0, text
+    waits = [r for r in rows if r["type"] == "reconnecting"]
+    assert waits and all(r["delay_ms"] >= 800 for r in waits), rows  # retry_after_ms - jitter
+    summary = rows[-1]
+    assert summary["refusals"] >= 1 and summary["ok"] and summary["lost"] == 0
+
+
+async def test_the_cli_fails_when_no_server_answers() -> None:
+    async with Cuttable(1) as nowhere:
+        url = nowhere.url
+    code, rows, text = await voxlive_stream(str(DATA / "female_speech.wav"), "--url", url,
+                                            "--give-up-ms", "300")  # fmt: skip
+    assert code == 1 and "FAILED: gave up reconnecting" in text and "Traceback" not in text
