@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -98,10 +99,10 @@ async def test_a_cut_front_resumes_on_the_other_each_window_once() -> None:
     audio, _ = load("male_speech.wav")  # 5.7 s
     got: list[dict[str, Any]] = []
     first_after_cut: float | None = None
-    async with two_fronts(cut_after=5 * BYTES_PER_S // 2) as (pa, pb, _, b):
+    async with two_fronts(cut_after=5 * BYTES_PER_S // 2) as (pa, pb, _, _b):
         opts = StreamOptions(lossless=False)
         async for msg in stream([pa.url, pb.url], audio, RATE, opts):
-            got.append(msg)
+            got.append(dict(msg))
             if msg["type"] == "result" and pa.cut_at and first_after_cut is None:
                 first_after_cut = time.monotonic() - pa.cut_at
     assert pa.cut_at is not None and first_after_cut is not None
@@ -117,7 +118,7 @@ async def test_a_cut_front_resumes_on_the_other_each_window_once() -> None:
     print(f"\ncut → resumed on B: {resumed['outage_ms']:.0f} ms; "
           f"cut → first result from B: {first_after_cut * 1000:.0f} ms")  # fmt: skip
     segments = [m for m in got if m["type"] == "segment"]
-    assert all(x["end_ms"] == y["start_ms"] for x, y in zip(segments, segments[1:], strict=False))
+    assert all(x["end_ms"] == y["start_ms"] for x, y in itertools.pairwise(segments))
 
 
 async def test_a_lossless_file_resumes_every_window_answered() -> None:
@@ -125,7 +126,7 @@ async def test_a_lossless_file_resumes_every_window_answered() -> None:
     got: list[dict[str, Any]] = []
     async with two_fronts(cut_after=2 * BYTES_PER_S) as (pa, pb, _, _b):
         async for msg in stream([pa.url, pb.url], path):
-            got.append(msg)
+            got.append(dict(msg))
     assert pa.cut_at is not None
     windows = check_once_and_dense(got)
     summary = got[-1]
@@ -179,6 +180,6 @@ async def test_the_cli_waits_out_a_refusal_then_streams() -> None:
 async def test_the_cli_fails_when_no_server_answers() -> None:
     async with Cuttable(1) as nowhere:
         url = nowhere.url
-    code, rows, text = await voxlive_stream(str(DATA / "female_speech.wav"), "--url", url,
+    code, _rows, text = await voxlive_stream(str(DATA / "female_speech.wav"), "--url", url,
                                             "--give-up-ms", "300")  # fmt: skip
     assert code == 1 and "FAILED: gave up reconnecting" in text and "Traceback" not in text

@@ -6,8 +6,9 @@ The stream asks for ``acks``; the client keeps the audio sent since the newest a
 (:class:`~voxlive.client.replay.ReplayBuffer`, ``max_replay_ms``) and the newest resume token.
 After a drop it reconnects (:class:`~voxlive.client.replay.Backoff`: at once to the same URL,
 then at once to each next URL in turn, then round after round, waiting longer each round, never
-before a refusal's ``retry_after_ms``), sends ``start`` with ``resume_token``, ``last_seq`` and ``replay_from``,
-replays the audio it kept and goes on. Each window's message reaches the caller once.
+before a refusal's ``retry_after_ms``), sends ``start`` with ``resume_token``, ``last_seq`` and
+``replay_from``, replays the audio it kept and goes on.
+Each window's message reaches the caller once.
 """
 
 from __future__ import annotations
