@@ -158,3 +158,17 @@ def test_every_classifier_implements_the_whole_protocol() -> None:
     assert {"hf.py:TransformersClassifier", "onnx.py:OnnxClassifier", "pitch.py:PitchClassifier",
             "ray_serve.py:RayClassifier", "fakes.py:FakeClassifier", "fakes.py:Slowed"} <= set(backends)  # fmt: skip
     assert {name: sorted(wanted - have) for name, have in backends.items() if wanted - have} == {}
+
+
+def test_the_client_is_the_other_end_of_the_socket_not_the_server() -> None:
+    """voxlive.client runs where the server does not: it may use protocol/ and audio/, never
+    server/, pipeline/ or inference/ (nor pull in the model stack with them)."""
+    modules = _modules()
+    banned = ("voxlive.server", "voxlive.pipeline", "voxlive.inference", "voxlive.cli")
+    below = tuple(b + "." for b in banned)
+    found = {
+        name: sorted(t for t in _imports(name, path, modules) if t in banned or t.startswith(below))
+        for name, path in modules.items()
+        if name.startswith("voxlive.client")
+    }
+    assert found and {k: v for k, v in found.items() if v} == {}

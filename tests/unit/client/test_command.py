@@ -1,0 +1,28 @@
+"""``voxlive stream``'s lines for people and its refusal of bad flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxlive.client.command import line, main
+from voxlive.client.tally import Summary
+
+
+def test_lines_for_people() -> None:
+    summary = Summary(ok=True, windows=10, answered=9, shed=1, resumes=1).event()
+    assert line(summary) == (
+        "done: 10 windows: 9 answered, 0 failed, 1 shed, 0 lost; 1 resumes, 0 refusals"
+    )
+    failed = Summary(failure="gave up reconnecting: closed 1006").event()
+    assert line(failed) is not None and line(failed).startswith("FAILED: gave up")  # type: ignore[union-attr]
+    assert line({"type": "resumed", "url": "ws://b/audio", "stream_id": "s", "same_stream": True,
+                 "replay_from": 0, "outage_ms": 120.4}) == (
+        "resumed on ws://b/audio after 120 ms: the same stream")  # fmt: skip
+    assert line({"type": "ack", "samples": 0, "seq": 0, "token": "t"}) is None
+
+
+def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["x.wav", "--url", "ws://h/audio", "--max-replay-ms", "0"]) == 2
+    assert "max_replay_ms: expected > 0 ms, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["x.wav", "--url", "ws://h/audio", "--realtime", "--lossless"])
