@@ -183,3 +183,37 @@ async def test_the_cli_fails_when_no_server_answers() -> None:
     code, _rows, text = await voxlive_stream(str(DATA / "female_speech.wav"), "--url", url,
                                             "--give-up-ms", "300")  # fmt: skip
     assert code == 1 and "FAILED: gave up reconnecting" in text and "Traceback" not in text
+
+
+async def test_a_front_that_stops_hands_the_stream_to_the_next() -> None:
+    """Front A shuts down (SIGTERM's path) mid-stream: it drains and closes 1001 before the
+    client's stop; the client resumes on front B from A's newest ack."""
+    audio, _ = load("male_speech.wav")
+    got: list[dict[str, Any]] = []
+    async with (
+        running_server(cluster_secret=SECRET) as b,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        a = await stack.enter_async_context(running_server(cluster_secret=SECRET))
+        stopped_at: float | None = None
+        first_after: float | None = None
+        async for msg in stream([a.ws_url, b.ws_url], audio, RATE, StreamOptions(lossless=False)):
+            got.append(dict(msg))
+            if msg["type"] == "result" and msg["seq"] == 3 and stopped_at is None:
+                stopped_at = time.monotonic()
+                asyncio.get_running_loop().create_task(stack.aclose())  # front A stops
+            elif (
+                msg["type"] == "result" and stopped_at and any(m["type"] == "resumed" for m in got)
+            ):
+                first_after = first_after or time.monotonic() - stopped_at
+    [resumed] = [m for m in got if m["type"] == "resumed"]
+    assert resumed["url"] == b.ws_url and resumed["same_stream"], got
+    check_once_and_dense(got)
+    summary = got[-1]
+    assert summary["ok"] and summary["lost"] == 0 and summary["failed"] == 0, summary
+    assert summary["windows"] == summary["answered"] + summary["shed"]
+    assert first_after is not None
+    segments = [m for m in got if m["type"] == "segment"]  # A's cut-short last one left out
+    assert all(x["end_ms"] == y["start_ms"] for x, y in itertools.pairwise(segments)), segments
+    assert [m["type"] for m in got].count("end") == 1
+    print(f"\nA stopped → first result from B: {first_after * 1000:.0f} ms")

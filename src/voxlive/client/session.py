@@ -189,6 +189,7 @@ class _Run:
         self, ws: Any, url: str, start: dict[str, Any], down_since: float | None
     ) -> None:
         retry_after: int | None = None
+        held: list[dict[str, Any]] = []  # segments, until the ack after them (or the end)
         try:
             async for raw in ws:
                 if not isinstance(raw, str):
@@ -197,8 +198,16 @@ class _Run:
                 kind = msg.get("type")
                 if kind == "error":
                     retry_after = self._error(msg, start, retry_after)
-                if kind == "ready":
+                elif kind == "ready":
                     self.tally.up = True
+                elif kind == "segment":
+                    held.append(msg)
+                    continue
+                elif kind == "ack" or (kind == "end" and self.stopped):
+                    await self._release(held)
+                elif kind == "end":  # the front ended the stream (it is stopping), not the client:
+                    held.clear()  # its last segment is cut short; the stream goes on elsewhere
+                    continue
                 if not self.tally.read(msg):
                     if kind == "ack":
                         self.buffer.acked(msg["samples"])
@@ -211,12 +220,19 @@ class _Run:
                         replay_from=int(start.get("replay_from", 0)),
                         outage_ms=round((time.monotonic() - down_since) * 1000, 1)))  # fmt: skip
                     self.tally.resumes += 1
-                if kind == "end" and self.stopped:
+                if kind == "end":
                     return
         except websockets.ConnectionClosed:
             pass
+        await self._release(held)
         code = ws.close_code
         raise _Closed(f"closed {code}" if code else "connection lost", retry_after)
+
+    async def _release(self, held: list[dict[str, Any]]) -> None:
+        for segment in held:
+            if self.tally.read(segment):
+                await self.out.put(segment)  # type: ignore[arg-type]
+        held.clear()
 
     def _error(self, msg: dict[str, Any], start: dict[str, Any], retry_after: int | None) -> Any:
         code = msg.get("code")
