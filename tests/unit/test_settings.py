@@ -70,9 +70,10 @@ LITERAL_SETTINGS = {"fallback", "device", "backend", "quantize", "engine", "gate
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    """The commands that take the server's settings (``stream`` is a client: it takes none)."""
     parser = cli._parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(sub.choices)
+    return {name: p for name, p in sub.choices.items() if name != "stream"}
 
 
 def test_every_choice_setting_is_a_literal_whose_values_are_the_cli_choices() -> None:

@@ -26,3 +26,17 @@ def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "max_replay_ms: expected > 0 ms, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["x.wav", "--url", "ws://h/audio", "--realtime", "--lossless"])
+
+
+def test_every_flag_is_in_the_readme() -> None:
+    import argparse
+    from pathlib import Path
+
+    from voxlive.client.command import add_parser
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = [o for a in sub.choices["stream"]._actions for o in a.option_strings if o != "-h"]
+    assert [f for f in flags if f != "--help" and f"| `{f}" not in readme] == []
