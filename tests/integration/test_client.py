@@ -217,3 +217,21 @@ async def test_a_front_that_stops_hands_the_stream_to_the_next() -> None:
     assert all(x["end_ms"] == y["start_ms"] for x, y in itertools.pairwise(segments)), segments
     assert [m["type"] for m in got].count("end") == 1
     print(f"\nA stopped → first result from B: {first_after * 1000:.0f} ms")
+
+
+async def test_a_replay_buffer_smaller_than_a_window_does_not_stall_a_lossless_file() -> None:
+    """A lossless sender waits for acks before its buffer overflows; a buffer too small for a
+    window would wait for ever, so it grows to a window and two hops."""
+    async with running_server() as srv:
+        got = [m async for m in stream(srv.ws_url, DATA / "female_speech.wav",
+                                       options=StreamOptions(max_replay_ms=100))]  # fmt: skip
+    summary = got[-1]
+    assert summary["type"] == "summary" and summary["ok"] and summary["answered"] == 9, summary
+
+
+async def test_the_cli_prints_lines_for_people() -> None:
+    async with running_server() as srv:
+        code, _, text = await voxlive_stream(str(DATA / "male_speech.wav"), "--url", srv.ws_url)
+    assert code == 0, text
+    assert "smoothed male" in text and "segment 0:00.0–" in text
+    assert "done: 11 windows: 11 answered, 0 failed, 0 shed, 0 lost; 0 resumes" in text

@@ -200,6 +200,10 @@ class _Run:
                     retry_after = self._error(msg, start, retry_after)
                 elif kind == "ready":
                     self.tally.up = True
+                    # a lossless sender waits for acks: it must be able to send a whole window
+                    need = (msg["window_ms"] + 2 * msg["hop_ms"]) * self.rate // 1000
+                    self.buffer.max_frames = max(self.buffer.max_frames, need + self.chunk)
+                    self.room.set()
                 elif kind == "segment":
                     held.append(msg)
                     continue
@@ -241,6 +245,8 @@ class _Run:
         if code in REFUSALS:
             self.tally.refusals += 1
             return msg.get("retry_after_ms", retry_after)
+        if code == "resume_failed" and msg.get("reason") == "busy":  # a resume storm: not now
+            raise _Closed("resume_failed: busy", 1_000)
         if code == "resume_failed":  # a new stream from the replay on: what it misses is lost
             lost = max(int(start.get("replay_from", 0)) - self.tally.acked_samples, 0)
             self.tally.resume_failed(lost, self.rate)
