@@ -28,8 +28,8 @@ class Cuttable:
     """A TCP proxy to ``port``; :meth:`cut` resets every connection and refuses new ones,
     and it cuts itself once ``cut_after`` bytes went from clients to the server."""
 
-    def __init__(self, port: int, cut_after: int | None = None) -> None:
-        self.port, self.cut_after = port, cut_after
+    def __init__(self, port: int, cut_after: int | None = None, listen_on: bool = False) -> None:
+        self.port, self.cut_after, self.listen_on = port, cut_after, listen_on
         self.forwarded = 0
         self.cut_at: float | None = None  # time.monotonic() of the cut
         self.writers: list[asyncio.StreamWriter] = []
@@ -42,15 +42,20 @@ class Cuttable:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.listen_on = False
         self.cut()
+        assert self.server is not None
+        await self.server.wait_closed()
 
     def cut(self) -> None:
         if self.cut_at is None:
             self.cut_at = time.monotonic()
         assert self.server is not None
-        self.server.close()
+        if not self.listen_on:  # else only the connections break: a network blip
+            self.server.close()
         for w in self.writers:
             w.transport.abort()
+        self.writers.clear()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -64,6 +69,7 @@ class Cuttable:
                     if up:
                         self.forwarded += len(data)
                         if self.cut_after is not None and self.forwarded >= self.cut_after:
+                            self.cut_after = None
                             self.cut()
             dst.transport.abort() if self.cut_at is not None else dst.close()
 
@@ -235,3 +241,19 @@ async def test_the_cli_prints_lines_for_people() -> None:
     assert code == 0, text
     assert "smoothed male" in text and "segment 0:00.0–" in text
     assert "done: 11 windows: 11 answered, 0 failed, 0 shed, 0 lost; 0 resumes" in text
+
+
+async def test_a_blip_on_one_url_resumes_on_the_same_front() -> None:
+    """One URL (a load balancer's, say); the connection breaks, the front lives: the client
+    comes back at once and the front takes its detached stream back."""
+    async with (
+        running_server(cluster_secret=SECRET) as a,
+        Cuttable(port_of(a), cut_after=2 * BYTES_PER_S, listen_on=True) as pa,
+    ):
+        opts = StreamOptions(lossless=False)  # real-time pace: acks came before the blip
+        got = [dict(m) async for m in stream(pa.url, DATA / "female_speech.wav", options=opts)]
+    [resumed] = [m for m in got if m["type"] == "resumed"]
+    assert resumed["same_stream"] and resumed["url"] == pa.url, got
+    check_once_and_dense(got)
+    summary = got[-1]
+    assert summary["ok"] and summary["windows"] == summary["answered"] == 9, summary

@@ -57,7 +57,7 @@ def line(msg: Mapping[str, Any]) -> str | None:
     if kind == "reconnecting":
         return f"reconnecting to {msg['url']} in {msg['delay_ms']:.0f} ms ({msg['reason']})"
     if kind == "resumed":
-        how = "the same stream" if msg["same_stream"] else "a NEW stream (resume refused)"
+        how = "the same stream" if msg["same_stream"] else "a NEW stream (its times start at 0)"
         return f"resumed on {msg['url']} after {msg['outage_ms']:.0f} ms: {how}"
     if kind == "summary":
         head = "done" if msg["ok"] else f"FAILED: {msg['failure']}"
