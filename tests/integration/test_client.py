@@ -257,3 +257,13 @@ async def test_a_blip_on_one_url_resumes_on_the_same_front() -> None:
     check_once_and_dense(got)
     summary = got[-1]
     assert summary["ok"] and summary["windows"] == summary["answered"] == 9, summary
+
+
+async def test_a_wrong_token_fails_at_once_and_the_right_one_streams() -> None:
+    wav = str(DATA / "female_speech.wav")
+    async with running_server(token="s3cret") as srv:
+        bad, _, bad_text = await voxlive_stream(wav, "--url", srv.ws_url, "--token", "nope")
+        good, rows, text = await voxlive_stream(wav, "--url", srv.ws_url, "--token", "s3cret",
+                                                "--json")  # fmt: skip
+    assert bad == 1 and "FAILED: unauthorized" in bad_text and "reconnecting" not in bad_text
+    assert good == 0 and rows[-1]["answered"] == 9, text

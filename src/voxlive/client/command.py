@@ -94,6 +94,11 @@ async def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     """``voxlive stream``: 0 when every file's stream ended, else 1."""
+    bad = [u for u in args.url if not u.startswith(("ws://", "wss://"))]
+    if bad:
+        print(f"voxlive: bad setting: --url: expected ws://HOST:PORT/audio, got {bad[0]}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for name in ("max_replay_ms", "give_up_ms"):
         if getattr(args, name) <= 0:
             print(f"voxlive: bad setting: {name}: expected > 0 ms, got {getattr(args, name)}",

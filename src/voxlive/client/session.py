@@ -265,17 +265,21 @@ async def stream(
     (:mod:`voxlive.protocol.messages`; acks and repeats after a resume are left out), the
     client's ``reconnecting`` and ``resumed`` events, and last a ``summary``
     (:class:`voxlive.client.tally.Summary`). Raises ``FrameError`` or ``OSError`` for a file it
-    cannot read. Safe to stop early (``break``): the connection is closed."""
+    cannot read, ``ValueError`` for a URL that is not ``ws://`` or ``wss://``.
+    Safe to stop early (``break``): the connection is closed."""
     from voxlive.audio.decode import decode_file
 
     opts = options or StreamOptions()
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if not urls or any(not u.startswith(("ws://", "wss://")) for u in urls):
+        raise ValueError(f"urls: expected ws://HOST:PORT/audio or wss://…, got {urls!r}")
     if isinstance(source, str | Path):
         audio = await asyncio.to_thread(decode_file, source, opts.sample_rate)
         rate = opts.sample_rate
     else:
         audio, rate = np.asarray(source, np.float32).reshape(-1), sample_rate or opts.sample_rate
     out: asyncio.Queue[ClientMessage | None] = asyncio.Queue(QUEUE_MESSAGES)
-    run = _Run([urls] if isinstance(urls, str) else urls, audio, rate, opts, out)
+    run = _Run(urls, audio, rate, opts, out)
     task = asyncio.create_task(run.main())
     try:
         while (msg := await out.get()) is not None:

@@ -40,3 +40,10 @@ def test_every_flag_is_in_the_readme() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     flags = [o for a in sub.choices["stream"]._actions for o in a.option_strings if o != "-h"]
     assert [f for f in flags if f != "--help" and f"| `{f}" not in readme] == []
+
+
+def test_a_url_that_is_not_a_websocket_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["x.wav", "--url", "http://h:8000/audio"]) == 2
+    assert (
+        "--url: expected ws://HOST:PORT/audio, got http://h:8000/audio" in capsys.readouterr().err
+    )
