@@ -69,6 +69,15 @@ def _pcm16(samples: np.ndarray) -> bytes:
     return pcm
 
 
+def _abort_on_failure(task: asyncio.Task[None], ws: Any) -> None:
+    """A sender that failed (not for the connection's sake) ends the reader's wait too; the
+    failure is raised when the sender is awaited."""
+    if not task.cancelled() and not isinstance(
+        task.exception(), websockets.ConnectionClosed | None
+    ):
+        ws.transport.abort()
+
+
 class _Run:
     """One client stream over as many connections as it takes."""
 
@@ -155,6 +164,7 @@ class _Run:
             with contextlib.suppress(websockets.ConnectionClosed):  # the reader says why
                 await ws.send(json.dumps(start))
             sender = asyncio.create_task(self._send(ws))
+            sender.add_done_callback(lambda task: _abort_on_failure(task, ws))
             await self._read(ws, url, start, down_since)
         finally:
             if sender is not None:
