@@ -267,3 +267,27 @@ async def test_a_wrong_token_fails_at_once_and_the_right_one_streams() -> None:
                                                 "--json")  # fmt: skip
     assert bad == 1 and "FAILED: unauthorized" in bad_text and "reconnecting" not in bad_text
     assert good == 0 and rows[-1]["answered"] == 9, text
+
+
+async def test_a_refused_resume_goes_on_as_a_new_stream_and_says_where_it_begins() -> None:
+    """Front B has another secret: it refuses A's token (``forged``) and starts a new stream
+    from the replay; the client says so, with where the new stream's time 0 lies."""
+    audio, _ = load("male_speech.wav")
+    async with (
+        running_server(cluster_secret=SECRET) as a,
+        running_server(cluster_secret="another-cluster-secret") as b,
+        Cuttable(port_of(a), cut_after=5 * BYTES_PER_S // 2) as pa,
+        Cuttable(port_of(b)) as pb,
+    ):
+        opts = StreamOptions(lossless=False)
+        got = [dict(m) async for m in stream([pa.url, pb.url], audio, RATE, opts)]
+    [refused] = [m for m in got if m.get("code") == "resume_failed"]
+    assert refused["reason"] == "forged"
+    [resumed] = [m for m in got if m["type"] == "resumed"]
+    assert not resumed["same_stream"] and resumed["offset_ms"] == resumed["replay_from"] / 16
+    assert resumed["offset_ms"] > 0 and resumed["offset_ms"] % 500 == 0  # an ack's window edge
+    [end] = [m for m in got if m["type"] == "end"]
+    assert abs(end["duration_ms"] + resumed["offset_ms"] - 5694.7) < 1
+    summary = got[-1]
+    assert summary["ok"] and summary["lost"] == 0, summary
+    assert summary["windows"] == summary["answered"] + summary["shed"] + summary["failed"]

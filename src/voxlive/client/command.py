@@ -40,10 +40,12 @@ def _clock(ms: float) -> str:
     return f"{int(minutes)}:{seconds:04.1f}"
 
 
-def line(msg: Mapping[str, Any]) -> str | None:
-    """One message for people (``None``: nothing worth a line)."""
+def line(msg: Mapping[str, Any], offset_ms: float = 0.0) -> str | None:
+    """One message for people (``None``: nothing worth a line); ``offset_ms``: where the
+    stream's time 0 lies in the file (after a refused resume started a new stream)."""
     kind = msg["type"]
-    span = f"{_clock(msg.get('start_ms', 0))}–{_clock(msg.get('end_ms', 0))}"
+    start, end = msg.get("start_ms", 0) + offset_ms, msg.get("end_ms", 0) + offset_ms
+    span = f"{_clock(start)}–{_clock(end)}"
     if kind == "result":
         return f"{span:<15} {msg['label']:<10} {msg['confidence']:5.2f}  smoothed {msg['smoothed']}"
     if kind == "segment":
@@ -78,13 +80,14 @@ async def _run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     status = 0
     for path in args.files:
-        ok = False
+        ok, offset_ms = False, 0.0
         try:
             async for msg in stream(args.url, path, options=opts):
                 ok = msg["type"] == "summary" and bool(msg["ok"])
+                offset_ms = msg["offset_ms"] if msg["type"] == "resumed" else offset_ms
                 if args.json:
                     print(json.dumps({"file": path, **msg}), flush=True)
-                elif (text := line(msg)) is not None:
+                elif (text := line(msg, offset_ms)) is not None:
                     print(f"{path}  {text}", flush=True)
         except (FrameError, OSError) as exc:
             print(f"{path}: {getattr(exc, 'message', exc)}", file=sys.stderr)

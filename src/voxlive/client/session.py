@@ -93,6 +93,8 @@ class _Run:
         self.room = asyncio.Event()
         self.t0: float | None = None  # the real-time clock's start (loop time)
         self.stopped = False
+        self.replay_start = 0  # the input frame this connection's audio starts at
+        self.offset_ms = 0.0  # where the current server stream's time 0 lies in the source
 
     async def main(self) -> None:
         try:
@@ -163,7 +165,8 @@ class _Run:
         try:
             with contextlib.suppress(websockets.ConnectionClosed):  # the reader says why
                 await ws.send(json.dumps(start))
-            sender = asyncio.create_task(self._send(ws))
+            self.replay_start, replay = self.buffer.take()  # the start's replay_from
+            sender = asyncio.create_task(self._send(ws, replay))
             sender.add_done_callback(lambda task: _abort_on_failure(task, ws))
             await self._read(ws, url, start, down_since)
         finally:
@@ -173,10 +176,9 @@ class _Run:
                     await sender
             await ws.close()
 
-    async def _send(self, ws: Any) -> None:
+    async def _send(self, ws: Any, replay: np.ndarray) -> None:
         loop = asyncio.get_running_loop()
         self.t0 = loop.time() if self.t0 is None else self.t0
-        _, replay = self.buffer.take()
         for at in range(0, len(replay), self.chunk):
             piece = replay[at : at + self.chunk]
             self.buffer.push(piece)
@@ -229,9 +231,11 @@ class _Run:
                     continue
                 await self.out.put(msg)
                 if kind == "ready" and down_since is not None:
+                    if not msg["resumed"]:  # a new stream: its time 0 is where it began
+                        self.offset_ms = self.replay_start * 1000 / self.rate
                     await self.out.put(ResumedEvent(type="resumed", url=url,
                         stream_id=msg["stream_id"], same_stream=bool(msg["resumed"]),
-                        replay_from=int(start.get("replay_from", 0)),
+                        replay_from=self.replay_start, offset_ms=round(self.offset_ms, 3),
                         outage_ms=round((time.monotonic() - down_since) * 1000, 1)))  # fmt: skip
                     self.tally.resumes += 1
                 if kind == "end":

@@ -26,6 +26,7 @@ class ResumedEvent(TypedDict):
     same_stream: bool
     replay_from: int  # the input frame the replay started at
     outage_ms: float  # from noticing the drop to this stream's ready
+    offset_ms: float  # where this stream's time 0 lies in the source (0 for the same stream)
 
 
 class ReconnectingEvent(TypedDict):

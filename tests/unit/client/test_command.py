@@ -47,3 +47,10 @@ def test_a_url_that_is_not_a_websocket_is_refused(capsys: pytest.CaptureFixture[
     assert (
         "--url: expected ws://HOST:PORT/audio, got http://h:8000/audio" in capsys.readouterr().err
     )
+
+
+def test_a_new_streams_times_are_shifted_to_the_files() -> None:
+    from voxlive.protocol import messages as m
+
+    seg = dict(m.segment(label="male", start_ms=0, end_ms=1500, confidence=0.9, windows=2))
+    assert line(seg, offset_ms=2_000) == "segment 0:02.0–0:03.5 male 0.90 (2 windows)"
