@@ -224,13 +224,14 @@ class _Run:
                 elif kind == "end":  # the front ended the stream (it is stopping), not the client:
                     held.clear()  # its last segment is cut short; the stream goes on elsewhere
                     continue
+                had_stream = bool(self.tally.epochs)
                 if not self.tally.read(msg):
                     if kind == "ack":
                         self.buffer.acked(msg["samples"])
                         self.room.set()
                     continue
                 await self.out.put(msg)
-                if kind == "ready" and down_since is not None:
+                if kind == "ready" and had_stream and down_since is not None:
                     if not msg["resumed"]:  # a new stream: its time 0 is where it began
                         self.offset_ms = self.replay_start * 1000 / self.rate
                     await self.out.put(ResumedEvent(type="resumed", url=url,
