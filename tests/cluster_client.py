@@ -136,7 +136,7 @@ def _retry_after_s(client: ResumingClient, leg: Leg, failures: int) -> float:
     if leg.close_code == 1013:
         hints = [e["retry_after_ms"] for e in client.of("error") if "retry_after_ms" in e]
         return float(hints[-1] if hints else 250) / 1000
-    return min(0.05 * 2 ** (failures - 1), 0.5)
+    return min(0.05 * 2.0 ** (failures - 1), 0.5)
 
 
 async def stream_live(
