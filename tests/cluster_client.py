@@ -33,6 +33,7 @@ class Leg:
 
     opened_at: float
     resumed: bool = False  # its ready said resumed
+    ready_at: float | None = None
     first_result_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None  # None: the connect itself failed
@@ -116,7 +117,7 @@ async def _read(ws: Any, client: ResumingClient, leg: Leg) -> None:
             msg = json.loads(raw)
             client.received(msg)
             if msg["type"] == "ready":
-                leg.resumed = bool(msg.get("resumed"))
+                leg.resumed, leg.ready_at = bool(msg.get("resumed")), time.monotonic()
             elif msg["type"] == "result" and leg.first_result_at is None:
                 leg.first_result_at = time.monotonic()
             elif msg["type"] == "moving":

@@ -109,7 +109,7 @@ async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
         exit_s = round(time.monotonic() - signalled, 2)
         assert code in (0, -signal.SIGTERM, -signal.SIGKILL), code
         await asyncio.gather(*runs)
-    moved, after_ms = 0, []
+    moved, after_ms, ready_ms = 0, [], []
     for client in clients:
         later = [leg for leg in client.legs if leg.opened_at >= signalled]
         if not later:
@@ -119,6 +119,8 @@ async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
         assert first.resumed, f"expected a resumed stream, got {client.of('ready')[-1]}"
         assert first.first_result_at is not None
         after_ms.append((first.first_result_at - signalled) * 1000)
+        assert first.ready_at is not None
+        ready_ms.append((first.ready_at - signalled) * 1000)
     accounts = [client.account() for client in clients]
     moving = sum(leg.moving for client in clients for leg in client.legs)
     out = {
@@ -126,6 +128,8 @@ async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
         "model": "pitch", "held_at_signal": held, "moved_streams": moved,
         "moving_messages": moving, "signal_to_first_result": percentiles(after_ms),
         "signal_to_first_result_ms": [round(ms, 1) for ms in sorted(after_ms)],
+        "signal_to_ready": percentiles(ready_ms),
+        "signal_to_ready_ms": [round(ms, 1) for ms in sorted(ready_ms)],
         "lost_windows": sum(a["lost"] or 0 for a in accounts), "repeats":
         sum(a["repeats"] for a in accounts), "exit_s": exit_s, "accounts": accounts,
     }  # fmt: skip
