@@ -1,4 +1,4 @@
-"""A client's side of any-front resume, for the tests (until ``voxlive.client`` replaces it).
+"""A client's side of any-front resume, for the tests (until the CLI's own client replaces it).
 
 ``ResumingClient`` is the reference for a client's resume state: it keeps the audio sent since
 the newest ``ack`` (bounded), the newest token and the results by ``seq``; after a drop it
