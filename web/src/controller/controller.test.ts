@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
-import type { ClassifyAnswer } from "../net/http";
+import { type ClassifyAnswer, UNAVAILABLE } from "../net/http";
 import { ProtocolError } from "../protocol/messages";
 import { deferred, end, ready, result } from "../protocol/test-fixtures";
 import { emptyResults } from "../state/results";
@@ -244,16 +244,7 @@ describe("PageController: microphone", () => {
     const answers = ["unreachable", "starting", "ready"] as const;
     let asked = 0;
     const { controller, sleeps } = setup({
-      fetchServerInfo: async () => ({
-        status: answers[Math.min(asked++, 2)],
-        model: null,
-        backend: null,
-        labels: [],
-        fallback: null,
-        config: null,
-        hopMs: null,
-        windowsPerS: null,
-      }),
+      fetchServerInfo: async () => ({ ...UNAVAILABLE, status: answers[Math.min(asked++, 2)] }),
     });
     await controller.loadServerInfo("ws://h/audio");
     expect(asked).toBe(3);
