@@ -186,7 +186,8 @@ describe("PageController: microphone", () => {
     const { controller, clients } = setup();
     await controller.startMic("ws://h/audio");
     expect(clients[0].options.start.acks).toBe(true);
-    expect(clients[0].options.maxQueuedBytes).toBe((REPLAY_MS / 1000) * 16000 * 2);
+    expect(clients[0].options.maxReplayBytes).toBe((REPLAY_MS / 1000) * 16000 * 2);
+    expect(clients[0].options.maxQueuedBytes).toBe(64_000);
     expect(REPLAY_MS).toBe(5000);
   });
 

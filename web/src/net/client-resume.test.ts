@@ -54,7 +54,8 @@ describe("StreamClient resume by token (acks)", () => {
       url: "ws://x/audio",
       start: { type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1, acks: true },
       reconnect: true,
-      maxQueuedBytes: 10 * FRAME,
+      maxQueuedBytes: 4 * FRAME,
+      maxReplayBytes: 10 * FRAME,
       onMessage: (m) => messages.push(m as { type: string; seq?: number }),
       onState: () => {},
       createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
@@ -152,8 +153,8 @@ describe("StreamClient resume by token (acks)", () => {
     expect(frameIds(socket(3).sent)).toEqual([5]);
   });
 
-  it("holds at most maxQueuedBytes: what fell out is counted, and the replay starts after it", () => {
-    const client = make({ maxQueuedBytes: 3 * FRAME });
+  it("holds at most maxReplayBytes: what fell out is counted, and the replay starts after it", () => {
+    const client = make({ maxReplayBytes: 3 * FRAME });
     socket(0).open();
     say(0, ready());
     say(0, ack(0, -1, "tok-0"));
@@ -164,6 +165,26 @@ describe("StreamClient resume by token (acks)", () => {
     // Later than the ack: a front that lacks the audio between refuses it (resume_failed, gap).
     expect(starts(socket(1).sent)[0]).toMatchObject({ resume_token: "tok-0", replay_from: 3200 });
     expect(frameIds(socket(1).sent)).toEqual([2, 3, 4]);
+  });
+
+  it("holds maxQueuedBytes until the stream's first ack, maxReplayBytes from then until a new stream", () => {
+    const onDropped = vi.fn();
+    const client = make({ onDropped });
+    socket(0).open();
+    say(0, ready());
+    for (let n = 0; n < 6; n++) client.send(frame(n));
+    expect(client.heldBytes).toBe(4 * FRAME); // no token yet: the smaller bound
+    say(0, ack(3200, 0, "tok-a"));
+    for (let n = 6; n < 14; n++) client.send(frame(n));
+    expect(client.heldBytes).toBe(10 * FRAME);
+    socket(0).drop(1006);
+    client.send(frame(14)); // held unsent; the oldest sent one falls out
+    vi.advanceTimersByTime(2000);
+    socket(1).open();
+    say(1, JSON.stringify({ type: "error", code: "resume_failed", reason: "gap", message: "gap" }));
+    say(1, ready({ stream_id: "s2" })); // a new stream: back to the smaller bound
+    expect(client.heldBytes).toBe(4 * FRAME);
+    expect(onDropped).not.toHaveBeenCalled(); // all of it was sent: none of it is "unsent"
   });
 
   it("without acks holds no audio that went out", () => {

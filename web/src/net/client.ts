@@ -27,9 +27,13 @@ export interface ClientOptions {
   reconnect?: boolean;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  // Audio held: while (re)connecting, and with `start.acks` the audio sent since the newest ack
-  // too (replayed after a lost connection). The oldest is dropped beyond it (see ReplayBuffer).
+  // Audio held while (re)connecting (64 000 by default); the oldest is dropped beyond it (see
+  // ReplayBuffer). With `start.acks`, the audio sent since the newest ack is held too.
   maxQueuedBytes?: number;
+  // The bound instead, once an ack gave the stream a resume token (maxQueuedBytes by default):
+  // what a resume replays, on any front. Without a token a new stream would begin, and stale
+  // audio sent to it at once would only be shed, so the smaller bound holds then.
+  maxReplayBytes?: number;
   onMessage: (message: ServerMessage) => void; // every message but `ack` (the client keeps those)
   onState: (state: ConnState) => void;
   onProtocolError?: (error: ProtocolError) => void; // a text frame the parser refused (it is skipped)
@@ -141,6 +145,7 @@ export class StreamClient {
           return;
         }
         if (message.type === "ack") {
+          if (this.token === null) this.limit(this.options.maxReplayBytes);
           this.token = message.token;
           this.held.ack(message.samples);
           return;
@@ -198,9 +203,15 @@ export class StreamClient {
     return this.streamId !== null ? { stream_id: this.streamId, last_seq: this.lastSeq } : {};
   }
 
+  /** Hold at most `bytes` (maxQueuedBytes when undefined), telling onDropped of unsent audio dropped. */
+  private limit(bytes: number | undefined): void {
+    if (this.held.limit(bytes ?? this.options.maxQueuedBytes ?? 64_000) > 0) this.options.onDropped?.(this.droppedBytes);
+  }
+
   /** `ready` began a new stream: its input frame 0 is the first frame this connection sent. */
   private newStream(): void {
     this.lastSeq = -1;
+    if (this.token !== null) this.limit(undefined);
     this.token = null;
     this.held.renumber(this.connStartPos);
     this.nextPos -= this.connStartPos;

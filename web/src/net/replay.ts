@@ -28,9 +28,15 @@ export class ReplayBuffer {
    * @param bytesPerFrame bytes of one sample frame (all channels): 2 for mono pcm_s16le
    */
   constructor(
-    readonly maxBytes: number,
+    private maxBytes: number,
     readonly bytesPerFrame: number,
   ) {}
+
+  /** Hold at most `maxBytes` from now on (dropping the oldest); returns the unsent bytes dropped now. */
+  limit(maxBytes: number): number {
+    this.maxBytes = maxBytes;
+    return this.trim();
+  }
 
   get heldBytes(): number {
     return this.bytes;
@@ -40,10 +46,14 @@ export class ReplayBuffer {
     return this.items.length;
   }
 
-  /** Hold `frame`, dropping the oldest beyond maxBytes; returns the bytes of unsent audio dropped now. */
+  /** Hold `frame`, dropping the oldest beyond the limit; returns the bytes of unsent audio dropped now. */
   add(frame: ArrayBuffer, runByte: number, pos: number | null): number {
     this.items.push({ frame, runByte, pos });
     this.bytes += frame.byteLength;
+    return this.trim();
+  }
+
+  private trim(): number {
     const before = this.droppedUnsentBytes;
     while (this.bytes > this.maxBytes && this.items.length) {
       const old = this.items.shift()!;
