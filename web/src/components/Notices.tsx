@@ -78,7 +78,7 @@ function gapText(gap: Gap): string {
 const RESUME_FAILED: Record<string, string> = {
   unknown: "the server no longer knew the earlier one (it restarted, or the stream expired)",
   gap: "the connection was down longer than the page keeps audio, so the earlier one could not go on",
-  forged: "the server that took over could not verify the earlier one (another cluster secret)",
+  forged: "the server could not verify the earlier one (it restarted, or it has another cluster secret)",
   malformed: "the server could not read the earlier one's resume token",
   expired: "the earlier one had expired",
   mismatch: "the server that took over cuts the audio differently",
