@@ -107,9 +107,13 @@ def watch(page: Page) -> list[dict[str, Any]]:
     return seen
 
 
+@pytest.mark.parametrize("after", ["front-b", "front-a"])
 async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_stream(
-    pw: object, tmp_path: Path
+    pw: object, tmp_path: Path, after: str
 ) -> None:
+    """``front-b``: front A is lost, B rebuilds the stream from the token. ``front-a``: only the
+    connection is lost, and the page comes back to A, which still holds the stream (a
+    same-front resume, by the same token)."""
     browser = await launch(pw, mic_file("female_speech.wav", tmp_path, repeats=3), loop=True)
     try:
         async with (
@@ -132,7 +136,8 @@ async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_str
                 assert acks and acks[-1]["token"].startswith("v1."), "the page asks for acks"
                 on_a = sum(1 for m in seen if m["type"] == "result")
 
-                lb.cut(to=port_b)  # front A is lost; the balancer sends the page to B
+                # The connection is lost; the balancer sends the page to B (or A again).
+                lb.cut(to=port_b if after == "front-b" else port_a)
                 await expect(page.get_by_test_id("connection")).to_contain_text(
                     "Reconnecting", timeout=5_000
                 )
@@ -147,7 +152,8 @@ async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_str
                 assert readies[0]["stream_id"] == readies[1]["stream_id"]
                 assert "replay_from" in readies[1]
                 assert not [m for m in seen if m.get("code") == "resume_failed"]
-                assert front_b.service.metrics.streams_total._value.get() == 1
+                on_b = front_b.service.metrics.streams_total._value.get()
+                assert on_b == (1 if after == "front-b" else 0)
 
                 await page.get_by_test_id("stop").click()
                 await expect(page.get_by_test_id("connection")).to_have_text(
@@ -158,11 +164,12 @@ async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_str
                 exported = json.loads(Path(await (await info.value).path()).read_text())
                 results = exported["results"]
                 seqs = [r["seq"] for r in results]
-                replayed = sum(
-                    1 for m in seen if m["type"] == "result" and m["_socket"] == 1
-                ) - (len(results) - on_a)
+                replayed = sum(1 for m in seen if m["type"] == "result" and m["_socket"] == 1) - (
+                    len(results) - on_a
+                )
                 print(
-                    f"results on A {on_a}, on B {len(results) - on_a}, resent by B and dropped "
+                    f"{after}: results before the cut {on_a}, after {len(results) - on_a}, resent "
+                    f"and dropped "
                     f"by the page {replayed}; last ack before the cut: samples "
                     f"{acks[-1]['samples']}, seq {acks[-1]['seq']}; replay_from "
                     f"{readies[1]['replay_from']}"

@@ -109,7 +109,9 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
             assert srv2.service.metrics.streams_total._value.get() == 1
             await expect(page.get_by_test_id("new-stream")).to_contain_text("A new stream began")
             # The restarted server has another secret: it cannot take the old stream's token.
-            await expect(page.get_by_test_id("new-stream")).to_have_attribute("data-reason", "forged")
+            await expect(page.get_by_test_id("new-stream")).to_have_attribute(
+                "data-reason", "forged"
+            )
             await expect(page.get_by_test_id("no-data")).to_contain_text("were not classified")
             gap = page.get_by_test_id("segments").locator("li[data-label=no-data]")
             await expect(gap).to_have_count(1)
