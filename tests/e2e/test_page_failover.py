@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,17 @@ async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_str
 
                 # The connection is lost; the balancer sends the page to B (or A again).
                 lb.cut(to=port_b if after == "front-b" else port_a)
+                cut_at = time.monotonic()
                 await expect(page.get_by_test_id("connection")).to_contain_text(
                     "Reconnecting", timeout=5_000
                 )
                 await expect(page.get_by_test_id("connection")).to_have_text(
                     "Connected", timeout=10_000
                 )
+                connected_s = time.monotonic() - cut_at
                 before = await page.evaluate(POINTS)
+                await page.wait_for_function(f"n => {POINTS} > n", arg=before, timeout=10_000)
+                first_s = time.monotonic() - cut_at
                 await page.wait_for_function(f"n => {POINTS} >= n + 6", arg=before, timeout=20_000)
                 await expect(page.get_by_test_id("new-stream")).to_have_count(0)
                 readies = [m for m in seen if m["type"] == "ready"]
@@ -168,7 +173,8 @@ async def test_the_page_resumes_on_another_front_without_duplicates_or_a_new_str
                     len(results) - on_a
                 )
                 print(
-                    f"{after}: results before the cut {on_a}, after {len(results) - on_a}, resent "
+                    f"{after}: connected again {connected_s:.2f} s after the cut, next window on "
+                    f"screen {first_s:.2f} s after it; results before the cut {on_a}, after {len(results) - on_a}, resent "
                     f"and dropped "
                     f"by the page {replayed}; last ack before the cut: samples "
                     f"{acks[-1]['samples']}, seq {acks[-1]['seq']}; replay_from "
