@@ -1,37 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { end as endMessageOf, ready as readyMessage } from "../protocol/test-fixtures";
 import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "./client";
+import { FakeSocket } from "./fake-socket";
 
-class FakeSocket {
-  static instances: FakeSocket[] = [];
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  readyState = 0;
-  binaryType = "blob";
-  sent: unknown[] = [];
-  bufferedAmount = 0;
-  onopen: (() => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onmessage: ((e: { data: unknown }) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeSocket.instances.push(this);
-  }
-  send(data: unknown) {
-    this.sent.push(data);
-  }
-  closeCalls: [number, string][] = [];
-  close(code: number, reason: string) {
-    this.closeCalls.push([code, reason]);
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  drop(code: number, reason = "") {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-}
 
 const ready = readyMessage({ stream_id: "abc", backend: "b", labels: ["x"] });
 const endMessage = endMessageOf({ stream_id: "abc", duration_ms: 1, windows: 1, results: 1 });
