@@ -5,7 +5,14 @@ import { type ClassifyAnswer, UNAVAILABLE } from "../net/http";
 import { ProtocolError } from "../protocol/messages";
 import { deferred, end, ready, result } from "../protocol/test-fixtures";
 import { emptyResults } from "../state/results";
-import { type ClientLike, type ControllerDeps, type EngineLike, initialSnapshot, PageController, REPLAY_MS } from "./controller";
+import {
+  type ClientLike,
+  type ControllerDeps,
+  type EngineLike,
+  initialSnapshot,
+  PageController,
+  REPLAY_MS,
+} from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
 
 const settle = () => new Promise((r) => setTimeout(r, 0));

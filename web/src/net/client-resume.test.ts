@@ -125,7 +125,12 @@ describe("StreamClient resume by token (acks)", () => {
     say(0, ack(3200, 0, "tok-a"));
     reconnect(0);
     expect(frameIds(socket(1).sent)).toEqual([2, 3]);
-    const refused = { type: "error", code: "resume_failed", reason: "forged", message: "forged; starting a new stream" };
+    const refused = {
+      type: "error",
+      code: "resume_failed",
+      reason: "forged",
+      message: "forged; starting a new stream",
+    };
     say(1, JSON.stringify(refused));
     say(1, ready({ stream_id: "s2" }));
     expect(messages.map((m) => m.type)).toEqual(["ready", "result", "error", "ready"]);

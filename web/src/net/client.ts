@@ -55,6 +55,7 @@ export class StreamClient {
   private state: ConnState = { kind: "idle" };
   private attempt = 0;
   private retryAfterMs = 0; // a refused stream's retry_after_ms: the next delay is at least this
+  private movingAfterMs: number | null = null; // `moving`: the next delay is exactly this, no backoff
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly held: ReplayBuffer; // unsent audio, and (with acks) the sent audio not yet acked
   private ending = false;
@@ -144,6 +145,10 @@ export class StreamClient {
           }
           return;
         }
+        if (message.type === "moving") {
+          this.movingAfterMs = Math.max(0, message.retry_after_ms); // the close (1012) follows
+          return;
+        }
         if (message.type === "ack") {
           if (this.token === null) this.limit(this.options.maxReplayBytes);
           this.token = message.token;
@@ -205,7 +210,8 @@ export class StreamClient {
 
   /** Hold at most `bytes` (maxQueuedBytes when undefined), telling onDropped of unsent audio dropped. */
   private limit(bytes: number | undefined): void {
-    if (this.held.limit(bytes ?? this.options.maxQueuedBytes ?? 64_000) > 0) this.options.onDropped?.(this.droppedBytes);
+    if (this.held.limit(bytes ?? this.options.maxQueuedBytes ?? 64_000) > 0)
+      this.options.onDropped?.(this.droppedBytes);
   }
 
   /** `ready` began a new stream: its input frame 0 is the first frame this connection sent. */
@@ -222,9 +228,11 @@ export class StreamClient {
     // A short ceiling: a server that restarts is back within seconds, and the page should be too.
     // A server that refused the stream (close 1013) says when to come back: through a load
     // balancer the next try goes to a front with room.
+    // A front that is shutting down said `moving`: go at once (or when it said), no backoff.
     const backoff = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
-    const delayMs = Math.max(backoff, this.retryAfterMs);
+    const delayMs = this.movingAfterMs ?? Math.max(backoff, this.retryAfterMs);
     this.retryAfterMs = 0;
+    this.movingAfterMs = null;
     const now = this.options.now ?? (() => performance.now());
     this.set({
       kind: "reconnecting",

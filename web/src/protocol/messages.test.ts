@@ -90,8 +90,8 @@ describe("field checks", () => {
     ["null", "expected a JSON object, got object"],
     ['"ready"', "expected a JSON object, got string"],
     ["[]", "expected a JSON object, got object"],
-    ['{"type":5}', "expected type ready|result|error|segment|end|ack, got 5"],
-    ["{}", "expected type ready|result|error|segment|end|ack, got undefined"],
+    ['{"type":5}', "expected type ready|result|error|segment|end|ack|moving, got 5"],
+    ["{}", "expected type ready|result|error|segment|end|ack|moving, got undefined"],
   ])("refuses %s", (text, message) => {
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
   });
@@ -119,7 +119,7 @@ describe("field checks", () => {
   it("refuses a type that is not a string, even one whose text is a known type", () => {
     const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
     expect(() => parseServerMessage(text)).toThrow(
-      new ProtocolError('expected type ready|result|error|segment|end|ack, got ["end"]'),
+      new ProtocolError('expected type ready|result|error|segment|end|ack|moving, got ["end"]'),
     );
   });
 

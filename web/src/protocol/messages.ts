@@ -104,7 +104,16 @@ export interface EndMessage {
   dropped_errors: number;
 }
 
-export type ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage;
+/** The front is shutting down: reconnect (through the load balancer) after `retry_after_ms`,
+ * resuming with the newest ack's token; close 1012 follows. Only for a stream that asked for acks. */
+export interface MovingMessage {
+  type: "moving";
+  reason: string;
+  retry_after_ms: number;
+}
+
+export type ServerMessage =
+  ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage | MovingMessage;
 
 export class ProtocolError extends Error {}
 
@@ -152,6 +161,7 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     dropped_errors: "number",
   },
   ack: { samples: "number", seq: "number", token: "string" },
+  moving: { reason: "string", retry_after_ms: "number" },
 };
 
 function checkField(obj: Record<string, unknown>, key: string, kind: Shape[string]): void {

@@ -257,7 +257,8 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
     case "end":
       return { ...state, end: message, open: null };
     case "ack":
-      return state; // the client keeps acks; nothing to show
+    case "moving":
+      return state; // the client keeps acks and moves the stream; nothing to show
   }
 }
 
