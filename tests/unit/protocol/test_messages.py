@@ -65,6 +65,7 @@ def _build(msg: dict[str, Any]) -> dict[str, Any]:
     builder = {
         "ready": messages.ready, "result": messages.result, "segment": messages.segment,
         "end": messages.end, "ack": messages.ack,
+        "moving": lambda reason, **kw: messages.moving(**kw),
     }[kind]  # fmt: skip
     return dict(builder(**fields))
 
