@@ -98,7 +98,8 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
         await expect(page.get_by_test_id("connection")).to_contain_text(
             "Reconnecting", timeout=10_000
         )
-        await asyncio.sleep(3)  # a restart takes a while: more audio than the page holds (2 s)
+        # A restart takes a while: more audio than the page holds to replay (5 s once acked).
+        await asyncio.sleep(6)
         async with running_server(web_dir=str(DIST), port=port) as srv2:
             await expect(page.get_by_test_id("connection")).to_have_text("Connected", timeout=5_000)
             connected = time.monotonic()
@@ -107,6 +108,10 @@ async def test_after_a_server_restart_new_windows_show_within_2_s_as_a_new_strea
             print(f"first window of the new stream {time.monotonic() - connected:.2f} s after open")
             assert srv2.service.metrics.streams_total._value.get() == 1
             await expect(page.get_by_test_id("new-stream")).to_contain_text("A new stream began")
+            # The restarted server has another secret: it cannot take the old stream's token.
+            await expect(page.get_by_test_id("new-stream")).to_have_attribute(
+                "data-reason", "forged"
+            )
             await expect(page.get_by_test_id("no-data")).to_contain_text("were not classified")
             gap = page.get_by_test_id("segments").locator("li[data-label=no-data]")
             await expect(gap).to_have_count(1)

@@ -1,9 +1,9 @@
 """Resume on any front (#24): two fronts share a secret; a stream begun on one goes on on the
 other from the newest ``ack``'s token and the client's replay, every window answered once.
 
-``ResumingClient`` is the reference for a client's resume loop: it keeps the audio sent since the
-last ack (bounded), the newest token and the results by ``seq``; after a drop it reconnects with
-the token, ``last_seq`` and ``replay_from`` and sends the audio it kept, then goes on.
+``ResumingClient`` (tests/cluster_client.py) is the reference for a client's resume state: it keeps
+the audio sent since the last ack (bounded), the newest token and the results by ``seq``; after a
+drop it reconnects with the token, ``last_seq`` and ``replay_from`` and sends the audio it kept.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import itertools
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import websockets
 
+from tests.cluster_client import ResumingClient
 from tests.helpers import MS, StreamRun, collect, eventually, load, pcm16, running_server
 from voxlive.protocol.frames import AudioFormat
 from voxlive.protocol.resume_token import Checkpoint, ResumeToken, sign
@@ -26,65 +26,25 @@ SECRET = "a-secret-both-fronts-share"
 RATE = 16_000
 
 
-@dataclass
-class ResumingClient:
-    """A client's side of any-front resume (16 kHz mono ``pcm_s16le``)."""
-
-    max_buffer: int = 5 * RATE  # input frames kept for a replay (--max-replay-ms on the server)
-    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    kept_from: int = 0  # input frame of kept[0]
-    token: str | None = None
-    stream_id: str | None = None
-    windows: dict[int, dict[str, Any]] = field(default_factory=dict)  # results by seq
-    repeats: int = 0  # a seq received twice: must stay 0
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def start(self) -> dict[str, Any]:
-        start: dict[str, Any] = {"type": "start", "sample_rate": RATE, "acks": True}
-        if self.token is not None:
-            start |= {"resume_token": self.token, "replay_from": self.kept_from}
-            if self.windows:
-                start["last_seq"] = max(self.windows)
-        return start
-
-    def sent(self, samples: np.ndarray) -> None:
-        self.kept = np.concatenate([self.kept, samples])
-        if len(self.kept) > self.max_buffer:  # the oldest give way: a later replay_from says so
-            self.kept_from += len(self.kept) - self.max_buffer
-            self.kept = self.kept[-self.max_buffer :]
-
-    def received(self, msg: dict[str, Any]) -> None:
-        self.messages.append(msg)
-        if msg["type"] == "ready":
-            self.stream_id = msg["stream_id"]
-        elif "seq" in msg and msg["type"] in ("result", "error"):
-            self.repeats += msg["seq"] in self.windows
-            self.windows[msg["seq"]] = msg
-        elif msg["type"] == "ack":
-            self.token = msg["token"]
-            drop = min(max(msg["samples"] - self.kept_from, 0), len(self.kept))
-            self.kept, self.kept_from = self.kept[drop:], self.kept_from + drop
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["type"] == kind]
-
-    async def resume(self, url: str, rest: np.ndarray, chunk: int = RATE // 4) -> StreamRun:
-        """Reconnect to ``url`` with the newest token, replay what was kept, send ``rest``, stop;
-        everything received goes through :meth:`received` too."""
-        run = StreamRun()
-        async with websockets.connect(url) as ws:
-            await ws.send(json.dumps(self.start()))
-            replay, self.kept = self.kept, np.zeros(0, np.float32)  # kept again as it is sent
-            reader = asyncio.create_task(collect(ws, run))
-            audio = np.concatenate([replay, rest])
-            for at in range(0, len(audio), chunk):
-                self.sent(audio[at : at + chunk])
-                await ws.send(pcm16(audio[at : at + chunk]))
-            await ws.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(reader, 20_000 * MS)
-        for msg in run.messages:
-            self.received(msg)
-        return run
+async def resume(
+    client: ResumingClient, url: str, rest: np.ndarray, chunk: int = RATE // 4
+) -> StreamRun:
+    """Reconnect to ``url`` with the newest token, replay what was kept, send ``rest``, stop;
+    everything received goes through :meth:`ResumingClient.received` too."""
+    run = StreamRun()
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps(client.start()))
+        replay, client.kept = client.kept, np.zeros(0, np.float32)  # kept again as it is sent
+        reader = asyncio.create_task(collect(ws, run))
+        audio = np.concatenate([replay, rest])
+        for at in range(0, len(audio), chunk):
+            client.sent(audio[at : at + chunk])
+            await ws.send(pcm16(audio[at : at + chunk]))
+        await ws.send(json.dumps({"type": "stop"}))
+        await asyncio.wait_for(reader, 20_000 * MS)
+    for msg in run.messages:
+        client.received(msg)
+    return run
 
 
 async def stream_until_acked(url: str, client: ResumingClient, audio: np.ndarray) -> None:
@@ -113,7 +73,7 @@ async def test_a_stream_goes_on_on_another_front_each_window_once() -> None:
         ack = client.of("ack")[-1]
         assert client.kept_from == ack["samples"] and ack["samples"] % (RATE // 2) == 0
         first_id = client.stream_id
-        run = await client.resume(b.ws_url, audio[2 * RATE :])
+        run = await resume(client, b.ws_url, audio[2 * RATE :])
         await eventually(lambda: not b.service.connections, "front B closed the stream")
     [ready] = run.of("ready")
     assert ready["stream_id"] == first_id and ready["resumed"] is True, run.of("error")
@@ -146,7 +106,7 @@ async def test_the_same_front_is_preferred_and_skips_what_it_has() -> None:
     async with running_server(cluster_secret=SECRET) as a:
         await stream_until_acked(a.ws_url, client, audio[: 2 * RATE])
         await eventually(lambda: bool(a.service.registry.detached), "the stream detached")
-        run = await client.resume(a.ws_url, audio[2 * RATE :])
+        run = await resume(client, a.ws_url, audio[2 * RATE :])
     [ready] = run.of("ready")
     assert ready["resumed"] is True and ready["replay_from"] == 2 * RATE  # it has all it got
     assert client.repeats == 0
@@ -233,7 +193,7 @@ async def test_an_older_token_of_an_open_stream_is_refused_and_the_newest_takes_
         thief = await resume_with(a.ws_url, {"resume_token": older}, female[:RATE])
         assert reason(thief) == "live" and len(a.service.connections) == 1  # left alone
         # The newest token's holder takes the stream over; the old connection closes.
-        run = await client.resume(a.ws_url, female[5 * RATE // 2 : 3 * RATE])
+        run = await resume(client, a.ws_url, female[5 * RATE // 2 : 3 * RATE])
         with contextlib.suppress(websockets.ConnectionClosed):
             async with asyncio.timeout(5_000 * MS):
                 async for _ in old:

@@ -28,7 +28,7 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
-import { answer, headline, logRows, newStreamAt, summarize, tentative } from "./state/results";
+import { answer, headline, logRows, newStreamAt, newStreamReason, summarize, tentative } from "./state/results";
 import { followDelay } from "./state/timing";
 import { minSec } from "./format";
 
@@ -151,7 +151,7 @@ export function App() {
       <LiveLevelMeter source={v.level} />
       {starting && <StartingNotice />}
       <ErrorList messages={errors} />
-      {restartAt !== null && <NewStreamNotice atMs={restartAt} />}
+      {restartAt !== null && <NewStreamNotice atMs={restartAt} reason={newStreamReason(view)} />}
       <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} gaps={view.gaps} />
       {pending && (
         <ConfirmDiscard

@@ -62,8 +62,11 @@ class ModelReplica:
         return dataclasses.asdict(self.classifier.info)
 
     def stats(self) -> dict[str, Any]:
-        """Batch sizes seen (most recent 10 000) and the replica's process id."""
-        return {"batch_sizes": list(self.batch_sizes), "pid": os.getpid()}
+        """Batch sizes seen (most recent 10 000), the replica's process id and its Ray node."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"batch_sizes": list(self.batch_sizes), "pid": os.getpid(), "node": node}
 
     async def classify(self, batch: np.ndarray) -> tuple[np.ndarray, float]:
         """A batch of equal-length windows (windows, samples) → (one probability row per window,

@@ -38,6 +38,16 @@ class AckMessage(TypedDict):
     token: str
 
 
+class MovingMessage(TypedDict):
+    """This front is shutting down (SIGTERM): the ``ack`` just before it is the stream's newest
+    token; the connection closes with 1012 next, and the client resumes on another front at once
+    (after ``retry_after_ms``)."""
+
+    type: Literal["moving"]
+    reason: Literal["shutdown"]
+    retry_after_ms: int
+
+
 # Functional syntax: "class" (it repeats "label" for the reference client) is a Python keyword.
 ResultMessage = TypedDict(
     "ResultMessage",
@@ -99,7 +109,13 @@ WindowMessage = ResultMessage | ErrorMessage
 # A stream's outbox: its window messages in seq order, segments between them (they carry no seq).
 StreamMessage = ResultMessage | ErrorMessage | SegmentMessage
 ServerMessage = (
-    ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage
+    ReadyMessage
+    | ResultMessage
+    | ErrorMessage
+    | SegmentMessage
+    | EndMessage
+    | AckMessage
+    | MovingMessage
 )
 
 
@@ -232,6 +248,10 @@ def end(
 
 def ack(*, samples: int, seq: int, token: str) -> AckMessage:
     return {"type": "ack", "samples": samples, "seq": seq, "token": token}
+
+
+def moving(*, retry_after_ms: int = 0) -> MovingMessage:
+    return {"type": "moving", "reason": "shutdown", "retry_after_ms": retry_after_ms}
 
 
 def encode(message: Mapping[str, Any]) -> str:

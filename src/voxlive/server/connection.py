@@ -9,6 +9,7 @@ A connection's state (:attr:`Connection.state`) changes only in :meth:`Connectio
 every close goes through :meth:`Connection._request_close`::
 
     streaming ── stop (1000), idle or too long (1001), shutdown (1001) ──► draining
+    streaming ── shutdown, with acks: what is ready, ``ack``, ``moving``, close 1012 ──► closing
     draining ── drained or past its deadline: ``end``, close ─────────────► closed
     streaming, draining ── fatal client error, failed worker ──► closing ── errors, close ──► closed
     any ── the client went away ──► closed    (the stream may be detached for resume)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012  # shutdown of a stream with acks: resume on another front
 CLOSE_TRY_AGAIN = 1013
 MAX_QUEUED_CONTROL = 64
 STOP_DRAIN_S = 30.0  # after stop: at most this long to classify the rest before ``end``
@@ -117,8 +119,11 @@ class Connection:
             self._move("draining")
 
     def shutdown(self, drain_s: float) -> None:
-        """Server shutdown: classify what is buffered (for at most ``drain_s``), send it and
-        ``end``, then close 1001. Idempotent."""
+        """Server shutdown. A live stream with acks moves (what is ready, ``ack``, ``moving``,
+        close 1012 at once); others finish: what is buffered classified within ``drain_s``,
+        ``end``, close 1001. Idempotent."""
+        if self._acks and self.state == "streaming":
+            return self._request_close(CLOSE_SERVICE_RESTART, "service restart", None)
         self._request_close(CLOSE_GOING_AWAY, "server shutting down", drain_s)
 
     def fail(self, message: str) -> None:
@@ -179,8 +184,8 @@ class Connection:
         resumed = self._resume(preset) if preset is not None else None
         self._adopt(*(resumed or self._new_stream()), resumed=resumed is not None)
         self._resampler = StreamResampler(self.stream.config.sample_rate)
-        if preset is not None and preset.lossless:
-            self._make_lossless()
+        if preset is not None and preset.lossless:  # never shed; live streams' windows go first
+            self.stream.lossless = self.stream.background = True
         self._acks = preset is not None and preset.acks
         registry.opened(self)
         if preset is not None:
@@ -294,7 +299,7 @@ class Connection:
                     self.service.registry.release(self.stream)
                     self._adopt(*found, resumed=True)
             if event.lossless:
-                self._make_lossless()
+                self.stream.lossless = self.stream.background = True
             self._acks = event.acks
             self._queue(self._ready_message())
         elif isinstance(event, Audio):
@@ -313,10 +318,6 @@ class Connection:
                     self.stream.push(tail)
             self._stopped = True
             self._request_close(CLOSE_NORMAL, "stream ended", STOP_DRAIN_S)
-
-    def _make_lossless(self) -> None:
-        """Never shed, and background work that live streams' windows go before."""
-        self.stream.lossless = self.stream.background = True
 
     def _ready_message(self) -> ReadyMessage:
         rate, replay_from = self.order.format.sample_rate, self._rejoin.replay_from
@@ -343,13 +344,13 @@ class Connection:
         replay, self._replay = self._replay, []
         results = self.stream.pop_messages()
         self.hooks.results_taken()  # a lossless reader held back by unsent results may go on
-        for message in replay + results:
+        for message in (*replay, *results, *self.stream.pop_segments()):
             await self._send_now(message)
-        for segment in self.stream.pop_segments():
-            await self._send_now(segment)
-        if self._acks and results and not self.closed:  # where to replay from, should it drop
-            now_ms = int(time.time() * 1000)
-            await self._send_now(self.service.registry.resumes.ack(self.stream, self.order, now_ms))
+        moving = self.state == "closing" and self._close_code == CLOSE_SERVICE_RESTART
+        resumes, answered = self.service.registry.resumes, bool(results)
+        if self._acks and not self.closed:  # where to replay from, should it drop; or move on
+            for note in resumes.after(self.stream, self.order, answered, moving=moving):
+                await self._send_now(note)
 
     async def _wait(self) -> None:
         """Until woken (or, draining, until the deadline)."""

@@ -14,8 +14,9 @@ How a stream lives
    sender pops messages in window order. See :mod:`voxlive.server.connection` for the
    connection's states and its one close path.
 4. **The end.** ``stop`` → the rest is classified, ``end``, close 1000. Idle or too long → the
-   same, close 1001. Server shutdown → the same within the drain time, close 1001. A fatal client
-   error → an ``error`` and its close code. Then :meth:`Registry.release` unregisters and closes
+   same, close 1001. Server shutdown → the same within the drain time, close 1001 (a live
+   stream with acks moves instead: ``ack``, ``moving``, 1012). A fatal client error → an
+   ``error`` and its close code. Then :meth:`Registry.release` unregisters and closes
    the stream, and :meth:`Registry.closed` forgets the connection.
 5. **Vanishing.** A client that disconnects without ``stop`` (a network blip) does not end its
    stream when ``resume_grace_ms`` > 0: :meth:`Registry.detach` keeps it, still classifying,
@@ -72,7 +73,8 @@ class Client(Protocol):
     """What the registry needs of an open connection."""
 
     def shutdown(self, drain_s: float) -> None:
-        """Finish the stream within ``drain_s`` seconds and close 1001. Idempotent."""
+        """Finish the stream within ``drain_s`` seconds and close 1001 (a live stream with acks:
+        ``ack``, ``moving``, close 1012 at once). Idempotent."""
 
     def fail(self, message: str) -> None:
         """The server cannot serve the stream any more: an ``error`` with ``message``, then
@@ -290,8 +292,9 @@ class Registry:
 
     # ---- shutdown ---------------------------------------------------------------------------
     async def drain(self, timeout_s: float) -> None:
-        """Drop detached streams, ask every connection to finish and close (1001), and wait
-        until all have closed or ``timeout_s`` has passed. Safe to call twice."""
+        """Drop detached streams, ask every connection to finish and close (1001; a live stream
+        with acks moves at once: 1012), and wait until all have closed or ``timeout_s`` has
+        passed. Safe to call twice."""
         self._release_detached()
         if self.connections:
             log.info("draining %d stream(s), at most %.1f s", len(self.connections), timeout_s)

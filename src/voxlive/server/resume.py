@@ -37,6 +37,7 @@ no other stream, and tokens expire after ``resume_grace_ms``.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
@@ -45,7 +46,7 @@ import numpy as np
 
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol import messages
-from voxlive.protocol.messages import AckMessage
+from voxlive.protocol.messages import AckMessage, MovingMessage
 from voxlive.protocol.order import MessageOrder, Started
 from voxlive.protocol.resume_token import NONCE_CHARS, ResumeToken, TokenError, sign, verify
 from voxlive.server.budget import TokenBucket
@@ -97,6 +98,17 @@ class Resumes:
         text = sign(token, self._secret)
         self.newest[stream.id] = token.nonce
         return messages.ack(samples=cp.input_offset, seq=cp.next_seq - 1, token=text)
+
+    def after(
+        self, stream: Stream, order: MessageOrder, answered: bool, *, moving: bool
+    ) -> list[AckMessage | MovingMessage]:
+        """What a stream with acks gets after its sender wrote what was ready: an ``ack`` when
+        results were among it (``answered``); when the front is shutting down (``moving``) a
+        fresh ``ack`` in any case, then ``moving`` (close 1012 follows)."""
+        if not (answered or moving):
+            return []
+        out: list[AckMessage | MovingMessage] = [self.ack(stream, order, int(time.time() * 1000))]
+        return [*out, messages.moving()] if moving else out
 
     def check(self, started: Started, grid: tuple[int, int, int], now_ms: int) -> ResumeToken:
         """Steps 1–3 of the module docstring for ``started.resume_token``; raises

@@ -3,9 +3,11 @@
 On SIGTERM (or Ctrl-C) the HAProxy agent says ``drain`` at once (:meth:`Server.handle_exit`),
 then uvicorn by default closes every WebSocket with 1012 at once, losing the
 windows still in flight. voxlive first stops listening, turns ``/readyz`` unready and refuses
-new streams, lets every open stream finish: its buffered windows are classified and sent, then
-``end`` and close 1001, for at most ``drain_timeout_ms``, and only then hands over to uvicorn's
-own shutdown (remaining connections, lifespan).
+new streams, moves every live stream that asked for acks (a fresh ``ack``, ``moving``, close
+1012: its client resumes on another front), lets every other open stream finish: its buffered
+windows are classified and sent, then ``end`` and close 1001, for at most ``drain_timeout_ms``,
+and only then hands over to uvicorn's own shutdown (remaining connections, lifespan). The
+process exits once every stream has closed, or after the drain time.
 """
 
 from __future__ import annotations

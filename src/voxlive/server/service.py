@@ -95,7 +95,9 @@ class Service:
         """SIGTERM: from now on the agent says ``drain`` (no new streams are routed here); the
         drain itself (:meth:`drain`) follows. Safe from a signal handler: it sets a flag.
 
-        Hook for moving live streams elsewhere (resume tokens): call it from here."""
+        The drain moves live streams that asked for acks: each gets a fresh ``ack`` (its resume
+        token), ``moving`` and close 1012, once the listeners are closed (uvicorn's loop sees
+        the signal within 0.1 s), so its client's reconnect finds another front."""
         self.draining = True
 
     def describe(self) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _build(msg: dict[str, Any]) -> dict[str, Any]:
         return dict(messages.error(fields.pop("code"), fields.pop("message"), **fields))
     builder = {
         "ready": messages.ready, "result": messages.result, "segment": messages.segment,
-        "end": messages.end,
+        "end": messages.end, "ack": messages.ack,
+        "moving": lambda reason, **kw: messages.moving(**kw),
     }[kind]  # fmt: skip
     return dict(builder(**fields))
 

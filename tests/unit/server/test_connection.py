@@ -231,6 +231,37 @@ async def test_shutdown_drains_sends_end_and_closes_1001() -> None:
     assert conn.state == "closed"
 
 
+async def test_shutdown_moves_a_stream_with_acks_ack_moving_and_1012_without_end() -> None:
+    async with service() as svc:
+        ws = FakeWebSocket()
+        ws.text({"type": "start", "sample_rate": RATE, "acks": True})
+        ws.audio(tone(300))
+        conn = Connection(ws, svc)  # type: ignore[arg-type]
+        task = asyncio.create_task(conn.run())
+        await eventually(lambda: len(ws.of("result")) == 2, "two results")
+        await svc.drain(2.0)
+        await asyncio.wait_for(task, 5_000 * MS)
+    kinds = [m["type"] for m in ws.sent]
+    assert kinds[-2:] == ["ack", "moving"] and "end" not in kinds
+    assert ws.sent[-1] == {"type": "moving", "reason": "shutdown", "retry_after_ms": 0}
+    assert ws.sent[-2]["seq"] == 1 and ws.sent[-2]["samples"] == 2 * RATE // 10  # next window
+    assert (ws.close_code, ws.close_reason) == (1012, "service restart")
+
+
+async def test_shutdown_after_stop_finishes_a_stream_with_acks_as_usual() -> None:
+    async with service() as svc:
+        ws = FakeWebSocket()
+        ws.text({"type": "start", "sample_rate": RATE, "acks": True})
+        ws.audio(tone(300))
+        ws.text({"type": "stop"})
+        conn = Connection(ws, svc)  # type: ignore[arg-type]
+        task = asyncio.create_task(conn.run())
+        await eventually(lambda: conn.state != "streaming", "the stop read")
+        await svc.drain(2.0)
+        await asyncio.wait_for(task, 5_000 * MS)
+    assert not ws.of("moving") and ws.of("end") and ws.close_code == 1000
+
+
 async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed() -> None:
     async with service(resume_grace_ms=5_000) as svc:
         first = FakeWebSocket()

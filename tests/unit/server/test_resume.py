@@ -3,6 +3,7 @@ from an ack's token says exactly what the stream it continues would have said.""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -147,6 +148,18 @@ def test_without_a_shared_secret_each_front_signs_its_own() -> None:
     with pytest.raises(ResumeRefused) as info:
         two.check(started(text), GRID, NOW_MS)
     assert info.value.reason == "forged"
+
+
+def test_after_results_an_ack_and_when_moving_a_fresh_ack_then_moving() -> None:
+    resumes, stream = Resumes(Settings(cluster_secret=SECRET)), Stream("s", CONFIG)
+    assert resumes.after(stream, order(), False, moving=False) == []  # nothing new: no ack
+    [ack] = resumes.after(stream, order(), True, moving=False)
+    assert ack["type"] == "ack" and ack["seq"] == -1
+    moved = resumes.after(stream, order(), False, moving=True)  # an ack even with no results
+    assert [m["type"] for m in moved] == ["ack", "moving"]
+    assert moved[1] == {"type": "moving", "reason": "shutdown", "retry_after_ms": 0}
+    now_ms = int(time.time() * 1000)  # after() stamps the real time
+    assert resumes.newest["s"] == verify(moved[0]["token"], SECRET.encode(), now_ms).nonce
 
 
 def test_a_replay_skips_what_the_stream_has_and_reports_its_overrun_once() -> None:

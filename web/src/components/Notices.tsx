@@ -74,12 +74,28 @@ function gapText(gap: Gap): string {
     : `${s} from ${minSec(gap.startMs)} were not classified: the connection or the server was down.`;
 }
 
-/** The server began a new stream mid-run: it no longer knew the old one (a restart, say). */
-export function NewStreamNotice({ atMs }: { atMs: number }) {
+/** Why a resume was refused, by the `reason` of the server's resume_failed, as a person reads it. */
+const RESUME_FAILED: Record<string, string> = {
+  unknown: "the server no longer knew the earlier one (it restarted, or the stream expired)",
+  gap: "the connection was down longer than the page keeps audio, so the earlier one could not go on",
+  forged: "the server could not verify the earlier one (it restarted, or it has another cluster secret)",
+  malformed: "the server could not read the earlier one's resume token",
+  expired: "the earlier one had expired",
+  mismatch: "the server that took over cuts the audio differently",
+  replayed: "the server had already resumed the earlier one",
+  live: "the earlier one is still open elsewhere",
+  busy: "the server was too busy resuming streams",
+};
+
+/** The server began a new stream mid-run: it did not go on with the old one (`reason`: why, from its resume_failed). */
+export function NewStreamNotice({ atMs, reason = null }: { atMs: number; reason?: string | null }) {
+  const why =
+    reason === null
+      ? "the server no longer knew the earlier one (it restarted)"
+      : (RESUME_FAILED[reason] ?? `the server could not resume the earlier one (${reason})`);
   return (
-    <div className="banner info" role="status" data-testid="new-stream">
-      A new stream began at {minSec(atMs)}: the server no longer knew the earlier one (it restarted). Results go on from
-      there.
+    <div className="banner info" role="status" data-testid="new-stream" data-reason={reason ?? ""}>
+      A new stream began at {minSec(atMs)}: {why}. Results go on from there.
     </div>
   );
 }

@@ -1,11 +1,18 @@
 import { describe, expect, it } from "vitest";
 import type { EngineEvents, EngineState } from "../audio/engine";
 import type { ClientOptions, ConnState } from "../net/client";
-import type { ClassifyAnswer } from "../net/http";
+import { type ClassifyAnswer, UNAVAILABLE } from "../net/http";
 import { ProtocolError } from "../protocol/messages";
 import { deferred, end, ready, result } from "../protocol/test-fixtures";
 import { emptyResults } from "../state/results";
-import { type ClientLike, type ControllerDeps, type EngineLike, initialSnapshot, PageController } from "./controller";
+import {
+  type ClientLike,
+  type ControllerDeps,
+  type EngineLike,
+  initialSnapshot,
+  PageController,
+  REPLAY_MS,
+} from "./controller";
 import { CHUNK_SAMPLES } from "./file-stream";
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
@@ -173,7 +180,22 @@ describe("PageController: microphone", () => {
   it("sends no token field when there is none", async () => {
     const { controller, clients } = setup();
     await controller.startMic("ws://h/audio");
-    expect(clients[0].options.start).toEqual({ type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1 });
+    expect(clients[0].options.start).toEqual({
+      type: "start",
+      sample_rate: 16000,
+      encoding: "pcm_s16le",
+      channels: 1,
+      acks: true,
+    });
+  });
+
+  it("asks for acks and holds 5 s of audio to replay on another front", async () => {
+    const { controller, clients } = setup();
+    await controller.startMic("ws://h/audio");
+    expect(clients[0].options.start.acks).toBe(true);
+    expect(clients[0].options.maxReplayBytes).toBe((REPLAY_MS / 1000) * 16000 * 2);
+    expect(clients[0].options.maxQueuedBytes).toBe(64_000);
+    expect(REPLAY_MS).toBe(5000);
   });
 
   it("sends the engine's frames as PCM and shows its level", async () => {
@@ -244,16 +266,7 @@ describe("PageController: microphone", () => {
     const answers = ["unreachable", "starting", "ready"] as const;
     let asked = 0;
     const { controller, sleeps } = setup({
-      fetchServerInfo: async () => ({
-        status: answers[Math.min(asked++, 2)],
-        model: null,
-        backend: null,
-        labels: [],
-        fallback: null,
-        config: null,
-        hopMs: null,
-        windowsPerS: null,
-      }),
+      fetchServerInfo: async () => ({ ...UNAVAILABLE, status: answers[Math.min(asked++, 2)] }),
     });
     await controller.loadServerInfo("ws://h/audio");
     expect(asked).toBe(3);

@@ -62,7 +62,13 @@ export interface Snapshot {
   playing: Playing | null; // what is playing back now
 }
 
-const MAX_QUEUED_BYTES = 64_000; // audio the client holds while reconnecting (its default)
+const MAX_QUEUED_BYTES = 64_000; // audio the client holds while (re)connecting, 2 s (its default)
+// A microphone stream asks for acks. Once one came, it holds the audio sent since the newest ack
+// plus what waits for a connection: at most this much (5 s at 16 kHz, the server's default
+// --max-replay-ms), to replay after a lost connection, on the same front or another. Beyond it
+// the oldest is dropped and counted (a front without the audio between then refuses: `gap`).
+export const REPLAY_MS = 5000;
+const REPLAY_BYTES = (REPLAY_MS / 1000) * TARGET_RATE * 2;
 export const SERVER_POLL_MS = 2000; // how often /readyz is asked again while the server is not ready
 
 export const initialSnapshot: Snapshot = {
@@ -247,12 +253,15 @@ export class PageController {
     this.update({ view: emptyResults, exported: true });
     const client = this.deps.createClient({
       url,
+      // A stream that reconnects asks for acks, to resume on any front (see REPLAY_MS).
       maxQueuedBytes: MAX_QUEUED_BYTES,
+      ...(reconnect ? { maxReplayBytes: REPLAY_BYTES } : {}),
       start: {
         type: "start",
         sample_rate: TARGET_RATE,
         encoding: "pcm_s16le",
         channels: 1,
+        ...(reconnect ? { acks: true } : {}),
         ...(lossless ? { lossless: true } : {}),
         ...(this.token ? { token: this.token } : {}),
       },

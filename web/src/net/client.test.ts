@@ -1,37 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { end as endMessageOf, ready as readyMessage } from "../protocol/test-fixtures";
 import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "./client";
-
-class FakeSocket {
-  static instances: FakeSocket[] = [];
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  readyState = 0;
-  binaryType = "blob";
-  sent: unknown[] = [];
-  bufferedAmount = 0;
-  onopen: (() => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onmessage: ((e: { data: unknown }) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeSocket.instances.push(this);
-  }
-  send(data: unknown) {
-    this.sent.push(data);
-  }
-  closeCalls: [number, string][] = [];
-  close(code: number, reason: string) {
-    this.closeCalls.push([code, reason]);
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  drop(code: number, reason = "") {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-}
+import { FakeSocket } from "./fake-socket";
 
 const ready = readyMessage({ stream_id: "abc", backend: "b", labels: ["x"] });
 const endMessage = endMessageOf({ stream_id: "abc", duration_ms: 1, windows: 1, results: 1 });
@@ -132,6 +102,21 @@ describe("StreamClient", () => {
     expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 1500 }); // not 500
     vi.advanceTimersByTime(1500);
     FakeSocket.instances[1].drop(1006); // once only: the next delay is the backoff again
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 1000 });
+  });
+
+  it("reconnects at once when its front says it is moving, then backs off as usual", () => {
+    const states: ConnState[] = [];
+    const client = make(states);
+    client.connect();
+    const draining = FakeSocket.instances[0];
+    draining.open();
+    draining.onmessage?.({ data: '{"type":"moving","reason":"shutdown","retry_after_ms":0}' });
+    draining.drop(1012, "service restart");
+    expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 0 }); // not 500
+    vi.advanceTimersByTime(0);
+    expect(FakeSocket.instances).toHaveLength(2);
+    FakeSocket.instances[1].drop(1006); // once only
     expect(states.at(-1)).toMatchObject({ kind: "reconnecting", delayMs: 1000 });
   });
 

@@ -3,11 +3,13 @@
 
 import {
   encodeClientMessage,
+  isUnknown,
   parseServerMessage,
   ProtocolError,
   type ServerMessage,
   type StartMessage,
 } from "../protocol/messages";
+import { ReplayBuffer } from "./replay";
 
 export type ConnState =
   | { kind: "idle" }
@@ -25,13 +27,20 @@ export interface ClientOptions {
   reconnect?: boolean;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  maxQueuedBytes?: number; // audio held while (re)connecting; the oldest is dropped beyond it
-  onMessage: (message: ServerMessage) => void;
+  // Audio held while (re)connecting (64 000 by default); the oldest is dropped beyond it (see
+  // ReplayBuffer). With `start.acks`, the audio sent since the newest ack is held too.
+  maxQueuedBytes?: number;
+  // The bound instead, once an ack gave the stream a resume token (maxQueuedBytes by default):
+  // what a resume replays, on any front. Without a token a new stream would begin, and stale
+  // audio sent to it at once would only be shed, so the smaller bound holds then.
+  maxReplayBytes?: number;
+  onMessage: (message: ServerMessage) => void; // every message but `ack` (the client keeps those)
   onState: (state: ConnState) => void;
   onProtocolError?: (error: ProtocolError) => void; // a text frame the parser refused (it is skipped)
   onDropped?: (totalBytes: number) => void; // the queue dropped audio: droppedBytes, after each drop
   createSocket?: (url: string) => WebSocket;
   now?: () => number; // ms, monotonic; performance.now by default
+  log?: (line: string) => void; // console.warn by default: a message type this page does not know (once each)
 }
 
 // Close codes after which reconnecting cannot help: the client itself is wrong.
@@ -46,18 +55,40 @@ export class StreamClient {
   private state: ConnState = { kind: "idle" };
   private attempt = 0;
   private retryAfterMs = 0; // a refused stream's retry_after_ms: the next delay is at least this
+  private movingAfterMs: number | null = null; // `moving`: the next delay is exactly this, no backoff
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private queue: ArrayBuffer[] = [];
-  private queuedBytes = 0;
+  private readonly held: ReplayBuffer; // unsent audio, and (with acks) the sent audio not yet acked
   private ending = false;
   private streamId: string | null = null; // from ready: resume this stream after a blip
   private lastSeq = -1; // the last result seq received in this stream, so the server can replay the rest
   private opened = false; // a connection has opened at least once
   private givenBytes = 0; // audio handed to send() so far, sent, queued or dropped
   private startBytes = 0; // givenBytes before the first byte sent on the current socket
-  droppedBytes = 0; // audio dropped from the queue so far: never sent
+  private token: string | null = null; // the newest ack's resume token in this stream
+  private nextPos = 0; // the stream's input frame of the next audio frame sent
+  private connStartPos = 0; // nextPos when the current connection sent its first frame
+  private readonly unknownTypes = new Set<string>(); // message types logged once and skipped
 
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    const start = options.start;
+    const bytesPerFrame = (start.encoding === "pcm_f32le" ? 4 : 2) * (start.channels ?? 1);
+    this.held = new ReplayBuffer(options.maxQueuedBytes ?? 64_000, bytesPerFrame);
+  }
+
+  /** Audio dropped from the buffer so far that was never sent: no server classified it. */
+  get droppedBytes(): number {
+    return this.held.droppedUnsentBytes;
+  }
+
+  /** Audio sent but not yet acked that fell out of the buffer: a resume by token cannot replay it. */
+  get replayDroppedBytes(): number {
+    return this.held.droppedSentBytes;
+  }
+
+  /** Audio held now (unsent, or sent and not yet acked), bytes. */
+  get heldBytes(): number {
+    return this.held.heldBytes;
+  }
 
   get current(): ConnState {
     return this.state;
@@ -89,25 +120,47 @@ export class StreamClient {
     let wasOpen = false;
     ws.onopen = () => {
       wasOpen = true;
-      const resume = this.streamId ? { stream_id: this.streamId, last_seq: this.lastSeq } : {};
-      ws.send(encodeClientMessage({ ...this.options.start, ...resume }));
+      ws.send(encodeClientMessage({ ...this.options.start, ...this.resumeKeys() }));
       this.opened = true;
-      this.startBytes = this.givenBytes - this.queuedBytes; // the queue goes out first
+      this.connStartPos = this.nextPos;
+      const held = this.held.all();
+      this.startBytes = held.length ? held[0].runByte : this.givenBytes; // what is held goes out first
       this.set({ kind: "open" });
-      for (const buf of this.queue) ws.send(buf);
-      this.queue = [];
-      this.queuedBytes = 0;
+      for (const item of held) {
+        ws.send(item.frame);
+        this.held.place(item, this.nextPos);
+        this.nextPos += this.held.frames(item);
+      }
+      if (!this.options.start.acks) this.held.forgetSent();
       if (this.ending) this.sendStop();
     };
     ws.onmessage = (event: MessageEvent) => {
       if (typeof event.data !== "string") return;
       try {
         const message = parseServerMessage(event.data);
+        if (isUnknown(message)) {
+          if (!this.unknownTypes.has(message.type)) {
+            this.unknownTypes.add(message.type);
+            (this.options.log ?? console.warn)(`voxlive: skipping server messages of unknown type "${message.type}"`);
+          }
+          return;
+        }
+        if (message.type === "moving") {
+          this.movingAfterMs = Math.max(0, message.retry_after_ms); // the close (1012) follows
+          return;
+        }
+        if (message.type === "ack") {
+          if (this.token === null) this.limit(this.options.maxReplayBytes);
+          this.token = message.token;
+          this.held.ack(message.samples);
+          return;
+        }
         if (message.type === "ready") {
           this.attempt = 0; // a healthy connection resets the backoff
           this.streamId = message.stream_id;
-          // A new stream (the server forgot the old one) numbers its results from 0 again.
-          if (!message.resumed) this.lastSeq = -1;
+          // A new stream (the server forgot the old one, or refused the resume) numbers its
+          // results from 0 again, and its audio from the first frame this connection sent.
+          if (!message.resumed) this.newStream();
         }
         if (message.type === "error" && typeof message.retry_after_ms === "number") {
           this.retryAfterMs = message.retry_after_ms;
@@ -140,13 +193,46 @@ export class StreamClient {
     };
   }
 
+  /**
+   * The resume keys of a `start` on a new connection: by token (any front) when an ack gave one,
+   * replaying what is held from `replay_from`; else by `stream_id` (the same front only), and
+   * the sent audio held is forgotten (the server would take it as new audio); else none.
+   */
+  private resumeKeys(): Partial<StartMessage> {
+    if (this.token !== null && this.streamId !== null) {
+      const replayFrom = this.held.firstSentPos ?? this.nextPos;
+      this.nextPos = replayFrom;
+      return { stream_id: this.streamId, last_seq: this.lastSeq, resume_token: this.token, replay_from: replayFrom };
+    }
+    this.held.forgetSent();
+    return this.streamId !== null ? { stream_id: this.streamId, last_seq: this.lastSeq } : {};
+  }
+
+  /** Hold at most `bytes` (maxQueuedBytes when undefined), telling onDropped of unsent audio dropped. */
+  private limit(bytes: number | undefined): void {
+    if (this.held.limit(bytes ?? this.options.maxQueuedBytes ?? 64_000) > 0)
+      this.options.onDropped?.(this.droppedBytes);
+  }
+
+  /** `ready` began a new stream: its input frame 0 is the first frame this connection sent. */
+  private newStream(): void {
+    this.lastSeq = -1;
+    if (this.token !== null) this.limit(undefined);
+    this.token = null;
+    this.held.renumber(this.connStartPos);
+    this.nextPos -= this.connStartPos;
+    this.connStartPos = 0;
+  }
+
   private scheduleReconnect(reason: string): void {
     // A short ceiling: a server that restarts is back within seconds, and the page should be too.
     // A server that refused the stream (close 1013) says when to come back: through a load
     // balancer the next try goes to a front with room.
+    // A front that is shutting down said `moving`: go at once (or when it said), no backoff.
     const backoff = backoffDelay(this.attempt, this.options.initialBackoffMs ?? 500, this.options.maxBackoffMs ?? 2000);
-    const delayMs = Math.max(backoff, this.retryAfterMs);
+    const delayMs = this.movingAfterMs ?? Math.max(backoff, this.retryAfterMs);
     this.retryAfterMs = 0;
+    this.movingAfterMs = null;
     const now = this.options.now ?? (() => performance.now());
     this.set({
       kind: "reconnecting",
@@ -178,23 +264,24 @@ export class StreamClient {
     return this.startBytes;
   }
 
-  /** Send one audio frame; held (bounded) while the socket is not open. */
+  /**
+   * Send one audio frame (a whole number of sample frames); held (bounded) while the socket is
+   * not open, and with acks kept after sending until an ack covers it.
+   */
   send(frame: ArrayBuffer): void {
+    const runByte = this.givenBytes;
     this.givenBytes += frame.byteLength;
+    let dropped: number;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(frame);
-      return;
+      const pos = this.nextPos;
+      this.nextPos += frame.byteLength / this.held.bytesPerFrame;
+      if (!this.options.start.acks) return;
+      dropped = this.held.add(frame, runByte, pos);
+    } else {
+      dropped = this.held.add(frame, runByte, null);
     }
-    const limit = this.options.maxQueuedBytes ?? 64_000;
-    this.queue.push(frame);
-    this.queuedBytes += frame.byteLength;
-    const before = this.droppedBytes;
-    while (this.queuedBytes > limit && this.queue.length) {
-      const dropped = this.queue.shift()!;
-      this.queuedBytes -= dropped.byteLength;
-      this.droppedBytes += dropped.byteLength;
-    }
-    if (this.droppedBytes > before) this.options.onDropped?.(this.droppedBytes);
+    if (dropped > 0) this.options.onDropped?.(this.droppedBytes);
   }
 
   /** Bytes the browser has not yet put on the wire (for flow control in file mode). */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   checkServerMessage,
   encodeClientMessage,
+  isUnknown,
   parseServerMessage,
   ProtocolError,
   type ClientMessage,
@@ -54,7 +55,6 @@ describe("bad server messages", () => {
   it.each([
     ["not json", /expected JSON/],
     ["[1]", /expected a JSON object/],
-    ['{"type":"dance"}', /expected type ready\|result\|error\|segment\|end, got "dance"/],
     ['{"type":"error","code":5,"message":"x"}', /error.code: expected string, got 5/],
     ['{"type":"ready","stream_id":"a"}', /ready.model: expected string/],
   ])("rejects %s", (text, pattern) => {
@@ -90,18 +90,36 @@ describe("field checks", () => {
     ["null", "expected a JSON object, got object"],
     ['"ready"', "expected a JSON object, got string"],
     ["[]", "expected a JSON object, got object"],
-    ['{"type":5}', "expected type ready|result|error|segment|end, got 5"],
-    ["{}", "expected type ready|result|error|segment|end, got undefined"],
-    ['{"type":"toString"}', 'expected type ready|result|error|segment|end, got "toString"'],
-    ['{"type":"constructor"}', 'expected type ready|result|error|segment|end, got "constructor"'],
+    ['{"type":5}', "expected type ready|result|error|segment|end|ack|moving, got 5"],
+    ["{}", "expected type ready|result|error|segment|end|ack|moving, got undefined"],
   ])("refuses %s", (text, message) => {
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
+  });
+
+  it.each(['{"type":"dance"}', '{"type":"toString"}', '{"type":"constructor"}', '{"type":"hint","text":5}'])(
+    "skips %s: a type this page does not know (a newer server's) is not an error",
+    (text) => {
+      const message = parseServerMessage(text);
+      expect(isUnknown(message)).toBe(true);
+      expect(message).toEqual({ type: JSON.parse(text).type, unknown: true });
+    },
+  );
+
+  it("keeps at most 40 characters of an unknown type's name (it is logged)", () => {
+    expect(parseServerMessage(JSON.stringify({ type: "y".repeat(100) })).type).toBe("y".repeat(40));
+  });
+
+  it("still checks the fields of an ack, and of a /classify item of unknown type", () => {
+    expect(() => parseServerMessage('{"type":"ack","samples":"1","seq":0,"token":"t"}')).toThrow(
+      new ProtocolError('ack.samples: expected number, got "1"'),
+    );
+    expect(() => checkServerMessage({ type: "dance" })).toThrow(ProtocolError);
   });
 
   it("refuses a type that is not a string, even one whose text is a known type", () => {
     const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
     expect(() => parseServerMessage(text)).toThrow(
-      new ProtocolError('expected type ready|result|error|segment|end, got ["end"]'),
+      new ProtocolError('expected type ready|result|error|segment|end|ack|moving, got ["end"]'),
     );
   });
 

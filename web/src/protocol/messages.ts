@@ -13,6 +13,12 @@ export interface StartMessage {
   last_seq?: number;
   /** Back-pressure instead of shedding stale windows: every window is classified (files). */
   lossless?: boolean;
+  /** Ask for `ack` messages (resume tokens): the stream can then resume on any front. */
+  acks?: boolean;
+  /** The newest ack's token: resume this stream here, on any front sharing the cluster secret. */
+  resume_token?: string;
+  /** With resume_token: the input sample frame (from the stream's start) of the first audio frame sent. */
+  replay_from?: number;
 }
 
 export interface StopMessage {
@@ -34,6 +40,16 @@ export interface ReadyMessage {
   model_sample_rate: number;
   smoothing: number; // the headline is a strict majority of this many recent windows (1: off)
   resumed: boolean;
+  /** A resume by token: the input frame the server goes on from (replayed audio before it is skipped). */
+  replay_from?: number;
+}
+
+/** What the client may forget and how to resume: only for a stream that asked for acks. */
+export interface AckMessage {
+  type: "ack";
+  samples: number; // input sample frames from the stream's start before which no window waits for an answer
+  seq: number; // the last seq sent before this ack (-1: none yet)
+  token: string; // hand back as `resume_token`
 }
 
 export interface ResultMessage {
@@ -60,6 +76,8 @@ export interface ErrorMessage {
   end_ms?: number;
   /** A refused stream (close 1013): connect again after this long, ms. */
   retry_after_ms?: number;
+  /** resume_failed: why (unknown, malformed, forged, expired, mismatch, replayed, live, busy, gap). */
+  reason?: string;
 }
 
 /** A run of one smoothed label: sent when the smoothed label changes and at the end. */
@@ -86,7 +104,16 @@ export interface EndMessage {
   dropped_errors: number;
 }
 
-export type ServerMessage = ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage;
+/** The front is shutting down: reconnect (through the load balancer) after `retry_after_ms`,
+ * resuming with the newest ack's token; close 1012 follows. Only for a stream that asked for acks. */
+export interface MovingMessage {
+  type: "moving";
+  reason: string;
+  retry_after_ms: number;
+}
+
+export type ServerMessage =
+  ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage | MovingMessage;
 
 export class ProtocolError extends Error {}
 
@@ -133,6 +160,8 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
     dropped_results: "number",
     dropped_errors: "number",
   },
+  ack: { samples: "number", seq: "number", token: "string" },
+  moving: { reason: "string", retry_after_ms: "number" },
 };
 
 function checkField(obj: Record<string, unknown>, key: string, kind: Shape[string]): void {
@@ -150,15 +179,36 @@ function checkField(obj: Record<string, unknown>, key: string, kind: Shape[strin
   }
 }
 
-/** Parse one server text frame; throws ProtocolError with "expected X, got Y". */
-export function parseServerMessage(text: string): ServerMessage {
+/** A well-formed message of a type this page does not know (from a newer server): skipped. */
+export interface UnknownMessage {
+  type: string;
+  unknown: true;
+}
+
+const KNOWN_TYPES = Object.keys(SHAPES).join("|");
+
+/**
+ * Parse one server text frame; throws ProtocolError with "expected X, got Y". A JSON object whose
+ * `type` is a string this page does not know is not an error: it comes back as an UnknownMessage,
+ * for the caller to skip (a newer server may send more kinds of message).
+ */
+export function parseServerMessage(text: string): ServerMessage | UnknownMessage {
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch {
     throw new ProtocolError(`expected JSON, got ${text.slice(0, 40)}`);
   }
+  const type = (obj as { type?: unknown } | null)?.type;
+  if (typeof obj === "object" && !Array.isArray(obj) && typeof type === "string" && !Object.hasOwn(SHAPES, type)) {
+    return { type: type.slice(0, 40), unknown: true };
+  }
   return checkServerMessage(obj);
+}
+
+/** Whether `message` is one this page skips (see parseServerMessage). */
+export function isUnknown(message: ServerMessage | UnknownMessage): message is UnknownMessage {
+  return "unknown" in message && message.unknown === true;
 }
 
 /**
@@ -172,7 +222,7 @@ export function checkServerMessage(obj: unknown): ServerMessage {
   const record = obj as Record<string, unknown>;
   const type = record.type;
   if (typeof type !== "string" || !Object.hasOwn(SHAPES, type)) {
-    throw new ProtocolError(`expected type ready|result|error|segment|end, got ${JSON.stringify(type)}`);
+    throw new ProtocolError(`expected type ${KNOWN_TYPES}, got ${JSON.stringify(type)}`);
   }
   for (const [key, kind] of Object.entries(SHAPES[type as ServerMessage["type"]])) {
     checkField(record, key, kind);

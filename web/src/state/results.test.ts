@@ -9,6 +9,7 @@ import {
   labelText,
   logRows,
   newStreamAt,
+  newStreamReason,
   MAX_RESULTS,
   segmentLog,
   resultsReducer,
@@ -181,13 +182,29 @@ describe("resultsReducer lifecycle", () => {
     expect(s.results).toHaveLength(1);
   });
 
-  it("does not show resume_failed: the client carries on with a new stream", () => {
-    const s = resultsReducer(emptyResults, {
+  it("does not list resume_failed as an error: its reason goes with the new stream that follows", () => {
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
+    s = resultsReducer(s, {
       type: "message",
-      message: { type: "error", code: "resume_failed", message: "unknown stream" },
-      atMs: 0,
+      message: { type: "error", code: "resume_failed", message: "gap; starting a new stream", reason: "gap" },
+      atMs: 10,
     });
-    expect(s).toBe(emptyResults);
+    expect(s.errors).toEqual([]);
+    expect(newStreamReason(s)).toBeNull(); // no new stream yet
+    s = resultsReducer(s, { type: "message", message: { ...ready, stream_id: "new" }, atMs: 20 });
+    expect(newStreamAt(s)).not.toBeNull();
+    expect(newStreamReason(s)).toBe("gap");
+    expect(s.resumeFailed).toBeNull();
+    // A resume that works carries no reason, nor does a new stream the server gave none for.
+    s = resultsReducer(s, { type: "message", message: { ...ready, stream_id: "new", resumed: true }, atMs: 30 });
+    expect(newStreamReason(s)).toBe("gap");
+    s = resultsReducer(s, { type: "message", message: { ...ready, stream_id: "newer" }, atMs: 40 });
+    expect(newStreamReason(s)).toBeNull();
+  });
+
+  it("ignores an ack (the client keeps it)", () => {
+    const ack = { type: "ack" as const, samples: 16000, seq: 0, token: "v1.a.b" };
+    expect(resultsReducer(emptyResults, { type: "message", message: ack, atMs: 0 })).toBe(emptyResults);
   });
 
   it("keeps at most MAX_RESULTS results, dropping the oldest", () => {

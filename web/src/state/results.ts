@@ -39,6 +39,9 @@ export interface StreamSpan {
   offsetMs: number; // where its audio time 0 lies on the page's axis (page time = its time + this)
   firstResult: number;
   ready: ReadyMessage; // its configuration, as the server announced it
+  // Why the stream before it did not go on: the `reason` of the server's `resume_failed` (gap,
+  // forged, unknown…); null when the server said nothing (a new stream after a restart, say).
+  resumeFailed: string | null;
 }
 
 export interface TimelinePoint {
@@ -83,6 +86,7 @@ export interface ResultsView {
   audioEndMs: number; // the latest window end on the page's axis
   streams: StreamSpan[]; // the run's server streams (a resume continues one), oldest first
   gaps: Gap[]; // audio no stream classified, in order (for the log, the summary and exports)
+  resumeFailed: string | null; // a resume_failed's reason, until the new stream's `ready`
 }
 
 export type ResultsAction =
@@ -117,6 +121,7 @@ export const emptyResults: ResultsView = {
   audioEndMs: 0,
   streams: [],
   gaps: [],
+  resumeFailed: null,
 };
 
 /** The probability `result` gives `label` (the server's segment confidence uses the same rule). */
@@ -173,7 +178,7 @@ function bounded<T>(list: T[], item: T): T[] {
  * window and that point is a gap: nobody classified it.
  */
 function onReady(state: ResultsView, message: ReadyMessage, atMs: number, streamStartMs: number | null): ResultsView {
-  const connected = { ...state, ready: message, end: null, errors: [], starting: false }; // earlier problems are over
+  const connected = { ...state, ready: message, end: null, errors: [], starting: false, resumeFailed: null }; // earlier problems are over
   if (message.resumed && state.streams.length > 0) return connected;
   const first = state.streams.length === 0 && state.results.length === 0;
   const outageMs = state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
@@ -195,7 +200,13 @@ function onReady(state: ResultsView, message: ReadyMessage, atMs: number, stream
     segments: [...state.segments, ...closed],
     streams: [
       ...state.streams,
-      { streamId: message.stream_id, offsetMs, firstResult: state.results.length, ready: message },
+      {
+        streamId: message.stream_id,
+        offsetMs,
+        firstResult: state.results.length,
+        ready: message,
+        resumeFailed: first ? null : state.resumeFailed,
+      },
     ],
     audioEndMs: Math.max(state.audioEndMs, offsetMs),
   };
@@ -204,6 +215,11 @@ function onReady(state: ResultsView, message: ReadyMessage, atMs: number, stream
 /** Whether the latest stream is not the run's first: a new stream began (the old was forgotten). */
 export function newStreamAt(state: ResultsView): number | null {
   return state.streams.length > 1 ? state.streams[state.streams.length - 1].offsetMs : null;
+}
+
+/** Why the latest new stream began: its resume_failed reason, or null (none given, or no new stream). */
+export function newStreamReason(state: ResultsView): string | null {
+  return state.streams.length > 1 ? state.streams[state.streams.length - 1].resumeFailed : null;
 }
 
 function withError(state: ResultsView, code: string, message: string): ResultsView {
@@ -233,12 +249,16 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
       return { ...state, segments: [...state.segments, seg].slice(-MAX_RESULTS) };
     }
     case "error":
-      // A server restart forgets streams; the app carries on with a new one, nothing to show.
-      if (message.code === "resume_failed") return state;
+      // The app carries on with a new stream (its `ready` comes next); the new-stream notice
+      // says why, from the reason.
+      if (message.code === "resume_failed") return { ...state, resumeFailed: message.reason ?? "unknown" };
       if (message.code === "not_ready") return { ...state, starting: true };
       return withError(state, message.code, message.message);
     case "end":
       return { ...state, end: message, open: null };
+    case "ack":
+    case "moving":
+      return state; // the client keeps acks and moves the stream; nothing to show
   }
 }
 
