@@ -53,11 +53,14 @@ class StreamOptions:
 
 
 class _Closed(Exception):
-    """A connection ended without the stream's ``end``."""
+    """A connection ended without the stream's ``end``; ``moving``: its front said it is
+    shutting down (go elsewhere)."""
 
-    def __init__(self, reason: str, retry_after_ms: int | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after_ms: int | None = None, moving: bool = False
+    ) -> None:
         super().__init__(reason)
-        self.reason, self.retry_after_ms = reason, retry_after_ms
+        self.reason, self.retry_after_ms, self.moving = reason, retry_after_ms, moving
 
 
 class _Fatal(Exception):
@@ -120,9 +123,13 @@ class _Run:
             except _Fatal as exc:
                 return self.tally.summary(ok=False, failure=str(exc))
             except _Closed as exc:
-                reason, retry_after = exc.reason, exc.retry_after_ms
+                reason, retry_after, moving = exc.reason, exc.retry_after_ms, exc.moving
             now = time.monotonic()
-            if self.tally.up:  # it was streaming: the same front first (it may have it), at once
+            if moving:  # the front is leaving: the next URL (the same one: a balancer), at once
+                self.tally.up = False
+                home, attempt = (self.urls.index(url) + 1) % len(self.urls), 0
+                down_since = now
+            elif self.tally.up:  # it was streaming: the same front first (it may have it), at once
                 self.tally.up = False
                 home, attempt, down_since = self.urls.index(url), 0, now
             else:  # the next URL, a little later each time
@@ -201,6 +208,7 @@ class _Run:
         self, ws: Any, url: str, start: dict[str, Any], down_since: float | None
     ) -> None:
         retry_after: int | None = None
+        moving = False
         held: list[dict[str, Any]] = []  # segments, until the ack after them (or the end)
         try:
             async for raw in ws:
@@ -218,6 +226,9 @@ class _Run:
                     self.room.set()
                 elif kind == "segment":
                     held.append(msg)
+                    continue
+                elif kind == "moving":  # close 1012 follows; the ack before it is the newest
+                    moving, retry_after = True, int(msg.get("retry_after_ms", 0))
                     continue
                 elif kind == "ack" or (kind == "end" and self.stopped):
                     await self._release(held)
@@ -245,6 +256,8 @@ class _Run:
             pass
         await self._release(held)
         code = ws.close_code
+        if moving:
+            raise _Closed(f"moving: the front is shutting down (closed {code})", retry_after, True)
         raise _Closed(f"closed {code}" if code else "connection lost", retry_after)
 
     async def _release(self, held: list[dict[str, Any]]) -> None:
