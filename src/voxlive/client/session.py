@@ -290,8 +290,8 @@ async def stream(
     """Stream ``source`` (an audio file voxlive can decode, or mono float32 samples in [-1, 1]
     at ``sample_rate`` Hz) to ``urls`` (one ``ws://…/audio`` URL, a load balancer's say, or the
     fronts to try in turn) and yield what comes back: the server's messages
-    (:mod:`voxlive.protocol.messages`; acks and repeats after a resume are left out), the
-    client's ``reconnecting`` and ``resumed`` events, and last a ``summary``
+    (:mod:`voxlive.protocol.messages`; acks, ``moving`` and repeats after a resume are left
+    out), the client's ``reconnecting`` and ``resumed`` events, and last a ``summary``
     (:class:`voxlive.client.tally.Summary`). Raises ``FrameError`` or ``OSError`` for a file it
     cannot read, ``ValueError`` for a URL that is not ``ws://`` or ``wss://``.
     Safe to stop early (``break``): the connection is closed."""
