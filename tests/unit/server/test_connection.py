@@ -422,13 +422,19 @@ def _overloaded(**changes: Any) -> Any:
                    buffer_ms=300, **changes)  # fmt: skip
 
 
+def _asking(how: str) -> FakeWebSocket:
+    """A socket whose stream is live ("live") or asks to be lossless by "start" or "query"."""
+    ws = FakeWebSocket(query={"lossless": "true"} if how == "query" else None)
+    if how == "start":
+        ws.text({"type": "start", "sample_rate": RATE, "lossless": True})
+    return ws
+
+
 async def test_a_lossless_stream_loses_no_window_where_a_live_one_sheds() -> None:
     ends = {}
     for how in ("live", "start", "query"):
         async with _overloaded() as svc:
-            ws = FakeWebSocket(query={"lossless": "true"} if how == "query" else None)
-            if how == "start":
-                ws.text({"type": "start", "sample_rate": RATE, "lossless": True})
+            ws = _asking(how)
             for _ in range(10):
                 ws.audio(tone(100))
             ws.text({"type": "stop"})
@@ -443,9 +449,7 @@ async def test_a_lossless_stream_is_background_work_and_a_live_one_is_not() -> N
     kinds = {}
     for how in ("live", "start", "query"):
         async with service() as svc:
-            ws = FakeWebSocket(query={"lossless": "true"} if how == "query" else None)
-            if how == "start":
-                ws.text({"type": "start", "sample_rate": RATE, "lossless": True})
+            ws = _asking(how)
             ws.audio(tone(100))
             conn = Connection(ws, svc)  # type: ignore[arg-type]
             task = asyncio.create_task(conn.run())

@@ -1,28 +1,14 @@
 // The resume handshake of StreamClient with acks: what a new connection's `start` carries, what
 // it replays, and how positions follow a new stream. The connection basics are in client.test.ts.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ready as readyMessage } from "../protocol/test-fixtures";
+import { ready as readyMessage, result as resultMessage } from "../protocol/test-fixtures";
 import { type ClientOptions, StreamClient } from "./client";
 import { FakeSocket } from "./fake-socket";
 
 const FRAME = 3200; // bytes: 100 ms of 16 kHz mono pcm_s16le, 1600 sample frames
 const ready = (over: Record<string, unknown> = {}) => JSON.stringify(readyMessage({ stream_id: "s1", ...over }));
 const ack = (samples: number, seq: number, token: string) => JSON.stringify({ type: "ack", samples, seq, token });
-const result = (seq: number) =>
-  JSON.stringify({
-    type: "result",
-    seq,
-    start_ms: 0,
-    end_ms: 1,
-    label: "x",
-    class: "x",
-    confidence: 1,
-    scores: {},
-    smoothed: "x",
-    gated: false,
-    latency_ms: 1,
-    dropped_ms: 0,
-  });
+const result = (seq: number) => JSON.stringify(resultMessage(seq));
 
 /** A frame whose first byte says which it is (frames are told apart in what a socket sent). */
 function frame(n: number): ArrayBuffer {

@@ -1,24 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { end as endMessageOf, ready as readyMessage } from "../protocol/test-fixtures";
+import { end as endMessageOf, ready as readyMessage, result } from "../protocol/test-fixtures";
 import { backoffDelay, type ClientOptions, type ConnState, StreamClient } from "./client";
 import { FakeSocket } from "./fake-socket";
 
 const ready = readyMessage({ stream_id: "abc", backend: "b", labels: ["x"] });
 const endMessage = endMessageOf({ stream_id: "abc", duration_ms: 1, windows: 1, results: 1 });
-const result = (seq: number) => ({
-  type: "result",
-  seq,
-  start_ms: 0,
-  end_ms: 1,
-  label: "x",
-  class: "x",
-  confidence: 1,
-  scores: {},
-  smoothed: "x",
-  gated: false,
-  latency_ms: 1,
-  dropped_ms: 0,
-});
 
 describe("backoffDelay", () => {
   it("doubles up to the maximum", () => {
