@@ -27,7 +27,14 @@ import pytest
 
 from tests.cluster_client import RATE, ResumingClient, stream_live
 from tests.helpers import load
-from voxlive.bench.balancer import HAPROXY, haproxy, percentiles, render, states
+from voxlive.bench.balancer import (
+    HAPROXY,
+    haproxy,
+    percentiles,
+    render,
+    same_run_ceiling,
+    states,
+)
 from voxlive.bench.serving import Target, free_port, serve_subprocess
 
 FRONTS = 3
@@ -135,6 +142,7 @@ async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
     }  # fmt: skip
     print(json.dumps(out))
     if where := os.environ.get("VOXLIVE_FAILOVER_JSON"):  # one line a run, appended
+        out["ceiling"] = await asyncio.to_thread(same_run_ceiling, STREAMS)  # the scale
         path = Path(where, f"failover-{sig.name.lower()}.jsonl")
         await asyncio.to_thread(_append, path, json.dumps(out) + "\n")
     assert moved == max(held) >= 1, out

@@ -5,7 +5,9 @@ haproxy, reading its view of the fronts, and what the balancer adds to a result'
 starts N ``voxlive serve`` fronts (pitch model, each with its agent), HAProxy in front of them
 with agent-check, then runs the same live streams twice in one run, straight to the fronts
 (spread evenly) and through HAProxy, and prints the client-side latency of each (p50/p95, ms:
-from the send of a window's last frame to its result). It prints numbers; it asserts nothing.
+from the send of a window's last frame to its result), beside the pitch model's ceiling measured
+first in the same run (and the share of it the streams ask for). It prints numbers; it asserts
+nothing.
 Loopback only: on a small machine this shows the mechanism's cost, not a capacity.
 """
 
@@ -98,6 +100,21 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "n": len(values)}
 
 
+SPEECH = [str(ROOT / "tests/data/female_speech.wav"), str(ROOT / "tests/data/male_speech.wav")]
+
+
+def same_run_ceiling(streams: int) -> dict[str, Any]:
+    """The pitch model's flat-out ceiling measured now, in this process, and the share of it
+    that ``streams`` live streams (every window to the model) ask for: the figures' scale."""
+    from voxlive.bench.ceiling import ceiling, stream_cost
+    from voxlive.settings import Settings
+
+    settings = Settings(model="pitch")
+    top = ceiling(settings, SPEECH, pause_ms=500)
+    demand = streams * stream_cost(settings)  # audio-s of model work per second
+    return {**top.to_dict(), "load_pct_of_ceiling": round(100 * demand / top.audio_s_per_s, 2)}
+
+
 async def _streams(urls: Sequence[str], seconds: float, audio: np.ndarray) -> dict[str, Any]:
     from voxlive.bench.load import LoadSpec, run_stream
 
@@ -113,8 +130,8 @@ async def measure(fronts: int, streams: int, seconds: float, workdir: Path) -> d
     from voxlive.bench.load import program
     from voxlive.bench.serving import free_port, serve_subprocess
 
-    audio = program([str(ROOT / "tests/data/female_speech.wav"),
-                     str(ROOT / "tests/data/male_speech.wav")], pause_ms=500)  # fmt: skip
+    audio = program(SPEECH, pause_ms=500)
+    top = await asyncio.to_thread(same_run_ceiling, streams)  # before the fronts take the cores
     async with contextlib.AsyncExitStack() as stack:
         targets, names = [], []
         for i in range(fronts):
@@ -141,7 +158,8 @@ async def measure(fronts: int, streams: int, seconds: float, workdir: Path) -> d
             "haproxy": await _streams([lb] * streams, seconds, audio),
             "direct_2": await _streams(direct, seconds, audio),
         }
-    return {"fronts": fronts, "streams": streams, "seconds": seconds, "model": "pitch", **runs}
+    return {"fronts": fronts, "streams": streams, "seconds": seconds, "model": "pitch",
+            "ceiling": top, **runs}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
