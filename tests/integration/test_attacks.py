@@ -9,7 +9,6 @@ import contextlib
 import logging
 import os
 import socket
-import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.helpers import (
     running_server,
     stream_audio,
 )
+from voxlive.bench.attacks import frame, rss_bytes
 from voxlive.bench.serving import serve_subprocess
 from voxlive.settings import Settings
 
@@ -111,24 +111,13 @@ def _ws_handshake(port: int) -> socket.socket:
     return sock
 
 
-def _ping(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + masked
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 async def test_a_ping_flood_that_never_reads_is_dropped_with_bounded_memory() -> None:
     async with running_server() as srv:
         port = int(srv.url.rsplit(":", 1)[1])
         sock = await asyncio.to_thread(_ws_handshake, port)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # read nothing, hold little
-        burst = _ping(b"p" * 125) * 512  # 66 KB of pings per send
-        rss_before = _rss_bytes()
+        burst = frame(0x9, b"p" * 125) * 512  # 66 KB of pings per send
+        rss_before = rss_bytes()
 
         def flood() -> int:
             sent = 0
@@ -144,7 +133,7 @@ async def test_a_ping_flood_that_never_reads_is_dropped_with_bounded_memory() ->
         # The server dropped the client long before the bound (its unread pongs passed 1 MiB
         # plus what the kernel buffers hold), and its memory grew by far less than what was sent.
         assert sent < 50 * 1024 * 1024
-        assert _rss_bytes() - rss_before < 32 * 1024 * 1024
+        assert rss_bytes() - rss_before < 32 * 1024 * 1024
         async with httpx.AsyncClient() as client:
             assert (await client.get(srv.url + "/healthz")).status_code == 200
 
@@ -284,11 +273,6 @@ async def test_vanished_streams_are_kept_only_with_audio_and_never_past_capacity
 FIRST_STREAMS_MIB, PER_CONNECTION_BOUND_MIB = 16, 2
 
 
-def _rss_of(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
     tmp_path: Path,
 ) -> None:
@@ -303,7 +287,7 @@ async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
     async with serve_subprocess("flooded", flags, tmp_path / "serve.log") as target:
         assert target.process is not None
         pid = target.process.pid
-        before, peak = _rss_of(pid), 0
+        before, peak = rss_bytes(pid), 0
 
         async def flood() -> None:
             with contextlib.suppress(websockets.ConnectionClosed, OSError, TimeoutError):
@@ -316,7 +300,7 @@ async def test_flooding_connections_stay_within_the_per_connection_memory_bound(
         async def watch() -> None:
             nonlocal peak
             while True:
-                peak = max(peak, _rss_of(pid))
+                peak = max(peak, rss_bytes(pid))
                 await asyncio.sleep(20 * MS)
 
         watcher = asyncio.create_task(watch())

@@ -210,9 +210,10 @@ def _p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else float("nan")
 
 
-def _rss_mib(pid: int) -> float:
+def rss_bytes(pid: int | str = "self") -> int:
+    """The resident memory of process ``pid`` (this one by default), bytes."""
     with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def _honest(url: str, seconds: float) -> tuple[float, int]:
@@ -236,7 +237,7 @@ async def measure(name: str, target_http: str, pid: int, seconds: float) -> Outc
     url = target_http.replace("http://", "ws://") + "/audio"
     host, port = target_http.removeprefix("http://").rsplit(":", 1)
     alone, alone_n = await _honest(url, seconds)
-    rss0, probes, failed = _rss_mib(pid), [0.0], 0
+    rss0, probes, failed = rss_bytes(pid) / 2**20, [0.0], 0
     child = await asyncio.create_subprocess_exec(  # niced: an attacker's CPU is not ours
         "nice", "-n", "19", sys.executable, "-m", "voxlive.bench.attacks", "--run", name,
         "--host", host, "--port", port, "--seconds", str(seconds + 1),
@@ -262,7 +263,7 @@ async def measure(name: str, target_http: str, pid: int, seconds: float) -> Outc
         attacked, attacked_n = await _honest(url, seconds)
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - t0)))  # probes for as long
         prober.cancel()
-        rss = _rss_mib(pid)
+        rss = rss_bytes(pid) / 2**20
         out, _ = await asyncio.wait_for(child.communicate(), seconds + 30)
     finally:
         if child.returncode is None:

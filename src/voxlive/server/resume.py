@@ -80,7 +80,6 @@ class Resumes:
         self._ttl_ms = max(settings.resume_grace_ms, 1)
         self._seen: OrderedDict[str, int] = OrderedDict()  # nonce → its token's expiry
         self._rebuilds = TokenBucket(REBUILD_RATE_PER_S, settings.max_streams)
-        self.shared = bool(settings.cluster_secret)
         self.newest: dict[str, str] = {}  # stream id → its newest ack's nonce (open streams)
 
     def ack(self, stream: Stream, order: MessageOrder, now_ms: int) -> AckMessage:
