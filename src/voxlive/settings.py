@@ -272,7 +272,7 @@ class Settings:
     agent_port: int = _routing(
         0,
         "TCP port of the HAProxy agent-check agent, which answers each connection with this "
-        "front's headroom ('ready up 73%', 'drain', 'down') and closes (0: off)",
+        "front's headroom ('up ready 73%', 'up drain', 'down') and closes (0: off)",
     )
     agent_drain_at: float = _routing(
         0.9,

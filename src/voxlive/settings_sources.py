@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser, title: str = "{}") -> None:
             groups[section] = parser.add_argument_group(title.format(section))
         group = groups[section]
         default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
-        help = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
+        # argparse %-formats help texts: a literal "%" must be doubled
+        text = f"{f.metadata['help']} [env {env_name(f.name)}, default {default!r}]"
+        help = text.replace("%", "%%")
         if options := choices(f.name):  # argparse shows them: {auto,cpu,cuda}
             group.add_argument(flag(f.name), dest=f.name, default=None, help=help,
                                choices=options, type=_parse_choice(f.name))  # fmt: skip

@@ -180,3 +180,14 @@ def test_host_patterns_the_host_check_cannot_read_are_refused_at_startup(pattern
     with pytest.raises(ConfigError, match="allowed_hosts: expected '\\*', host names or"):
         Settings(allowed_hosts=("localhost", pattern))
     Settings(allowed_hosts=("*.example.com", "localhost", "*"))  # these are fine
+
+
+def test_every_command_prints_its_help() -> None:
+    """argparse %-formats help texts: a setting whose help holds a literal "%" once broke
+    ``voxlive serve --help`` (and bench, classify) with a ValueError."""
+    [sub] = [a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"serve", "classify", "bench", "stream"} <= set(sub.choices)
+    for name, parser in sub.choices.items():
+        text = parser.format_help()
+        assert "usage: " in text, name
+    assert "'up ready 73%'" in _subparsers()["serve"].format_help()
