@@ -46,6 +46,7 @@ class Slot:
     probs: np.ndarray | None = None  # the model's row (DONE and not gated)
     gated: bool = False  # settled as ambient by the gate, without the model
     error: str | None = None  # why it FAILED
+    hop_ms: int = 0  # the hop it was cut at (wider than the stream's while paced); 0: unknown
 
 
 @dataclass(slots=True)

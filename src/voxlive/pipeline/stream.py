@@ -13,6 +13,12 @@ It never waits: ``push`` cuts new windows (gating quiet ones at once), the batch
 pending windows and later ``complete``s or ``fail``s them, and ``pop_messages`` returns the
 messages that are ready, in window order. It tells the rest of the pipeline what happened
 through the one :class:`~voxlive.pipeline.slots.StreamListener` it is built with.
+
+**Pace.** A live stream's windows are cut :attr:`Stream.hop_ms` apart: the configured hop, or a
+wider one the batcher sets with :meth:`Stream.pace` while the server is under pressure
+(:mod:`voxlive.pipeline.pace`). Its client hears of a change in window order: ``pop_messages``
+stops before the first window cut at another hop than the client was told, and ``pop_pace``
+then gives the ``pace`` message to send before it. A lossless stream is never paced.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from voxlive.pipeline.slots import (
     StreamStats,
 )
 from voxlive.pipeline.windows import Windows
-from voxlive.protocol.messages import EndMessage, SegmentMessage, WindowMessage
+from voxlive.protocol import messages
+from voxlive.protocol.messages import EndMessage, PaceMessage, SegmentMessage, WindowMessage
 from voxlive.protocol.resume_token import Checkpoint
 
 __all__ = ["Slot", "SlotState", "Stream", "Window"]
@@ -79,6 +86,7 @@ class Stream:
         # Background work (a file, not a live client): the batcher serves live streams first.
         self.background = False
         self.input_frames = 0  # sample frames its clients sent, at their rate (set by them)
+        self._told_hop_ms = config.hop_ms  # the hop its client knows of (ready's, or a pace's)
 
     # ---- counters ---------------------------------------------------------------------------
     @property
@@ -113,6 +121,25 @@ class Stream:
     @lossless.setter
     def lossless(self, value: bool) -> None:
         self._windows.lossless = value
+        if value:  # never paced
+            self._windows.set_hop_ms(self.config.hop_ms)
+
+    @property
+    def hop_ms(self) -> int:
+        """The hop its windows are cut at now, ms: ``config.hop_ms``, or wider while paced."""
+        return self._windows.hop_ms
+
+    @property
+    def degraded(self) -> bool:
+        """Paced to a wider hop than the configured one."""
+        return self._windows.hop_ms > self.config.hop_ms
+
+    def pace(self, hop_ms: int) -> None:
+        """Cut the next windows ``hop_ms`` apart (ignored on a lossless stream): the next
+        window starts that long after the latest one. Its client is told before the first
+        result of such a window (:meth:`pop_pace`)."""
+        if not self.lossless and hop_ms != self._windows.hop_ms:
+            self._windows.set_hop_ms(hop_ms)
 
     @property
     def backlogged(self) -> bool:
@@ -144,6 +171,8 @@ class Stream:
         if self.finished:
             return
         self.finished = True
+        for slot in self._windows.cut(self._clock()):  # a narrower hop may have left some
+            self._gate.admit(slot)
         tail = self._windows.cut_tail(self._clock())
         if tail is not None:
             self._gate.admit(tail)
@@ -191,7 +220,7 @@ class Stream:
         last = self._windows.last_cut_at
         if self.finished or last is None or not self._gate.last_to_model:
             return float("inf")
-        hop_s = self.config.hop_ms / 1000
+        hop_s = self.hop_ms / 1000
         due = last + hop_s
         if now > due + hop_s:
             return float("inf")
@@ -229,8 +258,26 @@ class Stream:
         return self.finished and not w.slots and not w.pending and not w.inflight and not w.gating
 
     def pop_messages(self) -> list[WindowMessage]:
-        """Messages for the settled windows at the head, in window order."""
-        return self._outbox.messages(self._windows.pop_settled(), self._clock())
+        """Messages for the settled windows at the head, in window order, up to the first
+        window cut at another hop than the client knows of (:meth:`pop_pace` comes first)."""
+        told = None if self.lossless else self._told_hop_ms
+        return self._outbox.messages(self._windows.pop_settled(told), self._clock())
+
+    def pop_pace(self) -> list[PaceMessage]:
+        """The ``pace`` message due before the next window's result (that window was cut at
+        another hop than the client knows of), or none; call after :meth:`pop_messages`. It
+        wakes the listener: the messages after it are ready to pop."""
+        slots = self._windows.slots
+        if not slots or slots[0].hop_ms in (self._told_hop_ms, 0):
+            return []
+        self._told_hop_ms = slots[0].hop_ms
+        self.listener.results_ready()
+        return [messages.pace(hop_ms=self._told_hop_ms, normal_hop_ms=self.config.hop_ms)]
+
+    def retell_pace(self) -> None:
+        """A new client took the stream over (a resume): it knows only ``ready``'s hop, so
+        the next window at another hop is announced again."""
+        self._told_hop_ms = self.config.hop_ms
 
     def pop_segments(self, final: bool = False) -> list[SegmentMessage]:
         """Segments closed by the messages popped so far; once the stream has drained (or

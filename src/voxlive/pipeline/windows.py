@@ -15,6 +15,10 @@ results that may be ready. Drop policies (both counted):
   client that does not read; the oldest are dropped beyond that. A lossless stream drops none:
   its reader stops reading once ``max_unsent`` results wait (:attr:`Windows.backlogged`), so
   they grow by at most the windows one frame and the buffer can cut.
+
+Windows are cut every :attr:`Windows.hop` samples: the configured hop, or a wider one while the
+server is under pressure (:meth:`Windows.set_hop_ms`, see :mod:`voxlive.pipeline.degrade`); each
+slot records the hop it was cut at, so the stream can tell its client in window order.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Windows:
         self.pending = 0  # slots waiting for the batcher
         self.inflight = 0  # slots in a model call
         self.last_cut_at: float | None = None  # when the latest window was cut
+        self.hop_ms = config.hop_ms  # the hop windows are cut at now (wider while paced)
+        self.hop = config.hop  # the same in samples
         self._listener = listener
         self._stats = stats
         self._metrics = metrics
@@ -70,6 +76,11 @@ class Windows:
             # Keep what is still needed: grow rather than overwrite it.
             self.ring.grow(self.ring.written + len(samples) - self.needed_from)
         self.ring.write(samples)
+        return self.cut(now)
+
+    def cut(self, now: float) -> list[Slot]:
+        """Cut every full window now complete (after a write, or a narrower hop); returns the
+        new slots (in state GATING)."""
         cfg = self.config
         new: list[Slot] = []
         lost = 0
@@ -79,9 +90,19 @@ class Windows:
                 self._stats.windows += 1
             else:
                 new.append(self._cut(self._next_start, cfg.window, now))
-            self._next_start += cfg.hop
+            self._next_start += self.hop
         self._count_dropped(lost)
         return new
+
+    def set_hop_ms(self, hop_ms: int) -> None:
+        """Cut the next windows ``hop_ms`` apart: the next one starts that long after the
+        latest one cut (at once when the audio is there), the ones after it as long apart."""
+        hop = self.config.sample_rate * hop_ms // 1000
+        if hop < 1:
+            raise ValueError(f"hop_ms: expected at least one sample, got {hop_ms} ms")
+        if self._next_start:  # the latest full window's start + hop (0: none passed yet)
+            self._next_start += hop - self.hop
+        self.hop_ms, self.hop = hop_ms, hop
 
     @property
     def needed_from(self) -> int:
@@ -90,7 +111,7 @@ class Windows:
         for slot in self.slots:
             if slot.state in (SlotState.GATING, SlotState.PENDING):
                 return slot.start
-        return max(self._next_start - self.config.hop, 0)
+        return max(self._next_start - self.hop, 0)
 
     def unanswered(self) -> tuple[int, int, int]:
         """Where the first window whose message has not been popped starts (the next window's
@@ -126,14 +147,15 @@ class Windows:
         cfg, total = self.config, self.ring.written
         # The last full window cut started one hop before the next one would (_next_start)
         # and so ends at _next_start - hop + window; with no window cut, nothing is covered.
-        covered = self._next_start - cfg.hop + cfg.window if self._next_index else 0
+        covered = self._next_start - self.hop + cfg.window if self._next_index else 0
         if total - covered < cfg.sample_rate * MIN_TAIL_MS // 1000:
             return None
         length = min(cfg.window, total)
         return self._cut(total - length, length, now)
 
     def _cut(self, start: int, length: int, now: float) -> Slot:
-        slot = Slot(self._next_index, start, length, now, state=SlotState.GATING)
+        slot = Slot(self._next_index, start, length, now, state=SlotState.GATING,
+                    hop_ms=self.hop_ms)  # fmt: skip
         self._next_index += 1
         self.last_cut_at = now
         self._stats.windows += 1
@@ -265,10 +287,13 @@ class Windows:
         return self.slots[pos] if 0 <= pos < len(self.slots) else None
 
     # ---- results out ------------------------------------------------------------------------
-    def pop_settled(self) -> Iterator[Slot]:
+    def pop_settled(self, hop_ms: int | None = None) -> Iterator[Slot]:
         """Remove and yield the settled slots at the head, in window order (dropped ones are
-        removed but not yielded)."""
+        removed but not yielded); with ``hop_ms``, only up to the first one cut at another hop
+        (its client must hear of the new hop first)."""
         while self.slots and self.slots[0].state not in UNSETTLED:
+            if hop_ms is not None and self.slots[0].hop_ms != hop_ms:
+                return
             slot = self.slots.popleft()
             if slot.state is not SlotState.DROPPED:
                 yield slot

@@ -48,6 +48,21 @@ class MovingMessage(TypedDict):
     retry_after_ms: int
 
 
+PaceReason = Literal["busy", "normal"]
+
+
+class PaceMessage(TypedDict):
+    """A live stream's windows are cut ``hop_ms`` apart from the next result on: wider than
+    ``normal_hop_ms`` (``ready``'s) while the server is busy (fewer results, each still fresh),
+    and back to it (``reason`` ``normal``) when it is not. Sent in window order, before the
+    first result of a window cut at the new hop."""
+
+    type: Literal["pace"]
+    hop_ms: int
+    normal_hop_ms: int
+    reason: PaceReason
+
+
 # Functional syntax: "class" (it repeats "label" for the reference client) is a Python keyword.
 ResultMessage = TypedDict(
     "ResultMessage",
@@ -116,6 +131,7 @@ ServerMessage = (
     | EndMessage
     | AckMessage
     | MovingMessage
+    | PaceMessage
 )
 
 
@@ -252,6 +268,13 @@ def ack(*, samples: int, seq: int, token: str) -> AckMessage:
 
 def moving(*, retry_after_ms: int = 0) -> MovingMessage:
     return {"type": "moving", "reason": "shutdown", "retry_after_ms": retry_after_ms}
+
+
+def pace(*, hop_ms: int, normal_hop_ms: int) -> PaceMessage:
+    """Windows ``hop_ms`` apart from now on; ``reason`` is ``busy`` while that is wider than
+    ``normal_hop_ms``, else ``normal``."""
+    reason: PaceReason = "busy" if hop_ms > normal_hop_ms else "normal"
+    return {"type": "pace", "hop_ms": hop_ms, "normal_hop_ms": normal_hop_ms, "reason": reason}
 
 
 def encode(message: Mapping[str, Any]) -> str:

@@ -54,6 +54,32 @@ def test_a_change_closes_the_segment_where_the_next_one_starts() -> None:
     assert seg.close() is None  # idempotent
 
 
+def test_windows_further_apart_while_paced_keep_segments_tiling_and_back_dated() -> None:
+    """Paced (the server busy), windows come 1000 or 2000 ms apart instead of 500: the vote
+    counts windows, so it flips as many windows late, and the boundary is still placed between
+    the centres of the first window of the vote with the new label and the one before it."""
+    seg = Segmenter(smoothing=3)  # 2 of 3 to flip
+    starts = [0, 500, 1000, 2000, 4000, 6000]  # the hop widened to 1000, then 2000 ms
+    feed = [("female", "female")] * 3 + [("male", "female"), ("male", "male"), ("male", "male")]
+    closed = []
+    for seq, (start, (raw, smoothed)) in enumerate(zip(starts, feed, strict=True)):
+        r = dict(result(seq, raw, smoothed, 0.9))
+        r["start_ms"], r["end_ms"] = float(start), float(start + 1000)
+        closed.append(seg.feed(r))  # type: ignore[arg-type]
+    assert closed[:4] == [None] * 4
+    first = closed[4]
+    assert first is not None
+    # between the centres of the window at 1000 (1500) and the first male one at 2000 (2500)
+    assert (first["label"], first["start_ms"], first["end_ms"], first["windows"]) == (
+        "female", 0.0, 2000.0, 3,
+    )  # fmt: skip
+    last = seg.close()
+    assert last is not None
+    assert (last["label"], last["start_ms"], last["end_ms"], last["windows"]) == (
+        "male", 2000.0, 7000.0, 3,
+    )  # fmt: skip
+
+
 def test_a_late_flip_is_back_dated_to_the_first_window_of_the_vote_with_the_new_label() -> None:
     seg = Segmenter(smoothing=4)  # 3 of 4 to flip: the vote turns at the third male window
     feed = [("female", "female")] * 4 + [("male", "female"), ("male", "female"), ("male", "male")]

@@ -96,13 +96,28 @@ step = st.one_of(
     st.tuples(st.just("fail"), st.integers(0, 5), st.just(0.0)),
     st.tuples(st.just("pop"), st.just(0), st.just(0.0)),
     st.tuples(st.just("tick"), st.integers(1, 100), st.just(0.0)),
+    st.tuples(st.just("pace"), st.sampled_from([50, 100, 200]), st.just(0.0)),
 )
 
 
 def _run(
     steps: list[tuple[str, int, float]], config: StreamConfig, metrics: Metrics | None = None
 ) -> tuple[Stream, list[Any]]:
-    """Play the steps, then finish: answer everything, read everything."""
+    """Play the steps, then finish: answer everything, read everything; the window messages."""
+    stream, sent = _play(steps, config, metrics)
+    return stream, [m for m in sent if m["type"] != "pace"]
+
+
+def _pop(s: Stream) -> list[Any]:
+    """What a sender sends when woken: the window messages, then a pace if one is due."""
+    return [*s.pop_messages(), *s.pop_pace()]
+
+
+def _play(
+    steps: list[tuple[str, int, float]], config: StreamConfig, metrics: Metrics | None = None
+) -> tuple[Stream, list[Any]]:
+    """Play the steps, then finish: answer everything, read everything; all it sent, in order
+    (pace messages too)."""
     clock = Clock()
     s = Stream("p", config, clock=clock, metrics=metrics)
     inflight: list[Window] = []
@@ -122,15 +137,18 @@ def _run(
             w = inflight.pop(n % len(inflight))
             s.fail(w.index, f"boom {w.index}")
         elif kind == "pop":
-            out.extend(s.pop_messages())
+            out.extend(_pop(s))
         elif kind == "tick":
             clock.t += n / 1000
+        elif kind == "pace":
+            s.pace(n)
     s.finish()
     for w in inflight:
         s.complete(w.index, row)
     while (w := s.take()) is not None:
         s.complete(w.index, row)
-    out.extend(s.pop_messages())
+    while got := _pop(s):  # a pace stops a pop: the sender is woken again for the rest
+        out.extend(got)
     assert s.drained
     return s, out
 
@@ -200,3 +218,107 @@ def test_replay_after_any_seq_is_the_tail_of_what_was_sent(steps: list[Any], aft
     replay = s.replay(after)
     expected = [m for m in out if m["seq"] > after][-CONFIG.max_unsent :]
     assert replay == expected
+
+
+# ---- pace: windows cut further apart while the server is busy ------------------------------------
+# Small pushes into a ring that never overflows, so no window is lost: every window is told.
+calm_step = st.one_of(
+    st.tuples(st.just("push"), st.integers(1, 150), st.sampled_from([0.0, 0.5])),
+    st.tuples(st.just("take"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("complete"), st.integers(0, 5), st.floats(0.0, 1.0)),
+    st.tuples(st.just("pop"), st.just(0), st.just(0.0)),
+    st.tuples(st.just("pace"), st.sampled_from([50, 100, 200]), st.just(0.0)),
+)
+ROOMY = dataclasses.replace(CONFIG, buffer_ms=100_000, max_unsent=10_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(calm_step, max_size=60))
+def test_a_pace_comes_right_before_the_first_window_cut_at_its_hop(steps: list[Any]) -> None:
+    s, sent = _play(steps, ROOMY)
+    end = s.end_message()
+    assert end["dropped_windows"] == 0 and s.stats.unsent_dropped == 0
+    told, last, windows = CONFIG.hop_ms, None, [m for m in sent if m["type"] != "pace"]
+    for m in sent:
+        if m["type"] == "pace":
+            assert m["hop_ms"] != told  # only news is told
+            assert m["normal_hop_ms"] == CONFIG.hop_ms
+            assert m["reason"] == ("busy" if m["hop_ms"] > CONFIG.hop_ms else "normal")
+            told = m["hop_ms"]
+            continue
+        if last is not None:
+            step = m["start_ms"] - last["start_ms"]
+            if m is windows[-1]:  # the tail, cut at the end: less than a hop after the last
+                assert 0 < step <= told
+            else:
+                assert step == told  # every window as far from the last as the client was told
+        last = m
+    # stream times stay true: each window is window_ms long (the tail at most), and seq dense
+    assert all(m["end_ms"] - m["start_ms"] <= CONFIG.window_ms for m in windows)
+    assert [m["seq"] for m in windows] == list(range(len(windows)))
+    assert end["windows"] == len(windows)
+
+
+def test_a_paced_stream_cuts_fewer_windows_and_says_so_in_window_order() -> None:
+    s = Stream("p", dataclasses.replace(ROOMY, gate_rms=0.0))
+    s.push(np.full(150, 0.5, np.float32))  # windows at 0, 50 (hop 50)
+    s.pace(200)
+    assert s.hop_ms == 200 and s.degraded
+    s.push(np.full(550, 0.5, np.float32))  # 700 ms: windows at 250, 450 (200 apart)
+    while (w := s.take()) is not None:
+        s.complete(w.index, np.array([0.2, 0.5, 0.3]))
+    first = s.pop_messages()
+    assert [m["start_ms"] for m in first] == [0, 50]  # stops before the first at 200 ms
+    assert s.pop_pace() == [{"type": "pace", "hop_ms": 200, "normal_hop_ms": 50, "reason": "busy"}]
+    assert [m["start_ms"] for m in s.pop_messages()] == [250, 450]
+    assert s.pop_pace() == []  # told once
+    s.pace(50)  # the pressure fell: the next window 50 ms after the latest one (450)
+    s.push(np.full(100, 0.5, np.float32))  # 800 ms: windows at 500, 550, 600, 650, 700
+    while (w := s.take()) is not None:
+        s.complete(w.index, np.array([0.2, 0.5, 0.3]))
+    assert s.pop_messages() == []
+    assert s.pop_pace()[0]["reason"] == "normal"
+    assert [m["start_ms"] for m in s.pop_messages()] == [500, 550, 600, 650, 700]
+    assert not s.degraded
+
+
+def test_a_lossless_stream_is_never_paced() -> None:
+    s = Stream("f", dataclasses.replace(CONFIG, gate_rms=0.0))
+    s.pace(200)  # before it is known to be lossless (a connection learns it from start)
+    s.lossless = True
+    assert s.hop_ms == CONFIG.hop_ms and not s.degraded
+    s.pace(200)
+    s.push(np.full(300, 0.5, np.float32))
+    while (w := s.take()) is not None:
+        s.complete(w.index, np.array([0.2, 0.5, 0.3]))
+    assert [m["start_ms"] for m in s.pop_messages()] == [0, 50, 100, 150, 200]
+    assert s.pop_pace() == []
+
+
+def test_a_resumed_stream_tells_its_new_client_the_pace_again() -> None:
+    s = Stream("r", dataclasses.replace(CONFIG, gate_rms=0.0))
+    s.pace(100)
+    s.push(np.full(100, 0.5, np.float32))  # window at 0, cut at the paced hop
+    w = s.take()
+    assert w is not None
+    s.complete(w.index, np.array([0.2, 0.5, 0.3]))
+    assert s.pop_messages() == [] and s.pop_pace()[0]["hop_ms"] == 100
+    assert len(s.pop_messages()) == 1
+    s.retell_pace()  # a new connection knows only ready's hop_ms
+    s.push(np.full(100, 0.5, np.float32))  # window at 100
+    w = s.take()
+    assert w is not None
+    s.complete(w.index, np.array([0.2, 0.5, 0.3]))
+    assert s.pop_messages() == [] and s.pop_pace()[0]["hop_ms"] == 100
+    assert [m["start_ms"] for m in s.pop_messages()] == [100]
+
+
+def test_the_next_window_is_due_a_paced_hop_after_the_last() -> None:
+    clock = Clock()
+    s = Stream("d", StreamConfig(sample_rate=1000, window_ms=200, hop_ms=200, buffer_ms=1000,
+                                 labels=("a", "b"), gate_rms=0.0), clock=clock)  # fmt: skip
+    s.pace(800)
+    clock.t = 1.0
+    s.push(np.full(200, 0.5, np.float32))
+    assert s.next_window_at(1.5) == pytest.approx(1.8)
+    assert s.next_window_at(2.7) == float("inf")  # more than a (paced) hop overdue

@@ -264,3 +264,24 @@ def test_a_window_in_the_model_is_counted_until_it_is_answered() -> None:
     assert s.inflight == 1
     s.complete(second.index, np.array([0.5, 0.5]))
     assert s.inflight == 0
+
+
+def test_a_new_hop_counts_from_the_latest_window_and_covers_the_tail() -> None:
+    s, _ = _stream(EDGES, buffer_ms=5000)
+    s.push(loud(450))  # windows at 0, 200 (hop 200)
+    s.pace(600)
+    s.push(loud(750))  # 1200: the next at 200 + 600 = 800 (ends 1000), then 1400 (not yet)
+    s.pace(200)  # the latest is at 800: the next at 1000, complete already
+    s.finish()  # cut at once, then the tail: 1000-1200 covered, nothing left
+    while (w := s.take()) is not None:
+        s.complete(w.index, np.array([0.2, 0.8]))
+    told: list[object] = []
+    while got := [*s.pop_messages(), *s.pop_pace()]:
+        told += [f"pace {m['hop_ms']}" if m["type"] == "pace" else m["start_ms"] for m in got]
+    assert told == [0, 200, "pace 600", 800, "pace 200", 1000]
+
+
+def test_a_hop_under_one_sample_is_refused() -> None:
+    s, _ = _stream(EDGES)
+    with pytest.raises(ValueError, match=r"hop_ms: expected at least one sample, got 0 ms"):
+        s.pace(0)

@@ -50,6 +50,13 @@ def test_segment_and_error_times_are_rounded_to_microseconds() -> None:
     assert messages.error("c", "m", end_ms=2.34567)["end_ms"] == 2.346
 
 
+def test_a_pace_is_busy_while_wider_than_the_normal_hop() -> None:
+    assert messages.pace(hop_ms=2000, normal_hop_ms=500)["reason"] == "busy"
+    assert messages.pace(hop_ms=500, normal_hop_ms=500) == {
+        "type": "pace", "hop_ms": 500, "normal_hop_ms": 500, "reason": "normal",
+    }  # fmt: skip
+
+
 def test_end_counts_no_dropped_results_or_errors_unless_told() -> None:
     end = messages.end(stream_id="s", duration_ms=1, windows=1, results=1, gated=0, failed=0,
                        dropped_windows=0, dropped_ms=0)  # fmt: skip
@@ -66,6 +73,7 @@ def _build(msg: dict[str, Any]) -> dict[str, Any]:
         "ready": messages.ready, "result": messages.result, "segment": messages.segment,
         "end": messages.end, "ack": messages.ack,
         "moving": lambda reason, **kw: messages.moving(**kw),
+        "pace": lambda reason, **kw: messages.pace(**kw),  # the reason follows from the hops
     }[kind]  # fmt: skip
     return dict(builder(**fields))
 
