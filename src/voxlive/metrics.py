@@ -91,6 +91,25 @@ class Metrics:
             registry=r,
         )
 
+        # Graded degradation (pipeline/degrade.py): live streams cut further apart under pressure.
+        self.live_hop = Gauge(
+            "voxlive_live_hop_ms",
+            "the hop live streams are cut at now, ms: the configured hop, wider while the server "
+            "is busy (--degrade-max-hop-ms)",
+            registry=r,
+        )
+        self.streams_degraded = Gauge(
+            "voxlive_streams_degraded",
+            "live streams whose windows are cut at a wider hop than the configured one now",
+            registry=r,
+        )
+        self.hop_changes = Counter(
+            "voxlive_hop_changes",
+            "steps of the live streams' hop, 'wider' (the server got busy) or 'narrower'",
+            ["direction"],
+            registry=r,
+        )
+
         self.load = Gauge(
             "voxlive_load",
             "what the load balancer routes by, 0 idle to 1 full: the larger of the capacity "
@@ -108,6 +127,10 @@ class Metrics:
 
         self.capacity_streams.set_function(streams)
         self.load_streams.set_function(lambda: gauge().load_streams)
+
+    def bind_degraded(self, count: Callable[[], int]) -> None:
+        """Read the number of degraded streams from ``count`` at every scrape."""
+        self.streams_degraded.set_function(lambda: float(count()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

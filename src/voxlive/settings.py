@@ -129,6 +129,13 @@ class Settings:
         "is shed (skipped, counted and reported as dropped) instead of answered late, ms; "
         "lossless streams (files, clients that ask) are never shed (0: never shed)",
     )
+    degrade_max_hop_ms: int = _windows(
+        2000,
+        "before shedding: while the model is busy, live streams' windows are cut further apart, "
+        "the hop doubling up to this, ms, and narrowed again once the pressure has stayed low "
+        "for 10 s; each stream is told (a 'pace' message); lossless streams never (0 or at "
+        "most --hop-ms: off)",
+    )
 
     # ---- gate ------------------------------------------------------------------------------
     gate: GateKind = _gate(
@@ -294,30 +301,25 @@ class Settings:
         need(100 <= self.window_ms <= 30_000, "window_ms", "100..30000 ms")
         need(10 <= self.hop_ms <= self.window_ms, "hop_ms", f"10..window_ms ({self.window_ms}) ms")
         need(self.ray_min_replicas >= 0, "ray_min_replicas", ">= 0")
-        need(
-            self.ray_max_replicas >= max(self.ray_min_replicas, 1), "ray_max_replicas",
-            f">= max(1, ray_min_replicas ({self.ray_min_replicas}))",
-        )  # fmt: skip
+        need(self.ray_max_replicas >= max(self.ray_min_replicas, 1), "ray_max_replicas",
+             f">= max(1, ray_min_replicas ({self.ray_min_replicas}))")  # fmt: skip
         need(self.ray_target_ongoing_requests > 0, "ray_target_ongoing_requests", "> 0")
         need(self.ray_cpus_per_replica >= 0, "ray_cpus_per_replica", ">= 0")
         need(self.ray_gpus_per_replica >= 0, "ray_gpus_per_replica", ">= 0")
         need(1 <= self.max_batch <= 256, "max_batch", "1..256")
         need(0 <= self.max_wait_ms <= 10_000, "max_wait_ms", "0..10000 ms")
         need(10 <= self.latency_budget_ms <= 60_000, "latency_budget_ms", "10..60000 ms")
-        need(
-            self.max_lag_ms == 0 or 100 <= self.max_lag_ms <= 600_000, "max_lag_ms",
-            "0 (never shed) or 100..600000 ms",
-        )  # fmt: skip
+        need(self.max_lag_ms == 0 or 100 <= self.max_lag_ms <= 600_000, "max_lag_ms",
+             "0 (never shed) or 100..600000 ms")  # fmt: skip
+        need(0 <= self.degrade_max_hop_ms <= 60_000, "degrade_max_hop_ms", "0..60000 ms (0: off)")
         need(self.inference_timeout_ms >= 100, "inference_timeout_ms", ">= 100 ms")
         need(0 <= self.worker_restarts <= 100, "worker_restarts", "0..100")
         need(self.window_ms + self.hop_ms <= self.buffer_ms <= 600_000, "buffer_ms",
              f"window_ms + hop_ms ({self.window_ms + self.hop_ms})..600000 ms")  # fmt: skip
         need(0 <= self.gate_rms < 1, "gate_rms", "0 <= gate_rms < 1")
         need(0 < self.vad_threshold < 1, "vad_threshold", "0 < vad_threshold < 1")
-        need(
-            0 <= self.vad_min_speech_ms <= self.window_ms, "vad_min_speech_ms",
-            f"0..window_ms ({self.window_ms}) ms",
-        )  # fmt: skip
+        need(0 <= self.vad_min_speech_ms <= self.window_ms, "vad_min_speech_ms",
+             f"0..window_ms ({self.window_ms}) ms")  # fmt: skip
         need(1 <= self.smoothing <= 100, "smoothing", "1..100 windows")
         need(40 <= self.pitch_threshold_hz <= 1000, "pitch_threshold_hz", "40..1000 Hz")
         need(self.max_streams >= 1, "max_streams", ">= 1")

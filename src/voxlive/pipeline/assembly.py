@@ -25,6 +25,7 @@ from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.offline import Classified, classify_samples
 from voxlive.pipeline.overload import Capacity
+from voxlive.pipeline.pace import Pace
 from voxlive.pipeline.stream import Stream
 from voxlive.pipeline.worker import LoopWorker
 from voxlive.settings import Settings
@@ -68,8 +69,18 @@ def make_batcher(
     return Batcher(
         classifier, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms,
         latency_budget_ms=s.latency_budget_ms, timeout_s=s.inference_timeout_ms / 1000,
-        metrics=metrics, vad=vad, in_flight=in_flight,
+        metrics=metrics, vad=vad, in_flight=in_flight, pace=make_pace(s, classifier, metrics),
     )  # fmt: skip
+
+
+def make_pace(settings: Settings, classifier: Classifier, metrics: Metrics | None) -> Pace | None:
+    """Graded degradation of live streams for these settings; ``None`` when it is off
+    (``degrade_max_hop_ms`` at most ``hop_ms``)."""
+    s = settings
+    if s.degrade_max_hop_ms <= s.hop_ms:
+        return None
+    window = classifier.info.sample_rate * s.window_ms // 1000
+    return Pace(s.hop_ms, s.degrade_max_hop_ms, window, max_lag_ms=s.max_lag_ms, metrics=metrics)
 
 
 @dataclass
@@ -172,4 +183,5 @@ def assemble(
     pipeline = Pipeline(settings, classifier, batcher, config, metrics)
     if metrics is not None:
         metrics.bind_capacity(pipeline.capacity)
+        metrics.bind_degraded(batcher.degraded_streams)
     return pipeline

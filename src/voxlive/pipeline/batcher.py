@@ -16,7 +16,12 @@ Before each call it sheds the live windows that call would answer too late (see
 ones are reported as dropped, instead of every result arriving seconds late. It meters the
 windows offered to the model, which with the cost model gives the capacity gauge.
 
-When nothing is pending it sleeps on an event: an idle server uses no CPU.
+Before shedding comes graded degradation: with a :class:`~voxlive.pipeline.pace.Pace`, each
+round it measures what live streams ask of the model and, under sustained pressure, cuts every
+live stream's windows further apart (see :mod:`voxlive.pipeline.degrade`).
+
+When nothing is pending it sleeps on an event: an idle server uses no CPU (while degraded, it
+wakes every :data:`~voxlive.pipeline.pace.TICK_S` to let the pace fall back).
 
 With ``in_flight`` above 1 (the Ray engine with several replicas) it forms the next batch while
 up to that many calls are running, each on a thread of its own, so that every replica has work;
@@ -26,6 +31,7 @@ with 1 (the in-process engine) each call ends before the next batch is formed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +49,7 @@ from voxlive.pipeline.overload import (
     planned_call_s,
     shed_cap,
 )
+from voxlive.pipeline.pace import TICK_S, Pace
 from voxlive.pipeline.stream import Slot, Stream, Window
 from voxlive.pipeline.vad import VadRunner
 from voxlive.pipeline.worker import LoopWorker
@@ -130,6 +137,7 @@ class Batcher(LoopWorker):
         vad: SileroVad | None = None,
         clock: Callable[[], float] = time.monotonic,
         in_flight: int = 1,
+        pace: Pace | None = None,
     ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight: expected >= 1 model calls, got {in_flight}")
@@ -137,7 +145,7 @@ class Batcher(LoopWorker):
         self.threads = in_flight  # one worker thread per call in flight
         super().__init__()
         self._clock = clock
-        self._offered = RateMeter()  # windows offered to the model: served and shed
+        self._offered = RateMeter()  # windows offered to the model (served, shed) at the normal hop
         self.classifier = classifier
         # Streams gated by the neural VAD get their speech probabilities from this runner.
         self.vad = VadRunner(vad) if vad is not None else None
@@ -150,10 +158,13 @@ class Batcher(LoopWorker):
         self._streams: dict[str, Stream] = {}
         self._rr = 0
         self._wake = asyncio.Event()
+        self.pace = pace  # graded degradation of live streams; None: off
 
     # ---- registration -----------------------------------------------------------------------
     def add(self, stream: Stream) -> None:
         self._streams[stream.id] = stream
+        if self.pace is not None:
+            self.pace.join(stream)
         if self.vad is not None and stream.uses_vad:
             self.vad.add(stream)
 
@@ -219,9 +230,15 @@ class Batcher(LoopWorker):
     async def _wait_for_batch(self) -> None:
         while True:
             self._wake.clear()
-            wait = self.wait_s(self._clock())
+            now = self._clock()
+            if self.pace is not None:
+                self.pace.update(now, self._streams.values(), self.cost.best_rate(self.pace.window))
+            wait = self.wait_s(now)
             if wait is None:
-                await self._wake.wait()
+                idle = TICK_S if self.pace is not None and self.pace.degraded else None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(idle):
+                        await self._wake.wait()
                 continue
             if wait <= 0:
                 return
@@ -254,7 +271,8 @@ class Batcher(LoopWorker):
             lambda n: planned_call_s(self.cost.estimate(n, length), self.cost.spread),
         )
         cap = shed_cap(waiting, now, call_s)
-        shed = sum(s.shed_stale(now, call_s, cap) for s in streams)
+        counts = [(s, s.shed_stale(now, call_s, cap)) for s in streams]
+        shed = self.pace.shed(counts, now) if self.pace else sum(n for _, n in counts)
         if shed:
             self._offered.add(shed, now)
         return size
@@ -292,8 +310,12 @@ class Batcher(LoopWorker):
                     took = True
             if not took:
                 break
-        self._offered.add(len(batch), now)
+        self._offered.add(self.pace.offered(batch, now) if self.pace else len(batch), now)
         return batch
+
+    def degraded_streams(self) -> int:
+        """Live streams cut at a wider hop than their configured one now."""
+        return sum(1 for s in self._streams.values() if s.degraded)
 
     async def _run(self) -> None:
         if self.in_flight > 1:

@@ -338,13 +338,13 @@ class Connection:
         await self.ws.send_text(messages.encode(message))
 
     async def _send_ready(self) -> None:
-        """Send what is waiting: control messages (ready, errors), replays, then new results."""
+        """Send what is waiting: control messages, replays, new results, segments, a pace."""
         while self._control:
             await self._send_now(self._control.popleft())
         replay, self._replay = self._replay, []
         results = self.stream.pop_messages()
         self.hooks.results_taken()  # a lossless reader held back by unsent results may go on
-        for message in (*replay, *results, *self.stream.pop_segments()):
+        for message in (*replay, *results, *self.stream.pop_segments(), *self.stream.pop_pace()):
             await self._send_now(message)
         moving = self.state == "closing" and self._close_code == CLOSE_SERVICE_RESTART
         resumes, answered = self.service.registry.resumes, bool(results)

@@ -243,6 +243,7 @@ class Registry:
             return Resumed(errors=[messages.error("resume_failed", (
                 f"expected a stream to resume, but {stream_id[:32]!r} is unknown or expired; "
                 "starting a new stream"), reason="unknown")])  # fmt: skip
+        found[0].retell_pace()  # the new connection knows only ready's hop
         out = Resumed(stream=found)
         if last_seq is not None:  # sent right after ready, the newest if limited
             missed = found[0].replay(last_seq)

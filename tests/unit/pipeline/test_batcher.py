@@ -24,8 +24,10 @@ from tests.helpers import MS
 from voxlive.metrics import Metrics
 from voxlive.pipeline.batcher import Batcher, CostModel
 from voxlive.pipeline.config import StreamConfig
+from voxlive.pipeline.degrade import Degrade, hop_steps
 from voxlive.pipeline.hooks import StreamHooks
 from voxlive.pipeline.overload import SEND_MARGIN_S, RateMeter, planned_call_s, shed_cap
+from voxlive.pipeline.pace import Pace
 from voxlive.pipeline.stream import Stream
 
 # 1000 Hz: one sample per ms; a 100 ms window every 100 ms
@@ -741,3 +743,42 @@ def test_a_short_tail_and_a_full_window_pending_together_are_not_mixed() -> None
     assert short[0]["scores"]["b"] == pytest.approx(0.01)
     assert full[0]["scores"]["b"] == pytest.approx(0.02)
     assert model.batches == [1, 1]  # two lengths: two model calls
+
+
+# ---- graded degradation: the batcher keeps the pace ---------------------------------------------
+def test_a_stream_added_while_degraded_is_cut_at_the_wide_hop_and_counts_double() -> None:
+    pace = Pace(100, 400, CFG.window)
+    pace.policy.level = 1  # 200 ms: as if the server had been busy
+    with planning("s", "file", pace=pace) as (b, (s, file), clock):
+        file.lossless = True
+        assert (s.hop_ms, file.hop_ms) == (200, 100)
+        assert b.degraded_streams() == 1
+        feed(s, 0.5, 0.5)  # 200 ms of audio: one window at the wide hop (ends at 100)
+        feed(file, 0.5, 0.5)  # two at the normal one
+        assert len(b._collect()) == 3
+        clock.t = 2.0
+        capacity = b.capacity(100, 0.1)
+    expected = RateMeter()
+    expected.add(2 + 2, 0.0)  # the paced window stands for two
+    assert capacity.load_streams == pytest.approx(expected.rate(2.0) * 0.1)
+
+
+async def test_an_idle_batcher_lets_the_pace_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While degraded, an idle batcher still updates the pace (every TICK_S), so the hop
+    returns to normal although no window comes to wake it."""
+    monkeypatch.setattr("voxlive.pipeline.batcher.TICK_S", 10 * MS)
+    pace = Pace(100, 400, CFG.window)
+    pace.policy = Degrade(hop_steps(100, 400), hold_s=50 * MS)
+    pace.policy.level = 2
+    async with batching(FakeClassifier(), "quiet", pace=pace) as (batcher, (quiet,)):
+        assert quiet.hop_ms == 400
+        await asyncio.sleep(300 * MS)  # two holds and then some, not a single window
+        assert pace.hop_ms == 100 and quiet.hop_ms == 100 and batcher.degraded_streams() == 0
+
+
+async def test_with_no_live_stream_left_the_pace_is_normal_at_once() -> None:
+    pace = Pace(100, 400, CFG.window)
+    pace.policy.level = 2
+    async with batching(FakeClassifier(), pace=pace):
+        await asyncio.sleep(20 * MS)
+        assert pace.hop_ms == 100

@@ -294,6 +294,77 @@ async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed()
     assert unknown.of("ready")[0]["stream_id"] != stream_id
 
 
+def _busy(svc: Service, level: int = 1) -> None:
+    """As if the server had been busy: live streams are cut at the pace's wider hop."""
+    assert svc.pipeline is not None and svc.pipeline.batcher.pace is not None
+    svc.pipeline.batcher.pace.policy.level = level
+
+
+async def test_a_busy_server_paces_a_live_stream_and_says_so_before_its_first_wide_window() -> None:
+    async with service() as svc:  # windows of 200 ms every 100 ms; paced: 200, 400, 800
+        _busy(svc)
+        ws = FakeWebSocket()
+        ws.text({"type": "start", "sample_rate": RATE})
+        ws.audio(tone(600))
+        ws.text({"type": "stop"})
+        await run(svc, ws)
+        files = FakeWebSocket()
+        files.text({"type": "start", "sample_rate": RATE, "lossless": True})
+        files.audio(tone(600))
+        files.text({"type": "stop"})
+        await run(svc, files)
+    assert [m["type"] for m in ws.sent] == [
+        "ready",
+        "pace",
+        "result",
+        "result",
+        "result",
+        "segment",
+        "end",
+    ]
+    assert ws.of("pace") == [
+        {"type": "pace", "hop_ms": 200, "normal_hop_ms": 100, "reason": "busy"}
+    ]
+    assert ws.of("ready")[0]["hop_ms"] == 100  # ready names the normal hop; pace the one in force
+    assert [(r["start_ms"], r["end_ms"]) for r in ws.of("result")] == [
+        (0, 200),
+        (200, 400),
+        (400, 600),
+    ]
+    assert ws.of("end")[0]["windows"] == 3
+    assert not files.of("pace") and len(files.of("result")) == 5  # a lossless stream: never paced
+
+
+async def test_a_resumed_client_hears_the_pace_again_and_then_its_return_to_normal() -> None:
+    async with service(resume_grace_ms=5_000) as svc:
+        _busy(svc)
+        first = FakeWebSocket()
+        first.audio(tone(400))
+        conn = Connection(first, svc)  # type: ignore[arg-type]
+        task = asyncio.create_task(conn.run())
+        await eventually(lambda: len(first.of("result")) == 2, "two results")
+        first.vanish()
+        await asyncio.wait_for(task, 5_000 * MS)
+        stream_id = first.of("ready")[0]["stream_id"]
+        again = FakeWebSocket()
+        again.text({"type": "start", "stream_id": stream_id, "last_seq": 1})
+        again.audio(tone(200))  # a window at 400, still paced
+        conn = Connection(again, svc)  # type: ignore[arg-type]
+        task = asyncio.create_task(conn.run())
+        await eventually(lambda: len(again.of("result")) == 1, "a result")
+        assert svc.pipeline is not None and svc.pipeline.batcher.pace is not None
+        svc.pipeline.batcher.pace.policy.level = 0
+        svc.pipeline.batcher.pace.join(conn.stream)  # what the pace does when the step changes
+        again.audio(tone(300))  # windows at 500, 600, 700 (the last ending at 900)
+        again.text({"type": "stop"})
+        await asyncio.wait_for(task, 5_000 * MS)
+    assert [m["type"] for m in first.sent[:2]] == ["ready", "pace"]
+    told = [m["hop_ms"] if m["type"] == "pace" else m["start_ms"] for m in again.sent
+            if m["type"] in ("pace", "result")]  # fmt: skip
+    assert told == [200, 400, 100, 500, 600, 700]
+    assert again.of("pace")[-1]["reason"] == "normal"
+
+
 async def test_a_client_gone_while_streaming_without_resume_is_released() -> None:
     async with service(resume_grace_ms=0) as svc:
         ws = FakeWebSocket()
