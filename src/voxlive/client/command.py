@@ -56,6 +56,9 @@ def line(msg: Mapping[str, Any], offset_ms: float = 0.0) -> str | None:
     if kind == "ready":
         resumed = " (resumed)" if msg["resumed"] else ""
         return f"stream {msg['stream_id']}{resumed}: {msg['model']} on {msg['backend']}"
+    if kind == "pace":
+        why = "the server is busy" if msg["reason"] == "busy" else "back to normal"
+        return f"a window every {msg['hop_ms']} ms from here on: {why}"
     if kind == "reconnecting":
         return f"reconnecting to {msg['url']} in {msg['delay_ms']:.0f} ms ({msg['reason']})"
     if kind == "resumed":

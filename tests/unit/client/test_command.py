@@ -19,6 +19,10 @@ def test_lines_for_people() -> None:
                  "replay_from": 0, "outage_ms": 120.4}) == (
         "resumed on ws://b/audio after 120 ms: the same stream")  # fmt: skip
     assert line({"type": "ack", "samples": 0, "seq": 0, "token": "t"}) is None
+    assert line({"type": "pace", "hop_ms": 1000, "normal_hop_ms": 500, "reason": "busy"}) == (
+        "a window every 1000 ms from here on: the server is busy")  # fmt: skip
+    assert line({"type": "pace", "hop_ms": 500, "normal_hop_ms": 500, "reason": "normal"}) == (
+        "a window every 500 ms from here on: back to normal")  # fmt: skip
 
 
 def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
