@@ -7,6 +7,7 @@ import {
   DropNotice,
   ErrorList,
   NewStreamNotice,
+  PaceNotice,
   ServerLine,
   StartingNotice,
 } from "./components/Notices";
@@ -28,7 +29,7 @@ import {
   type Phase,
 } from "./controller/phase";
 import { type ExportMeta, resultsToCsv, resultsToJson, segmentsToCsv } from "./state/export";
-import { answer, headline, logRows, newStreamAt, newStreamReason, summarize, tentative } from "./state/results";
+import { answer, headline, hopMs, logRows, newStreamAt, newStreamReason, summarize, tentative } from "./state/results";
 import { followDelay } from "./state/timing";
 import { minSec } from "./format";
 
@@ -141,7 +142,7 @@ export function App() {
         ageMs={view.lastAtMs !== null && v.phase.kind !== "file" ? Math.max(0, now - view.lastAtMs) : null}
         why={notLiveReason(v.phase)}
         latencyMs={view.latencyMs}
-        follow={view.ready ? followDelay(view.ready, view.latencyMs) : null}
+        follow={view.ready ? followDelay({ ...view.ready, hop_ms: hopMs(view) }, view.latencyMs) : null}
         busy={busy}
         serverLatencyMs={view.serverLatencyMs}
         answer={fileAnswer}
@@ -150,6 +151,7 @@ export function App() {
       <StatusBar conn={conn} mic={mic} onRetry={v.retryNow} />
       <LiveLevelMeter source={v.level} />
       {starting && <StartingNotice />}
+      {view.pace && <PaceNotice pace={view.pace} />}
       <ErrorList messages={errors} />
       {restartAt !== null && <NewStreamNotice atMs={restartAt} reason={newStreamReason(view)} />}
       <DropNotice droppedMs={view.droppedMs} unsentMs={view.unsentMs} gaps={view.gaps} />

@@ -1,7 +1,8 @@
 import { minSec } from "../format";
 import type { ServerInfo } from "../net/http";
-import type { ReadyMessage } from "../protocol/messages";
+import type { PaceMessage, ReadyMessage } from "../protocol/messages";
 import type { Gap } from "../state/results";
+import { paceText } from "../state/timing";
 
 /** One short line about the model, before Start: from /readyz, then from the stream's ready. */
 export function ServerLine({
@@ -63,6 +64,15 @@ export function StartingNotice() {
   return (
     <div className="banner info" role="status" data-testid="server-starting">
       Server starting: results resume as soon as its model is loaded.
+    </div>
+  );
+}
+
+/** The server is busy: it sends fewer results (their windows further apart) until it is not. */
+export function PaceNotice({ pace }: { pace: PaceMessage }) {
+  return (
+    <div className="banner info" role="status" data-testid="pace" data-hop-ms={pace.hop_ms}>
+      {paceText(pace)}
     </div>
   );
 }

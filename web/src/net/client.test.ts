@@ -255,6 +255,21 @@ describe("StreamClient", () => {
     expect(errors).toHaveLength(1);
   });
 
+  it("hands a pace to the page like any message, and skips a kind it does not know (an older page's view of pace)", () => {
+    const messages: unknown[] = [];
+    const logged: string[] = [];
+    const client = make([], messages, { log: (line) => logged.push(line) });
+    client.connect();
+    const ws = FakeSocket.instances[0];
+    ws.open();
+    const pace = { type: "pace", hop_ms: 1000, normal_hop_ms: 500, reason: "busy" };
+    ws.onmessage?.({ data: JSON.stringify(pace) });
+    ws.onmessage?.({ data: JSON.stringify({ ...pace, type: "pace2" }) });
+    ws.onmessage?.({ data: JSON.stringify(result(0)) });
+    expect(messages).toEqual([pace, result(0)]);
+    expect(logged).toEqual(['voxlive: skipping server messages of unknown type "pace2"']);
+  });
+
   it("delivers the first result (seq 0), and messages without a numeric seq, without moving the resume point", () => {
     const messages: unknown[] = [];
     const client = make([], messages);

@@ -77,6 +77,9 @@ describe("field checks", () => {
     ["result", "scores", [0.5], "result.scores: expected object, got [0.5]"],
     ["result", "scores", "x", 'result.scores: expected object, got "x"'],
     ["end", "windows", null, "end.windows: expected number, got null"],
+    ["pace-busy", "hop_ms", "1000", 'pace.hop_ms: expected number, got "1000"'],
+    ["pace-busy", "normal_hop_ms", null, "pace.normal_hop_ms: expected number, got null"],
+    ["pace-normal", "reason", 1, "pace.reason: expected string, got 1"],
   ])("%s with %s = %j is refused", (name, key, value, message) => {
     expect(() => parseServerMessage(withField(name, key, value))).toThrow(new ProtocolError(message));
   });
@@ -90,8 +93,8 @@ describe("field checks", () => {
     ["null", "expected a JSON object, got object"],
     ['"ready"', "expected a JSON object, got string"],
     ["[]", "expected a JSON object, got object"],
-    ['{"type":5}', "expected type ready|result|error|segment|end|ack|moving, got 5"],
-    ["{}", "expected type ready|result|error|segment|end|ack|moving, got undefined"],
+    ['{"type":5}', "expected type ready|result|error|segment|end|ack|moving|pace, got 5"],
+    ["{}", "expected type ready|result|error|segment|end|ack|moving|pace, got undefined"],
   ])("refuses %s", (text, message) => {
     expect(() => parseServerMessage(text)).toThrow(new ProtocolError(message));
   });
@@ -119,7 +122,7 @@ describe("field checks", () => {
   it("refuses a type that is not a string, even one whose text is a known type", () => {
     const text = JSON.stringify({ ...base("end"), type: ["end"] }); // ["end"] would work as a key
     expect(() => parseServerMessage(text)).toThrow(
-      new ProtocolError('expected type ready|result|error|segment|end|ack|moving, got ["end"]'),
+      new ProtocolError('expected type ready|result|error|segment|end|ack|moving|pace, got ["end"]'),
     );
   });
 

@@ -112,8 +112,18 @@ export interface MovingMessage {
   retry_after_ms: number;
 }
 
+/** A live stream's windows are cut `hop_ms` apart from the next result on: wider than `normal_hop_ms`
+ * (ready's) while the server is busy (fewer results, each as fresh), back to it (`normal`) after. Sent in
+ * window order, before the first result of a window cut at the new hop. */
+export interface PaceMessage {
+  type: "pace";
+  hop_ms: number;
+  normal_hop_ms: number;
+  reason: string; // "busy" | "normal" (a newer server may add reasons: shown as busy while hop_ms is wider)
+}
+
 export type ServerMessage =
-  ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage | MovingMessage;
+  ReadyMessage | ResultMessage | ErrorMessage | SegmentMessage | EndMessage | AckMessage | MovingMessage | PaceMessage;
 
 export class ProtocolError extends Error {}
 
@@ -162,6 +172,7 @@ const SHAPES: Record<ServerMessage["type"], Shape> = {
   },
   ack: { samples: "number", seq: "number", token: "string" },
   moving: { reason: "string", retry_after_ms: "number" },
+  pace: { hop_ms: "number", normal_hop_ms: "number", reason: "string" },
 };
 
 function checkField(obj: Record<string, unknown>, key: string, kind: Shape[string]): void {

@@ -5,6 +5,7 @@ import {
   BAD_SERVER_MESSAGE,
   answer,
   headline,
+  hopMs,
   emptyResults,
   labelText,
   logRows,
@@ -49,6 +50,36 @@ describe("resultsReducer", () => {
     s = resultsReducer(s, { type: "message", message: result(1), atMs: 0 });
     s = resultsReducer(s, { type: "message", message: result(5), atMs: 0 }); // windows 2-4 never came
     expect(s.timeline.map((p) => p.breakBefore)).toEqual([false, false, true]);
+  });
+
+  it("keeps windows a busy server cut further apart together, and still breaks where one is missing", () => {
+    const busy = { type: "pace", hop_ms: 2000, normal_hop_ms: 500, reason: "busy" } as const;
+    const at = (message: ServerMessage) => ({ type: "message" as const, message, atMs: 0 });
+    const win = (seq: number, startMs: number) => result(seq, "female", { start_ms: startMs, end_ms: startMs + 1000 });
+    let s = resultsReducer(emptyResults, at(ready));
+    s = resultsReducer(s, at(win(0, 0)));
+    s = resultsReducer(s, at(win(1, 500)));
+    s = resultsReducer(s, at(busy)); // before the first window at the wide hop
+    expect(s.pace).toEqual(busy);
+    expect(hopMs(s)).toBe(2000);
+    s = resultsReducer(s, at(win(2, 2500)));
+    s = resultsReducer(s, at(win(3, 4500)));
+    s = resultsReducer(s, at(win(4, 8500))); // the window at 6500 never came: that is a gap
+    s = resultsReducer(s, at({ ...busy, hop_ms: 500, reason: "normal" }));
+    expect(s.pace).toBeNull();
+    s = resultsReducer(s, at(win(5, 9000)));
+    s = resultsReducer(s, at(win(6, 10_500))); // 1.5 s: a missing window at the normal hop again
+    expect(s.timeline.map((p) => p.breakBefore)).toEqual([false, false, false, false, true, false, true]);
+    expect(s.gaps).toEqual([]); // windows further apart are not "no data"
+  });
+
+  it("forgets the pace at a new ready (the server tells a resumed stream again) and at the end", () => {
+    const busy = { type: "pace", hop_ms: 1000, normal_hop_ms: 500, reason: "busy" } as const;
+    let s = resultsReducer(emptyResults, { type: "message", message: ready, atMs: 0 });
+    s = resultsReducer(s, { type: "message", message: busy, atMs: 0 });
+    expect(resultsReducer(s, { type: "message", message: readyMessage({ resumed: true }), atMs: 1 }).pace).toBeNull();
+    expect(resultsReducer(s, { type: "message", message: endMessage(), atMs: 1 }).pace).toBeNull();
+    expect(hopMs(emptyResults)).toBe(500);
   });
 
   it("places a restarted stream after the old audio, one outage later, and clears errors on ready", () => {

@@ -7,6 +7,7 @@
 // restart) begins again at 0; its audio is placed after the old one, one outage later.
 
 import type { EndMessage, ReadyMessage, ResultMessage, SegmentMessage, ServerMessage } from "../protocol/messages";
+import type { PaceMessage } from "../protocol/messages";
 
 export const TIMELINE_MS = 60_000; // a live chart follows the last minute of audio
 export const MAX_RESULTS = 20_000; // kept for the timeline and export; the oldest are dropped beyond this
@@ -87,6 +88,7 @@ export interface ResultsView {
   streams: StreamSpan[]; // the run's server streams (a resume continues one), oldest first
   gaps: Gap[]; // audio no stream classified, in order (for the log, the summary and exports)
   resumeFailed: string | null; // a resume_failed's reason, until the new stream's `ready`
+  pace: PaceMessage | null; // the server is busy: windows further apart than ready's hop (null: normal)
 }
 
 export type ResultsAction =
@@ -122,6 +124,7 @@ export const emptyResults: ResultsView = {
   streams: [],
   gaps: [],
   resumeFailed: null,
+  pace: null,
 };
 
 /** The probability `result` gives `label` (the server's segment confidence uses the same rule). */
@@ -141,8 +144,9 @@ function onResult(state: ResultsView, r: ResultMessage, atMs: number, latencyMs:
   const startMs = state.offsetMs + r.start_ms;
   const endMs = state.offsetMs + r.end_ms;
   const prev = state.timeline[state.timeline.length - 1];
-  // Windows overlap by design (a hop apart); more than a window's gap means audio is missing.
-  const hop = state.ready?.hop_ms ?? 500;
+  // Windows overlap by design (a hop apart); more than a window's gap means audio is missing. The hop is
+  // the one in force: a busy server cuts windows further apart and says so (pace) before the first of them.
+  const hop = hopMs(state);
   const breakBefore = prev !== undefined && startMs - prev.startMs > hop * 1.5;
   const point = { startMs, endMs, result: r, breakBefore, streamId: state.ready?.stream_id ?? "" };
   const timeline = bounded(state.timeline, point);
@@ -178,7 +182,16 @@ function bounded<T>(list: T[], item: T): T[] {
  * window and that point is a gap: nobody classified it.
  */
 function onReady(state: ResultsView, message: ReadyMessage, atMs: number, streamStartMs: number | null): ResultsView {
-  const connected = { ...state, ready: message, end: null, errors: [], starting: false, resumeFailed: null }; // earlier problems are over
+  // Earlier problems are over; the hop is ready's until a pace says otherwise (a resumed stream's is told again).
+  const connected = {
+    ...state,
+    ready: message,
+    end: null,
+    errors: [],
+    starting: false,
+    resumeFailed: null,
+    pace: null,
+  };
   if (message.resumed && state.streams.length > 0) return connected;
   const first = state.streams.length === 0 && state.results.length === 0;
   const outageMs = state.lastAtMs !== null ? Math.max(0, atMs - state.lastAtMs) : 0;
@@ -210,6 +223,11 @@ function onReady(state: ResultsView, message: ReadyMessage, atMs: number, stream
     ],
     audioEndMs: Math.max(state.audioEndMs, offsetMs),
   };
+}
+
+/** The hop the current stream's windows are cut at now, ms: a pace's while the server is busy, else ready's. */
+export function hopMs(state: Pick<ResultsView, "pace" | "ready">): number {
+  return state.pace?.hop_ms ?? state.ready?.hop_ms ?? 500;
 }
 
 /** Whether the latest stream is not the run's first: a new stream began (the old was forgotten). */
@@ -255,7 +273,9 @@ export function resultsReducer(state: ResultsView, action: ResultsAction): Resul
       if (message.code === "not_ready") return { ...state, starting: true };
       return withError(state, message.code, message.message);
     case "end":
-      return { ...state, end: message, open: null };
+      return { ...state, end: message, open: null, pace: null };
+    case "pace":
+      return { ...state, pace: message.hop_ms > message.normal_hop_ms ? message : null };
     case "ack":
     case "moving":
       return state; // the client keeps acks and moves the stream; nothing to show

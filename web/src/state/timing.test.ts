@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { delayText, followDelay, windowsToFlip } from "./timing";
+import { delayText, followDelay, paceText, windowsToFlip } from "./timing";
 
 describe("followDelay", () => {
   it("needs a strict majority of the smoothing windows to flip the headline", () => {
@@ -22,5 +22,17 @@ describe("followDelay", () => {
 
   it("writes one figure when the range rounds to it", () => {
     expect(delayText({ lowMs: 1010, highMs: 1040 })).toBe("1.0 s");
+  });
+});
+
+describe("paceText", () => {
+  it("says how often results come while the server is busy, and how often they normally do", () => {
+    expect(paceText({ hop_ms: 2000, normal_hop_ms: 500 })).toBe(
+      "Fewer updates: server busy. A result every 2.0 s instead of every 0.5 s, each as fresh as before.",
+    );
+  });
+
+  it("a wider hop delays the headline by as many hops", () => {
+    expect(followDelay({ window_ms: 1000, hop_ms: 1000, smoothing: 4 }, 100)).toEqual({ lowMs: 2600, highMs: 3600 });
   });
 });

@@ -5,9 +5,10 @@
 // voice ends about half a window after the voice began, plus up to one hop until a window ends
 // there. The smoothed label (a strict majority of the last `smoothing` raw labels) then needs
 // floor(smoothing / 2) + 1 such windows, one hop apart. Each label reaches the screen
-// `deliveryMs` after its window's audio ended (the server's time plus the network's).
+// `deliveryMs` after its window's audio ended (the server's time plus the network's). While the server
+// is busy it cuts windows further apart (a `pace`): the hop in force is the one that counts.
 
-import type { ReadyMessage } from "../protocol/messages";
+import type { PaceMessage, ReadyMessage } from "../protocol/messages";
 
 export const DEFAULT_DELIVERY_MS = 150; // assumed until a result has been timed
 
@@ -35,4 +36,13 @@ export function followDelay(
 export function delayText({ lowMs, highMs }: FollowDelay): string {
   const s = (ms: number) => (ms / 1000).toFixed(1);
   return s(lowMs) === s(highMs) ? `${s(lowMs)} s` : `${s(lowMs)}–${s(highMs)} s`;
+}
+
+/** The notice while the server is busy: how often results come now, and how often they normally do. */
+export function paceText(pace: Pick<PaceMessage, "hop_ms" | "normal_hop_ms">): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return (
+    `Fewer updates: server busy. A result every ${s(pace.hop_ms)} instead of every ${s(pace.normal_hop_ms)}, ` +
+    "each as fresh as before."
+  );
 }
