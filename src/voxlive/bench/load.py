@@ -5,7 +5,10 @@ noise after each, to model conversation) from its own offset, and starts at its 
 one hop, as independent clients do. It records, for every result, the server's latency and the
 client's view: from sending the window's last sample to receiving its result; results the gate
 settled without the model (a few ms each) are kept apart, so the latency of windows that reached
-the model is not diluted by them.
+the model is not diluted by them. And which results were *fresh* (received within ``fresh_ms`` of
+sending their window's last sample: within the server's ``max_lag_ms``, as the client saw it),
+with the audio their windows cover: under load a server that degrades (windows further apart)
+or sheds (windows skipped) answers less of the audio, and :func:`covered_ms` says how much.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class ClientCounts:
     dropped_windows: int = 0
     dropped_s: float = 0.0  # audio the server dropped because inference fell behind
     sent_s: float = 0.0  # audio sent, seconds
+    fresh: int = 0  # counted results received within fresh_ms of their window's last sample
+    fresh_spans: list[tuple[float, float]] = field(default_factory=list)  # their windows, ms
     end: dict[str, Any] | None = None
     close_code: int | None = None
     failure: str | None = None
@@ -79,6 +84,7 @@ class LoadSpec:
     warmup_s: float = 2.0  # results for windows ending before this are not counted
     hop_ms: int = 500  # stream starts are spread over one hop
     token: str = ""
+    fresh_ms: float = 1000.0  # a result received within this of its last sample is fresh
 
 
 async def run_stream(
@@ -120,8 +126,13 @@ async def run_stream(
                     server.append(float(msg["latency_ms"]))
                     end = round(msg["end_ms"] * RATE / 1000)
                     i = bisect.bisect_left(sent_at, (end, 0.0))
+                    waited = float(msg["latency_ms"])
                     if i < len(sent_at):
-                        client.append((now - sent_at[i][1]) * 1000)
+                        waited = (now - sent_at[i][1]) * 1000
+                        client.append(waited)
+                    if waited <= spec.fresh_ms:
+                        counts.fresh += 1
+                        counts.fresh_spans.append((float(msg["start_ms"]), float(msg["end_ms"])))
                     if on_result is not None:
                         on_result()
                 elif kind == "error":
@@ -152,3 +163,15 @@ async def run_stream(
         counts.dropped_windows = int(counts.end.get("dropped_windows", 0))
         counts.dropped_s = float(counts.end.get("dropped_ms", 0.0)) / 1000
     return counts
+
+
+def covered_ms(spans: Sequence[tuple[float, float]], from_ms: float, to_ms: float) -> float:
+    """Audio time between ``from_ms`` and ``to_ms`` that at least one of the windows ``spans``
+    ((start_ms, end_ms), any order, overlapping or not) covers, ms."""
+    total, reach = 0.0, from_ms
+    for start, end in sorted(spans):
+        start, end = max(start, reach), min(end, to_ms)
+        if end > start:
+            total += end - start
+            reach = end
+    return total

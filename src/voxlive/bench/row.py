@@ -71,6 +71,11 @@ class Row:
     # of one core: the server and every process it started (a local Ray's, replicas included);
     # None when bench did not start the server
     tree_cpu_pct: float | None = None
+    # Graded degradation vs shedding (#25): results received within max_lag_ms of their window's
+    # last sample (client side), per second, and the share of the counted audio their windows
+    # cover; None when not measured
+    fresh_results_per_s: float | None = None
+    fresh_coverage: float | None = None
 
     @property
     def drops_reported(self) -> bool:
@@ -111,6 +116,8 @@ COLUMNS = [  # (heading, report key, format)
     ("cpu %", "server_cpu_pct", "{:.0f}"),
     ("tree %", "tree_cpu_pct", "{:.0f}"),
     ("rss MiB", "server_rss_mib", "{:.0f}"),
+    ("fresh/s", "fresh_results_per_s", "{:.1f}"),  # graded degradation (#25)
+    ("covered", "fresh_coverage", "{:.0%}"),
 ]
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from voxlive.bench.capacity import find_capacity, passed
 from voxlive.bench.ceiling import Ceiling, ceiling, int8_hint, stream_cost
-from voxlive.bench.load import ClientCounts, LoadSpec, program, run_stream
+from voxlive.bench.load import ClientCounts, LoadSpec, covered_ms, program, run_stream
 from voxlive.bench.options import Options
 from voxlive.bench.row import Row, VsCeiling, median_rows, table
 from voxlive.bench.scrape import batch_histogram, gauge, scrape, tree_cpu_s
@@ -145,6 +145,7 @@ async def measure(
     results = sum(c.results for c in counts)
     calls = int(after.batch_count - before.batch_count)
     windows = after.batch_sum - before.batch_sum
+    fresh_per_s, coverage = fresh_figures(spec, counts)
     return Row(
         target=target.name, streams=spec.streams, seconds=spec.seconds, flat_out=spec.flat_out,
         results=results,
@@ -169,7 +170,19 @@ async def measure(
         batch_sizes=batch_histogram(before, after),
         server_cpu_pct=100 * (after.cpu_s - before.cpu_s) / wall,
         server_rss_mib=rss_peak, wall_s=wall, tree_cpu_pct=tree_cpu_pct,
+        fresh_results_per_s=fresh_per_s, fresh_coverage=coverage,  # graded degradation (#25)
     )  # fmt: skip
+
+
+def fresh_figures(spec: LoadSpec, counts: list[ClientCounts]) -> tuple[float, float | None]:
+    """Graded degradation vs shedding (#25): fresh results per second over the counted time,
+    and the share of the counted audio (after the warm-up) their windows cover."""
+    counted_s = max(spec.seconds - spec.warmup_s, 1e-9)
+    warm_ms = spec.warmup_s * 1000
+    audio = [(c, c.sent_s * 1000 - warm_ms) for c in counts if c.sent_s * 1000 > warm_ms]
+    covered = sum(covered_ms(c.fresh_spans, warm_ms, warm_ms + ms) for c, ms in audio)
+    total = sum(ms for _, ms in audio)
+    return sum(c.fresh for c in counts) / counted_s, covered / total if total else None
 
 
 def judge(row: Row, options: Options, ceiling_audio_s_per_s: float | None, cost: float) -> Row:
@@ -204,7 +217,8 @@ async def run_once(
     spec = LoadSpec(url=target.url, streams=n, seconds=options.seconds,
                     chunk_ms=options.chunk_ms, flat_out=options.flat_out,
                     warmup_s=options.warmup_s, hop_ms=options.settings.hop_ms,
-                    token=options.token)  # fmt: skip
+                    token=options.token,
+                    fresh_ms=options.settings.max_lag_ms or 1000)  # fmt: skip
     expected = max(int(n * options.counted_s * 1000 / spec.hop_ms), 1)
     with tqdm(total=expected, desc=f"{target.name} N={n}", unit="res", file=sys.stderr,
               leave=False, disable=options.quiet) as bar:  # fmt: skip
