@@ -130,11 +130,11 @@ class Settings:
         "lossless streams (files, clients that ask) are never shed (0: never shed)",
     )
     degrade_max_hop_ms: int = _windows(
-        2000,
+        1000,
         "before shedding: while the model is busy, live streams' windows are cut further apart, "
         "the hop doubling up to this, ms, and narrowed again once the pressure has stayed low "
-        "for 10 s; each stream is told (a 'pace' message); lossless streams never (0 or at "
-        "most --hop-ms: off)",
+        "for 10 s; each stream is told (a 'pace' message); lossless streams never. Past "
+        "--window-ms windows no longer touch (0 or at most --hop-ms: off)",
     )
 
     # ---- gate ------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from tests.fakes import Slowed
-from tests.helpers import StreamRun, load, running_server, stream_audio
+from tests.helpers import DATA, StreamRun, load, running_server, stream_audio
+from voxlive.bench.load import LoadSpec, program
+from voxlive.bench.run import measure
+from voxlive.bench.serving import Target
 from voxlive.inference.pitch import PitchClassifier
 from voxlive.pipeline import degrade
 
@@ -91,3 +94,27 @@ async def test_a_live_stream_is_paced_under_overload_and_back_to_normal_after(
     assert 'voxlive_hop_changes_total{direction="wider"}' in metrics
     assert 'voxlive_hop_changes_total{direction="narrower"}' in metrics
     assert "voxlive_streams_degraded 0.0" in metrics and "voxlive_live_hop_ms 500.0" in metrics
+
+
+@pytest.mark.slow
+async def test_at_1_5x_overload_degradation_keeps_more_audio_fresh_than_shedding() -> None:
+    """The bench's own measurement (``voxlive bench --compare "--degrade-max-hop-ms 0"``) on the
+    slowed model, five streams for 16 s (the first 6 s not counted): graded degradation (the
+    default, 500 → 1000 ms) against shedding alone. Printed, and the direction asserted."""
+    audio = program([str(DATA / "female_speech.wav"), str(DATA / "male_speech.wav")], 0)
+    rows = {}
+    for name, max_hop_ms in (("degrade", 1000), ("shed only", 0)):
+        server = running_server(classifier=Slowed(PitchClassifier(), 0.15), **SLOW,
+                                degrade_max_hop_ms=max_hop_ms)  # fmt: skip
+        async with server as srv:
+            spec = LoadSpec(url=srv.ws_url, streams=5, seconds=16, warmup_s=6, fresh_ms=1000)
+            rows[name] = row = await measure(Target(name, srv.ws_url), spec, audio)
+        print(f"\n{name}: {row.fresh_results_per_s:.2f} fresh results/s, "
+              f"{row.fresh_coverage:.0%} of the audio covered, shed {row.shed_windows}, "
+              f"p95 {row.server_p95_ms:.0f} ms")  # fmt: skip
+    degrade, shed = rows["degrade"], rows["shed only"]
+    assert degrade.fresh_coverage is not None and shed.fresh_coverage is not None
+    assert degrade.fresh_coverage > shed.fresh_coverage  # every window touches the next
+    assert degrade.shed_windows < shed.shed_windows
+    assert degrade.server_p95_ms is not None and shed.server_p95_ms is not None
+    assert degrade.server_p95_ms < shed.server_p95_ms  # the model is no longer saturated

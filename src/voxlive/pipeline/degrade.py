@@ -7,10 +7,14 @@ applies its answer to the streams.
 
 **Steps.** A live stream is cut every ``hop_ms`` (500 ms by default). Under pressure the whole
 server steps to a wider hop, doubling up to ``--degrade-max-hop-ms`` (the last step is that
-value itself): 500 → 1000 → 2000 ms. Each step halves (or so) what every live stream asks of the
-model, and every window still reaches it fresh; shedding (:mod:`voxlive.pipeline.overload`)
-stays the last resort, for pressure even the widest step cannot absorb. Lossless streams (files)
-are never degraded: they get back-pressure instead.
+value itself): 500 → 1000 ms by default, → 2000 ms with 2000. Each step halves (or so) what
+every live stream asks of the model, and every window still reaches it fresh; shedding
+(:mod:`voxlive.pipeline.overload`) stays the last resort, for pressure even the widest step
+cannot absorb. Up to the window's length the windows still touch, so no audio goes without a
+label; past it part of the audio gets no window at all, which costs more of the audio than
+shedding the excess at the window's length would (it buys lower latency instead): hence the
+default of 1000 ms, the default window. Lossless streams (files) are never degraded: they get
+back-pressure instead.
 
 **Pressure.** :class:`Pressure` holds ``demand``: the windows per second live streams ask of the
 model *counted at the normal hop* (a window cut two hops after the one before counts twice),
