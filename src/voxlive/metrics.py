@@ -98,9 +98,10 @@ class Metrics:
             "is busy (--degrade-max-hop-ms)",
             registry=r,
         )
-        self.streams_degraded = Gauge(
-            "voxlive_streams_degraded",
-            "live streams whose windows are cut at a wider hop than the configured one now",
+        self.streams_paced = Gauge(
+            "voxlive_streams_paced",
+            "live streams whose windows are cut at a wider hop than the configured one now (graded "
+            "degradation under load; not the 'degraded' status of a fallback model)",
             registry=r,
         )
         self.hop_changes = Counter(
@@ -128,9 +129,9 @@ class Metrics:
         self.capacity_streams.set_function(streams)
         self.load_streams.set_function(lambda: gauge().load_streams)
 
-    def bind_degraded(self, count: Callable[[], int]) -> None:
-        """Read the number of degraded streams from ``count`` at every scrape."""
-        self.streams_degraded.set_function(lambda: float(count()))
+    def bind_paced(self, count: Callable[[], int]) -> None:
+        """Read the number of paced live streams from ``count`` at every scrape."""
+        self.streams_paced.set_function(lambda: float(count()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -93,7 +93,7 @@ async def test_a_live_stream_is_paced_under_overload_and_back_to_normal_after(
     assert [r["start_ms"] for r in file.results][:4] == [0, 500, 1000, 1500]
     assert 'voxlive_hop_changes_total{direction="wider"}' in metrics
     assert 'voxlive_hop_changes_total{direction="narrower"}' in metrics
-    assert "voxlive_streams_degraded 0.0" in metrics and "voxlive_live_hop_ms 500.0" in metrics
+    assert "voxlive_streams_paced 0.0" in metrics and "voxlive_live_hop_ms 500.0" in metrics
 
 
 @pytest.mark.slow

@@ -101,6 +101,11 @@ class Pipeline:
         """The capacity gauge for live streams at the configured window and hop."""
         return self.batcher.capacity(self.config.window, self.config.hop_ms / 1000)
 
+    def live_hop_ms(self) -> int:
+        """The hop live streams are cut at now, ms: the configured one, wider while paced."""
+        pace = self.batcher.pace
+        return self.config.hop_ms if pace is None else pace.hop_ms
+
     def workers(self) -> list[LoopWorker]:
         """The tasks that serve every stream: the batcher, and the VAD runner when there is one
         (each supervised: see :class:`~voxlive.pipeline.worker.LoopWorker`)."""
@@ -183,5 +188,5 @@ def assemble(
     pipeline = Pipeline(settings, classifier, batcher, config, metrics)
     if metrics is not None:
         metrics.bind_capacity(pipeline.capacity)
-        metrics.bind_degraded(batcher.degraded_streams)
+        metrics.bind_paced(batcher.paced_streams)
     return pipeline

@@ -235,7 +235,7 @@ class Batcher(LoopWorker):
                 self.pace.update(now, self._streams.values(), self.cost.best_rate(self.pace.window))
             wait = self.wait_s(now)
             if wait is None:
-                idle = TICK_S if self.pace is not None and self.pace.degraded else None
+                idle = TICK_S if self.pace is not None and self.pace.paced else None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(idle):
                         await self._wake.wait()
@@ -313,9 +313,9 @@ class Batcher(LoopWorker):
         self._offered.add(self.pace.offered(batch, now) if self.pace else len(batch), now)
         return batch
 
-    def degraded_streams(self) -> int:
-        """Live streams cut at a wider hop than their configured one now."""
-        return sum(1 for s in self._streams.values() if s.degraded)
+    def paced_streams(self) -> int:
+        """Live streams cut at a wider hop than their configured one now (graded degradation)."""
+        return sum(1 for s in self._streams.values() if s.paced)
 
     async def _run(self) -> None:
         if self.in_flight > 1:

@@ -60,7 +60,8 @@ class Pace:
         return self.policy.hop_ms
 
     @property
-    def degraded(self) -> bool:
+    def paced(self) -> bool:
+        """Live streams are cut at a wider hop than the normal one now."""
         return self.policy.level > 0
 
     def weight(self, stream: Stream) -> float:

@@ -130,8 +130,8 @@ class Stream:
         return self._windows.hop_ms
 
     @property
-    def degraded(self) -> bool:
-        """Paced to a wider hop than the configured one."""
+    def paced(self) -> bool:
+        """Cut at a wider hop than the configured one (the server is busy)."""
         return self._windows.hop_ms > self.config.hop_ms
 
     def pace(self, hop_ms: int) -> None:

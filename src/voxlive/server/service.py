@@ -125,6 +125,7 @@ class Service:
         )  # fmt: skip
         if self.pipeline is not None:
             out["capacity"] = self.pipeline.capacity().as_dict()
+            out["live_hop_ms"] = self.pipeline.live_hop_ms()  # wider than hop_ms while paced
         return out
 
     async def start(self) -> None:

@@ -752,7 +752,7 @@ def test_a_stream_added_while_degraded_is_cut_at_the_wide_hop_and_counts_double(
     with planning("s", "file", pace=pace) as (b, (s, file), clock):
         file.lossless = True
         assert (s.hop_ms, file.hop_ms) == (200, 100)
-        assert b.degraded_streams() == 1
+        assert b.paced_streams() == 1
         feed(s, 0.5, 0.5)  # 200 ms of audio: one window at the wide hop (ends at 100)
         feed(file, 0.5, 0.5)  # two at the normal one
         assert len(b._collect()) == 3
@@ -773,7 +773,7 @@ async def test_an_idle_batcher_lets_the_pace_fall_back(monkeypatch: pytest.Monke
     async with batching(FakeClassifier(), "quiet", pace=pace) as (batcher, (quiet,)):
         assert quiet.hop_ms == 400
         await asyncio.sleep(300 * MS)  # two holds and then some, not a single window
-        assert pace.hop_ms == 100 and quiet.hop_ms == 100 and batcher.degraded_streams() == 0
+        assert pace.hop_ms == 100 and quiet.hop_ms == 100 and batcher.paced_streams() == 0
 
 
 async def test_with_no_live_stream_left_the_pace_is_normal_at_once() -> None:

@@ -55,7 +55,7 @@ def test_sustained_overload_widens_every_live_stream_and_no_lossless_one() -> No
     t = drive(pace, served, 0.0, 2 * RISE_S + 1.0)
     assert pace.hop_ms == 1000  # demand 1.2: 0.6 at 1000 ms, so no further
     assert [s.hop_ms for s in served] == [1000] * 6 + [500]
-    assert sum(s.degraded for s in served) == 6
+    assert sum(s.paced for s in served) == 6
     assert metrics.hop_changes.labels("wider")._value.get() == 1
     assert metrics.live_hop._value.get() == 1000
     # Half as many windows now, each standing for two: the demand is the same, so it holds.
@@ -89,7 +89,7 @@ def test_a_stream_that_opens_gets_the_hop_in_force_and_no_live_stream_means_norm
     assert newcomer.hop_ms == 1000
     files = streams(live=0, lossless=1)
     pace.update(3.1, files, BEST_RATE)  # only a file left: nobody to degrade
-    assert pace.hop_ms == 500 and not pace.degraded
+    assert pace.hop_ms == 500 and not pace.paced
 
 
 def test_windows_are_counted_at_the_normal_hop_and_files_are_not_live_demand() -> None:

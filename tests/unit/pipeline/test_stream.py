@@ -263,7 +263,7 @@ def test_a_paced_stream_cuts_fewer_windows_and_says_so_in_window_order() -> None
     s = Stream("p", dataclasses.replace(ROOMY, gate_rms=0.0))
     s.push(np.full(150, 0.5, np.float32))  # windows at 0, 50 (hop 50)
     s.pace(200)
-    assert s.hop_ms == 200 and s.degraded
+    assert s.hop_ms == 200 and s.paced
     s.push(np.full(550, 0.5, np.float32))  # 700 ms: windows at 250, 450 (200 apart)
     while (w := s.take()) is not None:
         s.complete(w.index, np.array([0.2, 0.5, 0.3]))
@@ -279,14 +279,14 @@ def test_a_paced_stream_cuts_fewer_windows_and_says_so_in_window_order() -> None
     assert s.pop_messages() == []
     assert s.pop_pace()[0]["reason"] == "normal"
     assert [m["start_ms"] for m in s.pop_messages()] == [500, 550, 600, 650, 700]
-    assert not s.degraded
+    assert not s.paced
 
 
 def test_a_lossless_stream_is_never_paced() -> None:
     s = Stream("f", dataclasses.replace(CONFIG, gate_rms=0.0))
     s.pace(200)  # before it is known to be lossless (a connection learns it from start)
     s.lossless = True
-    assert s.hop_ms == CONFIG.hop_ms and not s.degraded
+    assert s.hop_ms == CONFIG.hop_ms and not s.paced
     s.pace(200)
     s.push(np.full(300, 0.5, np.float32))
     while (w := s.take()) is not None:

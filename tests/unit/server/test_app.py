@@ -53,6 +53,7 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
         "status": "ready", "model": "fake", "backend": "fake", "labels": ["a", "b"],
         "device": "cpu", "sample_rate": 16_000, "fallback": None, "window_ms": 200,
         "hop_ms": 100, "streams_open": 0, "max_streams": 64, "load": 0.0, "room": True,
+        "live_hop_ms": 100,  # not paced: the server is not busy
     }  # fmt: skip
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "voxlive_streams_open 0.0" in metrics.text
