@@ -33,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from voxlive.audio.vad import SileroVad
-from voxlive.inference.base import Classifier
+from voxlive.inference.base import Classifier, parallel_calls
 from voxlive.metrics import Metrics
 from voxlive.pipeline.overload import (
     Capacity,
@@ -234,9 +234,14 @@ class Batcher(LoopWorker):
 
     def capacity(self, window: int, hop_s: float) -> Capacity:
         """The capacity gauge for live streams cutting ``window``-sample windows every
-        ``hop_s`` seconds (see :class:`~voxlive.pipeline.overload.Capacity`)."""
+        ``hop_s`` seconds (see :class:`~voxlive.pipeline.overload.Capacity`): the best rate
+        measured per call, times the calls that run at once (up to ``in_flight``: the Ray
+        engine's running replicas, each measured alike)."""
         now = self._clock()
-        return capacity(self.cost.best_rate(window), self._offered.rate(now), hop_s)
+        rate = self.cost.best_rate(window)
+        if rate is not None:  # calls on several replicas at once: each replica's rate
+            rate *= min(self.in_flight, parallel_calls(self.classifier))
+        return capacity(rate, self._offered.rate(now), hop_s)
 
     def _shed(self, streams: list[Stream], now: float) -> int:
         """Plan the next call's size so that it answers its windows within their bound, shed
