@@ -119,7 +119,11 @@ def regenerate(text: str, base: Path) -> tuple[str, int]:
             raise ReportError(f"line {line}: {exc}") from None
         return f"<!-- table: {match['spec']}-->\n{table}<!-- /table -->"
 
-    return MARKER.sub(again, text), count
+    new = MARKER.sub(again, text)
+    opened = len(re.findall(r"^<!-- table:", text, re.MULTILINE))
+    if opened != count:
+        raise ReportError(f"expected {opened} tables closed by <!-- /table -->, got {count}")
+    return new, count
 
 
 def unmarked_tables(text: str) -> list[int]:

@@ -126,6 +126,9 @@ def test_a_bad_marker_names_its_line_and_exits_2(
         regenerate(md.read_text(), tmp_path)
     assert main(["--check", str(md)]) == 2
     assert "X.md: line 3" in capsys.readouterr().err
+    md.write_text("<!-- table: r.json kind=runs -->\n| stale |\n")  # never closed
+    with pytest.raises(ReportError, match="expected 1 tables closed by <!-- /table -->, got 0"):
+        regenerate(md.read_text(), tmp_path)
     md.write_text("<!-- table: gone.json kind=balancer -->\n<!-- /table -->\n")
     assert main([str(md)]) == 2
     assert "gone.json" in capsys.readouterr().err
