@@ -11,6 +11,8 @@ starts the next round.
 
 from __future__ import annotations
 
+import itertools
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +63,10 @@ def _lost(r: Run) -> str:
         return "0"
     shed, over = int(r.get("shed_windows") or 0), int(r.get("overwritten_windows") or 0)
     ways = [f"{n} {how}" for n, how in ((shed, "shed"), (over, "overwritten")) if n]
-    text = ways[0] if len(ways) == 1 and shed + over == dropped else f"{dropped}"
-    if text == f"{dropped}" and ways:
-        text += f" ({', '.join(ways)})"
+    if len(ways) == 1 and shed + over == dropped:  # one way accounts for every window
+        text = ways[0]
+    else:
+        text = f"{dropped} ({', '.join(ways)})" if ways else str(dropped)
     if r.get("drops_reported") is False:
         text += ", not all reported"
     return text
@@ -77,16 +80,25 @@ def _tree_cpu(r: Run) -> str:
     return f"{num(tree)} (front {num(own)})"
 
 
+def _warmup_s(doc: Doc) -> float:
+    """The run's ``--warmup-s``, read from its command line (2 s, the default, if not there)."""
+    words = shlex.split(str(doc.get("command", "")).replace("--warmup-s=", "--warmup-s "))
+    for flag, value in itertools.pairwise(words):
+        if flag == "--warmup-s":
+            return float(value)
+    return 2.0
+
+
 def model_pct(r: Run) -> str:
     """What reached the model, % of the ceiling; derived as :func:`voxlive.bench.run.judge`
-    does for JSON written before it recorded ``model_pct_of_ceiling`` (warm-up 2 s, the
-    bench's default, and 1 s windows unless the ceiling says otherwise)."""
+    does for JSON written before it recorded ``model_pct_of_ceiling`` (the warm-up from the
+    command line, the window from the ceiling's)."""
     if (pct := r.get("model_pct_of_ceiling")) is not None:
         return num(pct)
     ceiling, seconds = r.get("ceiling_audio_s_per_s"), r.get("seconds")
     if not ceiling or not seconds or r.get("model_results") is None:
         return NONE
-    counted = seconds - 2.0
+    counted = seconds - _warmup_s(r.doc)
     window_s = r.doc.get("ceiling", {}).get("base", {}).get("window_ms", 1000) / 1000
     reached = r.get("model_results") + (r.get("dropped_windows") or 0) * counted / seconds
     return num(100 * reached * window_s / counted / ceiling)

@@ -103,6 +103,10 @@ def test_the_verdict_and_the_share_that_reached_the_model() -> None:
     assert lines[0].endswith("| verdict (p95 ≤ 250 ms) |")
     assert lines[2:] == ["| 6 | 60 / 0 | 33 | fail |", "| 3 | 30 / 0 | 17 | pass: capacity 3 |",
                          "| 4 | 40 / 0 | 27 | fail |"]  # fmt: skip
+    # with --warmup-s 5: 15 counted seconds; recorded figures win over derived ones
+    doc = {**doc, "command": "voxlive bench --audio a.wav --warmup-s 5 --find-capacity",
+           "runs": [doc["runs"][0], {**doc["runs"][1], "model_pct_of_ceiling": 12.5}]}  # fmt: skip
+    assert _table([doc], "kind=runs cols=model_pct")[2:] == ["| 40 |", "| 13 |"]
 
 
 def test_capacity_per_server_with_the_next_n_that_failed() -> None:
