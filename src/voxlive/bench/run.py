@@ -327,14 +327,18 @@ def _write(path: Path, text: str) -> None:
 
 # ---- entry point -----------------------------------------------------------------------------
 async def bench(options: Options) -> int:
-    """``voxlive bench``: ceiling, plan, runs, report (written to ``--out``) and summary."""
+    """``voxlive bench``: ceiling, plan, runs, report (written to ``--out``, with its
+    :mod:`~voxlive.bench.provenance`) and summary."""
     import logging
 
+    from voxlive.bench import provenance
+
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
+    began = await asyncio.to_thread(provenance.begin, options)
     ceilings = await measure_ceilings(options)
     the_plan = plan(options, ceilings)
     results = await run(options, the_plan, ceilings)
-    doc = report(options, the_plan, ceilings, results)
+    doc = {"provenance": began.end(), **report(options, the_plan, ceilings, results)}
     await asyncio.to_thread(_write, options.out, json.dumps(doc, indent=2))
     print(summary(options, the_plan, ceilings, results))
     print(f"wrote {options.out}")
