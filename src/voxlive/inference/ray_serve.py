@@ -2,20 +2,20 @@
 
 The WebSocket front (any number of ``voxlive serve --engine ray`` processes) keeps everything per
 stream — buffers, gates, smoothing, ordering — and batches windows with the same deadline-aware
-:class:`~voxlive.pipeline.batcher.Batcher` as the in-process engine (``max_batch``,
-``max_wait_ms``, cost model, shedding). Each batch goes to the deployment through a
-:class:`DeploymentHandle` as *one* request (a float32 array: Ray hands arrays of more than
-100 KiB to the replica through its object store without a copy), and the replica runs it at
-once: no second batching there, so the front's cost model, shedding plan and capacity gauge
-learn from the measured round trip, a slow replica included; the gauge multiplies one call's
-rate by the replicas running (asked of Serve every :data:`REPLICAS_REFRESH_S`). Each replica loads the same
-classifier the in-process engine would (:func:`voxlive.inference.loader.load_local`, so results
-are the same). Replica choice and back-pressure are Serve's: a replica takes at most
-:data:`MAX_ONGOING` batches (one running, one waiting on the replica), the handle's router holds
-the rest and sends each to the least busy replica. The cluster holds no per-stream state: a
-batch is a stateless request, so a stream that ends leaves nothing behind. A replica that dies
-mid-call costs one retry, which Serve routes to a live replica (or, with none left, to the
-replacement it starts); a second failure fails that batch's windows.
+:class:`~voxlive.pipeline.batcher.Batcher` as the in-process engine (``max_batch``, ``max_wait_ms``,
+cost model, shedding). Each batch goes to the deployment through a :class:`DeploymentHandle` as
+*one* request (a float32 array: Ray hands arrays of more than 100 KiB to the replica through its
+object store without a copy), and the replica runs it at once: no second batching there, so the
+front's cost model, shedding plan and capacity gauge learn from the measured round trip, a slow
+replica included; the gauge multiplies one call's rate by the replicas running (asked of Serve every
+:data:`REPLICAS_REFRESH_S`). Each replica loads the same classifier the in-process engine would
+(:func:`voxlive.inference.loader.load_local`, so results are the same). Replica choice and
+back-pressure are Serve's: a replica takes at most :data:`MAX_ONGOING` batches (one running, one
+waiting on the replica), the handle's router holds the rest and sends each to the least busy
+replica. The cluster holds no per-stream state: a batch is a stateless request, so a stream that
+ends leaves nothing behind. A replica that dies mid-call costs one retry, which Serve routes to a
+live replica (or, with none left, to the replacement it starts); a second failure fails that batch's
+windows.
 
 Only the front imports this module's :class:`RayClassifier`; replicas run :class:`ModelReplica`.
 """
