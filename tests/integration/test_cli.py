@@ -72,3 +72,8 @@ def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None
         assert row["server_cpu_pct"] > 0 and sum(row["batch_sizes"].values()) == row["model_calls"]
     assert set(report["runs"][1]["batch_sizes"]) == {"<=1"}
     assert "p95" in out.stdout and "--max-batch 1" in out.stdout
+    made = report["provenance"]  # where the figures came from (bench/provenance.py)
+    assert made["started_utc"] <= made["ended_utc"] and len(made["load_before"]) == 3
+    assert " bench --audio " in made["command"] and made["cpus"] >= 1
+    assert made["settings"]["settings"]["model"] == "pitch"
+    assert made["settings"]["compare"] == ["--max-batch 1"]

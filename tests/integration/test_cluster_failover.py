@@ -27,6 +27,7 @@ import pytest
 
 from tests.cluster_client import RATE, ResumingClient, stream_live
 from tests.helpers import load
+from voxlive.bench import provenance
 from voxlive.bench.balancer import (
     HAPROXY,
     haproxy,
@@ -44,6 +45,8 @@ WINDOWS = 19
 SIGNAL_AT_S = 4.0  # after the first stream began
 SECRET = "failover-test-secret-0123456789"
 WITHIN_S = 2.0  # every moved stream's first result on its new front, after the signal
+# each front's flags, beside an --agent-port of its own
+FRONT_FLAGS = ("--model", "pitch", "--cluster-secret", SECRET, "--trusted-proxies", "127.0.0.1")
 
 
 @contextlib.asynccontextmanager
@@ -54,8 +57,7 @@ async def _cluster(tmp_path: Path) -> AsyncIterator[tuple[list[Target], str, Pat
         fronts, names = [], []
         for i in range(FRONTS):
             agent = free_port()
-            flags = ["--model", "pitch", "--agent-port", str(agent), "--cluster-secret", SECRET,
-                     "--trusted-proxies", "127.0.0.1"]  # fmt: skip
+            flags = [*FRONT_FLAGS, "--agent-port", str(agent)]
             log = tmp_path / f"front{i + 1}.log"
             front = await stack.enter_async_context(
                 serve_subprocess(f"front{i + 1}", flags, log, 60)
@@ -99,6 +101,9 @@ def _append(path: Path, line: str) -> None:
 async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
     """Run the streams, send ``sig`` to the front holding the most of them at SIGNAL_AT_S, and
     return what happened (and assert the failover's promises)."""
+    began = provenance.begin({"fronts": FRONTS, "streams": STREAMS, "seconds": SECONDS,
+                              "signal": sig.name, "signal_at_s": SIGNAL_AT_S,
+                              "front_flags": FRONT_FLAGS})  # fmt: skip
     audio = _audio()
     async with _cluster(tmp_path) as (fronts, url, _):
         clients = [ResumingClient() for _ in range(STREAMS)]
@@ -139,6 +144,7 @@ async def _failover(tmp_path: Path, sig: signal.Signals) -> dict[str, Any]:
         "signal_to_ready_ms": [round(ms, 1) for ms in sorted(ready_ms)],
         "lost_windows": sum(a["lost"] or 0 for a in accounts), "repeats":
         sum(a["repeats"] for a in accounts), "exit_s": exit_s, "accounts": accounts,
+        "provenance": began.end(),
     }  # fmt: skip
     print(json.dumps(out))
     if where := os.environ.get("VOXLIVE_FAILOVER_JSON"):  # one line a run, appended

@@ -92,6 +92,7 @@ async def test_concurrent_streams_share_batches_and_leave_nothing_behind(
             *(stream_audio(srv.ws_url, female, rate, speed=4) for _ in range(4))
         )
         sizes = (await asyncio.to_thread(clf.replica_stats))["batch_sizes"][seen:]
+        assert clf.parallel_calls() == 1  # one replica: the gauge counts one call at a time
         assert all(r.of("end")[0]["failed"] == 0 for r in runs)
         assert sum(sizes) == sum(len(r.results) for r in runs)
         assert max(sizes) >= 2  # the front batched windows of different streams: one request
@@ -176,6 +177,8 @@ async def test_a_replica_killed_mid_call_costs_a_retry_on_the_other_not_an_error
                     break
             assert len(pids) == 2
             victim = min(pids)
+            # the gauge counts both replicas: each runs its own call
+            await eventually(lambda: clf.parallel_calls() == 2, "two replicas counted")
 
             seen = len(clf.hops)
 

@@ -39,9 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.bench import provenance
 from voxlive.bench.load import pcm16
 
 ATTACKER_SOURCE = "127.0.0.2"  # another loopback address: a source of its own
+SERVER_FLAGS = ("--model", "pitch", "--gate", "none")  # each attack's fresh `voxlive serve`
 Attack = Callable[[str, int, str, float], Coroutine[Any, Any, int]]
 
 
@@ -276,10 +278,11 @@ async def measure(name: str, target_http: str, pid: int, seconds: float) -> Outc
 async def _suite(names: list[str], seconds: float, log_dir: Path) -> list[Outcome]:
     from voxlive.bench.serving import serve_subprocess
 
-    flags = ["--model", "pitch", "--gate", "none"]
     outcomes = []
     for name in names:  # a fresh server for each: one attack's leftovers are not the next's
-        async with serve_subprocess(name, flags, log_dir / f"serve-{name}.log") as target:
+        async with serve_subprocess(
+            name, list(SERVER_FLAGS), log_dir / f"serve-{name}.log"
+        ) as target:
             assert target.process is not None
             outcomes.append(await measure(name, target.http, target.process.pid, seconds))
     return outcomes
@@ -292,7 +295,11 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("attacks", nargs="*", default=list(ATTACKS), help="default: all")
     parser.add_argument("--seconds", type=float, default=10.0, help="each attack's length")
-    parser.add_argument("--json", default="", help="also write the outcomes here")
+    parser.add_argument(
+        "--json",
+        default="",
+        help="also write the outcomes (and their provenance: bench/provenance.py) here",
+    )
     parser.add_argument("--run", default="", help=argparse.SUPPRESS)  # the child's one attack
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -304,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [a for a in args.attacks if a not in ATTACKS]
     if unknown:
         parser.error(f"expected attacks among {', '.join(ATTACKS)}, got {', '.join(unknown)}")
+    began = provenance.begin({"server_flags": SERVER_FLAGS, "attacks": args.attacks,
+                              "seconds": args.seconds,
+                              "attacker_source": ATTACKER_SOURCE})  # fmt: skip
     outcomes = asyncio.run(_suite(args.attacks, args.seconds, Path("artifacts/attacks")))
     print("| attack | connections | honest p95 alone | attacked | results | slowest /healthz "
           "| failed probes | RSS growth |")  # fmt: skip
@@ -315,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{o.slowest_probe_ms:.0f} ms | {o.failed_probes} | {o.rss_growth_mib:+.0f} MiB |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
+        doc = {"provenance": began.end(), "outcomes": [asdict(o) for o in outcomes]}
+        Path(args.json).write_text(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.bench import provenance
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 ROOT = Path(__file__).resolve().parents[3]  # a source checkout: deploy/ sits beside src/
 RENDER = ROOT / "deploy/haproxy/render.sh"
@@ -101,6 +103,8 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 
 
 SPEECH = [str(ROOT / "tests/data/female_speech.wav"), str(ROOT / "tests/data/male_speech.wav")]
+# Each front's `voxlive serve` flags, beside an `--agent-port` of its own.
+FRONT_FLAGS = ("--model", "pitch", "--trusted-proxies", "127.0.0.1")
 
 
 def same_run_ceiling(streams: int) -> dict[str, Any]:
@@ -136,8 +140,7 @@ async def measure(fronts: int, streams: int, seconds: float, workdir: Path) -> d
         targets, names = [], []
         for i in range(fronts):
             agent = free_port()
-            flags = ["--model", "pitch", "--agent-port", str(agent),
-                     "--trusted-proxies", "127.0.0.1"]  # fmt: skip
+            flags = [*FRONT_FLAGS, "--agent-port", str(agent)]
             t = await stack.enter_async_context(
                 serve_subprocess(f"front{i + 1}", flags, workdir / f"front{i + 1}.log", 120)
             )
@@ -169,8 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
+    began = provenance.begin({"fronts": args.fronts, "streams": args.streams,
+                              "seconds": args.seconds, "front_flags": FRONT_FLAGS})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="voxlive-lb-") as tmp:
         out = asyncio.run(measure(args.fronts, args.streams, args.seconds, Path(tmp)))
+    out = {"provenance": began.end(), **out}
     text = json.dumps(out, indent=2)
     print(text)
     if args.json is not None:

@@ -134,12 +134,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("bench-results") / "ceilings.json")
     args = p.parse_args()
+    from voxlive.bench import provenance
+
     base = Settings(model=args.model, cache_dir=args.cache_dir)
     kinds = {
         "torch": base.replace(backend="torch"),
         "onnx": base.replace(backend="onnx"),
         "onnx-int8": base.replace(backend="onnx", quantize="int8"),
     }
+    began = provenance.begin({"audio": args.audio, "rounds": args.rounds, "kinds": kinds})
     out: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "command": "python -m voxlive.bench.ceiling " + " ".join(sys.argv[1:]),
@@ -149,6 +152,7 @@ def main() -> None:
         measured = {kind: ceiling(s, args.audio) for kind, s in kinds.items()}
         out["rounds"].append({kind: c.to_dict() for kind, c in measured.items()})
         print({kind: round(c.audio_s_per_s, 2) for kind, c in measured.items()})
+    out = {"provenance": began.end(), **out}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.bench import provenance
 from voxlive.bench.capacity import find_capacity, passed
 from voxlive.bench.ceiling import model_throughput
 from voxlive.bench.load import RATE
@@ -217,6 +218,7 @@ def main() -> None:
         build_model(Path(tmp))
         settings = bench_settings(args, tmp)
         clf = assemble(settings, warm_up=False).classifier  # loaded as the server loads it
+    began = provenance.begin({"args": vars(args), "settings": settings})
     device_name = (
         torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "cpu"
     )
@@ -255,6 +257,7 @@ def main() -> None:
             runs=[asdict(r) for r in runs],
             settings=vars(args) | {"data": str(args.data), "out": str(args.out)},
         )
+    result = {"provenance": began.end(), **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     print(f"\nwrote {args.out}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from voxlive.bench import provenance
 from voxlive.settings_sources import add_arguments, build
 
 
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     from voxlive.inference.loader import load_local
     from voxlive.inference.ray_serve import RayClassifier
 
+    began = provenance.begin({"settings": settings, "sizes": args["sizes"],
+                              "calls": args["calls"], "num_cpus": args["num_cpus"],
+                              "idle_s": args["idle_s"]})  # fmt: skip
     ray.init(num_cpus=args["num_cpus"], include_dashboard=False, log_to_driver=False,
              _node_ip_address="127.0.0.1")  # fmt: skip
     try:
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         serve.shutdown()  # type: ignore[no-untyped-call]
         ray.shutdown()
-    report = {"command": " ".join(sys.argv), "backend": local.info.backend,
+    report = {"provenance": began.end(), "command": " ".join(sys.argv),
+              "backend": local.info.backend,
               "ray_idle_cpu_pct": idle, "rows": rows}  # fmt: skip
     out = Path(args["out"])
     out.parent.mkdir(parents=True, exist_ok=True)

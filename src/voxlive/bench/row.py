@@ -71,6 +71,13 @@ class Row:
     # of one core: the server and every process it started (a local Ray's, replicas included);
     # None when bench did not start the server
     tree_cpu_pct: float | None = None
+    # of one core, the same run (issue 27): of the tree, Ray Serve replicas and Ray's own
+    # processes (GCS, raylet, controller, agents); the load generator (bench itself); and the
+    # whole machine (of 100 x cores: what else ran shows as machine - tree - client)
+    replica_cpu_pct: float | None = None
+    ray_cpu_pct: float | None = None
+    client_cpu_pct: float | None = None
+    machine_cpu_pct: float | None = None
     # Graded degradation vs shedding (#25): results received within max_lag_ms of their window's
     # last sample (client side), per second, and the share of the counted audio their windows
     # cover; None when not measured
@@ -115,6 +122,9 @@ COLUMNS = [  # (heading, report key, format)
     ("batch", "mean_batch", "{:.2f}"),
     ("cpu %", "server_cpu_pct", "{:.0f}"),
     ("tree %", "tree_cpu_pct", "{:.0f}"),
+    ("ray %", "ray_cpu_pct", "{:.0f}"),
+    ("client %", "client_cpu_pct", "{:.0f}"),
+    ("host %", "machine_cpu_pct", "{:.0f}"),
     ("rss MiB", "server_rss_mib", "{:.0f}"),
     ("fresh/s", "fresh_results_per_s", "{:.1f}"),  # graded degradation (#25)
     ("covered", "fresh_coverage", "{:.0%}"),

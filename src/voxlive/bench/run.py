@@ -42,7 +42,7 @@ from voxlive.bench.ceiling import Ceiling, ceiling, int8_hint, stream_cost
 from voxlive.bench.load import ClientCounts, LoadSpec, covered_ms, program, run_stream
 from voxlive.bench.options import Options
 from voxlive.bench.row import Row, VsCeiling, median_rows, table
-from voxlive.bench.scrape import batch_histogram, gauge, scrape, tree_cpu_s
+from voxlive.bench.scrape import CpuSample, batch_histogram, gauge, scrape
 from voxlive.bench.serving import Target, serve_subprocess
 
 
@@ -125,16 +125,13 @@ async def measure(
 
     watcher = asyncio.create_task(watch_rss())
     pid = target.process.pid if target.process is not None else None
-    tree_before = None if pid is None else await asyncio.to_thread(tree_cpu_s, pid)
+    cpu_before = await asyncio.to_thread(CpuSample.take, pid)
     t0 = time.monotonic()
     counts: list[ClientCounts] = await asyncio.gather(
         *(run_stream(spec, i, audio, progress) for i in range(spec.streams))
     )
     wall = time.monotonic() - t0
-    tree_after = None if pid is None else await asyncio.to_thread(tree_cpu_s, pid)
-    tree_cpu_pct = None
-    if tree_before is not None and tree_after is not None:
-        tree_cpu_pct = 100 * (tree_after - tree_before) / wall
+    cpu = (await asyncio.to_thread(CpuSample.take, pid)).shares(cpu_before, wall)
     done.set()
     await watcher
     after = await asyncio.to_thread(scrape, target.http)
@@ -169,7 +166,9 @@ async def measure(
         model_calls=calls, mean_batch=windows / calls if calls else None,
         batch_sizes=batch_histogram(before, after),
         server_cpu_pct=100 * (after.cpu_s - before.cpu_s) / wall,
-        server_rss_mib=rss_peak, wall_s=wall, tree_cpu_pct=tree_cpu_pct,
+        server_rss_mib=rss_peak, wall_s=wall, tree_cpu_pct=cpu["tree"],
+        replica_cpu_pct=cpu["replicas"], ray_cpu_pct=cpu["ray"], client_cpu_pct=cpu["client"],
+        machine_cpu_pct=cpu["machine"],
         fresh_results_per_s=fresh_per_s, fresh_coverage=coverage,  # graded degradation (#25)
     )  # fmt: skip
 
@@ -342,14 +341,18 @@ def _write(path: Path, text: str) -> None:
 
 # ---- entry point -----------------------------------------------------------------------------
 async def bench(options: Options) -> int:
-    """``voxlive bench``: ceiling, plan, runs, report (written to ``--out``) and summary."""
+    """``voxlive bench``: ceiling, plan, runs, report (written to ``--out``, with its
+    :mod:`~voxlive.bench.provenance`) and summary."""
     import logging
 
+    from voxlive.bench import provenance
+
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
+    began = await asyncio.to_thread(provenance.begin, options)
     ceilings = await measure_ceilings(options)
     the_plan = plan(options, ceilings)
     results = await run(options, the_plan, ceilings)
-    doc = report(options, the_plan, ceilings, results)
+    doc = {"provenance": began.end(), **report(options, the_plan, ceilings, results)}
     await asyncio.to_thread(_write, options.out, json.dumps(doc, indent=2))
     print(summary(options, the_plan, ceilings, results))
     print(f"wrote {options.out}")

@@ -81,12 +81,16 @@ def gauge(http: str) -> dict[str, Any]:
     return {}
 
 
-def tree_cpu_s(pid: int, proc: str = "/proc") -> float | None:
+REPLICA_TITLE = "ray::ServeReplica"  # how Ray titles a Serve replica's process (its cmdline)
+
+
+def tree_cpu_by_role(pid: int, proc: str = "/proc") -> dict[str, float] | None:
     """CPU seconds (user + system) of process ``pid`` and every live descendant, from Linux's
-    ``/proc``: a server with ``--engine ray`` and no ``--ray-address`` starts a local Ray
-    (its GCS, raylet, Serve controller and model replicas are its descendants), so this is the
-    whole engine's CPU where the server's own ``/metrics`` show the front's. ``None`` where
-    ``/proc`` cannot be read (not Linux, or ``pid`` gone)."""
+    ``/proc``, by role: ``front`` (``pid`` itself), ``replicas`` (Ray Serve replicas, told by
+    their process title) and ``ray`` (every other descendant: a server with ``--engine ray``
+    and no ``--ray-address`` starts a local Ray, whose GCS, raylet, Serve controller and agents
+    are its descendants). So the whole engine's CPU is seen where the server's own ``/metrics``
+    show the front's. ``None`` where ``/proc`` cannot be read (not Linux, or ``pid`` gone)."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
@@ -110,9 +114,78 @@ def tree_cpu_s(pid: int, proc: str = "/proc") -> float | None:
         cpu[int(name)] = (utime + stime) / tick
     if pid not in cpu:
         return None
-    total, todo = 0.0, [pid]
+    roles = {"front": cpu[pid], "replicas": 0.0, "ray": 0.0}
+    todo = list(children.get(pid, []))
     while todo:
         p = todo.pop()
-        total += cpu.get(p, 0.0)
+        roles["replicas" if _is_replica(proc, p) else "ray"] += cpu.get(p, 0.0)
         todo.extend(children.get(p, []))
-    return total
+    return roles
+
+
+def _is_replica(proc: str, pid: int) -> bool:
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as f:
+            return f.read(len(REPLICA_TITLE)).decode("ascii", "replace") == REPLICA_TITLE
+    except OSError:
+        return False
+
+
+def tree_cpu_s(pid: int, proc: str = "/proc") -> float | None:
+    """The CPU seconds of :func:`tree_cpu_by_role`, all roles together."""
+    roles = tree_cpu_by_role(pid, proc)
+    return None if roles is None else sum(roles.values())
+
+
+def machine_cpu_s(proc: str = "/proc") -> float | None:
+    """CPU seconds every core of the machine has spent busy (not idle or waiting on I/O) since
+    boot, from ``/proc/stat``: with the load generator's and the server's own, what else the
+    machine ran. ``None`` where it cannot be read."""
+    import os
+
+    try:
+        with open(f"{proc}/stat", encoding="ascii") as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    ticks = [int(x) for x in first[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds so far of the server's processes by role (None: not bench's child), of the
+    whole machine, and of this process (the load generator)."""
+
+    roles: dict[str, float] | None
+    machine: float | None
+    client: float
+
+    @classmethod
+    def take(cls, pid: int | None) -> CpuSample:
+        import resource
+
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        roles = None if pid is None else tree_cpu_by_role(pid)
+        return cls(roles, machine_cpu_s(), own.ru_utime + own.ru_stime)
+
+    def shares(self, before: CpuSample, wall_s: float) -> dict[str, float | None]:
+        """Percent of one core each used between ``before`` and this sample, ``wall_s`` apart:
+        ``tree`` (the server's processes), ``replicas``, ``ray`` (Ray's own), ``client`` and
+        ``machine`` (everything, of ``100 × cores``)."""
+
+        def pct(now: float | None, then: float | None) -> float | None:
+            return None if now is None or then is None else 100 * (now - then) / wall_s
+
+        out: dict[str, float | None] = dict.fromkeys(("tree", "replicas", "ray"))
+        if self.roles is not None and before.roles is not None:
+            out["tree"] = pct(sum(self.roles.values()), sum(before.roles.values()))
+            for role in ("replicas", "ray"):
+                out[role] = pct(self.roles[role], before.roles[role])
+        out["client"] = pct(self.client, before.client)
+        out["machine"] = pct(self.machine, before.machine)
+        return out

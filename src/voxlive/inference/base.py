@@ -60,3 +60,10 @@ class Classifier(Protocol):
         Ray instance it started). Called once, after the last ``predict``, from a worker thread
         (it may block); idempotent. Backends that hold only memory do nothing."""
         ...
+
+
+def parallel_calls(classifier: Classifier) -> int:
+    """How many model calls the classifier runs at once: its ``parallel_calls`` (the Ray
+    engine's running replicas) where it has one, else 1 (a model in this process)."""
+    count = getattr(classifier, "parallel_calls", None)
+    return max(int(count()), 1) if callable(count) else 1

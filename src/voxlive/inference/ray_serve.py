@@ -2,19 +2,20 @@
 
 The WebSocket front (any number of ``voxlive serve --engine ray`` processes) keeps everything per
 stream — buffers, gates, smoothing, ordering — and batches windows with the same deadline-aware
-:class:`~voxlive.pipeline.batcher.Batcher` as the in-process engine (``max_batch``,
-``max_wait_ms``, cost model, shedding). Each batch goes to the deployment through a
-:class:`DeploymentHandle` as *one* request (a float32 array: Ray hands arrays of more than
-100 KiB to the replica through its object store without a copy), and the replica runs it at
-once: no second batching there, so the front's cost model, shedding plan and capacity gauge
-learn from the measured round trip, a slow replica included. Each replica loads the same
-classifier the in-process engine would (:func:`voxlive.inference.loader.load_local`, so results
-are the same). Replica choice and back-pressure are Serve's: a replica takes at most
-:data:`MAX_ONGOING` batches (one running, one waiting on the replica), the handle's router holds
-the rest and sends each to the least busy replica. The cluster holds no per-stream state: a
-batch is a stateless request, so a stream that ends leaves nothing behind. A replica that dies
-mid-call costs one retry, which Serve routes to a live replica (or, with none left, to the
-replacement it starts); a second failure fails that batch's windows.
+:class:`~voxlive.pipeline.batcher.Batcher` as the in-process engine (``max_batch``, ``max_wait_ms``,
+cost model, shedding). Each batch goes to the deployment through a :class:`DeploymentHandle` as
+*one* request (a float32 array: Ray hands arrays of more than 100 KiB to the replica through its
+object store without a copy), and the replica runs it at once: no second batching there, so the
+front's cost model, shedding plan and capacity gauge learn from the measured round trip, a slow
+replica included; the gauge multiplies one call's rate by the replicas running (asked of Serve every
+:data:`REPLICAS_REFRESH_S`). Each replica loads the same classifier the in-process engine would
+(:func:`voxlive.inference.loader.load_local`, so results are the same). Replica choice and
+back-pressure are Serve's: a replica takes at most :data:`MAX_ONGOING` batches (one running, one
+waiting on the replica), the handle's router holds the rest and sends each to the least busy
+replica. The cluster holds no per-stream state: a batch is a stateless request, so a stream that
+ends leaves nothing behind. A replica that dies mid-call costs one retry, which Serve routes to a
+live replica (or, with none left, to the replacement it starts); a second failure fails that batch's
+windows.
 
 Only the front imports this module's :class:`RayClassifier`; replicas run :class:`ModelReplica`.
 """
@@ -25,6 +26,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -39,6 +41,9 @@ from voxlive.settings import Settings
 log = logging.getLogger(__name__)
 
 APP_NAME = "voxlive"
+DEPLOYMENT_NAME = "VoxliveModel"
+# How often the front asks Serve how many replicas run (the capacity gauge counts them).
+REPLICAS_REFRESH_S = 5.0
 # Batches a replica accepts at once: one runs, the next waits on the replica (already sent, so
 # the replica starts it without a hop); Serve's router holds any more until a replica frees.
 MAX_ONGOING = 2
@@ -92,7 +97,7 @@ def deployment(settings: Settings) -> Any:
         resources["num_gpus"] = s.ray_gpus_per_replica
     return serve.deployment(
         ModelReplica,
-        name="VoxliveModel",
+        name=DEPLOYMENT_NAME,
         ray_actor_options=resources,
         max_ongoing_requests=MAX_ONGOING,
         autoscaling_config={
@@ -149,6 +154,33 @@ class RayClassifier:
         self._info = ModelInfo(
             **{**info, "labels": tuple(info["labels"]), "backend": f"ray:{info['backend']}"}
         )
+        self._replicas = 1
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch_replicas, name="voxlive-ray-replicas", daemon=True
+        )
+        self._watcher.start()
+
+    def parallel_calls(self) -> int:
+        """Replicas running now (refreshed every :data:`REPLICAS_REFRESH_S`; at least 1): each
+        runs one batch at a time, so the front's capacity is that many times one call's rate."""
+        return self._replicas
+
+    def _watch_replicas(self) -> None:
+        """Ask Serve's controller how many replicas run, now and every few seconds, on this
+        thread: the gauge is read on the event loop, which must not wait on the controller."""
+        from ray import serve
+
+        while True:
+            try:
+                app = serve.status().applications[APP_NAME]
+                states = app.deployments[DEPLOYMENT_NAME].replica_states
+                running = sum(n for state, n in states.items() if str(state).endswith("RUNNING"))
+                self._replicas = max(running, 1)
+            except Exception as exc:  # the controller restarting, the app being redeployed
+                log.debug("replica count unavailable: %s", exc)
+            if self._closed.wait(REPLICAS_REFRESH_S):
+                return
 
     def _attach_or_deploy(self, serve: Any) -> Any:
         """Use the cluster's running voxlive application (another front deployed it), else
@@ -207,6 +239,8 @@ class RayClassifier:
         import ray
         from ray import serve
 
+        self._closed.set()
+        self._watcher.join(timeout=REPLICAS_REFRESH_S)
         if self._started_ray:
             serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()

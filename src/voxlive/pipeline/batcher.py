@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 
 from voxlive.audio.vad import SileroVad
-from voxlive.inference.base import Classifier
+from voxlive.inference.base import Classifier, parallel_calls
 from voxlive.metrics import Metrics
 from voxlive.pipeline.overload import (
     Capacity,
@@ -232,7 +232,7 @@ class Batcher(LoopWorker):
             self._wake.clear()
             now = self._clock()
             if self.pace is not None:
-                self.pace.update(now, self._streams.values(), self.cost.best_rate(self.pace.window))
+                self.pace.update(now, self._streams.values(), self.model_rate(self.pace.window))
             wait = self.wait_s(now)
             if wait is None:
                 idle = TICK_S if self.pace is not None and self.pace.paced else None
@@ -249,11 +249,17 @@ class Batcher(LoopWorker):
             except TimeoutError:
                 return
 
+    def model_rate(self, window: int) -> float | None:
+        """Windows of ``window`` samples a second the model takes flat out: the best rate
+        measured per call, times the calls that run at once (up to ``in_flight``: the Ray
+        engine's running replicas, each measured alike); ``None`` before any call."""
+        rate = self.cost.best_rate(window)
+        return None if rate is None else rate * min(self.in_flight, parallel_calls(self.classifier))
+
     def capacity(self, window: int, hop_s: float) -> Capacity:
         """The capacity gauge for live streams cutting ``window``-sample windows every
         ``hop_s`` seconds (see :class:`~voxlive.pipeline.overload.Capacity`)."""
-        now = self._clock()
-        return capacity(self.cost.best_rate(window), self._offered.rate(now), hop_s)
+        return capacity(self.model_rate(window), self._offered.rate(self._clock()), hop_s)
 
     def _shed(self, streams: list[Stream], now: float) -> int:
         """Plan the next call's size so that it answers its windows within their bound, shed

@@ -4,7 +4,7 @@ The batcher tells :class:`Pace` what live streams ask of the model: every window
 model (:meth:`Pace.offered`) or sheds (:meth:`Pace.shed`), each counted at the normal hop (a
 window cut two hops after the one before counts twice, so what is measured does not drop when
 the hop widens). It calls :meth:`Pace.update` every round, and every :data:`TICK_S` while idle
-and degraded, with the model's best measured rate. Pace turns that into a
+and paced, with the model's rate flat out (the capacity gauge's). Pace turns that into a
 :class:`~voxlive.pipeline.degrade.Pressure`, asks the
 :class:`~voxlive.pipeline.degrade.Degrade` policy, and when the step changes sets every live
 stream's hop (:meth:`~voxlive.pipeline.stream.Stream.pace`); a stream that opens gets the hop in
@@ -95,16 +95,17 @@ class Pace:
         """A stream opened: it is cut at the hop in force (a lossless one ignores it)."""
         stream.pace(self.hop_ms)
 
-    def update(self, now: float, streams: Collection[Stream], best_rate: float | None) -> None:
+    def update(self, now: float, streams: Collection[Stream], model_rate: float | None) -> None:
         """One measurement (see the module docstring); ``streams``: every stream the batcher
-        serves; ``best_rate``: the most windows of :attr:`window` samples per second the model
-        took at any batch size (``None``: no call yet)."""
+        serves; ``model_rate``: the most windows of :attr:`window` samples a second the model
+        takes flat out (:meth:`~voxlive.pipeline.batcher.Batcher.model_rate`; ``None``: no call
+        yet)."""
         before = self.policy.level
         if not any(not s.lossless for s in streams):
             self.policy.reset()  # nobody to degrade: the next live stream starts at normal
         else:
             rate = self._demand.rate(now)
-            demand = rate / best_rate if best_rate else None
+            demand = rate / model_rate if model_rate else None
             self.policy.update(Pressure(demand, self._shed), now)
         self._shed = 0
         if self.policy.level == before:

@@ -616,6 +616,33 @@ async def test_the_batcher_gauge_uses_its_best_batch_size() -> None:
     await batcher.close()
 
 
+class _Replicas(FakeClassifier):
+    """A classifier whose calls run on ``count`` replicas at once (the Ray engine)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def parallel_calls(self) -> int:
+        return self.count
+
+
+@pytest.mark.parametrize(("replicas", "in_flight", "times"), [(1, 2, 1), (2, 2, 2), (3, 2, 2),
+                                                              (2, 1, 1), (0, 2, 1)])  # fmt: skip
+async def test_the_gauge_counts_calls_that_run_at_once(
+    replicas: int, in_flight: int, times: int
+) -> None:
+    """With several replicas each runs its own call: capacity is that many times one call's
+    rate, but never more calls than the batcher keeps in flight (and at least one)."""
+    model = _Replicas(replicas)
+    batcher = Batcher(model, max_batch=8, max_wait_ms=0, clock=Clock(), in_flight=in_flight)
+    assert batcher.capacity(100, 0.5).streams is None  # no call measured yet
+    batcher.cost.observe(2, 100, 0.1)
+    one = 2 / batcher.cost.estimate(2, 100) * 0.5
+    assert batcher.capacity(100, 0.5).streams == pytest.approx(one * times)
+    await batcher.close()
+
+
 async def test_the_most_urgent_stream_goes_first() -> None:
     """Whatever the rotation, the stream whose pending window is oldest leads the batch."""
     clock = Clock()
