@@ -77,3 +77,25 @@ def test_bench_starts_servers_and_compares_variants_in_one_run(tmp_path) -> None
     assert " bench --audio " in made["command"] and made["cpus"] >= 1
     assert made["settings"]["settings"]["model"] == "pitch"
     assert made["settings"]["compare"] == ["--max-batch 1"]
+
+
+def test_bench_runs_conversation_streams_beside_continuous_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--conversation MS` runs each server's capacity search twice, continuous and with MS of
+    quiet room noise after each recording, and reports the ratio of the streams held."""
+    out_path = tmp_path / "bench.json"
+    out = voxlive("bench", "--audio", str(DATA / "female_speech.wav"), "--streams", "1",
+                  "--seconds", "6", "--warmup-s", "1", "--quiet", "--out", str(out_path),
+                  "--model", "pitch", "--conversation", "3000", "--find-capacity",
+                  "--capacity-limit", "2", "--p95-ms", "1000", timeout=180_000 * MS)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out_path.read_text())
+    runs = report["runs"]
+    assert {r["target"] for r in runs} == {"base", "base [conversation]"}
+    continuous = [r for r in runs if r["target"] == "base"]
+    talk = [r for r in runs if r["target"] == "base [conversation]"]
+    # the room noise reaches no model: the gate settles it (the recording alone is all speech)
+    assert all(r["gated_results"] > 0 for r in talk)
+    assert sum(r["model_results"] for r in talk) < sum(r["model_results"] for r in continuous)
+    assert report["capacity"] == {"base": 2, "base [conversation]": 2}
+    assert report["conversation_ratio"] == {"base": 1.0}
+    assert "conversation / continuous [base]: 1.00x" in out.stdout

@@ -113,6 +113,7 @@ async def test_at_1_5x_overload_degradation_keeps_more_audio_fresh_than_shedding
               f"{row.fresh_coverage:.0%} of the audio covered, shed {row.shed_windows}, "
               f"p95 {row.server_p95_ms:.0f} ms")  # fmt: skip
     degrade, shed = rows["degrade"], rows["shed only"]
+    assert degrade.paced_streams == 5 and shed.paced_streams == 0  # the client saw the pace
     assert degrade.fresh_coverage is not None and shed.fresh_coverage is not None
     assert degrade.fresh_coverage > shed.fresh_coverage  # every window touches the next
     assert degrade.shed_windows < shed.shed_windows

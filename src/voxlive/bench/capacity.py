@@ -20,6 +20,8 @@ class Judged(Protocol):
     def errors(self) -> int: ...
     @property
     def failed_streams(self) -> Sequence[str]: ...
+    @property
+    def paced_streams(self) -> int: ...  # streams cut further apart (graded degradation)
 
 
 R = TypeVar("R", bound=Judged)
@@ -27,11 +29,12 @@ R = TypeVar("R", bound=Judged)
 
 def passed(run: Judged, p95_ms: float) -> bool:
     """p95 of the windows that reached the model within ``p95_ms`` on both sides (server and
-    client), nothing dropped or shed, no errors, no stream refused or broken."""
+    client), nothing dropped or shed, no errors, no stream refused or broken, and none paced
+    (a stream cut at a wider hop gets fewer results: the server did not hold it in full)."""
     p95s = (run.server_p95_ms, run.client_p95_ms)
     return (
         all(p is not None and p <= p95_ms for p in p95s) and run.dropped_windows == 0
-        and run.errors == 0 and not run.failed_streams
+        and run.errors == 0 and not run.failed_streams and run.paced_streams == 0
     )  # fmt: skip
 
 

@@ -69,6 +69,7 @@ class ClientCounts:
     sent_s: float = 0.0  # audio sent, seconds
     fresh: int = 0  # counted results received within fresh_ms of their window's last sample
     fresh_spans: list[tuple[float, float]] = field(default_factory=list)  # their windows, ms
+    paced: bool = False  # the server cut this stream's windows further apart (a busy pace)
     end: dict[str, Any] | None = None
     close_code: int | None = None
     failure: str | None = None
@@ -135,6 +136,8 @@ async def run_stream(
                         counts.fresh_spans.append((float(msg["start_ms"]), float(msg["end_ms"])))
                     if on_result is not None:
                         on_result()
+                elif kind == "pace":
+                    counts.paced |= msg.get("reason") == "busy"
                 elif kind == "error":
                     counts.errors += 1
                 elif kind == "end":

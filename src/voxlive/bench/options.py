@@ -25,6 +25,7 @@ class Options:
     server_flags: tuple[str, ...]  # the settings given as flags, for `voxlive serve`
     url: str | None = None  # drive this server instead of starting one
     pause_ms: int = 0  # quiet noise after each recording
+    conversation: int = 0  # ms; > 0: each server also runs conversation streams (this much noise)
     streams: int = 1  # N (the first N tried by find_capacity)
     seconds: float = 20.0  # audio each stream sends per run
     warmup_s: float = 2.0  # results for windows ending before this are not counted
@@ -51,6 +52,9 @@ class Options:
 
         need(bool(self.audio), "--audio", "at least one file")
         need(self.pause_ms >= 0, "--pause-ms", ">= 0 ms")
+        need(self.conversation >= 0, "--conversation", ">= 0 ms")
+        need(not (self.conversation and self.pause_ms), "--pause-ms",
+             "0 with --conversation (continuous streams beside conversation ones)")  # fmt: skip
         need(self.streams >= 1, "--streams", ">= 1")
         need(self.seconds > 0, "--seconds", "> 0 s")
         need(0 <= self.warmup_s < self.seconds, "--warmup-s", f"0..--seconds ({self.seconds:g})")
@@ -99,7 +103,8 @@ def options(
     a = args
     return Options(
         audio=tuple(a["audio"]), settings=settings, server_flags=tuple(server_flags(a)),
-        url=a["url"], pause_ms=a["pause_ms"], streams=a["streams"], seconds=a["seconds"],
+        url=a["url"], pause_ms=a["pause_ms"], conversation=a["conversation"] or 0,
+        streams=a["streams"], seconds=a["seconds"],
         warmup_s=a["warmup_s"], chunk_ms=a["chunk_ms"], flat_out=a["flat_out"],
         find_capacity=a["find_capacity"], capacity_limit=a["capacity_limit"], p95_ms=a["p95_ms"],
         compare=tuple(a["compare"] or ()), repeat=a["repeat"], at_ceiling=a["at_ceiling"],
@@ -131,6 +136,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="quiet noise after each recording, ms (models conversation)",
+    )
+    b.add_argument(
+        "--conversation",
+        type=int,
+        metavar="MS",
+        help="also run conversation streams beside the continuous ones, against each server: "
+        "each recording followed by MS of quiet room noise (e.g. 5000); with --find-capacity "
+        "prints conversation capacity / continuous capacity",
     )
     b.add_argument(
         "--streams", type=int, default=1, help="concurrent streams (start, for --find-capacity)"

@@ -83,6 +83,9 @@ class Row:
     # cover; None when not measured
     fresh_results_per_s: float | None = None
     fresh_coverage: float | None = None
+    # streams the server paced (cut further apart: graded degradation) during the run; a run
+    # with any is not held at full service, so it does not pass
+    paced_streams: int = 0
 
     @property
     def drops_reported(self) -> bool:
@@ -128,6 +131,7 @@ COLUMNS = [  # (heading, report key, format)
     ("rss MiB", "server_rss_mib", "{:.0f}"),
     ("fresh/s", "fresh_results_per_s", "{:.1f}"),  # graded degradation (#25)
     ("covered", "fresh_coverage", "{:.0%}"),
+    ("paced", "paced_streams", "{}"),
 ]
 
 

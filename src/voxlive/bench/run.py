@@ -3,8 +3,11 @@
 Without ``--url`` it starts ``voxlive serve`` itself (with the server flags given to ``bench``)
 on a free loopback port and stops it at the end; ``--compare FLAGS`` starts one more server per
 variant and runs the same load against each, alternating, so variants are compared as ratios
-measured in one run. ``--find-capacity`` searches the largest N that holds p95 latency within
-``--p95-ms`` (server and client side) with no drops and no errors.
+measured in one run; ``--conversation MS`` runs conversation streams (each recording followed
+by MS of quiet room noise) beside the continuous ones against each server, and with
+``--find-capacity`` prints the ratio of the streams each held. ``--find-capacity`` searches the
+largest N that holds p95 latency within ``--p95-ms`` (server and client side) with no drops and
+no errors.
 
 Before the load it measures the model's flat-out ceiling in this process (best of batch 1/2/4,
 :mod:`voxlive.bench.ceiling`), so each run's load and each capacity are also reported as % of
@@ -24,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,9 @@ from voxlive.bench.options import Options
 from voxlive.bench.row import Row, VsCeiling, median_rows, table
 from voxlive.bench.scrape import CpuSample, batch_histogram, gauge, scrape
 from voxlive.bench.serving import Target, serve_subprocess
+
+# the name suffix of a server's conversation runs (--conversation)
+CONVERSATION = " [conversation]"
 
 
 # ---- the ceiling -----------------------------------------------------------------------------
@@ -170,6 +177,7 @@ async def measure(
         replica_cpu_pct=cpu["replicas"], ray_cpu_pct=cpu["ray"], client_cpu_pct=cpu["client"],
         machine_cpu_pct=cpu["machine"],
         fresh_results_per_s=fresh_per_s, fresh_coverage=coverage,  # graded degradation (#25)
+        paced_streams=sum(c.paced for c in counts),
     )  # fmt: skip
 
 
@@ -244,7 +252,9 @@ async def run(options: Options, the_plan: Plan, ceilings: Ceilings) -> Results:
     """Start the servers (unless ``--url``), then, ``--repeat`` times, each N against each
     server in turn (or the capacity search), re-measuring the ceiling each later round (the
     machine drifts). Servers are stopped at the end."""
-    audio = program(options.audio, options.pause_ms)
+    programs = [("", program(options.audio, options.pause_ms))]
+    if options.conversation:  # the same servers, conversation streams beside continuous ones
+        programs.append((CONVERSATION, program(options.audio, options.conversation)))
     out = Results()
     async with contextlib.AsyncExitStack() as stack:
         if options.url:
@@ -266,11 +276,13 @@ async def run(options: Options, the_plan: Plan, ceilings: Ceilings) -> Results:
                 out.rounds = out.rounds or [ceilings.base]
                 out.rounds.append(again)
                 ceiling_now = again.audio_s_per_s
-            for target in targets:
+            for server, (kind, audio) in itertools.product(targets, programs):
+                target = dataclasses.replace(server, name=server.name + kind)
 
                 async def once(
-                    n: int, target: Target = target, now: float | None = ceiling_now
-                ) -> Row:
+                    n: int, target: Target = target, audio: np.ndarray = audio,
+                    now: float | None = ceiling_now,
+                ) -> Row:  # fmt: skip
                     return await run_once(options, target, n, audio, now, the_plan.cost)
 
                 if options.find_capacity:
@@ -303,6 +315,7 @@ def report(
                     "python": platform.python_version()},
         "command": options.command, "p95_ms": options.p95_ms, "ceiling": found,
         "capacity": results.capacity,
+        "conversation_ratio": conversation_ratios(results.capacity),
         "capacity_pct_of_ceiling": {
             name: 100 * n * the_plan.cost / base for name, n in results.capacity.items() if base
         },
@@ -331,7 +344,19 @@ def summary(options: Options, the_plan: Plan, ceilings: Ceilings, results: Resul
         pct = f", {100 * n * the_plan.cost / base:.0f} % of the ceiling" if base else ""
         lines.append(f"capacity[{name}]: {n} streams at p95 <= {options.p95_ms:g} ms with no "
                      f"drops{pct}")  # fmt: skip
+    for name, ratio in conversation_ratios(results.capacity).items():
+        lines.append(f"conversation / continuous [{name}]: {ratio:.2f}x (streams held)")
     return "\n".join(lines)
+
+
+def conversation_ratios(capacity: Mapping[str, int]) -> dict[str, float]:
+    """Per server: conversation streams held / continuous streams held (both searched in the
+    same run); servers with no continuous capacity are left out."""
+    return {
+        name: capacity[name + CONVERSATION] / n
+        for name, n in capacity.items()
+        if n and name + CONVERSATION in capacity
+    }
 
 
 def _write(path: Path, text: str) -> None:

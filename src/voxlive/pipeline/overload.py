@@ -103,6 +103,10 @@ class RateMeter:
             self._value *= math.exp(-(now - self._at) / self.tau_s)
         self._at = now if self._at is None else max(self._at, now)
 
+    def age(self, now: float) -> float:
+        """Seconds since the first event (0.0 before any)."""
+        return 0.0 if self._since is None else max(now - self._since, 0.0)
+
     def add(self, count: float, now: float) -> None:
         self._decay(now)
         if self._since is None:

@@ -28,6 +28,10 @@ from voxlive.pipeline.stream import Stream, Window
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # while degraded and idle, the batcher still updates the pace this often
+# The demand is trusted once it has been metered this long: the first windows of a server's
+# life (one window over a few ms reads as hundreds a second) and its first model calls (cold,
+# and through Ray a first hop) would otherwise pace streams at half the load they can take.
+WARM_S = 3.0
 
 
 class Pace:
@@ -105,7 +109,8 @@ class Pace:
             self.policy.reset()  # nobody to degrade: the next live stream starts at normal
         else:
             rate = self._demand.rate(now)
-            demand = rate / model_rate if model_rate else None
+            warm = self._demand.age(now) >= WARM_S
+            demand = rate / model_rate if model_rate and warm else None
             self.policy.update(Pressure(demand, self._shed), now)
         self._shed = 0
         if self.policy.level == before:

@@ -33,3 +33,4 @@ def test_a_run_passes_only_within_the_goal_with_no_drops() -> None:
     assert not passed(bench_row(1, 200.0, client_p95=260.0), 250.0)  # the client's view counts too
     assert not passed(bench_row(1, 200.0, errors=1), 250.0)
     assert not passed(bench_row(1, 200.0, failed_streams=("ConnectionClosed",)), 250.0)
+    assert not passed(bench_row(1, 200.0, paced_streams=1), 250.0)  # fewer results: not held

@@ -7,7 +7,8 @@ import pytest
 
 from tests.fakes import bench_ceiling, bench_row
 from tests.helpers import bench_options
-from voxlive.bench.run import Ceilings, judge, plan
+from voxlive.bench.run import Ceilings, conversation_ratios, judge, plan
+from voxlive.errors import ConfigError
 
 
 def test_the_plan_takes_n_from_the_same_run_ceiling_and_starts_one_server_per_variant() -> None:
@@ -32,3 +33,17 @@ def test_a_run_is_judged_against_this_rounds_ceiling_and_the_staleness_bound() -
     flat = judge(bench_row(4, 120.0), bench_options("--flat-out", "--max-lag-ms", "0"), 10.0, 2.0)
     assert flat.vs_ceiling is None and flat.delivered_within_max_lag is None
     assert {"pct_of_ceiling", "delivered_within_max_lag"}.isdisjoint(flat.to_dict())
+
+
+def test_conversation_capacity_is_reported_as_a_ratio_to_the_same_servers_continuous_one() -> None:
+    found = {"base": 4, "base [conversation]": 7, "--engine ray": 0,
+             "--engine ray [conversation]": 2, "--max-batch 1": 3}  # fmt: skip
+    assert conversation_ratios(found) == {"base": 1.75}  # no continuous capacity: no ratio
+
+
+def test_conversation_streams_need_continuous_ones_beside_them() -> None:
+    assert bench_options("--conversation", "5000").conversation == 5000
+    with pytest.raises(ConfigError, match="--pause-ms: expected 0 with --conversation"):
+        bench_options("--conversation", "5000", "--pause-ms", "100")
+    with pytest.raises(ConfigError, match="--conversation: expected >= 0 ms, got -1"):
+        bench_options("--conversation", "-1")

@@ -10,7 +10,7 @@ import numpy as np
 from voxlive.metrics import Metrics
 from voxlive.pipeline.config import StreamConfig
 from voxlive.pipeline.degrade import HOLD_S, RISE_S
-from voxlive.pipeline.pace import Pace
+from voxlive.pipeline.pace import WARM_S, Pace
 from voxlive.pipeline.stream import Stream, Window
 
 CFG = StreamConfig(sample_rate=1000, window_ms=1000, hop_ms=500, buffer_ms=4000,
@@ -52,7 +52,7 @@ def test_sustained_overload_widens_every_live_stream_and_no_lossless_one() -> No
     served = streams(live=6, lossless=1)  # 12 windows/s asked of a model that takes 10
     for s in served:
         pace.join(s)
-    t = drive(pace, served, 0.0, 2 * RISE_S + 1.0)
+    t = drive(pace, served, 0.0, WARM_S + 2 * RISE_S + 1.0)
     assert pace.hop_ms == 1000  # demand 1.2: 0.6 at 1000 ms, so no further
     assert [s.hop_ms for s in served] == [1000] * 6 + [500]
     assert sum(s.paced for s in served) == 6
@@ -69,7 +69,7 @@ def test_it_narrows_after_the_hold_once_streams_leave() -> None:
     served = streams(live=6)
     for s in served:
         pace.join(s)
-    t = drive(pace, served, 0.0, 3.0)
+    t = drive(pace, served, 0.0, WARM_S + 3.0)
     assert pace.hop_ms == 1000
     served = served[:2]  # 4 windows/s at 500 ms: 0.4 < FALL_AT once the meter has caught up
     t = drive(pace, served, t, t + 2 * HOLD_S)
@@ -83,13 +83,33 @@ def test_a_stream_that_opens_gets_the_hop_in_force_and_no_live_stream_means_norm
     served = streams(live=6)
     for s in served:
         pace.join(s)
-    drive(pace, served, 0.0, 3.0)
+    t = drive(pace, served, 0.0, WARM_S + 3.0)
     newcomer = Stream("new", CFG)
     pace.join(newcomer)
     assert newcomer.hop_ms == 1000
     files = streams(live=0, lossless=1)
-    pace.update(3.1, files, BEST_RATE)  # only a file left: nobody to degrade
+    pace.update(t + 0.1, files, BEST_RATE)  # only a file left: nobody to degrade
     assert pace.hop_ms == 500 and not pace.paced
+
+
+def test_the_first_seconds_of_demand_are_not_trusted() -> None:
+    """Right after the server's first window the meter reads one window over a few ms as
+    hundreds a second: 4 streams (0.8 of the model) would be paced by that spike, and stay
+    paced (0.8 never falls below FALL_AT). Only sheds count until WARM_S has been metered."""
+    pace = Pace(500, 2000, CFG.window)
+    served = streams(live=4)
+    pace.offered([window(served[0], 0.0)], 0.0)
+    pace.update(0.001, served, BEST_RATE)  # the meter: 1 window in 1 ms
+    t = drive(pace, served, 0.01, WARM_S - TICK)
+    assert pace.hop_ms == 500
+    drive(pace, served, t, t + 2 * HOLD_S)
+    assert pace.hop_ms == 500  # 0.8 < RISE_AT once warm
+    overloaded = streams(live=6)  # a true overload in the first seconds is paced once warm
+    fresh = Pace(500, 2000, CFG.window)
+    t = drive(fresh, overloaded, 0.0, WARM_S - TICK)
+    assert fresh.hop_ms == 500
+    drive(fresh, overloaded, t, WARM_S + RISE_S + 2 * TICK)
+    assert fresh.hop_ms == 1000
 
 
 def test_windows_are_counted_at_the_normal_hop_and_files_are_not_live_demand() -> None:
