@@ -39,7 +39,9 @@ class Run:
     @property
     def server(self) -> str:
         target = str(self.row["target"])
-        return self.base if target == "base" else f"`{target}`"
+        if target == "base" or target.startswith("base ["):  # "base [conversation]"
+            return self.base + target.removeprefix("base")
+        return f"`{target}`"
 
 
 def _ms(key: str) -> Callable[[Run], str]:
@@ -109,7 +111,8 @@ def passed(r: Run) -> bool:
     goal = r.doc["p95_ms"]
     p95s = (r.get("server_p95_ms"), r.get("client_p95_ms"))
     return (all(p is not None and p <= goal for p in p95s) and not r.get("dropped_windows")
-            and not r.get("errors") and not r.get("failed_streams"))  # fmt: skip
+            and not r.get("errors") and not r.get("failed_streams")
+            and not r.get("paced_streams"))  # fmt: skip
 
 
 def _verdict(r: Run) -> str:
@@ -142,6 +145,15 @@ COLUMNS: dict[str, tuple[str, Align, Cell]] = {
     "batch": ("batch", "right", lambda r: num(r.get("mean_batch"), 2)),
     "cpu": ("server CPU %", "right", lambda r: num(r.get("server_cpu_pct"))),
     "tree_cpu": ("server CPU % (tree)", "right", _tree_cpu),
+    "ray_cpu": ("Ray's own CPU %", "right", lambda r: num(r.get("ray_cpu_pct"))),
+    "client_cpu": ("bench CPU %", "right", lambda r: num(r.get("client_cpu_pct"))),
+    "host_cpu": ("host CPU %", "right", lambda r: num(r.get("machine_cpu_pct"))),
+    "per_stream": ("results / stream / s", "right",
+                   lambda r: num(r.get("results_per_stream_per_s"), 2)),
+    "fresh": ("fresh / s", "right", lambda r: num(r.get("fresh_results_per_s"), 1)),
+    "covered": ("audio covered %", "right",
+                lambda r: num(None if (c := r.get("fresh_coverage")) is None else 100 * c)),
+    "paced": ("paced streams", "right", lambda r: num(r.get("paced_streams"))),
     "verdict": ("verdict (p95 ≤ {p95} ms)", "left", _verdict),
 }  # fmt: skip
 

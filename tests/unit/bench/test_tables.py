@@ -119,3 +119,20 @@ def test_capacity_per_server_with_the_next_n_that_failed() -> None:
                         "p95 / client p95 there | next N tried: p95 / client p95 |")  # fmt: skip
     assert lines[2:] == ["| in-process | 4 | 80 | 250 / 251 | 6: 400 / 401 |",
                          "| `ray` | 2 | 40 | 90 / 91 | 4: 500 / 501 |"]  # fmt: skip
+
+
+def test_cpu_by_role_degradation_figures_and_conversation_runs_have_columns() -> None:
+    doc = _bench(
+        [_run("base", 4, ray_cpu_pct=None, machine_cpu_pct=150.4, client_cpu_pct=6.0,
+              results_per_stream_per_s=2.056, fresh_results_per_s=8.04, fresh_coverage=0.987,
+              paced_streams=0),
+         _run("base [conversation]", 4, ray_cpu_pct=8.4, machine_cpu_pct=120.0,
+              client_cpu_pct=5.0, results_per_stream_per_s=1.06, fresh_results_per_s=4.2,
+              fresh_coverage=1.0, paced_streams=4)],
+    )  # fmt: skip
+    cols = "server,streams,per_stream,fresh,covered,paced,ray_cpu,client_cpu,host_cpu,verdict"
+    lines = _table([doc], f"kind=runs cols={cols} base=in-process")
+    assert lines[2:] == [
+        "| in-process | 4 | 2.06 | 8.0 | 99 | 0 | — | 6 | 150 | pass |",
+        "| in-process [conversation] | 4 | 1.06 | 4.2 | 100 | 4 | 8 | 5 | 120 | fail |",
+    ]  # a paced run is not held in full: it fails, as the capacity search judges it
