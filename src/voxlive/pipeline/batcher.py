@@ -172,6 +172,7 @@ class Batcher(LoopWorker):
         self._streams.pop(stream.id, None)
         if self.vad is not None:
             self.vad.remove(stream)
+        self._wake.set()  # the pace hears of it (the last live stream gone: back to normal)
 
     def notify(self) -> None:
         """Some stream has new pending windows. Cheap; safe to call often."""

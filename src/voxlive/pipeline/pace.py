@@ -106,7 +106,10 @@ class Pace:
         yet)."""
         before = self.policy.level
         if not any(not s.lossless for s in streams):
-            self.policy.reset()  # nobody to degrade: the next live stream starts at normal
+            # Nobody to degrade: the next live stream starts at normal, and the demand of those
+            # gone is forgotten (their windows would count for the newcomers' for a few tau)
+            self.policy.reset()
+            self._demand = RateMeter()
         else:
             rate = self._demand.rate(now)
             warm = self._demand.age(now) >= WARM_S

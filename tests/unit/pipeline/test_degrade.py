@@ -108,13 +108,13 @@ def test_it_narrows_only_after_low_pressure_held_for_the_hold_time() -> None:
 
 
 def test_a_load_between_the_thresholds_holds_the_step() -> None:
-    # At 1000 ms a demand of 0.7 is a load of 0.35 (not hot), but 0.7 at 500 ms is above
-    # FALL_AT: stepping back would bring pressure right back, so it does not.
+    # At 1000 ms a demand of 0.85 is a load of 0.43 (not hot), but 0.85 at 500 ms is above
+    # FALL_AT: stepping back would bring pressure close again, so it does not.
     policy = Degrade(hop_steps(500, 2000))
-    run(policy, 1.0, start=0.0, until=RISE_S)
+    run(policy, 1.2, start=0.0, until=RISE_S)
     assert policy.level == 1
-    assert FALL_AT < 0.7 < RISE_AT
-    assert set(run(policy, 0.7, start=1.1, until=120.0)) == {1}
+    assert FALL_AT < 0.85 < RISE_AT
+    assert set(run(policy, 0.85, start=1.1, until=120.0)) == {1}
 
 
 def test_a_noisy_signal_around_the_thresholds_does_not_flap() -> None:
@@ -123,10 +123,10 @@ def test_a_noisy_signal_around_the_thresholds_does_not_flap() -> None:
     run(policy, 1.2, start=0.0, until=RISE_S)
     assert policy.level == 1
     changes, last = 0, policy.level
-    # Demand 0.6 ± 0.3 every tick for 10 minutes: it crosses FALL_AT (for the narrower hop)
+    # Demand 0.75 ± 0.25 every tick for 10 minutes: it crosses FALL_AT (for the narrower hop)
     # and, at its peaks, comes near RISE_AT, many times a second.
     for i in range(6000):
-        demand = 0.6 + rng.uniform(-0.3, 0.3)
+        demand = 0.75 + rng.uniform(-0.25, 0.25)
         level = policy.update(Pressure(demand), RISE_S + TICK + i * TICK)
         changes += level != last
         last = level

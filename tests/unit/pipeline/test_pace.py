@@ -90,6 +90,10 @@ def test_a_stream_that_opens_gets_the_hop_in_force_and_no_live_stream_means_norm
     files = streams(live=0, lossless=1)
     pace.update(t + 0.1, files, BEST_RATE)  # only a file left: nobody to degrade
     assert pace.hop_ms == 500 and not pace.paced
+    # and the demand of those gone is forgotten: 4 newcomers (0.8) are not paced by it
+    newcomers = streams(live=4)
+    drive(pace, newcomers, t + 0.2, t + 0.2 + 2 * HOLD_S)
+    assert pace.hop_ms == 500
 
 
 def test_the_first_seconds_of_demand_are_not_trusted() -> None:
