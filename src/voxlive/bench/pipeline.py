@@ -14,6 +14,7 @@ Prints numbers; asserts nothing. Needs numpy, torch, transformers and prometheus
 
     PYTHONPATH=src python -m voxlive.bench.pipeline --device cpu
     PYTHONPATH=src python -m voxlive.bench.pipeline --device cuda --batches 1,8,32,64 --max-batch 64
+    PYTHONPATH=src python -m voxlive.bench.pipeline --device cuda --dtype float16 --skip-live
     PYTHONPATH=src python -m voxlive.bench.pipeline --save-model /tmp/w2v2  # for: serve --model
 
 The pipeline is assembled by :func:`voxlive.pipeline.assembly.assemble` from the same
@@ -31,6 +32,7 @@ import json
 import platform
 import tempfile
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import assemble
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol.frames import decode_wav
-from voxlive.settings import Settings
+from voxlive.settings import Dtype, Settings
 
 P95_MS = 250.0  # the latency goal of a passing live run
 
@@ -82,8 +84,8 @@ def speech(data_dir: Path) -> np.ndarray:
 def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:
     """The server settings this benchmark stands for (no gate: every window reaches the model)."""
     return Settings(
-        model=model_dir, labels=("male", "female"), device=args.device, window_ms=args.window_ms,
-        hop_ms=args.hop_ms, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        model=model_dir, labels=("male", "female"), device=args.device, dtype=args.dtype,
+        window_ms=args.window_ms, hop_ms=args.hop_ms, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         buffer_ms=4000, gate="none", smoothing=4,
     )  # fmt: skip
 
@@ -191,6 +193,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--dtype", default="float32", choices=typing.get_args(Dtype),
+        help="the model's number type (float32, as the figures before --dtype; auto: float16 "
+        "on CUDA)",
+    )  # fmt: skip
     p.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[3] / "tests" / "data"
     )
