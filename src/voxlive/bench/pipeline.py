@@ -85,8 +85,8 @@ def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:
     """The server settings this benchmark stands for (no gate: every window reaches the model)."""
     return Settings(
         model=model_dir, labels=("male", "female"), device=args.device, dtype=args.dtype,
-        window_ms=args.window_ms, hop_ms=args.hop_ms, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        buffer_ms=4000, gate="none", smoothing=4,
+        window_ms=args.window_ms, hop_ms=args.hop_ms, max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, buffer_ms=4000, gate="none", smoothing=4,
     )  # fmt: skip
 
 
