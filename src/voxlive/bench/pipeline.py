@@ -54,7 +54,17 @@ from voxlive.settings import Dtype, Settings
 P95_MS = 250.0  # the latency goal of a passing live run
 
 
-def build_model(path: Path) -> None:
+# A tiny wav2vec2 (the shape of tests/fakes.py's): `--save-model DIR --tiny` writes one for a
+# CPU smoke run of the GPU script (scripts/gpu-bench.sh --cpu-smoke), not for any speed figure
+TINY: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+    "conv_dim": (32,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4,
+}  # fmt: skip
+
+
+def build_model(path: Path, tiny: bool = False) -> None:
+    """A random-weight wav2vec2-base audio classifier (``tiny``: :data:`TINY`'s shape), saved
+    with save_pretrained into ``path``."""
     import torch
     from transformers import (
         Wav2Vec2Config,
@@ -64,7 +74,10 @@ def build_model(path: Path) -> None:
 
     torch.manual_seed(0)
     config = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels is a PretrainedConfig kwarg
-        num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1}
+        num_labels=2,
+        id2label={0: "LABEL_0", 1: "LABEL_1"},
+        label2id={"LABEL_0": 0, "LABEL_1": 1},
+        **(TINY if tiny else {}),
     )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
     Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
@@ -215,14 +228,18 @@ def main() -> None:
         type=Path,
         help="only write the random wav2vec2-base to this folder and exit",
     )
+    p.add_argument(
+        "--tiny", action="store_true", help="with --save-model: a tiny wav2vec2 (smoke tests)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results") / "pipeline.json")
     args = p.parse_args()
 
     import torch
 
     if args.save_model:
-        build_model(args.save_model)
-        print(f"wrote a random-weight wav2vec2-base classifier to {args.save_model}")
+        build_model(args.save_model, tiny=args.tiny)
+        kind = "tiny wav2vec2" if args.tiny else "wav2vec2-base"
+        print(f"wrote a random-weight {kind} classifier to {args.save_model}")
         return
     audio = speech(args.data)
     with tempfile.TemporaryDirectory() as tmp:
