@@ -35,6 +35,7 @@ from typing import Any
 
 from voxlive.bench.capacity import passed
 from voxlive.bench.load import LoadSpec
+from voxlive.bench.row import Row, table
 from voxlive.bench.workers import shares, started
 from voxlive.errors import ConfigError
 
@@ -108,7 +109,7 @@ class FleetOptions:
         )  # fmt: skip
 
 
-def searched(rows: Sequence[Any], p95_ms: float) -> int:
+def searched(rows: Sequence[Row], p95_ms: float) -> int:
     """What a search cut short found: the largest passing N below the smallest failing one."""
     bad = min((r.streams for r in rows if not passed(r, p95_ms)), default=None)
     good = [r.streams for r in rows if passed(r, p95_ms) and (bad is None or r.streams < bad)]
@@ -140,7 +141,7 @@ async def bench(options: FleetOptions) -> dict[str, Any]:
     server = await asyncio.to_thread(_server, target.http, options.token)
     if "hop_ms" in server and server["hop_ms"] != options.hop_ms:
         options = dataclasses.replace(options, hop_ms=int(server["hop_ms"]))  # the server's hop
-    rows: list[Any] = []
+    rows: list[Row] = []
     extras: list[dict[str, Any]] = []
     ends_at = time.monotonic() + (options.time_limit_s or float("inf"))
 
@@ -150,7 +151,7 @@ async def bench(options: FleetOptions) -> dict[str, Any]:
     async with started(min(options.procs, options.largest_n), options.audio,
                        options.pause_ms) as fleet:  # fmt: skip
 
-        async def once(n: int) -> Any:
+        async def once(n: int) -> Row:
             if time.monotonic() > ends_at:
                 raise OutOfTime
             row = await measure(target, options.spec(n), lambda s: asyncio.to_thread(fleet.run, s))
@@ -194,8 +195,6 @@ async def bench(options: FleetOptions) -> dict[str, Any]:
 
 def summary(doc: dict[str, Any]) -> str:
     """The runs as ``voxlive bench``'s table, then the capacity found."""
-    from voxlive.bench.row import table
-
     lines = [table(doc["runs"])]
     for name, n in doc["capacity"].items():
         cut = "" if doc["capacity_complete"] else " (the search was cut short by --time-limit-s)"
