@@ -5,6 +5,7 @@ capacity search runs on them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,10 @@ async def test_two_processes_drive_a_server_and_the_search_merges_their_runs(
             url=srv.ws_url, audio=(str(DATA / "female_speech.wav"), str(DATA / "male_speech.wav")),
             procs=2, streams=2, seconds=4.0, warmup_s=1.0, forwarded_for=True,
             find_capacity=True, capacity_limit=4, p95_ms=1000.0, quiet=True,
+            out=tmp_path / "fleet.json",
         )  # fmt: skip
         doc = await fleet.bench(options)
+    assert json.loads((tmp_path / "fleet.json").read_text())["runs"] == doc["runs"]
     assert [r["streams"] for r in doc["runs"]] == [2, 4]
     assert doc["capacity"] == {"server": 4} and doc["capacity_complete"] is True
     for run in doc["runs"]:

@@ -129,8 +129,9 @@ def _server(http: str, token: str) -> dict[str, Any]:
 
 
 async def bench(options: FleetOptions) -> dict[str, Any]:
-    """The runs (one, or the capacity search) and the JSON report; the workers are stopped at
-    the end whatever happens."""
+    """The runs (one, or the capacity search) and the JSON report, written to ``--out`` after
+    every run (a run cut off by a time limit outside leaves the ones before it, with
+    ``capacity_complete: null``); the workers are stopped at the end whatever happens."""
     from voxlive.bench import provenance
     from voxlive.bench.capacity import find_capacity
     from voxlive.bench.run import measure
@@ -141,9 +142,22 @@ async def bench(options: FleetOptions) -> dict[str, Any]:
     server = await asyncio.to_thread(_server, target.http, options.token)
     if "hop_ms" in server and server["hop_ms"] != options.hop_ms:
         options = dataclasses.replace(options, hop_ms=int(server["hop_ms"]))  # the server's hop
-    rows: list[Row] = []
-    extras: list[dict[str, Any]] = []
+    runs: list[tuple[Row, dict[str, Any]]] = []
     ends_at = time.monotonic() + (options.time_limit_s or float("inf"))
+
+    def report(capacity: dict[str, int], complete: bool | None) -> dict[str, Any]:
+        doc = {
+            "provenance": began.end(),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version()},
+            "tool": "fleet", "command": options.command, "url": options.url, "server": server,
+            "procs": options.procs, "p95_ms": options.p95_ms, "capacity": capacity,
+            "capacity_complete": complete, "resolution": options.resolution,
+            "runs": [row.to_dict() | extra for row, extra in runs],
+        }  # fmt: skip
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(doc, indent=2))
+        return doc
 
     class OutOfTime(Exception):
         pass
@@ -157,40 +171,27 @@ async def bench(options: FleetOptions) -> dict[str, Any]:
             row = await measure(target, options.spec(n), lambda s: asyncio.to_thread(fleet.run, s))
             workers_pct = 100 * fleet.cpu_s / max(row.wall_s, 1e-9)
             row = dataclasses.replace(row, client_cpu_pct=(row.client_cpu_pct or 0) + workers_pct)
-            rows.append(row)
-            extras.append({"procs": len(shares(n, len(fleet.workers))),
-                           "start_skew_ms": round(1000 * fleet.late_s, 1)})  # fmt: skip
+            procs = len(shares(n, len(fleet.workers)))
+            runs.append((row, {"procs": procs, "start_skew_ms": round(1000 * fleet.late_s, 1)}))
+            await asyncio.to_thread(report, {}, None)
             if not options.quiet:
-                print(f"{target.name} N={n} ({extras[-1]['procs']} procs): p95 "
-                      f"{row.server_p95_ms or 0:.0f} ms (client {row.client_p95_ms or 0:.0f}), "
-                      f"drops {row.dropped_windows}, errors {row.errors}, failed "
-                      f"{len(row.failed_streams)}, paced {row.paced_streams} -> "
-                      f"{'pass' if passed(row, options.p95_ms) else 'FAIL'}",
+                print(f"{target.name} N={n} ({procs} procs): p95 {row.server_p95_ms or 0:.0f} ms "
+                      f"(client {row.client_p95_ms or 0:.0f}), drops {row.dropped_windows}, "
+                      f"errors {row.errors}, failed {len(row.failed_streams)}, paced "
+                      f"{row.paced_streams} -> {'pass' if passed(row, options.p95_ms) else 'FAIL'}",
                       file=sys.stderr, flush=True)  # fmt: skip
             return row
 
-        capacity: dict[str, int] = {}
-        complete = None
-        if options.find_capacity:
-            try:
-                capacity[target.name], _ = await find_capacity(
-                    once, options.streams, options.capacity_limit, options.p95_ms,
-                    options.resolution,
-                )  # fmt: skip
-                complete = True
-            except OutOfTime:
-                capacity[target.name], complete = searched(rows, options.p95_ms), False
-        else:
+        if not options.find_capacity:
             await once(options.streams)
-    return {
-        "provenance": began.end(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "tool": "fleet", "command": options.command, "url": options.url, "server": server,
-        "procs": options.procs, "p95_ms": options.p95_ms, "capacity": capacity,
-        "capacity_complete": complete, "resolution": options.resolution,
-        "runs": [row.to_dict() | extra for row, extra in zip(rows, extras, strict=True)],
-    }  # fmt: skip
+            return await asyncio.to_thread(report, {}, None)
+        try:
+            n, _ = await find_capacity(once, options.streams, options.capacity_limit,
+                                       options.p95_ms, options.resolution)  # fmt: skip
+            return await asyncio.to_thread(report, {target.name: n}, True)
+        except OutOfTime:
+            n = searched([row for row, _ in runs], options.p95_ms)
+            return await asyncio.to_thread(report, {target.name: n}, False)
 
 
 def summary(doc: dict[str, Any]) -> str:
@@ -254,8 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         doc = asyncio.run(bench(options))
-        options.out.parent.mkdir(parents=True, exist_ok=True)
-        options.out.write_text(json.dumps(doc, indent=2))
     except RuntimeError as exc:  # the workers: what failed, said
         print(exc, file=sys.stderr)
         return 1
