@@ -162,6 +162,9 @@ class Fleet:
             if p.is_alive():
                 p.kill()
                 p.join(5)
+        for q in (*self.jobs, self.results):  # nothing more to send: never wait on a dead reader
+            q.close()
+            q.cancel_join_thread()
 
 
 @contextlib.asynccontextmanager
