@@ -25,6 +25,7 @@ Fallback = Literal["pitch", "never"]
 Device = Literal["auto", "cpu", "cuda"]
 Backend = Literal["auto", "torch", "onnx"]
 Quantize = Literal["none", "int8"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Engine = Literal["local", "ray"]
 GateKind = Literal["vad", "rms", "none"]
 StatusAccess = Literal["public", "token"]
@@ -82,6 +83,11 @@ class Settings:
         "none",
         "'int8': dynamic int8 quantisation of the linear layers (needs --backend onnx; never "
         "chosen for you); `voxlive bench` reports what it gives on your machine",
+    )
+    dtype: Dtype = _model(
+        "auto",
+        "PyTorch's number type for weights and activations: 'auto' (float16 on CUDA, float32 on "
+        "CPU) or the one named; ONNX Runtime runs float32 ('auto' or 'float32' only)",
     )
     cache_dir: str = _model(
         "", "where exported models are cached (empty: $XDG_CACHE_HOME/voxlive or ~/.cache/voxlive)"
@@ -356,14 +362,12 @@ class Settings:
             self.status_access == "public" or bool(self.token), "status_access",
             "'public' unless a token is set (VOXLIVE_TOKEN)",
         )  # fmt: skip
-        need(
-            self.quantize == "none" or self.backend == "onnx", "quantize",
-            "'none' unless backend is 'onnx'",
-        )  # fmt: skip
-        need(
-            self.backend != "onnx" or self.device != "cuda", "device",
-            "'cpu' or 'auto' with backend 'onnx' (ONNX Runtime runs on CPU here)",
-        )  # fmt: skip
+        need(self.quantize == "none" or self.backend == "onnx", "quantize",
+             "'none' unless backend is 'onnx'")  # fmt: skip
+        need(self.backend != "onnx" or self.device != "cuda", "device",
+             "'cpu' or 'auto' with backend 'onnx' (ONNX Runtime runs on CPU here)")  # fmt: skip
+        need(self.backend != "onnx" or self.dtype in ("auto", "float32"), "dtype",
+             "'auto' or 'float32' with backend 'onnx' (ONNX Runtime runs float32)")  # fmt: skip
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -57,16 +57,21 @@ def test_settings_are_frozen() -> None:
     assert s.replace(port=9000).port == 9000
 
 
-def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda() -> None:
+def test_settings_refuse_int8_without_onnx_and_onnx_on_cuda_or_in_a_half_type() -> None:
     with pytest.raises(ConfigError, match="quantize: expected 'none' unless backend is 'onnx'"):
         Settings(quantize="int8")
     with pytest.raises(ConfigError, match="device: expected 'cpu' or 'auto' with backend 'onnx'"):
         Settings(backend="onnx", device="cuda")
+    with pytest.raises(
+        ConfigError, match=r"dtype: expected 'auto' or 'float32' with backend 'onnx' .*'float16'"
+    ):
+        Settings(backend="onnx", dtype="float16")
+    assert Settings(backend="onnx", dtype="float32").dtype == "float32"
 
 
 # ---- typed choices ---------------------------------------------------------------------------
-LITERAL_SETTINGS = {"fallback", "device", "backend", "quantize", "engine", "gate", "status_access",
-                    "log_level"}  # fmt: skip
+LITERAL_SETTINGS = {"fallback", "device", "backend", "quantize", "dtype", "engine", "gate",
+                    "status_access", "log_level"}  # fmt: skip
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

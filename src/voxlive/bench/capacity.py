@@ -39,9 +39,11 @@ def passed(run: Judged, p95_ms: float) -> bool:
 
 
 async def find_capacity(
-    run: Callable[[int], Awaitable[R]], start: int, limit: int, p95_ms: float
+    run: Callable[[int], Awaitable[R]], start: int, limit: int, p95_ms: float, resolution: int = 1
 ) -> tuple[int, list[R]]:
-    """Largest N in [1, limit] that passes: double from ``start`` until a failure, then bisect.
+    """Largest N in [1, limit] that passes: double from ``start`` until a failure, then bisect
+    until the largest passing N and the smallest failing one are at most ``resolution`` apart
+    (1: exact; more saves runs where each costs minutes, as thousands of streams on a GPU).
     Returns (N, every run made); N is 0 when even one stream fails."""
     runs: list[R] = []
     good, bad = 0, limit + 1
@@ -56,6 +58,6 @@ async def find_capacity(
             bad = n
             n = (good + bad) // 2
         n = min(n, limit)
-        if n <= good or n >= bad:
+        if n <= good or n >= bad or bad - good <= resolution:
             break
     return good, runs

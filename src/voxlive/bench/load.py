@@ -86,6 +86,16 @@ class LoadSpec:
     hop_ms: int = 500  # stream starts are spread over one hop
     token: str = ""
     fresh_ms: float = 1000.0  # a result received within this of its last sample is fresh
+    # each stream names its own client address in X-Forwarded-For (:func:`client_address`):
+    # many clients behind one proxy, for a server that trusts the load generator's address
+    # (--trusted-proxies), so its per-address budgets count each stream as one client
+    forwarded_for: bool = False
+
+
+def client_address(index: int) -> str:
+    """The client address stream ``index`` names with ``forwarded_for``: 10.0.0.1 upwards."""
+    n = index + 1
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 async def run_stream(
@@ -144,7 +154,8 @@ async def run_stream(
                     counts.end = msg
 
     try:
-        async with websockets.connect(spec.url, max_size=None) as ws:
+        headers = {"X-Forwarded-For": client_address(index)} if spec.forwarded_for else None
+        async with websockets.connect(spec.url, max_size=None, additional_headers=headers) as ws:
             reader = asyncio.create_task(read(ws))
             await ws.send(json.dumps(start))
             t0 = time.monotonic()

@@ -14,6 +14,7 @@ Prints numbers; asserts nothing. Needs numpy, torch, transformers and prometheus
 
     PYTHONPATH=src python -m voxlive.bench.pipeline --device cpu
     PYTHONPATH=src python -m voxlive.bench.pipeline --device cuda --batches 1,8,32,64 --max-batch 64
+    PYTHONPATH=src python -m voxlive.bench.pipeline --device cuda --dtype float16 --skip-live
     PYTHONPATH=src python -m voxlive.bench.pipeline --save-model /tmp/w2v2  # for: serve --model
 
 The pipeline is assembled by :func:`voxlive.pipeline.assembly.assemble` from the same
@@ -31,6 +32,7 @@ import json
 import platform
 import tempfile
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +49,22 @@ from voxlive.metrics import Metrics
 from voxlive.pipeline.assembly import assemble
 from voxlive.pipeline.stream import Stream
 from voxlive.protocol.frames import decode_wav
-from voxlive.settings import Settings
+from voxlive.settings import Dtype, Settings
 
 P95_MS = 250.0  # the latency goal of a passing live run
 
 
-def build_model(path: Path) -> None:
+# A tiny wav2vec2 (the shape of tests/fakes.py's): `--save-model DIR --tiny` writes one for a
+# CPU smoke run of the GPU script (scripts/gpu-bench.sh --cpu-smoke), not for any speed figure
+TINY: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+    "conv_dim": (32,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4,
+}  # fmt: skip
+
+
+def build_model(path: Path, tiny: bool = False) -> None:
+    """A random-weight wav2vec2-base audio classifier (``tiny``: :data:`TINY`'s shape), saved
+    with save_pretrained into ``path``."""
     import torch
     from transformers import (
         Wav2Vec2Config,
@@ -62,7 +74,10 @@ def build_model(path: Path) -> None:
 
     torch.manual_seed(0)
     config = Wav2Vec2Config(  # type: ignore[call-arg]  # num_labels is a PretrainedConfig kwarg
-        num_labels=2, id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1}
+        num_labels=2,
+        id2label={0: "LABEL_0", 1: "LABEL_1"},
+        label2id={"LABEL_0": 0, "LABEL_1": 1},
+        **(TINY if tiny else {}),
     )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(path)
     Wav2Vec2FeatureExtractor(  # type: ignore[no-untyped-call]
@@ -82,9 +97,9 @@ def speech(data_dir: Path) -> np.ndarray:
 def bench_settings(args: argparse.Namespace, model_dir: str) -> Settings:
     """The server settings this benchmark stands for (no gate: every window reaches the model)."""
     return Settings(
-        model=model_dir, labels=("male", "female"), device=args.device, window_ms=args.window_ms,
-        hop_ms=args.hop_ms, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        buffer_ms=4000, gate="none", smoothing=4,
+        model=model_dir, labels=("male", "female"), device=args.device, dtype=args.dtype,
+        window_ms=args.window_ms, hop_ms=args.hop_ms, max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, buffer_ms=4000, gate="none", smoothing=4,
     )  # fmt: skip
 
 
@@ -192,6 +207,11 @@ def main() -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument(
+        "--dtype", default="float32", choices=typing.get_args(Dtype),
+        help="the model's number type (float32, as the figures before --dtype; auto: float16 "
+        "on CUDA)",
+    )  # fmt: skip
+    p.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[3] / "tests" / "data"
     )
     p.add_argument("--batches", default="1,2,4,8,16")
@@ -208,14 +228,18 @@ def main() -> None:
         type=Path,
         help="only write the random wav2vec2-base to this folder and exit",
     )
+    p.add_argument(
+        "--tiny", action="store_true", help="with --save-model: a tiny wav2vec2 (smoke tests)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results") / "pipeline.json")
     args = p.parse_args()
 
     import torch
 
     if args.save_model:
-        build_model(args.save_model)
-        print(f"wrote a random-weight wav2vec2-base classifier to {args.save_model}")
+        build_model(args.save_model, tiny=args.tiny)
+        kind = "tiny wav2vec2" if args.tiny else "wav2vec2-base"
+        print(f"wrote a random-weight {kind} classifier to {args.save_model}")
         return
     audio = speech(args.data)
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +112,18 @@ def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+# Runs a load's streams elsewhere and returns each one's counts, in stream order
+Drive = Callable[[LoadSpec], Awaitable[list[ClientCounts]]]
+
+
 async def measure(
-    target: Target, spec: LoadSpec, audio: np.ndarray, progress: Callable[[], None] | None = None
-) -> Row:
+    target: Target, spec: LoadSpec, audio: np.ndarray | Drive,
+    progress: Callable[[], None] | None = None,
+) -> Row:  # fmt: skip
     """Run the load once against ``target`` and summarise it, with the server's own numbers
-    (/metrics before and after, peak RSS sampled every second, the capacity gauge)."""
+    (/metrics before and after, peak RSS sampled every second, the capacity gauge). ``audio``:
+    what every stream loops, all in this event loop; or a :data:`Drive` that runs the streams
+    elsewhere (:mod:`voxlive.bench.fleet`'s worker processes)."""
     before = await asyncio.to_thread(scrape, target.http)
     rss_peak = before.rss_mib
     done = asyncio.Event()
@@ -134,9 +141,10 @@ async def measure(
     pid = target.process.pid if target.process is not None else None
     cpu_before = await asyncio.to_thread(CpuSample.take, pid)
     t0 = time.monotonic()
-    counts: list[ClientCounts] = await asyncio.gather(
-        *(run_stream(spec, i, audio, progress) for i in range(spec.streams))
-    )
+    counts: list[ClientCounts] = await (
+        audio(spec) if callable(audio)
+        else asyncio.gather(*(run_stream(spec, i, audio, progress) for i in range(spec.streams)))
+    )  # fmt: skip
     wall = time.monotonic() - t0
     cpu = (await asyncio.to_thread(CpuSample.take, pid)).shares(cpu_before, wall)
     done.set()

@@ -12,7 +12,7 @@ import numpy as np
 class ModelInfo:
     """What is serving. ``fallback`` says why a fallback model is in use (``None``: no fallback);
     ``backend_fallback`` why ``backend`` is not the one ``--backend auto`` tried first (``None``:
-    it is)."""
+    it is). ``dtype``: the number type the model computes in."""
 
     name: str
     backend: str
@@ -21,6 +21,7 @@ class ModelInfo:
     device: str = "cpu"
     fallback: str | None = None
     backend_fallback: str | None = None
+    dtype: str = "float32"
 
 
 def no_speech(labels: int) -> np.ndarray:

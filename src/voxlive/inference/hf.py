@@ -11,7 +11,9 @@ import numpy as np
 
 from voxlive.errors import ConfigError
 from voxlive.inference.base import ModelInfo
-from voxlive.settings import Device
+from voxlive.settings import Device, Dtype
+
+TorchDtype = Literal["float32", "float16", "bfloat16"]
 
 DEFAULT_MODEL = "7wolf/wav2vec2-base-gender-classification"
 # The default model's config names its labels LABEL_0/LABEL_1; the reference's own experiments
@@ -45,8 +47,18 @@ def pick_device(device: Device) -> Literal["cpu", "cuda"]:
     return device
 
 
+def pick_dtype(dtype: Dtype, device: Literal["cpu", "cuda"]) -> TorchDtype:
+    """The number type the model runs in on ``device``: ``auto`` is float16 on CUDA (its tensor
+    cores) and float32 on CPU; any other is taken as named."""
+    if dtype == "auto":
+        return "float16" if device == "cuda" else "float32"
+    return dtype
+
+
 class TransformersClassifier:
-    """``AutoModelForAudioClassification`` with the model's own feature extractor."""
+    """``AutoModelForAudioClassification`` with the model's own feature extractor, in the number
+    type :func:`pick_dtype` chooses: the features are cast to it on the way in and the logits
+    back to float32 on the way out (softmax in float32)."""
 
     def __init__(
         self,
@@ -56,6 +68,7 @@ class TransformersClassifier:
         device: Device = "auto",
         threads: int = 0,
         local_files_only: bool = False,
+        dtype: Dtype = "auto",
     ) -> None:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
@@ -64,13 +77,14 @@ class TransformersClassifier:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = pick_device(device)
+        self._dtype = getattr(torch, pick_dtype(dtype, self._device))
         self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
         model: Any = AutoModelForAudioClassification.from_pretrained(
             model_id, local_files_only=local_files_only
         )
-        self._model = model.to(self._device).eval()
+        self._model = model.to(device=self._device, dtype=self._dtype).eval()
         id2label = {int(k): str(v) for k, v in self._model.config.id2label.items()}
         self._info = ModelInfo(
             name=model_id,
@@ -78,6 +92,7 @@ class TransformersClassifier:
             labels=resolve_labels(model_id, id2label, labels),
             sample_rate=int(self._extractor.sampling_rate),
             device=self._device,
+            dtype=pick_dtype(dtype, self._device),
         )
 
     @property
@@ -103,7 +118,10 @@ class TransformersClassifier:
         inputs = self._extractor(
             list(batch), sampling_rate=self._info.sample_rate, return_tensors="pt"
         )
-        inputs = {k: v.to(self._device) for k, v in inputs.items()}
+        inputs = {  # the features in the model's type; masks and ids keep theirs
+            k: v.to(self._device, self._dtype) if v.is_floating_point() else v.to(self._device)
+            for k, v in inputs.items()
+        }
         with torch.inference_mode():
             logits = self._model(**inputs).logits.float()
         probs: np.ndarray = torch.softmax(logits, dim=-1).cpu().numpy()

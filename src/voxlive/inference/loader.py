@@ -31,7 +31,7 @@ def _load_transformers(model: str, settings: Settings, local_only: bool = False)
         log.info("loading %s (backend auto, device=%s)", model, s.device)
         return load_auto(
             model, labels=labels, device=s.device, threads=s.threads, cache_dir=cache_dir,
-            local_files_only=local_only,
+            local_files_only=local_only, dtype=s.dtype,
         )  # fmt: skip
     if s.backend == "onnx":
         from voxlive.inference.onnx import OnnxClassifier
@@ -41,10 +41,11 @@ def _load_transformers(model: str, settings: Settings, local_only: bool = False)
             model, labels=labels, quantize=s.quantize, threads=s.threads, cache_dir=cache_dir,
             local_files_only=local_only,
         )  # fmt: skip
-    log.info("loading %s (transformers, device=%s)", model, s.device)
+    log.info("loading %s (transformers, device=%s, dtype=%s)", model, s.device, s.dtype)
     return TransformersClassifier(
-        model, labels=labels, device=s.device, threads=s.threads, local_files_only=local_only
-    )
+        model, labels=labels, device=s.device, threads=s.threads, local_files_only=local_only,
+        dtype=s.dtype,
+    )  # fmt: skip
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:

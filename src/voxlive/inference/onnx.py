@@ -27,7 +27,7 @@ from voxlive import __version__
 from voxlive.errors import ConfigError, ModelLoadError
 from voxlive.inference.base import Classifier, ModelInfo
 from voxlive.inference.hf import TransformersClassifier, pick_device, resolve_labels
-from voxlive.settings import Device, Quantize
+from voxlive.settings import Device, Dtype, Quantize
 
 log = logging.getLogger(__name__)
 
@@ -263,17 +263,19 @@ def load_auto(
     threads: int = 0,
     cache_dir: Path | None = None,
     local_files_only: bool = False,
+    dtype: Dtype = "auto",
 ) -> Classifier:
-    """``--backend auto``: PyTorch on CUDA; on CPU, ONNX Runtime fp32 (exported and checked on
-    first start, then from the cache), or PyTorch when the export or its agreement check fails:
-    loudly (a ``BACKEND FALLBACK`` warning, and ``info.backend_fallback`` says why, which
-    ``/readyz`` reports). A model that cannot be found at all raises as PyTorch would."""
+    """``--backend auto``: PyTorch on CUDA (in ``dtype``: float16 for ``auto``) and on CPU with a
+    ``dtype`` other than float32 (asked for by name); else ONNX Runtime fp32 (exported and
+    checked on first start, then from the cache), or PyTorch when the export or its agreement
+    check fails: loudly (a ``BACKEND FALLBACK`` warning, and ``info.backend_fallback`` says why,
+    which ``/readyz`` reports). A model that cannot be found at all raises as PyTorch would."""
     from transformers import AutoConfig
 
-    if pick_device(device) != "cpu":
+    if pick_device(device) != "cpu" or dtype not in ("auto", "float32"):
         return TransformersClassifier(
             model_id, labels=labels, device=device, threads=threads,
-            local_files_only=local_files_only,
+            local_files_only=local_files_only, dtype=dtype,
         )  # fmt: skip
     AutoConfig.from_pretrained(model_id, local_files_only=local_files_only)  # is it there at all?
     try:

@@ -109,7 +109,8 @@ class Service:
             info = self.classifier.info
             out.update(
                 model=info.name, backend=info.backend, labels=list(info.labels),
-                device=info.device, sample_rate=info.sample_rate, fallback=info.fallback,
+                device=info.device, dtype=info.dtype, sample_rate=info.sample_rate,
+                fallback=info.fallback,
             )  # fmt: skip
             if info.backend_fallback:
                 out["backend_fallback"] = info.backend_fallback
@@ -148,8 +149,8 @@ class Service:
             self.status = "ready"
             info = clf.info
             log.info(
-                "ready: model=%s backend=%s device=%s labels=%s window=%dms hop=%dms",
-                info.name, info.backend, info.device, ",".join(info.labels),
+                "ready: model=%s backend=%s device=%s dtype=%s labels=%s window=%dms hop=%dms",
+                info.name, info.backend, info.device, info.dtype, ",".join(info.labels),
                 self.settings.window_ms, self.settings.hop_ms,
             )  # fmt: skip
             if info.fallback:

@@ -25,6 +25,25 @@ async def test_find_capacity_finds_the_largest_passing_n(capacity: int) -> None:
     assert [r.streams for r in rows] == tried
 
 
+@pytest.mark.parametrize("capacity", [0, 100, 300, 1000, 2100, 4095, 4096])
+async def test_a_coarser_resolution_stops_bisecting_sooner(capacity: int) -> None:
+    """N is a passing one within ``resolution`` of the smallest failing N (or of the limit)."""
+    tried: list[int] = []
+
+    async def run(n: int) -> Row:
+        tried.append(n)
+        return bench_row(n, 100.0 if n <= capacity else 400.0)
+
+    found, _ = await find_capacity(run, 256, 4096, 250.0, resolution=128)
+    assert found <= capacity and capacity - found <= 128
+    assert found == 0 or found in tried
+    assert len(tried) <= 5 + 5  # doubling 256..4096, then bisecting 2048 down to 128
+    coarse = list(tried)
+    tried.clear()
+    exact, _ = await find_capacity(run, 256, 4096, 250.0)
+    assert exact == capacity and len(tried) >= len(coarse)  # resolution 1 bisects to the end
+
+
 def test_a_run_passes_only_within_the_goal_with_no_drops() -> None:
     assert passed(bench_row(1, 250.0), 250.0)
     assert not passed(bench_row(1, 251.0), 250.0)

@@ -1,11 +1,12 @@
 """The load's pure parts (bench/load.py): the audio fresh windows cover, however they overlap,
-and the figures a run reports from it (bench/run.py ``fresh_figures``)."""
+the figures a run reports from it (bench/run.py ``fresh_figures``), and the client address
+each stream names behind a proxy."""
 
 from __future__ import annotations
 
 import pytest
 
-from voxlive.bench.load import ClientCounts, LoadSpec, covered_ms
+from voxlive.bench.load import ClientCounts, LoadSpec, client_address, covered_ms
 from voxlive.bench.run import fresh_figures
 
 
@@ -29,3 +30,10 @@ def test_a_run_reports_fresh_results_per_second_and_the_share_of_audio_they_cove
     assert per_s == pytest.approx(25 / 10)
     assert share == pytest.approx((10_000 + 5_000) / 20_000)
     assert fresh_figures(spec, [ClientCounts()]) == (0.0, None)  # a stream that sent nothing
+
+
+def test_each_stream_names_its_own_client_address() -> None:
+    assert [client_address(i) for i in (0, 1, 254, 255, 65_535)] == [
+        "10.0.0.1", "10.0.0.2", "10.0.0.255", "10.0.1.0", "10.1.0.0",
+    ]  # fmt: skip
+    assert len({client_address(i) for i in range(10_000)}) == 10_000

@@ -103,6 +103,19 @@ def test_backend_auto_serves_onnx_fp32_on_cpu(tiny_model_dir: Path, tmp_path: Pa
     assert list((tmp_path / "onnx").glob("*/model.onnx"))  # exported into the cache given
 
 
+def test_backend_auto_on_cpu_with_a_half_type_serves_pytorch(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """ONNX Runtime runs float32 only: a half type named with --backend auto asks for PyTorch
+    (nothing is exported), and the default dtype on CPU is float32."""
+    settings = Settings(model=str(tiny_model_dir), cache_dir=str(tmp_path), dtype="bfloat16")
+    clf = load_local(settings)
+    assert (clf.info.backend, clf.info.dtype) == ("transformers", "bfloat16")
+    assert not list(tmp_path.glob("onnx/*/model.onnx"))
+    torch_clf = load_local(settings.replace(backend="torch", dtype="auto"))
+    assert (torch_clf.info.backend, torch_clf.info.dtype) == ("transformers", "float32")
+
+
 def test_backend_auto_falls_back_to_pytorch_and_says_why(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

@@ -51,7 +51,8 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     }  # fmt: skip
     assert body == {
         "status": "ready", "model": "fake", "backend": "fake", "labels": ["a", "b"],
-        "device": "cpu", "sample_rate": 16_000, "fallback": None, "window_ms": 200,
+        "device": "cpu", "dtype": "float32", "sample_rate": 16_000, "fallback": None,
+        "window_ms": 200,
         "hop_ms": 100, "streams_open": 0, "max_streams": 64, "load": 0.0, "room": True,
         "live_hop_ms": 100,  # not paced: the server is not busy
     }  # fmt: skip
