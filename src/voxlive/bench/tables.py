@@ -39,9 +39,9 @@ class Run:
     @property
     def server(self) -> str:
         target = str(self.row["target"])
-        if target == "base" or target.startswith("base ["):  # "base [conversation]"
-            return self.base + target.removeprefix("base")
-        return f"`{target}`"
+        if target.startswith("base ["):  # "base [conversation]": the kind of streams
+            return target.removeprefix("base [").removesuffix("]")
+        return self.base if target == "base" else f"`{target}`"
 
 
 def _ms(key: str) -> Callable[[Run], str]:

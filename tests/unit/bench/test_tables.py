@@ -134,5 +134,5 @@ def test_cpu_by_role_degradation_figures_and_conversation_runs_have_columns() ->
     lines = _table([doc], f"kind=runs cols={cols} base=in-process")
     assert lines[2:] == [
         "| in-process | 4 | 2.06 | 8.0 | 99 | 0 | — | 6 | 150 | pass |",
-        "| in-process [conversation] | 4 | 1.06 | 4.2 | 100 | 4 | 8 | 5 | 120 | fail |",
+        "| conversation | 4 | 1.06 | 4.2 | 100 | 4 | 8 | 5 | 120 | fail |",
     ]  # a paced run is not held in full: it fails, as the capacity search judges it
