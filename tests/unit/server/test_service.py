@@ -57,8 +57,9 @@ async def test_a_loaded_service_is_ready_says_so_and_stop_closes_the_classifier(
     assert loaded == [SETTINGS] and service.classifier is clf
     assert service.batcher is service.pipeline.batcher is not None  # type: ignore[union-attr]
     assert service.registry.pipeline is service.pipeline
-    assert "ready: model=fake backend=fake device=cpu labels=a,b window=200ms hop=100ms" in (
-        caplog.messages
+    assert (
+        "ready: model=fake backend=fake device=cpu dtype=float32 labels=a,b window=200ms hop=100ms"
+        in (caplog.messages)
     )
     assert not any("FALLBACK" in m for m in caplog.messages)
     await service.stop()
