@@ -262,16 +262,20 @@ async def test_shutdown_after_stop_finishes_a_stream_with_acks_as_usual() -> Non
     assert not ws.of("moving") and ws.of("end") and ws.close_code == 1000
 
 
+async def _vanished_after_two_results(svc: Service, audio: np.ndarray) -> tuple[FakeWebSocket, str]:
+    """A client that sent ``audio``, got two results and vanished: its socket and stream id."""
+    first = FakeWebSocket()
+    first.audio(audio)
+    task = asyncio.create_task(Connection(first, svc).run())  # type: ignore[arg-type]
+    await eventually(lambda: len(first.of("result")) == 2, "two results")
+    first.vanish()
+    await asyncio.wait_for(task, 5_000 * MS)
+    return first, str(first.of("ready")[0]["stream_id"])
+
+
 async def test_a_vanished_client_resumes_its_stream_with_the_results_it_missed() -> None:
     async with service(resume_grace_ms=5_000) as svc:
-        first = FakeWebSocket()
-        first.audio(tone(300))
-        conn = Connection(first, svc)  # type: ignore[arg-type]
-        task = asyncio.create_task(conn.run())
-        await eventually(lambda: len(first.of("result")) == 2, "two results")
-        first.vanish()
-        await asyncio.wait_for(task, 5_000 * MS)
-        stream_id = first.of("ready")[0]["stream_id"]
+        first, stream_id = await _vanished_after_two_results(svc, tone(300))
         assert list(svc.registry.detached) == [stream_id]
         again = FakeWebSocket()
         again.text({"type": "start", "stream_id": stream_id, "last_seq": 0})
@@ -338,14 +342,7 @@ async def test_a_busy_server_paces_a_live_stream_and_says_so_before_its_first_wi
 async def test_a_resumed_client_hears_the_pace_again_and_then_its_return_to_normal() -> None:
     async with service(resume_grace_ms=5_000) as svc:
         _busy(svc)
-        first = FakeWebSocket()
-        first.audio(tone(400))
-        conn = Connection(first, svc)  # type: ignore[arg-type]
-        task = asyncio.create_task(conn.run())
-        await eventually(lambda: len(first.of("result")) == 2, "two results")
-        first.vanish()
-        await asyncio.wait_for(task, 5_000 * MS)
-        stream_id = first.of("ready")[0]["stream_id"]
+        first, stream_id = await _vanished_after_two_results(svc, tone(400))
         again = FakeWebSocket()
         again.text({"type": "start", "stream_id": stream_id, "last_seq": 1})
         again.audio(tone(200))  # a window at 400, still paced
