@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voxlive.bench.capacity import passed as capacity_passed
 from voxlive.bench.markdown import NONE, Align, Column, Table, TableError, bold, num
 
 Doc = Mapping[str, Any]
@@ -106,13 +107,26 @@ def model_pct(r: Run) -> str:
     return num(100 * reached * window_s / counted / ceiling)
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """A JSON row as :func:`voxlive.bench.capacity.passed` reads a run (JSON written before a
+    figure was recorded lacks it: counts as none)."""
+
+    server_p95_ms: float | None
+    client_p95_ms: float | None
+    dropped_windows: int
+    errors: int
+    failed_streams: Sequence[str]
+    paced_streams: int
+
+
 def passed(r: Run) -> bool:
-    """As :func:`voxlive.bench.capacity.passed` judges a run, against the JSON's p95 goal."""
-    goal = r.doc["p95_ms"]
-    p95s = (r.get("server_p95_ms"), r.get("client_p95_ms"))
-    return (all(p is not None and p <= goal for p in p95s) and not r.get("dropped_windows")
-            and not r.get("errors") and not r.get("failed_streams")
-            and not r.get("paced_streams"))  # fmt: skip
+    """:func:`voxlive.bench.capacity.passed` on a JSON row, against the JSON's p95 goal."""
+    judged = _Judged(
+        r.get("server_p95_ms"), r.get("client_p95_ms"), r.get("dropped_windows") or 0,
+        r.get("errors") or 0, r.get("failed_streams") or (), r.get("paced_streams") or 0,
+    )  # fmt: skip
+    return capacity_passed(judged, r.doc["p95_ms"])
 
 
 def _verdict(r: Run) -> str:
