@@ -49,13 +49,17 @@ class TokenBucket:
     _tokens: float | None = None
     _at: float = 0.0
 
-    def take(self, now: float, units: float, rate_per_s: float | None = None) -> float:
+    def take(
+        self, now: float, units: float, rate_per_s: float | None = None, burst: float | None = None
+    ) -> float:
         """Spend ``units``; seconds until the bucket is back to zero (0.0 within the allowance).
-        ``rate_per_s`` overrides the refill rate for this call (a share that changes with load)."""
+        ``rate_per_s`` and ``burst`` override the refill rate and the most saved up for this
+        call (a share that changes with load)."""
         rate = self.rate_per_s if rate_per_s is None else rate_per_s
+        most = self.burst if burst is None else burst
         if self._tokens is None:
-            self._tokens, self._at = self.burst, now
-        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * rate)
+            self._tokens, self._at = most, now
+        self._tokens = min(most, self._tokens + max(0.0, now - self._at) * rate)
         self._at = now
         self._tokens -= units
         return 0.0 if self._tokens >= 0 else -self._tokens / rate
@@ -84,14 +88,22 @@ class Budget:
     _bucket: TokenBucket | None = None
     _bad: deque[float] = field(default_factory=deque)
 
-    def charge(self, now: float, size_bytes: int, rate_per_s: float | None = None) -> float:
+    def charge(
+        self,
+        now: float,
+        size_bytes: int,
+        rate_per_s: float | None = None,
+        burst: float | None = None,
+    ) -> float:
         """Count one received message of ``size_bytes``; seconds the reader should wait before
-        reading the next one (0.0 within the allowance). ``rate_per_s``: a lower rate for now
-        (the connection's share of the server's, :class:`voxlive.server.sources.Sources`)."""
+        reading the next one (0.0 within the allowance). ``rate_per_s`` and ``burst``: lower
+        ones for now (the connection's share of the server's,
+        :class:`voxlive.server.sources.Sources`)."""
         if self._bucket is None:
             self._bucket = TokenBucket(self.rate_per_s, self.burst)
         rate = self.rate_per_s if rate_per_s is None else min(rate_per_s, self.rate_per_s)
-        return self._bucket.take(now, units(size_bytes), rate)
+        most = self.burst if burst is None else min(burst, self.burst)
+        return self._bucket.take(now, units(size_bytes), rate, most)
 
     def bad(self, now: float, *, authenticated: bool) -> bool:
         """Count one bad message; True when the client is past its allowance (close it)."""

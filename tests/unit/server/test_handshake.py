@@ -29,9 +29,15 @@ class CountingBudget(Budget):
         super().__init__(**kw)
         self.sizes: list[int] = []
 
-    def charge(self, now: float, size_bytes: int, rate_per_s: float | None = None) -> float:
+    def charge(
+        self,
+        now: float,
+        size_bytes: int,
+        rate_per_s: float | None = None,
+        burst: float | None = None,
+    ) -> float:
         self.sizes.append(size_bytes)
-        return super().charge(now, size_bytes, rate_per_s)
+        return super().charge(now, size_bytes, rate_per_s, burst)
 
 
 def text(obj: Any) -> dict[str, Any]:
@@ -145,7 +151,7 @@ def test_the_reader_waits_what_the_budget_says(monkeypatch: pytest.MonkeyPatch) 
 
     def asking(wait_s: float) -> Allowance:
         class Fixed(Budget):
-            def charge(self, now: float, size_bytes: int, rate_per_s: float | None = None) -> float:
+            def charge(self, now: float, size_bytes: int, *_: float | None) -> float:
                 return wait_s
 
         allowance = Sources().open("127.0.0.1")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from voxlive.server.budget import Budget
-from voxlive.server.sources import Sources
+from voxlive.server.sources import (
+    SERVER_BURST_S,
+    SERVER_RATE_PER_S,
+    SHARE_FLOOR_PER_S,
+    Allowance,
+    Sources,
+)
 
 
 def test_connections_of_one_source_share_its_rate() -> None:
@@ -42,3 +48,46 @@ def test_a_source_is_forgotten_when_its_last_connection_closes_and_close_is_idem
     assert sources.tracked == 1
     b.close()
     assert sources.tracked == 0
+
+
+def _free(allowance: Allowance, now: float) -> int:
+    """Messages ``allowance`` may send at ``now`` before it must wait."""
+    sent = 0
+    while allowance.charge(now, 0) == 0.0:
+        sent += 1
+    return sent
+
+
+def test_fresh_connections_from_many_sources_spend_a_tenth_of_a_second_of_the_server_at_once() -> (
+    None
+):
+    sources = Sources()  # the defaults: 4000 units/s for the server
+    flood = [sources.open(f"10.0.0.{i % 8}") for i in range(48)]  # the attack suite's 8 addresses
+    at_once = sum(_free(a, 0.0) for a in flood)
+    # SERVER_BURST_S of the server's rate, 50 per source, where fixed bursts gave 8 x 2000 (a
+    # little less: each message that must wait is charged too, and read after its wait)
+    assert 8 * sources.source_burst() == SERVER_RATE_PER_S * SERVER_BURST_S == 400
+    assert 0.9 * 400 <= at_once <= 400
+    assert sources.connection_burst() == SHARE_FLOOR_PER_S * SERVER_BURST_S  # 10 each
+
+
+def test_a_lone_connection_keeps_a_tenth_of_a_second_of_the_server_as_its_burst() -> None:
+    sources = Sources()
+    alone = sources.open("a")
+    assert _free(alone, 0.0) == SERVER_RATE_PER_S * SERVER_BURST_S  # 400: 8 s of an honest stream
+    assert alone.charge(1.0, 0) == 0.0  # refilled at its rate
+
+
+def test_bursts_shrink_with_the_share_and_grow_back() -> None:
+    sources = Sources(share_floor_per_s=10)
+    first = sources.open("a")
+    assert sources.connection_burst() == 400 and sources.source_burst() == 400
+    others = [sources.open(str(i)) for i in range(999)]
+    assert sources.connection_burst() == 1.0  # 10/s x 0.1 s, never below one unit
+    assert sources.source_burst() == 1.0  # 4000/s over 1000 sources, floored at 10/s x 0.1 s
+    first.charge(0.0, 0)
+    assert first.charge(0.0, 0) > 0.0  # nothing saved beyond the burst
+    for allowance in others:
+        allowance.close()
+    assert sources.connection_burst() == 400
+    assert _free(first, 10.0) == 400  # saved up again, to the lone burst
