@@ -17,9 +17,11 @@ The kinds: ``runs``, ``compare``, ``medians`` and ``capacity`` read ``voxlive be
 ``ceilings``, ``attacks``, ``balancer``, ``failover`` and ``ray_hop`` the other tools'
 (:mod:`voxlive.bench.tool_tables`). Options with spaces are quoted (``base="default (shedding)"``).
 
-BENCHMARKS.md holds figures only: there every table is generated, or says in the line just
-above it that it is ``Hand-recorded (raw output not kept).`` (its numbers cannot be checked),
-and ``--check`` fails on a table that does neither.
+BENCHMARKS.md holds the current figures only: there every table is generated from JSON that
+records its provenance (:mod:`voxlive.bench.provenance`), and ``--check`` fails on a table that
+is not or on JSON without it. docs/benchmarks/history.md keeps earlier measurements: its
+tables are generated where the raw JSON was kept, else say in the line just above them that
+they are ``Hand-recorded (raw output not kept).`` (their numbers cannot be checked).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from voxlive.bench.markdown import TableError
 MARKER = re.compile(r"^<!-- table: (?P<spec>.*?)-->\n(?P<body>.*?)^<!-- /table -->$",
                     re.MULTILINE | re.DOTALL)  # fmt: skip
 HAND = "Hand-recorded (raw output not kept)."
-FILES = ("BENCHMARKS.md", "README.md")  # the default; those whose every table must say where from
-STRICT = frozenset({"BENCHMARKS.md"})
+FILES = ("BENCHMARKS.md", "README.md", "docs/benchmarks/history.md")  # the default
+STRICT = frozenset({"BENCHMARKS.md"})  # every table generated, from JSON with provenance
 KINDS = {**tables.KINDS, **tool_tables.KINDS}
 
 
@@ -84,8 +86,13 @@ def parse_spec(text: str) -> Spec:
 
 
 def _load(path: Path) -> Any:
+    """A JSON file; a ``.jsonl`` file (one JSON document a line, as a tool appends its runs) as
+    the list of its documents."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return json.loads(text)
     except OSError as exc:
         raise ReportError(f"{path}: {exc.strerror}") from None
     except ValueError as exc:
@@ -126,9 +133,9 @@ def regenerate(text: str, base: Path) -> tuple[str, int]:
     return new, count
 
 
-def unmarked_tables(text: str) -> list[int]:
-    """The lines where a table starts that is neither generated nor marked :data:`HAND` in the
-    last non-blank line above it (code blocks skipped)."""
+def unmarked_tables(text: str, *, hand_ok: bool = True) -> list[int]:
+    """The lines where a table starts that is not generated (and, with ``hand_ok``, not marked
+    :data:`HAND` in the last non-blank line above it); code blocks skipped."""
     lines = text.split("\n")
     inside, fenced, out = False, False, []
     for i, line in enumerate(lines):
@@ -141,7 +148,7 @@ def unmarked_tables(text: str) -> list[int]:
         elif (not inside and not fenced and line.startswith("|") and i + 1 < len(lines)
               and re.match(r"^\|(\s*:?-+:?\s*\|)+\s*$", lines[i + 1])):  # fmt: skip
             above = next((x for x in reversed(lines[:i]) if x.strip()), "")
-            if HAND not in above:
+            if not (hand_ok and HAND in above):
                 out.append(i + 1)
     return out
 
@@ -159,15 +166,31 @@ def check(path: Path) -> tuple[str, list[str]]:
                                         f"{path} (from its JSON)"))  # fmt: skip
     problems = []
     if path.name in STRICT:
-        problems = [f"{path}:{n}: a table neither generated (<!-- table: … -->) nor marked "
-                    f"{HAND!r} just above it" for n in unmarked_tables(text)]  # fmt: skip
+        problems = [f"{path}:{n}: a table not generated from JSON (<!-- table: … -->)"
+                    for n in unmarked_tables(text, hand_ok=False)]  # fmt: skip
+        problems += [f"{path}: {name}: expected the raw JSON's provenance (bench/provenance.py), "
+                     "got none" for name in unproven(text, path.parent)]  # fmt: skip
     return diff, problems
+
+
+def unproven(text: str, base: Path) -> list[str]:
+    """The JSON files named by ``text``'s table markers that lack ``provenance`` (a ``.jsonl``
+    file: in any of its documents)."""
+    names = [f for m in MARKER.finditer(text) for f in parse_spec(m["spec"]).files]
+    out = []
+    for name in dict.fromkeys(names):
+        doc = _load(base / name)
+        docs = doc if isinstance(doc, list) and name.endswith(".jsonl") else [doc]
+        if not all(isinstance(d, dict) and d.get("provenance") for d in docs):
+            out.append(name)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m voxlive.bench.report",
-        description="Regenerate the tables in BENCHMARKS.md and README.md from the raw JSON "
+        description="Regenerate the tables in BENCHMARKS.md, README.md and docs/benchmarks/history.md "
+        "from the raw JSON "
         "under docs/benchmarks/ (between <!-- table: … --> and <!-- /table --> markers).",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Tables from the other bench tools' JSON: the backends' ceilings (``python -m
 voxlive.bench.ceiling``), the attack suite (:mod:`voxlive.bench.attacks`), the balancer
-(:mod:`voxlive.bench.balancer`), the failover test's summaries
+(:mod:`voxlive.bench.balancer`), the failover test's runs
 (``tests/integration/test_cluster_failover.py``) and the Ray hop (:mod:`voxlive.bench.ray_hop`).
 
 Each kind takes the parsed JSON documents, in the marker's order, and the marker's options; a
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from voxlive.bench.balancer import percentiles
 from voxlive.bench.markdown import NONE, Column, Table, TableError, bold, num, span
 
 Doc = Any  # a parsed JSON document (the attack suite's first ones were a bare list)
@@ -137,24 +138,39 @@ def balancer(docs: Sequence[Doc], options: Options) -> Table:
     return Table(columns, tuple(rows))
 
 
+def _runs(doc: Doc) -> list[Mapping[str, Any]]:
+    """The failover runs of one file: a ``.jsonl`` file (read as a list, one run a line, as the
+    test appends them) or an older summary's ``runs``."""
+    return list(doc if isinstance(doc, list) else doc["runs"])
+
+
+def _pooled(runs: Sequence[Mapping[str, Any]], key: str) -> dict[str, Any]:
+    """``key``'s values of every run together: p50 / p95 and the largest."""
+    values = [v for r in runs for v in r[f"{key}_ms"]]
+    return {**percentiles(values), "max_ms": round(max(values), 1) if values else None}
+
+
 def failover(docs: Sequence[Doc], options: Options) -> Table:
-    """``kind=failover``: a row per signal (file): streams moved, signal → ``ready`` on the new
-    front and → its first result there, windows lost, results twice, the front's exit."""
+    """``kind=failover``: a row per signal (file), over its runs together: streams moved, signal
+    → ``ready`` on the new front and → its first result there, windows lost, results twice,
+    the front's exit."""
     columns = (Column("signal", "left"), Column("streams moved", "left"),
                Column("→ `ready` on the new front p50 / p95", "left"),
                Column("→ first result p50 / p95 (max)", "left"), Column("windows lost", "left"),
                Column("results twice"), Column("the front exits after", "left"))  # fmt: skip
     rows = []
     for doc in docs:
-        s, signal = doc["summary"], doc["runs"][0]["signal"]
-        each = span([r["moved_streams"] for r in doc["runs"]])
-        first = s["signal_to_first_result"]
-        exits = "— (killed)" if signal == "SIGKILL" else span(s["front_exit_s"], 2, " s")
+        runs = _runs(doc)
+        signal, moved = runs[0]["signal"], [r["moved_streams"] for r in runs]
+        first = _pooled(runs, "signal_to_first_result")
+        windows = sum(a["windows"] for r in runs for a in r["accounts"])
+        exits = "— (killed)" if signal == "SIGKILL" else span([r["exit_s"] for r in runs], 2, " s")
         rows.append(("`kill -9`" if signal == "SIGKILL" else signal,
-                     f"{s['moved_streams']} ({each} a run)", _pair(s["signal_to_ready"], 0),
+                     f"{sum(moved)} ({span(moved)} a run)",
+                     _pair(_pooled(runs, "signal_to_ready"), 0),
                      f"{_pair(first, 0)} ({num(first['max_ms'])})",
-                     f"{s['lost_windows']} of {s['windows']}", str(s["repeats"]),
-                     exits))  # fmt: skip
+                     f"{sum(r['lost_windows'] for r in runs)} of {windows}",
+                     str(sum(r["repeats"] for r in runs)), exits))  # fmt: skip
     return Table(columns, tuple(rows))
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 # ---- the committed tables --------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["BENCHMARKS.md", "README.md"])
+@pytest.mark.parametrize("name", ["BENCHMARKS.md", "README.md", "docs/benchmarks/history.md"])
 def test_the_committed_tables_are_the_ones_their_json_gives(name: str) -> None:
     diff, problems = check(ROOT / name)
     assert diff == "", f"a table differs from its JSON; run python -m voxlive.bench.report\n{diff}"
@@ -38,11 +38,11 @@ def test_benchmarks_md_generates_every_table_that_has_json() -> None:
     text = (ROOT / "BENCHMARKS.md").read_text()
     _, count = regenerate(text, ROOT)
     assert count >= 10
-    named = set(re.findall(r"docs/benchmarks/[\w./-]+\.json", "".join(
+    named = set(re.findall(r"docs/benchmarks/[\w./-]+\.jsonl?", "".join(
         re.findall(r"<!-- table: (.*?)-->", text, re.DOTALL))))  # fmt: skip
-    for path in ("2026-11-28/default-vs-no-shedding-quiet.json", "2026-12-07/failover-sigkill.json",
-                 "2026-12-06/ray-vs-in-process-at-60.json", "2026-11-28/ceilings.json"):  # fmt: skip
-        assert f"docs/benchmarks/{path}" in named
+    for path in ("default-vs-no-shedding.json", "failover-sigkill.jsonl",
+                 "ray-replicas-at-60-and-120.json", "ceilings.json"):  # fmt: skip
+        assert f"docs/benchmarks/2026-12-07/{path}" in named
 
 
 @pytest.fixture
@@ -57,25 +57,60 @@ def test_an_edited_figure_fails_the_check_and_a_rewrite_restores_it(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = copy.read_text()
-    row = "| 1 | 6 | 71 | 101 / 168 / 169 | 0 | 78 / 101 / 102 | 0 |"  # the quiet run's N
-    assert text.count(row) == 1
-    copy.write_text(text.replace(row, row.replace("168", "158")))
+    row = "| 9 | 77 | 110 / 176 / 177 | 1.42 | 0 | 0 | 18.5 | 254 / 375 / 376 | 2.95 | 0 | 0 | 18.5 |"
+    assert text.count(row) == 1  # live under load at defaults: N
+    copy.write_text(text.replace(row, row.replace("176", "166")))
     diff, _ = check(copy)
-    assert f"-{row.replace('168', '158')}\n+{row}\n" in diff
+    assert f"-{row.replace('176', '166')}\n+{row}\n" in diff
     assert main(["--check", str(copy)]) == 1
-    assert "158" in capsys.readouterr().out
+    assert "166" in capsys.readouterr().out
     assert main([str(copy)]) == 0 and copy.read_text() == text
     assert main(["--check", str(copy)]) == 0
 
 
-def test_a_hand_typed_table_in_benchmarks_md_fails_the_check(copy: Path) -> None:
+def test_a_hand_typed_table_fails_in_benchmarks_md_even_marked_and_passes_marked_in_history(
+    copy: Path,
+) -> None:
     copy.write_text(
         copy.read_text() + "\nMeasured today:\n\n| N | p95 |\n|---:|---:|\n| 4 | 99 |\n"
     )
     _, problems = check(copy)
-    assert len(problems) == 1 and "neither generated" in problems[0]
+    assert len(problems) == 1 and "not generated from JSON" in problems[0]
     copy.write_text(copy.read_text().replace("Measured today:\n", f"{HAND}\n"))
-    assert check(copy)[1] == []
+    assert len(check(copy)[1]) == 1  # BENCHMARKS.md takes no hand-recorded figures
+    history = copy.with_name("history.md")
+    history.write_text(copy.read_text())
+    assert check(history)[1] == []  # the history may keep them, marked
+    history.write_text(copy.read_text().replace(f"{HAND}\n", "Measured today:\n"))
+    assert check(history)[1] == [] and unmarked_tables(history.read_text()) != []
+
+
+def test_json_without_provenance_fails_in_benchmarks_md(copy: Path) -> None:
+    old = "docs/benchmarks/2026-11-28/ceilings.json"  # committed before provenance
+    copy.write_text(copy.read_text() + f"\n<!-- table: {old} kind=ceilings -->\n<!-- /table -->\n")
+    assert main([str(copy)]) == 0  # the table is generated, and so the check's diff is empty
+    diff, problems = check(copy)
+    assert diff == "" and problems == [
+        f"{copy}: {old}: expected the raw JSON's provenance (bench/provenance.py), got none"
+    ]
+    other = copy.rename(copy.with_name("x.md"))
+    assert check(other)[1] == []  # only BENCHMARKS.md asks for provenance
+
+
+def test_a_jsonl_file_is_its_lines_and_each_needs_provenance(tmp_path: Path) -> None:
+    run = {"signal": "SIGKILL", "moved_streams": 1, "lost_windows": 0, "repeats": 0,
+           "signal_to_ready_ms": [20.0], "signal_to_first_result_ms": [400.0], "exit_s": 0.0,
+           "accounts": [{"windows": 19}], "provenance": {"commit": "abc"}}  # fmt: skip
+    lines = [run, {**run, "provenance": {"commit": "abc"}}]
+    (tmp_path / "f.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("<!-- table: f.jsonl kind=failover -->\n<!-- /table -->\n")
+    assert main([str(md)]) == 0 and "| 2 (1 a run) |" in md.read_text()
+    assert check(md)[1] == []
+    lines[1] = {k: v for k, v in run.items() if k != "provenance"}
+    (tmp_path / "f.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert check(md)[1] == [f"{md}: f.jsonl: expected the raw JSON's provenance "
+                            "(bench/provenance.py), got none"]  # fmt: skip
 
 
 def test_unmarked_tables_sees_through_code_blocks_and_markers() -> None:

@@ -1,5 +1,5 @@
 """Tables from the other bench tools' JSON (bench/tool_tables.py): ceilings, the attack suite
-before and after, the balancer, the failover summaries and the Ray hop, each from a small
+before and after, the balancer, the failover runs and the Ray hop, each from a small
 fixture."""
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ def test_attacks_before_and_after_bold_past_what_ci_asserts() -> None:
 
 def test_the_attack_bounds_are_the_ones_the_ci_suite_asserts() -> None:
     suite = (ROOT / "tests/integration/test_attack_suite.py").read_text()
-    assert f"RSS_BOUND_MIB = {ATTACK_RSS_MIB}" in suite
-    assert f"o.slowest_probe_ms <= {ATTACK_PROBE_MS}" in suite
+    assert "from voxlive.bench.tool_tables import ATTACK_PROBE_MS, ATTACK_RSS_MIB" in suite
+    assert "o.slowest_probe_ms <= ATTACK_PROBE_MS" in suite
+    assert "o.rss_growth_mib <= ATTACK_RSS_MIB" in suite
+    assert (ATTACK_PROBE_MS, ATTACK_RSS_MIB) == (100, 48)  # as README's security section says
     assert "o.honest_p95_attacked_ms <= 2 * o.honest_p95_alone_ms + 50" in suite
 
 
@@ -78,18 +80,18 @@ def test_balancer_failover_and_ray_hop() -> None:
         "| 6 | 237.5 | 5.1 | 4.9 / 7.3 ms | 4.9 / 7.3 ms | 4.9 / 7.3 ms | 126 | 0 |"
     )
 
-    def summary(signal: str, exits: list[float]) -> dict[str, Any]:
-        pair = {"p50_ms": 69.4, "p95_ms": 102.5, "max_ms": 503.4}
-        return {"summary": {"moved_streams": 3, "signal_to_ready": pair,
-                            "signal_to_first_result": pair, "lost_windows": 0, "windows": 57,
-                            "repeats": 0, "front_exit_s": exits},
-                "runs": [{"signal": signal, "moved_streams": m} for m in (1, 2)]}  # fmt: skip
+    def run(signal: str, moved: int, exit_s: float) -> dict[str, Any]:  # as the test appends
+        return {"signal": signal, "moved_streams": moved, "lost_windows": 0, "repeats": 0,
+                "signal_to_ready_ms": [60.0 + 10 * i for i in range(moved)],
+                "signal_to_first_result_ms": [400.0 + 100 * i for i in range(moved)],
+                "exit_s": exit_s, "accounts": [{"windows": 19}] * 3}  # fmt: skip
 
-    lines = _table([summary("SIGKILL", [0.02]), summary("SIGTERM", [0.21, 0.16])],
-                   "kind=failover")  # fmt: skip
-    assert lines[2:] == [
-        "| `kill -9` | 3 (1–2 a run) | 69 / 103 ms | 69 / 103 ms (503) | 0 of 57 | 0 | — (killed) |",
-        "| SIGTERM | 3 (1–2 a run) | 69 / 103 ms | 69 / 103 ms (503) | 0 of 57 | 0 | 0.16–0.21 s |",
+    kill = [run("SIGKILL", 1, 0.02), run("SIGKILL", 2, 0.03)]  # a .jsonl file: a list of runs
+    term = {"summary": {}, "runs": [run("SIGTERM", 1, 0.21), run("SIGTERM", 2, 0.16)]}  # older
+    lines = _table([kill, term], "kind=failover")
+    assert lines[2:] == [  # pooled: ready 60, 60, 70 ms; first result 400, 400, 500 ms
+        "| `kill -9` | 3 (1–2 a run) | 60 / 69 ms | 400 / 490 ms (500) | 0 of 114 | 0 | — (killed) |",
+        "| SIGTERM | 3 (1–2 a run) | 60 / 69 ms | 400 / 490 ms (500) | 0 of 114 | 0 | 0.16–0.21 s |",
     ]
     row = {"size": 1, "local_ms": 55.64, "ray_ms": 91.84, "added_ms": 35.95, "hop_ms": None}
     before, after = {"rows": [row]}, {"rows": [{**row, "ray_ms": 60.35, "hop_ms": 4.98}]}
