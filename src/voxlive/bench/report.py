@@ -1,5 +1,5 @@
-"""Regenerate the benchmark tables in BENCHMARKS.md (and README.md) from the committed raw JSON,
-so a figure in a table is the one its JSON holds.
+"""Regenerate the benchmark tables in BENCHMARKS.md (README.md, docs/benchmarks/history.md) from
+the committed raw JSON, so a figure in a table is the one its JSON holds.
 
 ``python -m voxlive.bench.report`` rewrites every generated table; ``--check`` changes nothing,
 prints a diff and exits 1 when a table differs from what its JSON gives (2: a marker it cannot
@@ -189,9 +189,9 @@ def unproven(text: str, base: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m voxlive.bench.report",
-        description="Regenerate the tables in BENCHMARKS.md, README.md and docs/benchmarks/history.md "
-        "from the raw JSON "
-        "under docs/benchmarks/ (between <!-- table: … --> and <!-- /table --> markers).",
+        description="Regenerate the tables in BENCHMARKS.md, README.md and "
+        "docs/benchmarks/history.md from the raw JSON under docs/benchmarks/ (between "
+        "<!-- table: … --> and <!-- /table --> markers).",
     )
     parser.add_argument(
         "files", nargs="*", type=Path, default=[Path(f) for f in FILES], metavar="FILE",

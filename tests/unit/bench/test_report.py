@@ -57,7 +57,9 @@ def test_an_edited_figure_fails_the_check_and_a_rewrite_restores_it(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = copy.read_text()
-    row = "| 9 | 77 | 110 / 176 / 177 | 1.42 | 0 | 0 | 18.5 | 254 / 375 / 376 | 2.95 | 0 | 0 | 18.5 |"
+    row = (
+        "| 9 | 77 | 110 / 176 / 177 | 1.42 | 0 | 0 | 18.5 | 254 / 375 / 376 | 2.95 | 0 | 0 | 18.5 |"
+    )
     assert text.count(row) == 1  # live under load at defaults: N
     copy.write_text(text.replace(row, row.replace("176", "166")))
     diff, _ = check(copy)
