@@ -259,9 +259,9 @@ async def measure(name: str, target_http: str, pid: int, seconds: float) -> Outc
                 probes.append((time.monotonic() - t0) * 1000)
                 await asyncio.sleep(0.2)
 
-    try:
-        await asyncio.sleep(0.5)  # the attack under way
+    try:  # probed from the attacker's start: its first burst is when fresh buckets are full
         prober, t0 = asyncio.create_task(probe()), time.monotonic()
+        await asyncio.sleep(0.5)  # the attack under way
         attacked, attacked_n = await _honest(url, seconds)
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - t0)))  # probes for as long
         prober.cancel()
