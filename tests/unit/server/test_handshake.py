@@ -29,15 +29,9 @@ class CountingBudget(Budget):
         super().__init__(**kw)
         self.sizes: list[int] = []
 
-    def charge(
-        self,
-        now: float,
-        size_bytes: int,
-        rate_per_s: float | None = None,
-        burst: float | None = None,
-    ) -> float:
+    def charge(self, now: float, size_bytes: int, *limits: float | None) -> float:
         self.sizes.append(size_bytes)
-        return super().charge(now, size_bytes, rate_per_s, burst)
+        return super().charge(now, size_bytes, *limits)
 
 
 def text(obj: Any) -> dict[str, Any]:
