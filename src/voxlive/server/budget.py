@@ -42,10 +42,12 @@ MIN_FRAGMENT_BYTES = 512  # payload of each fragment but the last
 
 @dataclass
 class TokenBucket:
-    """``rate_per_s`` units per second, at most ``burst`` saved up; starts full."""
+    """``rate_per_s`` units per second, at most ``burst`` saved up; starts with ``start`` saved
+    up (at most the burst; ``None``: full)."""
 
     rate_per_s: float
     burst: float
+    start: float | None = None
     _tokens: float | None = None
     _at: float = 0.0
 
@@ -58,7 +60,7 @@ class TokenBucket:
         rate = self.rate_per_s if rate_per_s is None else rate_per_s
         most = self.burst if burst is None else burst
         if self._tokens is None:
-            self._tokens, self._at = most, now
+            self._tokens, self._at = most if self.start is None else min(most, self.start), now
         self._tokens = min(most, self._tokens + max(0.0, now - self._at) * rate)
         self._at = now
         self._tokens -= units

@@ -14,13 +14,14 @@ serving anyone else. So every message is also charged
 A connection over either waits (back-pressure on its socket), as over its own rate. A source's
 bucket exists while it has connections open: the table is bounded by the connection cap.
 
-Rates bound what clients spend over time; **bursts** bound what they spend at once, since every
-bucket starts full. Each connection may save up ``SERVER_BURST_S`` of its share, and each source
-``SERVER_BURST_S`` of the server's rate divided among the sources with connections open (never
-below ``SERVER_BURST_S`` of the floor): so all clients together spend about ``SERVER_BURST_S`` of
-the server's rate at once, however many addresses they come from. (Fixed bursts let 48 fresh
-connections from 8 addresses spend 16,000 units at once: the server stopped answering anyone for
-370 ms.)
+Rates bound what clients spend over time; **bursts** bound what they spend at once. Each
+connection may save up ``SERVER_BURST_S`` of its share; a source's bucket starts with only
+``SERVER_BURST_S`` of the floor (10 units), so an address that reconnects gains next to nothing;
+and the server has a bucket of its own, refilled at the
+sum of the shares (so it never slows what the shares allow) and holding ``SERVER_BURST_S`` of
+``SERVER_RATE_PER_S``: all clients together spend at most that at once (plus one message each),
+however many addresses they come from. (Fixed, full bursts let 48 fresh connections from 8
+addresses spend 16,000 units at once: the server answered no one for 370 ms.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SOURCE_RATE_PER_S = 2000.0  # units/s for all of one address's connections
 SOURCE_BURST = 2000.0
 SERVER_RATE_PER_S = 4000.0  # units/s for all connections: ~a third of a core of message handling
 SHARE_FLOOR_PER_S = 100.0  # an honest stream sends 10–50 messages/s
-SERVER_BURST_S = 0.1  # of the rates above, saved up at most: ~35 ms of the event loop at once
+SERVER_BURST_S = 0.1  # of the shares and the server's rate, saved up at most: ~35 ms of the loop
 
 
 @dataclass
@@ -53,12 +54,18 @@ class Sources:
     new_budget: Callable[[], Budget] = Budget  # each connection's own
     _sources: dict[str, _Source] = field(default_factory=dict)
     _open: int = 0
+    _server: TokenBucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._server = TokenBucket(self.server_rate_per_s, self.server_burst())
 
     def open(self, source: str) -> Allowance:
         """A new connection from ``source``: its allowance, to be closed when it ends."""
         entry = self._sources.get(source)
         if entry is None:
-            entry = self._sources[source] = _Source(TokenBucket(self.rate_per_s, self.burst))
+            start = self.share_floor_per_s * self.burst_s  # what an honest client starts with
+            bucket = TokenBucket(self.rate_per_s, self.burst, start=start)
+            entry = self._sources[source] = _Source(bucket)
         entry.connections += 1
         self._open += 1
         return Allowance(self, source, entry.bucket, self.new_budget())
@@ -78,11 +85,14 @@ class Sources:
         """What one connection may save up now: ``burst_s`` of its share (at least one unit)."""
         return max(1.0, self.share() * self.burst_s)
 
-    def source_burst(self) -> float:
-        """What one source may save up now: ``burst_s`` of the server's rate over the sources
-        with connections open, never below ``burst_s`` of the floor, never above ``burst``."""
-        per_source = self.server_rate_per_s / max(1, len(self._sources))
-        return min(self.burst, max(1.0, max(per_source, self.share_floor_per_s) * self.burst_s))
+    def server_burst(self) -> float:
+        """What all connections together may save up: ``burst_s`` of the server's rate."""
+        return max(1.0, self.server_rate_per_s * self.burst_s)
+
+    def _charge_server(self, now: float, cost: float) -> float:
+        """Charge the server's bucket, refilled at the sum of the shares."""
+        total = self.share() * max(1, self._open)
+        return self._server.take(now, cost, total, self.server_burst())
 
     @property
     def tracked(self) -> int:
@@ -102,10 +112,11 @@ class Allowance:
     closed: bool = False
 
     def charge(self, now: float, size_bytes: int) -> float:
-        """Count one received message; seconds the reader should wait (0.0 within all three)."""
+        """Count one received message; seconds the reader should wait (0.0 within its own
+        allowance, its source's and the server's)."""
         sources, cost = self.sources, units(size_bytes)
         own = self.budget.charge(now, size_bytes, sources.share(), sources.connection_burst())
-        return max(own, self.bucket.take(now, cost, burst=sources.source_burst()))
+        return max(own, self.bucket.take(now, cost), sources._charge_server(now, cost))
 
     def close(self) -> None:
         """The connection ended. Idempotent."""
