@@ -2,9 +2,9 @@
 the attacker in a child process of its own from another loopback address: an honest live
 stream beside each attack keeps every result and its p95 within 2x + 50 ms of its own
 unattacked value, liveness probes every 200 ms from the attacker's start (when fresh budgets
-are full) all answer, their median within 100 ms and the slowest within 250 ms, and the server's memory grows by a bounded amount (the
-attacker runs niced: its CPU is not the server's). The README's security section has the
-numbers of a full run."""
+are full) all answer, their median within 100 ms and the slowest within 150 ms, and the
+server's memory grows by a bounded amount (the attacker runs niced: its CPU is not the
+server's). The README's security section has the numbers of a full run."""
 
 from __future__ import annotations
 

@@ -62,9 +62,9 @@ ATTACKS = {  # the suite's attacks as a table names them, in the order it shows 
     "ping-flood": "ping flood, pongs read",
 }
 # What tests/integration/test_attack_suite.py asserts of every attack; a figure past it is bold.
-# Probes: the median within 100 ms, the slowest within 250 ms (48 fresh WebSocket handshakes at
-# once cost up to ~130 ms on 2 cores; the 8-address flood with unbounded bursts stalled 350 ms).
-ATTACK_MEDIAN_PROBE_MS, ATTACK_PROBE_MS, ATTACK_RSS_MIB = 100, 250, 48
+# Probes: the median within 100 ms, the slowest within 150 ms (3x the slowest seen with bounded
+# bursts on 2 cores; the 8-address flood with unbounded bursts stalled the server 350-370 ms).
+ATTACK_MEDIAN_PROBE_MS, ATTACK_PROBE_MS, ATTACK_RSS_MIB = 100, 150, 48
 
 
 def _outcomes(doc: Doc) -> dict[str, Mapping[str, Any]]:
