@@ -21,7 +21,8 @@ BENCHMARKS.md holds the current figures only: there every table is generated fro
 records its provenance (:mod:`voxlive.bench.provenance`), and ``--check`` fails on a table that
 is not or on JSON without it. docs/benchmarks/history.md keeps earlier measurements: its
 tables are generated where the raw JSON was kept, else say in the line just above them that
-they are ``Hand-recorded (raw output not kept).`` (their numbers cannot be checked).
+they are ``Hand-recorded (raw output not kept).`` (their numbers cannot be checked); ``--check``
+fails on a table there that does neither.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ MARKER = re.compile(r"^<!-- table: (?P<spec>.*?)-->\n(?P<body>.*?)^<!-- /table -
 HAND = "Hand-recorded (raw output not kept)."
 FILES = ("BENCHMARKS.md", "README.md", "docs/benchmarks/history.md")  # the default
 STRICT = frozenset({"BENCHMARKS.md"})  # every table generated, from JSON with provenance
+MARKED = frozenset({"history.md"})  # every table generated or marked hand-recorded
 KINDS = {**tables.KINDS, **tool_tables.KINDS}
 
 
@@ -170,6 +172,9 @@ def check(path: Path) -> tuple[str, list[str]]:
                     for n in unmarked_tables(text, hand_ok=False)]  # fmt: skip
         problems += [f"{path}: {name}: expected the raw JSON's provenance (bench/provenance.py), "
                      "got none" for name in unproven(text, path.parent)]  # fmt: skip
+    elif path.name in MARKED:
+        problems = [f"{path}:{n}: a table neither generated (<!-- table: … -->) nor marked "
+                    f"{HAND!r} just above it" for n in unmarked_tables(text)]  # fmt: skip
     return diff, problems
 
 
