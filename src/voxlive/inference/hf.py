@@ -77,7 +77,8 @@ class TransformersClassifier:
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = pick_device(device)
-        self._dtype = getattr(torch, pick_dtype(dtype, self._device))
+        dtype_name = pick_dtype(dtype, self._device)
+        self._dtype = getattr(torch, dtype_name)
         self._extractor: Any = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call, unused-ignore]
             model_id, local_files_only=local_files_only
         )
@@ -92,7 +93,7 @@ class TransformersClassifier:
             labels=resolve_labels(model_id, id2label, labels),
             sample_rate=int(self._extractor.sampling_rate),
             device=self._device,
-            dtype=pick_dtype(dtype, self._device),
+            dtype=dtype_name,
         )
 
     @property
