@@ -1,4 +1,5 @@
-"""`voxlive serve --engine ray --ray-address` joining a cluster made with `ray start --head`.
+"""`voxlive serve --engine ray --ray-address` joining a cluster made with `ray start --head`, and
+a front with a local Ray instance of its own stopped by SIGTERM mid-stream.
 
 Its own module: `ray stop` at the end stops every Ray process on the machine, so no other Ray
 test may be running (pytest runs modules one after another).
@@ -7,6 +8,9 @@ test may be running (pytest runs modules one after another).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,8 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
-from tests.helpers import MS, free_port, load, stream_audio, wait_ready
+from tests.helpers import MS, free_port, load, pcm16, stream_audio, wait_ready
 
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent
@@ -39,10 +44,12 @@ def head() -> Iterator[str]:
 
 
 def _front(address: str, model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A front joining ``address`` (empty: starting a local Ray instance of its own)."""
     port = free_port()
+    join = ["--ray-address", address] if address else []
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voxlive", "serve", "--engine", "ray", "--ray-address", address,
+            [sys.executable, "-m", "voxlive", "serve", "--engine", "ray", *join,
              "--model", str(model), "--backend", "torch", "--gate", "none", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -79,3 +86,42 @@ def test_fronts_join_a_cluster_and_the_deployment_outlives_them(
         second.terminate()
         second.wait(60_000 * MS)
     assert "attaching to the running Ray Serve application" in (tmp_path / "second.log").read_text()
+
+
+async def _stream_until_closed(url: str, proc: subprocess.Popen[bytes]) -> list[dict[str, object]]:
+    """Stream in real time; after the first result, SIGTERM the front; read until it closes."""
+    female, rate = load("female_speech.wav")
+    messages: list[dict[str, object]] = []
+    async with websockets.connect(url.replace("http", "ws") + "/audio") as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": rate, "acks": True}))
+        chunk = rate // 10
+        for begin in range(0, 2 * rate, chunk):
+            await ws.send(pcm16(female[begin : begin + chunk]))
+            await asyncio.sleep(100 * MS)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in ws:
+                messages.append(json.loads(raw))
+                if messages[-1]["type"] == "result" and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        messages.append({"type": "closed", "code": ws.close_code})
+    return messages
+
+
+def test_a_front_with_its_own_ray_instance_drains_on_sigterm_without_aborting(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Ray's failure signal handler arms a 3 s abort timer on SIGTERM, shorter than a drain that
+    also stops the local Ray instance: the front must end its drain, not dump core."""
+    pytest.importorskip("ray")
+    log = tmp_path / "front.log"
+    proc, url = _front("", tiny_model_dir, log)
+    try:
+        messages = asyncio.run(_stream_until_closed(url, proc))
+        code = proc.wait(120_000 * MS)
+    finally:
+        proc.kill()
+    text = log.read_text()
+    assert code in (0, -signal.SIGTERM), f"exit {code}, expected 0 or -15:\n{text[-3000:]}"
+    assert "Application shutdown complete" in text
+    kinds = [m["type"] for m in messages]
+    assert "moving" in kinds and messages[-1] == {"type": "closed", "code": 1012}, kinds

@@ -123,14 +123,25 @@ def _token_auth_if_available() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def _keep_sigterm_graceful() -> None:
+    """Ray's C++ core installs abseil's failure signal handler for SIGTERM in the driver, and
+    that handler arms a 3-second ``alarm`` whose SIGALRM aborts the process (a core dump, exit
+    134) however the SIGTERM is then handled. A front's SIGTERM is its graceful drain (streams
+    told to move, results flushed, the local Ray instance shut down), which takes longer than
+    that: every stop of a ``--engine ray`` front would dump core. Ray reads this variable when
+    it is first imported, so it must be set before; a value the user set is kept."""
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
+
 class RayClassifier:
     """The front's :class:`~voxlive.inference.base.Classifier`: each batch is one request to
     the deployment. ``predict`` may be called from several threads at once (the batcher keeps
     up to ``ray_max_replicas`` batches in flight)."""
 
     def __init__(self, settings: Settings) -> None:
+        _keep_sigterm_graceful()  # before Ray is imported, as is the token mode
         if settings.ray_address:
-            _token_auth_if_available()  # before Ray is imported: it reads the mode then
+            _token_auth_if_available()
         import ray
         from ray import serve
 
