@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import Phase, settings
 
+# A process that ran Ray ends without the interpreter's teardown (why: tests/ray_exit.py).
+pytest_plugins = ["tests.ray_exit"]
+
 # `make mutation` runs the property tests once per mutant: the same examples every time (a
 # reproducible score) and no shrinking (a failing example is enough to kill a mutant).
 settings.register_profile(
