@@ -91,8 +91,7 @@ class Sources:
 
     def _charge_server(self, now: float, cost: float) -> float:
         """Charge the server's bucket, refilled at the sum of the shares."""
-        total = self.share() * max(1, self._open)
-        return self._server.take(now, cost, total, self.server_burst())
+        return self._server.take(now, cost, self.share() * max(1, self._open))
 
     @property
     def tracked(self) -> int:
